@@ -1,0 +1,1 @@
+"""The promenade command line."""

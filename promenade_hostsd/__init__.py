@@ -1,0 +1,1 @@
+"""promenade-hostsd: the only code that writes /etc/hosts. Standard library only."""

@@ -1,0 +1,1 @@
+"""The Promenade dashboard: a Flask app that is a bus client like any other."""
