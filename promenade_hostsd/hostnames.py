@@ -1,0 +1,40 @@
+"""The hostname rule (RFC 1123), shared by hostsd and the config checker.
+
+Kept in hostsd's package, standard library only, so that `promenade config check`
+refuses exactly what the root helper would refuse.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_NAME = 253
+MAX_LABEL = 63
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
+
+
+def hostname_problem(name: object) -> str | None:
+    """Return why `name` is not a valid RFC 1123 hostname, or None when it is."""
+    if not isinstance(name, str):
+        return "hostname must be a string"
+    if not name:
+        return "hostname is empty"
+    if not name.isascii():
+        return f"hostname {name!r} has non-ASCII characters"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"hostname {name!r} has whitespace or control characters"
+    if len(name) > MAX_NAME:
+        return f"hostname is {len(name)} characters long; at most {MAX_NAME} are allowed"
+    for label in name.split("."):
+        if not label:
+            return f"hostname {name!r} has an empty label"
+        if len(label) > MAX_LABEL:
+            return f"hostname {name!r} has a label over {MAX_LABEL} characters"
+        if not _LABEL.match(label):
+            return (
+                f"hostname {name!r}: label {label!r} may hold only letters, digits and "
+                "inner hyphens"
+            )
+    if name.lower() == "localhost" or name.lower().endswith(".localhost"):
+        return f"hostname {name!r} is reserved for localhost"
+    return None
