@@ -1,0 +1,110 @@
+"""The bus wire format: topics, message shapes, commands and error codes.
+
+Standard library only, imported by the supervisor, the web process, the CLI and users'
+scripts. Every JSON message on the `events` PUB socket is one frame pair
+`[topic, json]` and carries `v` (this VERSION) and `seq` (one counter per manager,
+strictly increasing).
+
+Topics (subscribe by prefix):
+- `log/<service>/`  {"v", "seq", "first_seq", "service", "stream", "timestamp",
+  "lines": [...]} — the lines of one read of one stream; line i has seq first_seq+i,
+  `seq` is the last line's; all share the read's timestamp.
+- `state/<service>/` {"v", "seq", "service", "status": <status object>} — one per
+  transition and per health change.
+- `config/` {"v", "seq", "event": "reloaded"|"invalid"|"changed", ...}
+- `manager/` {"v", "seq", "event": "started"|"stopping"|"message"|..., "message": str}
+
+Control (`control`, REQ clients): request {"cmd": NAME, ...}; reply
+{"ok": true, "result": ...} or {"ok": false, "error": {"code", "message"}}.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+VERSION = 1
+MAX_REQUEST_BYTES = 64 * 1024
+
+LOG_PREFIX = "log/"
+STATE_PREFIX = "state/"
+CONFIG_TOPIC = "config/"
+MANAGER_TOPIC = "manager/"
+
+# Stable error codes: scripts branch on these, never on messages.
+UNKNOWN_SERVICE = "unknown_service"
+UNKNOWN_COMMAND = "unknown_command"
+BAD_REQUEST = "bad_request"
+CONFIG_INVALID = "config_invalid"
+SHUTTING_DOWN = "shutting_down"
+INTERNAL = "internal_error"
+TIMEOUT = "timeout"
+
+#: Every control command and what it takes; `promenade_core.control` implements them.
+COMMANDS: dict[str, str] = {
+    "ping": "{} -> {pid, version, seq}",
+    "status": "{} -> status document (SPEC.md's /api/status)",
+    "service": "{service} -> one status object",
+    "start": "{service, wait=true} -> status object once started (or at once with wait=false)",
+    "stop": "{service, wait=true} -> status object once stopped",
+    "restart": "{service, wait=true} -> status object once started again",
+    "restart_all": "{} -> {services: [names]}",
+    "logs": "{service?|services?, tail?, since?} -> {seq, lines: [{seq, timestamp, service, "
+    "stream, line}]}",
+    "config": "{} -> {path, last_modified, error, config: {...}}",
+    "reload": "{dry_run=false} -> {changed, actions: [...], summary, error}",
+    "snapshot": "{} -> {seq, services: {name: status}, logs: {name: [line, ...]}}",
+    "shutdown": "{} -> {stopping: true}; the manager then stops every service and exits",
+}
+
+SECRET_MARKERS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH")
+MASK = "****"
+
+
+def log_topic(service: str) -> str:
+    return f"{LOG_PREFIX}{service}/"
+
+
+def state_topic(service: str) -> str:
+    return f"{STATE_PREFIX}{service}/"
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode(data: bytes) -> Any:
+    return json.loads(data)
+
+
+def ok(result: Any) -> dict[str, Any]:
+    return {"ok": True, "result": result}
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def log_entries(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Expand a batched `log/` message into one dict per line, each with its own seq."""
+    first = message["first_seq"]
+    return [
+        {
+            "seq": first + i,
+            "timestamp": message["timestamp"],
+            "service": message["service"],
+            "stream": message["stream"],
+            "line": line,
+        }
+        for i, line in enumerate(message["lines"])
+    ]
+
+
+def is_secret_key(key: str) -> bool:
+    upper = key.upper()
+    return any(marker in upper for marker in SECRET_MARKERS)
+
+
+def mask_env(env: dict[str, str]) -> dict[str, str]:
+    """Env with secret-looking values replaced by `****`; keys stay."""
+    return {k: (MASK if is_secret_key(k) else v) for k, v in env.items()}
