@@ -1,0 +1,267 @@
+"""The bus client: find a running manager, send control requests, follow events.
+
+Imports no gevent, so the CLI and users' scripts use it as it is; the web process
+passes a `zmq.green` context to make it cooperative.
+
+    info = find_manager(Path("promenade.yaml"))
+    with ControlClient(info.control) as bus:
+        print(bus.request("status"))
+    for kind, item in follow(info):          # backlog then live, no gap, no duplicate
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from promenade_core import protocol, runtime
+from promenade_core.errors import PromenadeError
+
+
+class BusError(PromenadeError):
+    """The manager answered `{"ok": false}`; `code` is one of protocol's stable codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class BusTimeout(BusError):
+    def __init__(self, message: str) -> None:
+        super().__init__(protocol.TIMEOUT, message)
+
+
+@dataclass(frozen=True)
+class ManagerInfo:
+    """What `manager.json` says about a running manager."""
+
+    pid: int
+    version: str
+    config_path: str
+    events: str
+    control: str
+    dashboard_url: str | None
+    started_at: str
+    runtime_dir: Path
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], folder: Path) -> ManagerInfo:
+        return cls(
+            pid=int(data["pid"]),
+            version=str(data.get("version", "")),
+            config_path=str(data["config_path"]),
+            events=str(data["events"]),
+            control=str(data["control"]),
+            dashboard_url=data.get("dashboard_url"),
+            started_at=str(data.get("started_at", "")),
+            runtime_dir=folder,
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_manager(config_path: Path) -> ManagerInfo | None:
+    """The manager running for this config, or None.
+
+    A `manager.json` whose manager is gone (lock free or pid dead) is stale: it is
+    removed so that the next reader does not trip on it.
+    """
+    folder = runtime.runtime_dir(config_path)
+    data = runtime.read_manager_json(folder)
+    if data is None:
+        return None
+    try:
+        info = ManagerInfo.from_json(data, folder)
+    except (KeyError, TypeError, ValueError):
+        runtime.remove_manager_json(folder)
+        return None
+    if not _pid_alive(info.pid) or not runtime.is_locked(folder):
+        runtime.remove_manager_json(folder)
+        return None
+    return info
+
+
+class ControlClient:
+    """REQ client with a timeout; after a timeout the socket is recreated.
+
+    A REQ socket that missed its reply refuses the next send (EFSM), which is how
+    circusctl ends up hanging; a fresh socket per timeout avoids that.
+    """
+
+    def __init__(
+        self, endpoint: str, timeout: float = 10.0, context: zmq.Context | None = None
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._context = context or zmq.Context.instance()
+        self._socket: zmq.Socket | None = None
+
+    def _connect(self) -> zmq.Socket:
+        if self._socket is None:
+            sock = self._context.socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(self.endpoint)
+            self._socket = sock
+        return self._socket
+
+    def _reset(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def request(self, cmd: str, timeout: float | None = None, **args: Any) -> Any:
+        """Send `{"cmd": cmd, **args}` and return the reply's result; raise BusError."""
+        sock = self._connect()
+        wait = self.timeout if timeout is None else timeout
+        try:
+            sock.send(protocol.encode({"cmd": cmd, **args}))
+            if not sock.poll(int(wait * 1000), zmq.POLLIN):
+                self._reset()
+                raise BusTimeout(f"the manager did not answer {cmd!r} within {wait:g} s")
+            reply = protocol.decode(sock.recv())
+        except zmq.ZMQError as exc:
+            self._reset()
+            raise BusError(protocol.INTERNAL, f"bus error on {cmd!r}: {exc}") from exc
+        if reply.get("ok"):
+            return reply.get("result")
+        err = reply.get("error") or {}
+        raise BusError(str(err.get("code", protocol.INTERNAL)), str(err.get("message", "")))
+
+    def close(self) -> None:
+        self._reset()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventSubscriber:
+    """SUB socket on the events feed; `recv` returns `(topic, message)` or None."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        topics: Iterable[str] = ("",),
+        context: zmq.Context | None = None,
+        rcvhwm: int = 100_000,
+    ) -> None:
+        self._context = context or zmq.Context.instance()
+        self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
+        for topic in topics:
+            self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self._socket.connect(endpoint)
+
+    def recv(self, timeout: float | None = None) -> tuple[str, dict[str, Any]] | None:
+        if timeout is not None and not self._socket.poll(int(timeout * 1000), zmq.POLLIN):
+            return None
+        topic, body = self._socket.recv_multipart()
+        return topic.decode(), protocol.decode(body)
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    def __enter__(self) -> EventSubscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _await_subscription(sub: EventSubscriber, bus: ControlClient, timeout: float) -> None:
+    """Wait until the SUB connection is live, so no event between snapshot and feed is lost.
+
+    A SUB socket receives nothing sent before its connection completes (the slow
+    joiner); `ping` bumps no seq, so the join is proven by waiting for any event, or,
+    when the manager is quiet, by a short grace period.
+    """
+    deadline = time.monotonic() + timeout
+    bus.request("ping")
+    while time.monotonic() < deadline:
+        if sub._socket.poll(20, zmq.POLLIN):
+            return
+
+
+def follow(
+    info: ManagerInfo,
+    topics: Iterable[str] = (protocol.LOG_PREFIX, protocol.STATE_PREFIX),
+    services: Iterable[str] | None = None,
+    tail: int | None = None,
+    context: zmq.Context | None = None,
+    idle: float | None = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Backlog then live events, with no gap and no duplicate between them.
+
+    The Clone pattern: subscribe first, then take a snapshot, then drop every event
+    whose seq is not newer than the snapshot's. Yields `("line", entry)` for each log
+    line (entries as protocol.log_entries), `("state", message)`, `("config", message)`,
+    `("manager", message)` and `("gap", {"missed": n})` where the feed lost messages.
+    Stops after `idle` seconds without events when `idle` is given.
+    """
+    wanted = set(services) if services else None
+    sub = EventSubscriber(info.events, topics, context=context)
+    bus = ControlClient(info.control, context=context)
+    try:
+        _await_subscription(sub, bus, 0.1)
+        snap = bus.request("snapshot")
+        last = int(snap["seq"])
+        backlog = [
+            entry
+            for name, lines in snap["logs"].items()
+            if wanted is None or name in wanted
+            for entry in ({**line, "service": name} for line in lines)
+        ]
+        backlog.sort(key=lambda e: e["seq"])
+        if tail is not None:
+            backlog = backlog[-tail:] if tail > 0 else []
+        for entry in backlog:
+            yield "line", entry
+        yield from _live(sub, last, wanted, idle)
+    finally:
+        sub.close()
+        bus.close()
+
+
+def _live(
+    sub: EventSubscriber, last: int, wanted: set[str] | None, idle: float | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    expected = last + 1
+    while True:
+        got = sub.recv(timeout=idle)
+        if got is None:
+            return
+        topic, msg = got
+        seq = int(msg.get("seq", 0))
+        if seq <= last:
+            continue
+        first = int(msg.get("first_seq", seq))
+        if first > expected:
+            yield "gap", {"missed": first - expected}
+        expected = seq + 1
+        last = seq
+        if wanted is not None and msg.get("service") not in wanted and "service" in msg:
+            continue
+        if topic.startswith(protocol.LOG_PREFIX):
+            for entry in protocol.log_entries(msg):
+                yield "line", entry
+        else:
+            yield topic.split("/", 1)[0], msg
