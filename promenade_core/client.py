@@ -187,18 +187,24 @@ class EventSubscriber:
         self.close()
 
 
-def _await_subscription(sub: EventSubscriber, bus: ControlClient, timeout: float) -> None:
-    """Wait until the SUB connection is live, so no event between snapshot and feed is lost.
+def await_subscription(sub: EventSubscriber, bus: ControlClient, timeout: float = 2.0) -> None:
+    """Return once the SUB connection is live, so the snapshot join loses nothing.
 
     A SUB socket receives nothing sent before its connection completes (the slow
-    joiner); `ping` bumps no seq, so the join is proven by waiting for any event, or,
-    when the manager is quiet, by a short grace period.
+    joiner). The `sync` command makes the manager publish a marker on `sync/<token>`
+    (no seq consumed); seeing it proves every later event will arrive.
     """
+    token = os.urandom(6).hex()
+    sub._socket.setsockopt(zmq.SUBSCRIBE, f"{protocol.SYNC_PREFIX}{token}".encode())
     deadline = time.monotonic() + timeout
-    bus.request("ping")
     while time.monotonic() < deadline:
-        if sub._socket.poll(20, zmq.POLLIN):
-            return
+        bus.request("sync", token=token)
+        poll_until = time.monotonic() + 0.05
+        while time.monotonic() < poll_until:
+            got = sub.recv(timeout=0.05)
+            if got is not None and got[0] == f"{protocol.SYNC_PREFIX}{token}":
+                return
+    raise BusTimeout(f"could not join the events feed within {timeout:g} s")
 
 
 def follow(
@@ -218,10 +224,12 @@ def follow(
     Stops after `idle` seconds without events when `idle` is given.
     """
     wanted = set(services) if services else None
-    sub = EventSubscriber(info.events, topics, context=context)
+    # Everything is subscribed and filtered here: seq is one counter across all
+    # topics, so only the whole feed shows which gaps are real losses.
+    sub = EventSubscriber(info.events, ("",), context=context)
     bus = ControlClient(info.control, context=context)
     try:
-        _await_subscription(sub, bus, 0.1)
+        await_subscription(sub, bus)
         snap = bus.request("snapshot")
         last = int(snap["seq"])
         backlog = [
@@ -235,14 +243,18 @@ def follow(
             backlog = backlog[-tail:] if tail > 0 else []
         for entry in backlog:
             yield "line", entry
-        yield from _live(sub, last, wanted, idle)
+        yield from _live(sub, last, tuple(topics), wanted, idle)
     finally:
         sub.close()
         bus.close()
 
 
 def _live(
-    sub: EventSubscriber, last: int, wanted: set[str] | None, idle: float | None
+    sub: EventSubscriber,
+    last: int,
+    topics: tuple[str, ...],
+    wanted: set[str] | None,
+    idle: float | None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     expected = last + 1
     while True:
@@ -251,13 +263,15 @@ def _live(
             return
         topic, msg = got
         seq = int(msg.get("seq", 0))
-        if seq <= last:
+        if seq <= last or topic.startswith(protocol.SYNC_PREFIX):
             continue
         first = int(msg.get("first_seq", seq))
         if first > expected:
             yield "gap", {"missed": first - expected}
         expected = seq + 1
         last = seq
+        if not topic.startswith(topics):
+            continue
         if wanted is not None and msg.get("service") not in wanted and "service" in msg:
             continue
         if topic.startswith(protocol.LOG_PREFIX):

@@ -30,6 +30,8 @@ LOG_PREFIX = "log/"
 STATE_PREFIX = "state/"
 CONFIG_TOPIC = "config/"
 MANAGER_TOPIC = "manager/"
+#: `sync/<token>` markers answer the `sync` command; they carry no new seq.
+SYNC_PREFIX = "sync/"
 
 # Stable error codes: scripts branch on these, never on messages.
 UNKNOWN_SERVICE = "unknown_service"
@@ -54,6 +56,8 @@ COMMANDS: dict[str, str] = {
     "config": "{} -> {path, last_modified, error, config: {...}}",
     "reload": "{dry_run=false} -> {changed, actions: [...], summary, error}",
     "snapshot": "{} -> {seq, services: {name: status}, logs: {name: [line, ...]}}",
+    "sync": "{token} -> {}; publishes a marker on sync/<token> so a subscriber knows it is joined",
+    "gap": "{count} -> {}; a subscriber reports messages it lost (shown in status as bus.dropped)",
     "shutdown": "{} -> {stopping: true}; the manager then stops every service and exits",
 }
 
