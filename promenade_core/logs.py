@@ -1,0 +1,183 @@
+"""Turning what a service writes into log lines, and keeping the last N of them.
+
+This is the hot path: a flooding service produces millions of lines a second, so work
+is done per read, not per line. A read is split into lines with one decode and one
+`split`, stamped with one timestamp, stored as one batch and published as one message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+#: Longer lines are cut into pieces of this size (never dropped).
+MAX_LINE = 64 * 1024
+
+
+def iso_timestamp(now: float | None = None) -> str:
+    """`2024-01-15T10:23:45.123Z` (UTC, milliseconds)."""
+    now = time.time() if now is None else now
+    ms = int(now * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{ms:03d}Z"
+
+
+def _utf8_cut(data: bytes, limit: int) -> int:
+    """A cut point <= limit that does not split a UTF-8 character."""
+    cut = limit
+    while cut > limit - 4 and cut > 0 and (data[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return cut if cut > limit - 4 and cut > 0 else limit
+
+
+def _overwrite(line: str) -> str:
+    """What a terminal shows for a line with carriage returns: the last non-empty part.
+
+    Progress bars redraw with `\\r`; keeping every frame would flood the log.
+    """
+    parts = [p for p in line.split("\r") if p]
+    return parts[-1] if parts else ""
+
+
+class LineSplitter:
+    """Cuts one stream's bytes into text lines, carrying a partial line between reads."""
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._pending = b""
+        self._max = max_line
+
+    def feed(self, data: bytes) -> list[str]:
+        """The complete lines in `data` (plus what was pending)."""
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._pending = data
+            return self._split_long() if len(data) > self._max else []
+        if end + 1 < len(data):
+            self._pending = data[end + 1 :]
+        lines = data[:end].decode("utf-8", "replace").split("\n")
+        lines = self._clean(lines)
+        if len(data) > self._max and any(len(line) > self._max for line in lines):
+            lines = [piece for line in lines for piece in _pieces(line, self._max)]
+        if len(self._pending) > self._max:
+            lines.extend(self._split_long())
+        return lines
+
+    def _split_long(self) -> list[str]:
+        """Emit full-size pieces of an over-long pending line, keep the rest pending."""
+        out = []
+        data = self._pending
+        while len(data) > self._max:
+            cut = _utf8_cut(data, self._max)
+            out.append(data[:cut].decode("utf-8", "replace"))
+            data = data[cut:]
+        self._pending = data
+        return self._clean(out)
+
+    @staticmethod
+    def _clean(lines: list[str]) -> list[str]:
+        if any("\r" in line for line in lines):
+            return [
+                line[:-1] if line.endswith("\r") and "\r" not in line[:-1] else _overwrite(line)
+                for line in lines
+            ]
+        return lines
+
+    def flush(self) -> list[str]:
+        """The last line without a final newline, when the stream ends."""
+        if not self._pending:
+            return []
+        data, self._pending = self._pending, b""
+        return self._clean([data.decode("utf-8", "replace")])
+
+
+def _pieces(line: str, size: int) -> Iterator[str]:
+    if len(line) <= size:
+        yield line
+        return
+    for start in range(0, len(line), size):
+        yield line[start : start + size]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The lines of one read of one stream: line i has seq first_seq + i."""
+
+    first_seq: int
+    timestamp: str
+    stream: str
+    lines: list[str]
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.lines) - 1
+
+    def entries(self, service: str, start: int = 0) -> Iterator[dict[str, Any]]:
+        for i in range(start, len(self.lines)):
+            yield {
+                "seq": self.first_seq + i,
+                "timestamp": self.timestamp,
+                "service": service,
+                "stream": self.stream,
+                "line": self.lines[i],
+            }
+
+
+class LogBuffer:
+    """The last `capacity` lines of one service, stored as batches.
+
+    Appending is one deque append per read; trimming drops whole batches and slices
+    the oldest one, so a flood costs no per-line work here.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._batches: deque[Batch] = deque()
+        self._count = 0
+        self.capacity = capacity
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, batch: Batch) -> None:
+        if len(batch.lines) > self.capacity:
+            drop = len(batch.lines) - self.capacity
+            batch = Batch(batch.first_seq + drop, batch.timestamp, batch.stream,
+                          batch.lines[drop:])
+        self._batches.append(batch)
+        self._count += len(batch.lines)
+        self._trim()
+
+    def resize(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._trim()
+
+    def _trim(self) -> None:
+        excess = self._count - self.capacity
+        while excess > 0:
+            oldest = self._batches[0]
+            if len(oldest.lines) <= excess:
+                self._batches.popleft()
+                self._count -= len(oldest.lines)
+                excess -= len(oldest.lines)
+            else:
+                self._batches[0] = Batch(oldest.first_seq + excess, oldest.timestamp,
+                                         oldest.stream, oldest.lines[excess:])
+                self._count -= excess
+                excess = 0
+
+    def entries(self, service: str, since: int | None = None,
+                tail: int | None = None) -> list[dict[str, Any]]:
+        """Buffered lines (oldest first), newer than `since`, at most the last `tail`."""
+        out: list[dict[str, Any]] = []
+        for batch in self._batches:
+            if since is not None and batch.last_seq <= since:
+                continue
+            start = max(0, since - batch.first_seq + 1) if since is not None else 0
+            out.extend(batch.entries(service, start))
+        if tail is not None:
+            out = out[-tail:] if tail > 0 else []
+        return out
