@@ -16,8 +16,9 @@ import signal
 import struct
 import sys
 import termios
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gevent import subprocess
 
@@ -36,6 +37,7 @@ class Spawned:
     popen: subprocess.Popen
     stdout: int     # read ends, non-blocking
     stderr: int
+    readers: list[Any] = field(default_factory=list)   # the greenlets draining both streams
 
     @property
     def pid(self) -> int:

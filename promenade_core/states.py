@@ -37,7 +37,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.RUNNING: frozenset({S.STOPPING, S.STOPPED, S.FAILED}),
     S.STOPPING: frozenset({S.STOPPED, S.FAILED}),
     # a stopped service can be started again by hand or by a restart
-    S.STOPPED: frozenset({S.PENDING, S.STARTING}),
+    # `always` restarts after a clean exit too
+    S.STOPPED: frozenset({S.PENDING, S.STARTING, S.RETRYING}),
     S.FAILED: frozenset({S.RETRYING, S.GAVE_UP, S.PENDING, S.STARTING, S.STOPPED}),
     # a retry is a start after a back-off delay
     S.RETRYING: frozenset({S.STARTING, S.STOPPED, S.PENDING}),

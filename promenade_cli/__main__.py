@@ -1,0 +1,3 @@
+from promenade_cli.main import main
+
+main()

@@ -1,0 +1,176 @@
+"""The commands that talk to a running manager over the bus."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from promenade_cli.main import ExitCode, config_option, reports_errors, resolve
+from promenade_core import protocol
+from promenade_core.client import BusError, ControlClient, ManagerInfo, find_manager, follow
+from promenade_core.errors import NoManagerError, UnknownServiceError
+from promenade_core.printer import Formatter, wants_colour
+
+STOP_TIMEOUT = 60.0
+
+
+def connect(path: Path) -> ManagerInfo:
+    info = find_manager(path)
+    if info is None:
+        raise NoManagerError(f"no Promenade manager is running for {path}")
+    return info
+
+
+def request(info: ManagerInfo, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
+    try:
+        with ControlClient(info.control, timeout=timeout) as bus:
+            return bus.request(cmd, **args)
+    except BusError as exc:
+        if exc.code == protocol.UNKNOWN_SERVICE:
+            raise UnknownServiceError(exc.message) from exc
+        raise
+
+
+def service_action(path: Path, action: str, service: str) -> ExitCode:
+    info = connect(path)
+    status = request(info, action, timeout=STOP_TIMEOUT, service=service)
+    pid = f" (pid {status['pid']})" if status.get("pid") else ""
+    click.echo(f"{service}: {status['status']}{pid}")
+    return 0 if status["status"] not in ("failed", "gave_up") else 1
+
+
+@click.command("stop")
+@click.argument("service", required=False)
+@config_option
+@reports_errors
+def stop(service: str | None, config: str | None) -> ExitCode:
+    """Stop one SERVICE, or with no SERVICE the manager and all its services."""
+    path = resolve(config)
+    if service:
+        return service_action(path, "stop", service)
+    info = connect(path)
+    request(info, "shutdown")
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if find_manager(path) is None:
+            click.echo(f"Promenade stopped (pid {info.pid})")
+            return 0
+        time.sleep(0.05)
+    click.echo(f"Error: the manager (pid {info.pid}) is still running", err=True)
+    return 1
+
+
+@click.command("restart")
+@click.argument("service", required=False)
+@config_option
+@reports_errors
+def restart(service: str | None, config: str | None) -> ExitCode:
+    """Restart one SERVICE, or every service when none is named."""
+    path = resolve(config)
+    if service:
+        return service_action(path, "restart", service)
+    result = request(connect(path), "restart_all", timeout=STOP_TIMEOUT, wait=True)
+    click.echo("restarted " + ", ".join(result["services"]))
+    return 0
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
+
+
+@click.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="The whole status document as JSON")
+@reports_errors
+def status(config: str | None, as_json: bool) -> ExitCode:
+    """Every service: status, health, pid, port, URL, uptime, restarts, last exit."""
+    doc = request(connect(resolve(config)), "status")
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return 0
+    rows = [["NAME", "STATUS", "HEALTH", "PID", "PORT", "URL", "UPTIME", "RESTARTS", "EXIT"]]
+    for s in doc["services"].values():
+        rows.append([s["name"], s["status"], s["health"], str(s["pid"] or "-"),
+                     str(s["port"] or "-"), s["url"] or "-", _age(s["uptime_seconds"]),
+                     str(s["restart_count"]),
+                     "-" if s["last_exit_code"] is None else str(s["last_exit_code"])])
+    click.echo(_table(rows))
+    if doc.get("config_error"):
+        click.echo("\nconfig error (the previous config is still running):", err=True)
+        for problem in doc["config_error"]["problems"]:
+            click.echo(f"  {problem}", err=True)
+    return 0
+
+
+@click.command("logs")
+@click.argument("services", nargs=-1)
+@config_option
+@click.option("-n", "--lines", "count", type=click.IntRange(0), default=100, show_default=True,
+              help="How many buffered lines to show")
+@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing new lines")
+@reports_errors
+def logs(services: tuple[str, ...], config: str | None, count: int, follow_: bool) -> ExitCode:
+    """Buffered log lines of every service or of the SERVICES named."""
+    info = connect(resolve(config))
+    known = request(info, "status")["services"]
+    unknown = [s for s in services if s not in known]
+    if unknown:
+        raise UnknownServiceError(
+            f"unknown service {unknown[0]!r} (known: {', '.join(known)})")
+    fmt = Formatter(wants_colour(sys.stdout))
+    out = sys.stdout
+    if not follow_:
+        result = request(info, "logs", services=list(services) or None, tail=count)
+        for e in result["lines"]:
+            out.write(fmt.block(e["service"], e["stream"], e["timestamp"], [e["line"]]))
+        return 0
+    try:
+        for kind, item in follow(info, services=services or None, tail=count):
+            if kind == "line":
+                out.write(fmt.block(item["service"], item["stream"], item["timestamp"],
+                                    [item["line"]]))
+                out.flush()
+            elif kind == "gap":
+                click.echo(f"[promenade] {item['missed']} messages lost (reader too slow)",
+                           err=True)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+@click.command("reload")
+@config_option
+@click.option("--dry-run", is_flag=True, help="Print what would change, change nothing")
+@reports_errors
+def reload(config: str | None, dry_run: bool) -> ExitCode:
+    """Apply config changes now (the manager also polls the file)."""
+    result = request(connect(resolve(config)), "reload", timeout=STOP_TIMEOUT, dry_run=dry_run)
+    if result.get("error"):
+        click.echo("Error: the config is invalid; the running one is kept:", err=True)
+        for problem in result["error"]["problems"]:
+            click.echo(f"  {problem}", err=True)
+        return 2
+    prefix = "would apply: " if dry_run else ""
+    click.echo(prefix + result["summary"])
+    return 0
+
+
+COMMANDS = [stop, restart, status, logs, reload]

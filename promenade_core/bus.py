@@ -1,0 +1,140 @@
+"""The bus server: the PUB events feed and the control socket, on ZeroMQ ipc.
+
+The supervisor never blocks on a subscriber: PUB drops at its high-water mark (the
+messages carry seq, so subscribers see the gap and can rejoin with a snapshot).
+Control requests are answered on a ROUTER socket, each in its own greenlet, so a slow
+command (a 5 s stop) never delays a `ping`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import zmq.green as zmq
+
+from promenade_core import protocol
+from promenade_core.logs import Batch
+
+#: Bounded by bytes as much as by count: a log message holds up to one 64 KiB read,
+#: so a stalled subscriber costs at most ~HWM x 64 KiB of memory.
+EVENTS_HWM = 256
+#: Requests larger than this never reach the handler; libzmq drops the peer.
+MAX_WIRE_BYTES = 1024 * 1024
+
+Handler = Callable[[dict[str, Any]], Any]
+
+
+class Publisher:
+    """Stamps every message with `v` and a strictly increasing `seq`, then publishes."""
+
+    def __init__(self, context: zmq.Context, endpoints: list[str]) -> None:
+        self._socket = context.socket(zmq.PUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.SNDHWM, EVENTS_HWM)
+        for endpoint in endpoints:
+            self._socket.bind(endpoint)
+        self._seq = itertools.count(1)
+        self.seq = 0
+        self.dropped_reported = 0
+
+    def next_seqs(self, count: int) -> int:
+        """Reserve `count` seqs; returns the first."""
+        first = self.seq + 1
+        self.seq += count
+        return first
+
+    def _send(self, topic: str, message: dict[str, Any]) -> None:
+        try:
+            self._socket.send_multipart([topic.encode(), protocol.encode(message)], zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # PUB never blocks; subscribers see the seq gap
+
+    def publish(self, topic: str, body: dict[str, Any]) -> int:
+        seq = self.next_seqs(1)
+        self._send(topic, {"v": protocol.VERSION, "seq": seq, **body})
+        return seq
+
+    def publish_batch(self, service: str, batch: Batch) -> None:
+        self._send(protocol.log_topic(service), {
+            "v": protocol.VERSION,
+            "seq": batch.last_seq,
+            "first_seq": batch.first_seq,
+            "service": service,
+            "stream": batch.stream,
+            "timestamp": batch.timestamp,
+            "lines": batch.lines,
+        })
+
+    def sync(self, token: str) -> None:
+        self._send(f"{protocol.SYNC_PREFIX}{token}", {"v": protocol.VERSION, "seq": self.seq})
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+
+class ControlServer:
+    """Answers `{"cmd": ...}` requests with `{"ok": ...}` replies; never crashes on input."""
+
+    def __init__(self, context: zmq.Context, endpoint: str,
+                 handlers: dict[str, Handler]) -> None:
+        self._socket = context.socket(zmq.ROUTER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_WIRE_BYTES)
+        self._socket.bind(endpoint)
+        self._handlers = handlers
+        self._loop = gevent.spawn(self._serve)
+
+    def _serve(self) -> None:
+        while True:
+            frames = self._socket.recv_multipart()
+            if len(frames) < 3:
+                continue
+            gevent.spawn(self._answer, frames[0], frames[-1])
+
+    def _answer(self, identity: bytes, body: bytes) -> None:
+        reply = self.dispatch(body)
+        try:
+            self._socket.send_multipart([identity, b"", protocol.encode(reply)], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # the client went away
+
+    def dispatch(self, body: bytes) -> dict[str, Any]:
+        if len(body) > protocol.MAX_REQUEST_BYTES:
+            return protocol.error(protocol.BAD_REQUEST,
+                                  f"request of {len(body)} bytes is over the "
+                                  f"{protocol.MAX_REQUEST_BYTES}-byte limit")
+        try:
+            request = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return protocol.error(protocol.BAD_REQUEST, f"request is not valid JSON: {exc}")
+        if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+            return protocol.error(protocol.BAD_REQUEST,
+                                  'request must be a JSON object with a string "cmd"')
+        handler = self._handlers.get(request["cmd"])
+        if handler is None:
+            known = ", ".join(sorted(self._handlers))
+            return protocol.error(protocol.UNKNOWN_COMMAND,
+                                  f"unknown command {request['cmd']!r} (known: {known})")
+        try:
+            return protocol.ok(handler(request))
+        except CommandError as exc:
+            return protocol.error(exc.code, exc.message)
+        except Exception as exc:  # a bug must cost one reply, never the control socket
+            return protocol.error(protocol.INTERNAL, f"{request['cmd']} failed: {exc!r}")
+
+    def close(self) -> None:
+        self._loop.kill(block=False)
+        self._socket.close(linger=0)
+
+
+class CommandError(Exception):
+    """A control command refused: becomes `{"ok": false, "error": {code, message}}`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -1,0 +1,199 @@
+"""One running Promenade: config, supervisor, bus, dashboard, reaper — and shutdown.
+
+`Manager.run()` is what `promenade start` runs in the foreground (or as the daemon).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.event
+import zmq.green as zmq
+
+from promenade_core import __version__, osproc, protocol, runtime
+from promenade_core.bus import ControlServer, Publisher
+from promenade_core.config import Config, load_config, security_warnings
+from promenade_core.control import Commands
+from promenade_core.errors import PromenadeError
+from promenade_core.logs import iso_timestamp
+from promenade_core.printer import Printer
+from promenade_core.reloader import Reloader
+from promenade_core.supervisor import Supervisor
+from promenade_core.webproc import WebProcess
+
+
+class AlreadyRunning(PromenadeError):
+    pass
+
+
+class Manager:
+    def __init__(self, config_path: Path, printer: Printer, port: int | None = None,
+                 no_ui: bool = False) -> None:
+        self.config_path = config_path
+        self.printer = printer
+        self.port_override = port
+        self.no_ui = no_ui
+        self.pid = os.getpid()
+        self.version = __version__
+        self.stopping = False
+        self.started_at = time.time()
+        self._stop = gevent.event.Event()
+        self._reaper_fd: int | None = None
+        self.web: WebProcess | None = None
+
+    # -- start-up ---------------------------------------------------------------
+
+    def _lock(self) -> None:
+        self.folder = runtime.runtime_dir(self.config_path, create=True)
+        self.lock = runtime.InstanceLock(self.folder)
+        if not self.lock.acquire():
+            info = runtime.read_manager_json(self.folder) or {}
+            raise AlreadyRunning(
+                f"Promenade is already running for {self.config_path} "
+                f"(pid {info.get('pid', '?')}, dashboard {info.get('dashboard_url') or 'off'})")
+
+    def _clear_leftovers(self, instance: str) -> None:
+        found = osproc.find_leftovers(instance)
+        for pid, service, cmd in found:
+            self.printer.message(
+                f"found pid {pid} ({cmd}) of service {service} left over from an earlier run "
+                "of this config; stopping it", "warning")
+        if found:
+            osproc.kill_pids([pid for pid, _, _ in found], signal.SIGTERM)
+            gevent.sleep(0.3)
+            osproc.kill_pids([pid for pid, _, _ in found], signal.SIGKILL)
+
+    def _track(self, pgid: int, alive: bool) -> None:
+        if self._reaper_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._reaper_fd, f"{'+' if alive else '-'}{pgid}\n".encode())
+
+    def _open_bus(self, config: Config) -> None:
+        self.endpoints = runtime.endpoints(self.folder)
+        self.context = zmq.Context()
+        binds = [self.endpoints["events"]]
+        if config.manager.bus_tcp:
+            binds.append(f"tcp://{config.manager.bus_tcp}")
+        self.publisher = Publisher(self.context, binds)
+
+    def run(self) -> int:
+        config = load_config(self.config_path)
+        for warning in security_warnings(config):
+            self.printer.message(warning, "warning")
+        self._lock()
+        try:
+            return self._run(config)
+        finally:
+            self.lock.release()
+
+    def _run(self, config: Config) -> int:
+        instance = runtime.instance_id(self.config_path)
+        self._clear_leftovers(instance)
+        self._open_bus(config)
+        reaper, self._reaper_fd = osproc.start_reaper()
+        self.supervisor = Supervisor(config, self.printer, self.publisher, instance,
+                                     track=self._track)
+        self.reloader = Reloader(self, config)
+        self.control = ControlServer(self.context, self.endpoints["control"],
+                                     Commands(self).table())
+        try:
+            self._start_web(config)
+            self._announce()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                gevent.signal_handler(sig, self._on_signal, sig)
+            self.supervisor.start_all()
+            self.reloader.start()
+            self._stop.wait()
+        finally:
+            self._shutdown()
+            os.close(self._reaper_fd)
+            self._reaper_fd = None
+            reaper.wait()
+        return 0
+
+    def _start_web(self, config: Config) -> None:
+        if self.no_ui:
+            return
+        port = self.port_override or config.manager.port
+        self.web = WebProcess(config.manager.host, port, self.endpoints,
+                              self.supervisor.emit, self._track)
+        self.web.start()
+
+    def _announce(self) -> None:
+        runtime.write_manager_json(self.folder, {
+            "pid": self.pid,
+            "version": self.version,
+            "config_path": str(self.config_path),
+            "events": self.endpoints["events"],
+            "control": self.endpoints["control"],
+            "dashboard_url": self.web.url if self.web else None,
+            "started_at": iso_timestamp(self.started_at),
+        })
+        self.printer.message(f"config {self.config_path}")
+        if self.web:
+            self.printer.message(f"dashboard {self.web.url}")
+        self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid})
+
+    # -- shutdown -------------------------------------------------------------------
+
+    def _on_signal(self, sig: int) -> None:
+        if self.stopping:
+            self.printer.message("second signal: killing every service now", "warning")
+            for service in self.supervisor.services.values():
+                if service.pid:
+                    self.supervisor.ops.signal_group(service.pid, signal.SIGKILL)
+            return
+        self.request_stop(f"received {signal.Signals(sig).name}")
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.printer.message(f"{reason}: stopping every service")
+            self.publisher.publish(protocol.MANAGER_TOPIC,
+                                   {"event": "stopping", "message": reason})
+            self._stop.set()
+
+    def _shutdown(self) -> None:
+        self.stopping = True
+        self.reloader.stop()
+        self.supervisor.shutdown()
+        if self.web:
+            self.web.stop()
+        self.control.close()
+        self.publisher.close()
+        runtime.remove_manager_json(self.folder)
+        self.context.term()
+        self.printer.message("all services stopped")
+
+    # -- documents for the bus ------------------------------------------------------
+
+    def status_document(self) -> dict[str, Any]:
+        return {
+            "services": self.supervisor.describe_all(),
+            "config_path": str(self.config_path),
+            "config_last_modified": self.reloader.last_modified(),
+            "config_error": self.reloader.error,
+            "manager_uptime_seconds": round(time.time() - self.started_at, 1),
+            "manager_pid": self.pid,
+            "version": self.version,
+            "dashboard_url": self.web.url if self.web else None,
+            "bus": {"seq": self.publisher.seq,
+                    "dropped": self.publisher.dropped_reported},
+        }
+
+    def config_document(self) -> dict[str, Any]:
+        return {
+            "path": str(self.config_path),
+            "last_modified": self.reloader.last_modified(),
+            "error": self.reloader.error,
+            "config": self.supervisor.config.to_dict(),
+        }
+
+    def reload(self, dry_run: bool = False, forced: bool = False) -> dict[str, Any]:
+        return self.reloader.reload(dry_run=dry_run, forced=forced)

@@ -1,0 +1,163 @@
+"""Hot reload: watch the config (and its env_files), validate, diff, apply.
+
+A change is seen by mtime and size, confirmed by content hash (a touch does nothing).
+An invalid file keeps the old config running and is reported; a file that fails to
+parse is given one more poll first, because editors that truncate then write can be
+caught half-way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gevent
+
+from promenade_core import protocol
+from promenade_core.config import Config, load_config
+from promenade_core.errors import ConfigError
+from promenade_core.logs import iso_timestamp
+from promenade_core.reload_plan import ReloadPlan, ServiceChange, plan_reload
+
+if TYPE_CHECKING:
+    from promenade_core.manager import Manager
+
+Fingerprint = tuple[int, int, str] | None
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def error_document(exc: ConfigError) -> dict[str, Any]:
+    first = exc.problems[0]
+    return {"file": first.file, "line": first.line, "key": first.key,
+            "message": first.message, "problems": [str(p) for p in exc.problems]}
+
+
+class Reloader:
+    def __init__(self, manager: Manager, config: Config) -> None:
+        self.m = manager
+        self.config = config
+        self.error: dict[str, Any] | None = None
+        self._seen: dict[Path, Fingerprint] = {}
+        self._remember(config)
+        self._retry = False
+        self._loop: gevent.Greenlet | None = None
+
+    def _remember(self, config: Config) -> None:
+        self._seen = {}
+        for path in config.watched_files:
+            st = _stat(path)
+            self._seen[path] = (*st, _digest(path)) if st else None
+
+    def _changed(self) -> bool:
+        """True when a watched file's content really changed (stat first, then hash)."""
+        changed = False
+        for path, old in list(self._seen.items()):
+            st = _stat(path)
+            if st is None:
+                changed |= old is not None
+                self._seen[path] = None
+                continue
+            if old is not None and st == old[:2]:
+                continue
+            digest = _digest(path)
+            self._seen[path] = (*st, digest)
+            changed |= old is None or digest != old[2]
+        return changed
+
+    def last_modified(self) -> str | None:
+        st = _stat(self.m.config_path)
+        return iso_timestamp(st[0] / 1e9) if st else None
+
+    def start(self) -> None:
+        self._loop = gevent.spawn(self._poll)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.kill(block=False)
+
+    def _poll(self) -> None:
+        while True:
+            gevent.sleep(self.config.manager.config_poll_interval)
+            if self._changed() or self._retry:
+                self.reload()
+
+    # -- reload -------------------------------------------------------------------
+
+    def reload(self, dry_run: bool = False, forced: bool = False) -> dict[str, Any]:
+        try:
+            new = load_config(self.m.config_path)
+        except ConfigError as exc:
+            return self._invalid(exc, report=forced or dry_run or self._retry)
+        self._retry = False
+        plan = plan_reload(self.config, new)
+        result = {"changed": not plan.empty, "dry_run": dry_run, "error": None,
+                  "summary": plan.summary(), "actions": plan.to_dict()}
+        if dry_run:
+            return result
+        had_error = self.error is not None
+        self.error = None
+        self._remember(new)
+        if plan.empty:
+            if had_error:
+                self._publish({"event": "reloaded", "summary": plan.summary(), "actions": []})
+            return result
+        self._apply(plan, new)
+        self.m.supervisor.emit(plan.summary())
+        self._publish({"event": "reloaded", "summary": plan.summary(),
+                       "actions": result["actions"]})
+        return result
+
+    def _invalid(self, exc: ConfigError, report: bool) -> dict[str, Any]:
+        doc = error_document(exc)
+        if not report:
+            self._retry = True   # maybe half-written: look again at the next poll
+            return {"changed": False, "error": doc, "summary": "reload: retrying"}
+        self._retry = False
+        self.error = doc
+        self.m.supervisor.emit(
+            f"config is invalid; still running the previous one:\n{exc}", "error")
+        self._publish({"event": "invalid", "error": doc})
+        return {"changed": False, "error": doc, "summary": "reload: config invalid"}
+
+    def _publish(self, body: dict[str, Any]) -> None:
+        self.m.publisher.publish(protocol.CONFIG_TOPIC, body)
+
+    def _apply(self, plan: ReloadPlan, new: Config) -> None:
+        sup = self.m.supervisor
+        self.config = new
+        sup.config = new
+        for change in plan.changes:
+            self._apply_change(change, new)
+        for name, size in plan.buffer_resize.items():
+            if name in sup.services:
+                sup.services[name].buffer.resize(size)
+
+    def _apply_change(self, change: ServiceChange, new: Config) -> None:
+        sup = self.m.supervisor
+        if change.action == "stop":
+            service = sup.services.pop(change.service)
+            service.submit(service.stop).get()
+            service.close()
+        elif change.action == "start":
+            service = sup.add_service(new.services[change.service])
+            service.submit(service.start)
+        else:
+            service = sup.services[change.service]
+            svc = new.services[change.service]
+            service.submit(lambda s=service, c=svc, r=change.action == "restart":
+                           s.reconfigure(c, restart=r))

@@ -1,0 +1,396 @@
+"""One supervised service: its process, its output, its health and its state.
+
+Every change of status goes through `Service._set`, which checks the transition
+table, stamps the time and publishes exactly one event. Commands (start, stop,
+restart) run one at a time per service, in the order they came: a queue, never a
+"busy" refusal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gevent
+import gevent.event
+import gevent.queue
+from gevent.socket import wait_read
+
+from promenade_core import health, policy, ports
+from promenade_core.config import ServiceConfig
+from promenade_core.errors import PromenadeError
+from promenade_core.logs import LineSplitter, LogBuffer
+from promenade_core.osproc import ProcessOps, Spawned
+from promenade_core.states import ALIVE, STARTABLE, Health, Status, check_transition
+
+STOP_GRACE = 5.0
+READ_SIZE = 65536
+
+
+class Host(Protocol):
+    """What a service needs from its supervisor."""
+
+    ops: ProcessOps
+
+    def service(self, name: str) -> Service: ...
+    def environment(self, service: Service) -> dict[str, str]: ...
+    def dependency_timeout(self) -> float: ...
+    def on_lines(self, service: Service, stream: str, lines: list[str]) -> None: ...
+    def on_change(self, service: Service) -> None: ...
+    def emit(self, message: str, level: str = "info") -> None: ...
+    def track_group(self, pgid: int, alive: bool) -> None: ...
+    def on_started(self, service: Service) -> None: ...
+    def on_stopped(self, service: Service) -> None: ...
+    def on_updated(self, service: Service, old: ServiceConfig) -> None: ...
+
+
+class Service:
+    def __init__(self, config: ServiceConfig, host: Host, capacity: int) -> None:
+        self.config = config
+        self.host = host
+        self.name = config.name
+        self.status = Status.STOPPED
+        self.health = Health.UNKNOWN
+        self.status_since = time.time()
+        self.pid: int | None = None
+        self.started_at: float | None = None
+        self.restart_count = 0
+        self.last_exit_code: int | None = None
+        self.buffer = LogBuffer(capacity)
+        #: set while the service counts as up for its dependents
+        self.ready = gevent.event.Event()
+        self._failures = 0
+        self._retries_done = 0
+        self._stop_requested = False
+        self._spawned: Spawned | None = None
+        self._lifecycle: gevent.Greenlet | None = None
+        self._prober: gevent.Greenlet | None = None
+        self._exited = gevent.event.Event()
+        self._settled = gevent.event.Event()
+        self._commands: gevent.queue.Queue = gevent.queue.Queue()
+        self._worker = gevent.spawn(self._run_commands)
+
+    # -- state ---------------------------------------------------------------
+
+    def _set(self, status: Status) -> None:
+        check_transition(self.status, status)
+        self.status = status
+        self.status_since = time.time()
+        self._update_ready()
+        if status in (Status.RUNNING, Status.STOPPED, Status.FAILED, Status.GAVE_UP):
+            self._settled.set()
+        else:
+            self._settled.clear()
+        self.host.on_change(self)
+
+    def _set_health(self, value: Health) -> None:
+        if value != self.health:
+            self.health = value
+            self._update_ready()
+            self.host.on_change(self)
+
+    def _update_ready(self) -> None:
+        up = self.status == Status.RUNNING and (
+            self.config.ready_check is None or self.health == Health.HEALTHY
+        )
+        if up:
+            self.ready.set()
+        else:
+            self.ready.clear()
+
+    def describe(self, url: str | None) -> dict[str, Any]:
+        """The status object of SPEC.md's /api/status (a frozen snapshot)."""
+        running = self.status in ALIVE and self.started_at is not None
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "health": self.health.value,
+            "pid": self.pid if self.status in ALIVE else None,
+            "port": self.config.port,
+            "hostname": self.config.hostname,
+            "url": url,
+            "uptime_seconds": round(time.time() - self.started_at, 1)
+            if running and self.started_at else None,
+            "restart_count": self.restart_count,
+            "last_exit_code": self.last_exit_code,
+            "command": self.config.command,
+            "depends_on": list(self.config.depends_on),
+            "started_at": self.started_at,
+            "status_since": self.status_since,
+            "cors_proxy_port": self.config.cors_proxy_port if self.config.cors_proxy else None,
+        }
+
+    # -- commands (queued, one at a time) ---------------------------------------
+
+    def submit(self, action: Callable[[], Any]) -> gevent.event.AsyncResult:
+        result = gevent.event.AsyncResult()
+        self._commands.put((action, result))
+        return result
+
+    def _run_commands(self) -> None:
+        while True:
+            action, result = self._commands.get()
+            try:
+                result.set(action())
+            except Exception as exc:  # delivered to whoever waits for the command
+                result.set_exception(exc)
+
+    def start(self) -> None:
+        """Start unless already up. Waiting for the result is `wait_settled`'s job,
+        outside the command queue, so a start waiting on dependencies never holds up a
+        stop queued behind it."""
+        if self._lifecycle is None and self.status in STARTABLE:
+            self._retries_done = 0
+            self._failures = 0
+            self._set(Status.PENDING)
+            self._lifecycle = gevent.spawn(self._live)
+
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        """Wait until running, stopped, failed or given up."""
+        return self._settled.wait(timeout)
+
+    def stop(self) -> None:
+        """SIGTERM to the whole group, 5 s of grace, then SIGKILL; returns when stopped."""
+        lifecycle = self._lifecycle
+        if lifecycle is None:
+            if self.status in (Status.FAILED, Status.GAVE_UP):
+                self._set(Status.STOPPED)
+            return
+        spawned = self._spawned
+        if self.status in (Status.PENDING, Status.RETRYING) or spawned is None:
+            lifecycle.kill()
+            self._lifecycle = None
+            if self.status != Status.STOPPED:
+                self._set(Status.STOPPED)
+            return
+        self._stop_requested = True
+        if self.status in (Status.STARTING, Status.RUNNING):
+            self._set(Status.STOPPING)
+        self.host.emit(f"stopping {self.name} (pid {spawned.pid})", "debug")
+        self.host.ops.signal_group(spawned.pid, signal.SIGTERM)
+        if not self._exited.wait(STOP_GRACE):
+            self.host.emit(
+                f"{self.name} did not stop within {STOP_GRACE:g} s of SIGTERM; sending SIGKILL",
+                "warning",
+            )
+            self.host.ops.signal_group(spawned.pid, signal.SIGKILL)
+        lifecycle.join()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def reconfigure(self, config: ServiceConfig, restart: bool) -> None:
+        """Take a reloaded config: a restart for what the process sees, else in place.
+
+        A service the user had stopped stays stopped; it runs the new config when
+        started again.
+        """
+        old = self.config
+        if restart:
+            was_up = self.status not in STARTABLE
+            self.stop()
+            self.config = config
+            if was_up:
+                self.start()
+            return
+        self.config = config
+        if old.ready_check != config.ready_check and self.status == Status.RUNNING:
+            if self._prober is not None:
+                self._prober.kill(block=False)
+                self._prober = None
+            self.health = Health.WAITING if config.ready_check else Health.UNKNOWN
+            if config.ready_check and config.port:
+                self._prober = gevent.spawn(self._probe_loop)
+        self._update_ready()
+        self.host.on_updated(self, old)
+        self.host.on_change(self)
+
+    def close(self) -> None:
+        """Forget the service for good (after stop): end its command worker."""
+        self._worker.kill(block=False)
+
+    # -- the lifecycle greenlet --------------------------------------------------
+
+    def _live(self) -> None:
+        try:
+            self._wait_dependencies()
+            while True:
+                decision = self._run_once()
+                if decision.retry_in is None:
+                    break
+                self._set(Status.RETRYING)
+                gevent.sleep(decision.retry_in)
+                self.restart_count += 1
+                self._retries_done += 1
+        finally:
+            if gevent.getcurrent() is self._lifecycle:
+                self._lifecycle = None
+
+    def _wait_dependencies(self) -> None:
+        timeout = self.host.dependency_timeout()
+        deadline = time.monotonic() + timeout
+        for name in self.config.depends_on:
+            dep = self.host.service(name)
+            if dep.ready.is_set():
+                continue
+            need = "healthy" if dep.config.ready_check else "running"
+            self.host.emit(f"{self.name} waiting for {name} ({need})")
+            if not dep.ready.wait(max(0.0, deadline - time.monotonic())):
+                self.host.emit(
+                    f"{self.name}: {name} is not {need} after {timeout:g} s; starting anyway",
+                    "warning",
+                )
+
+    def _fail_to_start(self, reason: str) -> policy.ExitDecision:
+        self.host.on_lines(self, "stderr", [f"promenade: {reason}"])
+        self.host.emit(f"{self.name} could not start: {reason}", "error")
+        self._set(Status.FAILED)
+        return self._after_failure(None, 0.0)
+
+    def _run_once(self) -> policy.ExitDecision:
+        self._set(Status.STARTING)
+        port = self.config.port
+        if port is not None and ports.port_in_use(port):
+            return self._fail_to_start(ports.describe_port_in_use(port))
+        try:
+            spawned = self.host.ops.spawn(
+                self.config.command, self.config.directory, self.host.environment(self),
+                getattr(self.config, "tty", True),
+            )
+        except PromenadeError as exc:
+            return self._fail_to_start(str(exc))
+        self._begin(spawned)
+        code = spawned.popen.wait()
+        ran_for = time.time() - (self.started_at or time.time())
+        self._end(spawned, code)
+        return self._after_exit(code, ran_for)
+
+    def _begin(self, spawned: Spawned) -> None:
+        self._spawned = spawned
+        self._exited.clear()
+        self._stop_requested = False
+        self.host.track_group(spawned.pid, True)
+        self.pid = spawned.pid
+        self.started_at = time.time()
+        spawned.readers = [
+            gevent.spawn(self._read, spawned.stdout, "stdout"),
+            gevent.spawn(self._read, spawned.stderr, "stderr"),
+        ]
+        self.health = Health.WAITING if self.config.ready_check else Health.UNKNOWN
+        self._set(Status.RUNNING)
+        self.host.emit(f"{self.name} started (pid {spawned.pid})")
+        if self.config.ready_check and self.config.port:
+            self._prober = gevent.spawn(self._probe_loop)
+        self.host.on_started(self)
+
+    def _end(self, spawned: Spawned, code: int) -> None:
+        """After the main process exits: stragglers in its group go, output is drained."""
+        self._exited.set()
+        if self._prober is not None:
+            self._prober.kill(block=False)
+            self._prober = None
+        if self.host.ops.group_alive(spawned.pid):
+            self.host.ops.signal_group(spawned.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 1.0
+            while self.host.ops.group_alive(spawned.pid) and time.monotonic() < deadline:
+                gevent.sleep(0.02)
+            self.host.ops.signal_group(spawned.pid, signal.SIGKILL)
+        readers = spawned.readers
+        gevent.joinall(readers, timeout=2.0)
+        gevent.killall(readers, block=False)
+        for fd in (spawned.stdout, spawned.stderr):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.host.track_group(spawned.pid, False)
+        self._spawned = None
+        self.last_exit_code = code
+        self.health = Health.UNKNOWN
+        self.host.on_stopped(self)
+
+    def _after_exit(self, code: int, ran_for: float) -> policy.ExitDecision:
+        if self._stop_requested:
+            self._set(Status.STOPPED)
+            self.host.emit(f"{self.name} stopped")
+            return policy.ExitDecision(Status.STOPPED, None)
+        if code == 0 and self.config.restart_policy != "always":
+            self._set(Status.STOPPED)
+            self.host.emit(f"{self.name} exited with code 0")
+            return policy.ExitDecision(Status.STOPPED, None)
+        self._set(Status.STOPPED if code == 0 else Status.FAILED)
+        return self._after_failure(code, ran_for)
+
+    def _after_failure(self, code: int | None, ran_for: float) -> policy.ExitDecision:
+        decision = policy.decide_exit(
+            self.config.restart_policy, -1 if code is None else code, False,
+            self._failures, self._retries_done, ran_for,
+        )
+        self._failures = decision.failures
+        how = _exit_words(code)
+        if decision.retry_in is not None:
+            self.host.emit(f"{self.name} {how}; retrying in {decision.retry_in:g} s", "warning")
+        elif decision.gave_up:
+            retries = self._retries_done
+            self.host.emit(
+                f"{self.name} {how}; gave up after {retries} "
+                f"{'retry' if retries == 1 else 'retries'}", "error",
+            )
+            self._set(Status.GAVE_UP)
+        else:
+            self.host.emit(f"{self.name} {how}", "error")
+        return decision
+
+    # -- output and health ------------------------------------------------------
+
+    def _read(self, fd: int, stream: str) -> None:
+        """Read a stream until EOF; each read becomes one batch of lines."""
+        splitter = LineSplitter()
+        while True:
+            try:
+                wait_read(fd)
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError:  # EIO: the pty's other side is closed
+                break
+            if not data:
+                break
+            lines = splitter.feed(data)
+            if lines:
+                self.host.on_lines(self, stream, lines)
+        rest = splitter.flush()
+        if rest:
+            self.host.on_lines(self, stream, rest)
+
+    def _probe_loop(self) -> None:
+        check = self.config.ready_check
+        port = self.config.port
+        assert check is not None and port is not None  # only started with both
+        deadline = time.monotonic() + check.timeout
+        while True:
+            if health.probe(check, port):
+                self._set_health(Health.HEALTHY)
+            elif self.health == Health.HEALTHY or (
+                self.health == Health.WAITING and time.monotonic() > deadline
+            ):
+                if self.health == Health.WAITING:
+                    self.host.emit(
+                        f"{self.name} is not healthy after {check.timeout:g} s", "warning"
+                    )
+                self._set_health(Health.UNHEALTHY)
+            gevent.sleep(check.interval)
+
+
+def _exit_words(code: int | None) -> str:
+    if code is None:
+        return "failed to start"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"

@@ -1,0 +1,161 @@
+"""The supervisor: every service of one config, their output, and what the world sees.
+
+It owns the services, numbers and routes their log lines (buffer, bus, terminal),
+publishes state changes, and keeps the reaper told which process groups exist.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gevent
+
+from promenade_core import protocol
+from promenade_core.bus import Publisher
+from promenade_core.config import Config, ServiceConfig, dependency_order
+from promenade_core.logs import Batch, iso_timestamp
+from promenade_core.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
+from promenade_core.printer import Printer
+from promenade_core.procstats import TreeSampler
+from promenade_core.service import Service
+from promenade_core.states import ALIVE
+
+
+class Attachments(Protocol):
+    """Things that follow a service's process: hostnames and CORS proxies."""
+
+    def on_started(self, service: Service) -> None: ...
+    def on_stopped(self, service: Service) -> None: ...
+    def on_updated(self, service: Service, old: ServiceConfig) -> None: ...
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        printer: Printer,
+        publisher: Publisher,
+        instance: str,
+        ops: ProcessOps | None = None,
+        track: Callable[[int, bool], None] = lambda pgid, alive: None,
+    ) -> None:
+        self.config = config
+        self.printer = printer
+        self.publisher = publisher
+        self.instance = instance
+        self.ops = ops or ProcessOps()
+        self._track = track
+        self.attachments: list[Attachments] = []
+        self.started = time.time()
+        self.sampler = TreeSampler()
+        self.services: dict[str, Service] = {}
+        for name, svc in config.services.items():
+            self.services[name] = Service(svc, self, config.manager.log_buffer_lines)
+
+    # -- the Host protocol that services call -----------------------------------
+
+    def service(self, name: str) -> Service:
+        return self.services[name]
+
+    def environment(self, service: Service) -> dict[str, str]:
+        """os.environ < defaults.env < env_file < service env, plus our markers."""
+        env = dict(os.environ)
+        env.update(service.config.env)
+        if service.config.port is not None:
+            env.setdefault("PORT", str(service.config.port))
+        env[ENV_INSTANCE] = self.instance
+        env[ENV_SERVICE] = service.name
+        return env
+
+    def dependency_timeout(self) -> float:
+        return self.config.manager.dependency_timeout
+
+    def on_lines(self, service: Service, stream: str, lines: list[str]) -> None:
+        """The hot path: one call per read of one stream."""
+        batch = Batch(self.publisher.next_seqs(len(lines)), iso_timestamp(), stream, lines)
+        service.buffer.append(batch)
+        self.publisher.publish_batch(service.name, batch)
+        self.printer.lines(service.name, stream, batch.timestamp, lines)
+
+    def on_change(self, service: Service) -> None:
+        self.publisher.publish(protocol.state_topic(service.name),
+                               {"service": service.name, "status": self.describe(service)})
+
+    def emit(self, message: str, level: str = "info") -> None:
+        self.printer.message(message, level)
+        self.publisher.publish(protocol.MANAGER_TOPIC,
+                               {"event": "message", "message": message, "level": level})
+
+    def track_group(self, pgid: int, alive: bool) -> None:
+        self._track(pgid, alive)
+
+    def on_started(self, service: Service) -> None:
+        for attachment in self.attachments:
+            attachment.on_started(service)
+
+    def on_stopped(self, service: Service) -> None:
+        for attachment in self.attachments:
+            attachment.on_stopped(service)
+
+    def on_updated(self, service: Service, old: ServiceConfig) -> None:
+        for attachment in self.attachments:
+            attachment.on_updated(service, old)
+
+    # -- what clients see ---------------------------------------------------------
+
+    def url(self, svc: ServiceConfig) -> str | None:
+        if svc.port is None:
+            return None
+        mapped = svc.hostname and self.config.manager.hosts_management != "disabled"
+        return f"http://{svc.hostname if mapped else 'localhost'}:{svc.port}"
+
+    def describe(self, service: Service, stats: tuple[float | None, int | None] = (None, None),
+                 ) -> dict[str, Any]:
+        doc = service.describe(self.url(service.config))
+        doc["cpu_percent"], doc["memory_bytes"] = stats
+        return doc
+
+    def describe_all(self) -> dict[str, dict[str, Any]]:
+        pids = {name: (s.pid if s.status in ALIVE else None) for name, s in self.services.items()}
+        stats = self.sampler.sample(pids)
+        return {name: self.describe(s, stats.get(name, (None, None)))
+                for name, s in self.services.items()}
+
+    # -- whole-config actions -------------------------------------------------------
+
+    def order(self) -> tuple[str, ...]:
+        return dependency_order(self.config.services)
+
+    def start_all(self) -> None:
+        """Start everything; each service waits for its own dependencies."""
+        for name in self.order():
+            service = self.services[name]
+            service.submit(service.start)
+
+    def stop_many(self, names: list[str]) -> None:
+        """Stop services in parallel (SIGTERM to all at once, one 5 s grace)."""
+        results = [self.services[n].submit(self.services[n].stop) for n in names]
+        gevent.joinall([gevent.spawn(r.get) for r in results])
+
+    def restart_all(self) -> list[str]:
+        names = list(self.order())
+        self.stop_many(names)
+        self.start_all()
+        return names
+
+    def shutdown(self) -> None:
+        alive = [n for n, s in self.services.items() if s.status.value != "stopped"]
+        for name in alive:
+            if self.services[name].status in ALIVE:
+                self.printer.message(f"stopping {name}")
+        self.stop_many(list(self.services))
+        for service in self.services.values():
+            service.close()
+
+    def add_service(self, svc: ServiceConfig) -> Service:
+        service = Service(svc, self, self.config.manager.log_buffer_lines)
+        self.services[svc.name] = service
+        return service
