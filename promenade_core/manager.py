@@ -94,6 +94,7 @@ class Manager:
 
     def _run(self, config: Config) -> int:
         instance = runtime.instance_id(self.config_path)
+        osproc.become_subreaper()
         self._clear_leftovers(instance)
         self._open_bus(config)
         reaper, self._reaper_fd = osproc.start_reaper()

@@ -113,6 +113,18 @@ class ProcessOps:
         return self.signal_group(pgid, 0)
 
 
+def become_subreaper() -> bool:
+    """Make orphaned descendants of services our children (Linux), so they are reaped
+    at once instead of lingering as zombies that still count as group members."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_child_subreaper = 36
+    return libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
+
+
 def start_reaper() -> tuple[subprocess.Popen, int]:
     """Start the reaper; returns it and the write end of its pipe (ours alone)."""
     read_end, write_end = os.pipe()

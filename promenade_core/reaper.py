@@ -19,13 +19,29 @@ GRACE = 1.0
 
 
 def _alive(pgid: int) -> bool:
+    """A live (non-zombie) process is in the group. Orphaned zombies wait for init to
+    reap them and would make a plain killpg(pgid, 0) say "alive" for no reason."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _signal(pgid: int, sig: int) -> None:
