@@ -1,0 +1,337 @@
+"""Step 2 of loading promenade.yaml: each section type-checked by a marshmallow schema.
+
+The fields check values themselves (rather than using marshmallow's stock Integer or
+String) so that every message quotes what was given and says what would be right:
+`must be a port from 1 to 65535, got 70000`, `must be one of never, once, always; got
+'sometimes' (did you mean ...?)`. A bool where a number is expected is refused (YAML
+reads `yes` as true, and Python counts True as 1).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import urlsplit
+
+from marshmallow import Schema, ValidationError, fields
+
+from promenade_core.config_yaml import Path_
+from promenade_hostsd.hostnames import hostname_problem
+
+RESTART_POLICIES = ("never", "once", "always")
+HOSTS_MODES = ("auto", "manual", "disabled")
+READY_TYPES = ("http", "tcp")
+TOP_LEVEL_KEYS = ("manager", "defaults", "services")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_UNKNOWN = "\x00unknown key"  # marker swapped for a did-you-mean message
+
+
+def describe(value: Any) -> str:
+    """How a wrong value reads in a message; hints at YAML's surprising booleans."""
+    if isinstance(value, bool):
+        word = "true" if value else "false"
+        return f"{word} (YAML reads unquoted yes/no/on/off/true/false as booleans; quote it)"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:76] + "…" + text[0]
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest choice, or nothing."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Field(fields.Field):
+    """A field that checks the value itself so messages can quote what was given."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("error_messages", {})
+        kwargs["error_messages"].setdefault("null", "is empty (null); give a value or remove it")
+        kwargs["error_messages"].setdefault("required", "is required")
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        raise NotImplementedError
+
+
+class Text(_Field):
+    def __init__(self, *, check: Callable[[str], str | None] | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.extra = check
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError(f"must be text, got {describe(value)}")
+        if not value.strip():
+            raise ValidationError("must not be empty")
+        if "\x00" in value:
+            raise ValidationError("must not contain a NUL character")
+        problem = self.extra(value) if self.extra else None
+        if problem:
+            raise ValidationError(problem)
+        return value
+
+
+class Choice(_Field):
+    def __init__(self, choices: tuple[str, ...], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.choices = choices
+
+    def check(self, value: Any) -> str:
+        if value not in self.choices or not isinstance(value, str):
+            hint = suggest(value, self.choices) if isinstance(value, str) else ""
+            raise ValidationError(
+                f"must be one of {', '.join(self.choices)}; got {describe(value)}{hint}"
+            )
+        return value
+
+
+def _whole_number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        extra = " (remove the quotes)" if isinstance(value, str) and value.isdigit() else ""
+        raise ValidationError(f"must be a whole number, got {describe(value)}{extra}")
+    return value
+
+
+class Port(_Field):
+    def check(self, value: Any) -> int:
+        number = _whole_number(value)
+        if not 1 <= number <= 65535:
+            raise ValidationError(f"must be a port from 1 to 65535, got {number}")
+        return number
+
+
+class Count(_Field):
+    def check(self, value: Any) -> int:
+        number = _whole_number(value)
+        if number < 1:
+            raise ValidationError(f"must be at least 1, got {number}")
+        return number
+
+
+class Seconds(_Field):
+    def check(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError(f"must be a number of seconds (e.g. 30), got {describe(value)}")
+        if not math.isfinite(value) or value <= 0:
+            raise ValidationError(f"must be a positive number of seconds, got {value}")
+        return value
+
+
+class Flag(_Field):
+    def check(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError(f"must be true or false, got {describe(value)}")
+        return value
+
+
+class TextList(_Field):
+    """A list of text; a single string is accepted as a one-item list."""
+
+    def __init__(self, *, item: Callable[[str], str | None] | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.item = item
+
+    def check(self, value: Any) -> tuple[str, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise ValidationError(f"must be a list, got {describe(value)}")
+        errors: dict[int, list[str]] = {}
+        for index, entry in enumerate(items):
+            if not isinstance(entry, str):
+                problem: str | None = f"must be text, got {describe(entry)}"
+            elif not entry.strip():
+                problem = "must not be empty"
+            else:
+                problem = self.item(entry) if self.item else None
+            if problem:
+                errors[index] = [problem]
+        if errors:
+            raise ValidationError(errors)
+        return tuple(dict.fromkeys(items))  # a name listed twice means the same thing
+
+
+class EnvMap(_Field):
+    """Env names to text values; see the module docstring for how values stay as typed."""
+
+    def check(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise ValidationError(f"must be a mapping of NAME: value, got {describe(value)}")
+        errors: dict[str, list[str]] = {}
+        for name, item in value.items():
+            problem = env_name_problem(name)
+            if problem is None and item is None:
+                problem = f'has no value; write {name}: "" for an empty string'
+            elif problem is None and not isinstance(item, str):
+                problem = f"must be a single value, not {describe(item)}"
+            if problem:
+                errors[name] = [problem]
+        if errors:
+            raise ValidationError(errors)
+        return dict(value)
+
+
+def env_name_problem(name: str) -> str | None:
+    if ENV_NAME.match(name):
+        return None
+    return f"invalid variable name {name!r}: use letters, digits and '_', not starting with a digit"
+
+
+def url_path_problem(value: str) -> str | None:
+    if not value.startswith("/"):
+        return f"must start with '/', got {value!r}"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return f"must not contain spaces or control characters, got {value!r}"
+    return None
+
+
+def origin_problem(value: str) -> str | None:
+    """`*` or `scheme://host[:port]`, exactly as browsers send the Origin header."""
+    if value == "*":
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return f"{value!r} is not an origin like http://localhost:3000"
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+        return f"{value!r} is not an origin like http://localhost:3000"
+    if parts.path or parts.query or parts.fragment:
+        return f"{value!r} is not an origin: drop the path (an origin is scheme://host[:port])"
+    return None
+
+
+def bus_tcp_problem(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"must be 127.0.0.1:PORT, got {value!r}"
+    try:
+        loopback = ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return (
+            f"host must be a loopback address such as 127.0.0.1, got {host!r} "
+            "(the bus has no authentication)"
+        )
+    return None
+
+
+def absolute_problem(value: str) -> str | None:
+    return None if value.startswith("/") else f"must be an absolute path, got {value!r}"
+
+
+def service_name_problem(name: str) -> str | None:
+    if SERVICE_NAME.match(name):
+        return None
+    return f"invalid service name {name!r}: use only letters, digits, '_' and '-'"
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+class _Section(Schema):
+    error_messages = {"unknown": _UNKNOWN, "type": "must be a mapping of settings"}
+
+
+class ReadyCheckSchema(_Section):
+    type = Choice(READY_TYPES, required=True)
+    path = Text(check=url_path_problem)
+    timeout = Seconds()
+    interval = Seconds()
+
+
+class ServiceSchema(_Section):
+    command = Text(
+        required=True, error_messages={"required": "is required: the shell command to run"}
+    )
+    directory = Text(allow_none=True)
+    port = Port(allow_none=True)
+    hostname = Text(check=hostname_problem, allow_none=True)
+    env = EnvMap(allow_none=True)
+    env_file = Text(allow_none=True)
+    depends_on = TextList(allow_none=True)
+    restart_policy = Choice(RESTART_POLICIES)
+    ready_check = fields.Nested(ReadyCheckSchema, allow_none=True)
+    cors_proxy = Flag()
+    cors_proxy_port = Port(allow_none=True)
+    cors_allow_origins = TextList(item=origin_problem, allow_none=True)
+
+
+class ManagerSchema(_Section):
+    port = Port()
+    host = Text()
+    log_buffer_lines = Count()
+    config_poll_interval = Seconds()
+    hosts_management = Choice(HOSTS_MODES)
+    hostsd_socket = Text(check=absolute_problem)
+    dependency_timeout = Seconds()
+    bus_tcp = Text(check=bus_tcp_problem, allow_none=True)
+
+
+class DefaultsSchema(_Section):
+    restart_policy = Choice(RESTART_POLICIES)
+    env = EnvMap(allow_none=True)
+
+
+def load_section(schema: Schema, data: Any) -> tuple[dict[str, Any], list[tuple[Path_, str]]]:
+    """Load one section; returns what passed (None values dropped) and (path, message)s.
+
+    A field that failed is simply absent from the result, so later steps never see a
+    bad value and never report a follow-on problem about it.
+    """
+    if data is None:
+        return {}, []
+    if not isinstance(data, dict):
+        return {}, [((), f"must be a mapping of settings, got {describe(data)}")]
+    try:
+        loaded = schema.load(data)
+        problems: list[tuple[Path_, str]] = []
+    except ValidationError as exc:
+        loaded = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+        problems = [
+            (path, _unknown_message(schema, path) if message == _UNKNOWN else message)
+            for path, message in _flatten(exc.messages, ())
+        ]
+    failed = {path[0] for path, _ in problems if path}  # a nested section may load partly
+    return {k: v for k, v in loaded.items() if v is not None and k not in failed}, problems
+
+
+def _flatten(messages: Any, prefix: Path_) -> Iterator[tuple[Path_, str]]:
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            yield from _flatten(value, prefix if key == "_schema" else (*prefix, key))
+    elif isinstance(messages, list):
+        for message in messages:
+            yield from _flatten(message, prefix)
+    else:
+        yield prefix, str(messages)
+
+
+def _unknown_message(schema: Schema, path: Path_) -> str:
+    """`unknown key 'depend_on' (did you mean 'depends_on'?)` for the schema at path."""
+    for segment in path[:-1]:
+        nested = schema.fields.get(str(segment))
+        if isinstance(nested, fields.Nested) and isinstance(nested.schema, Schema):
+            schema = nested.schema
+    word = str(path[-1])
+    return f"unknown key {word!r}{suggest(word, list(schema.fields))}"
+
+
+def key_label(path: Path_) -> str:
+    """`services.web.depends_on` for a path; list indexes are left out (the line says which)."""
+    return ".".join(str(p) for p in path if not isinstance(p, int))
