@@ -1,0 +1,352 @@
+"""One SUB socket on the manager's events, fanned out to every WebSocket client.
+
+The hub greenlet never waits for a browser: each client has a bounded queue, and a
+client whose queue is full loses lines (counted) until it has drained what it had,
+then gets one `gap` marker and continues from live. A slow tab therefore costs
+bounded memory and never delays the feed, the REST API or the other clients.
+Serialisation is lazy and shared: the first client that sends an event encodes it, the
+others reuse the text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import gevent.event
+import zmq.green as zmq
+
+from promenade_core import protocol
+from promenade_core.client import BusError
+
+#: Lines a client may have queued before it starts losing them.
+CLIENT_QUEUE_LINES = 20_000
+#: Non-log events (rare) a client may have queued on top; beyond that it is dropped.
+CLIENT_QUEUE_EVENTS = 5_000
+#: How long the hub handles messages before letting other greenlets run.
+HUB_SLICE_SECONDS = 0.005
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class Item:
+    """One event as the clients see it; encoded at most once per form."""
+
+    kind: str  # "logs", "state", "config", "manager", "gap"
+    message: dict[str, Any]
+    service: str | None = None
+    seq: int = 0
+    first_seq: int = 0
+    _batch_text: str | None = field(default=None, repr=False)
+    _line_texts: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def lines(self) -> int:
+        return len(self.message["lines"]) if self.kind == "logs" else 0
+
+    def batch_text(self) -> str:
+        """The typed message as one JSON object (log lines stay batched)."""
+        if self._batch_text is None:
+            body = {k: v for k, v in self.message.items() if k != "v"}
+            self._batch_text = _dumps({"type": self.kind, **body})
+        return self._batch_text
+
+    def line_texts(self) -> list[str]:
+        """SPEC.md's one-message-per-line form (plus `type` and `seq`)."""
+        if self._line_texts is None:
+            if self.kind == "logs":
+                self._line_texts = [
+                    _dumps({"type": "log", **entry}) for entry in protocol.log_entries(self.message)
+                ]
+            else:
+                self._line_texts = [self.batch_text()]
+        return self._line_texts
+
+    def after(self, cut: int) -> Item | None:
+        """This item without what a replay up to seq `cut` already delivered."""
+        if self.kind != "logs":
+            # State events stay: the status document sent before the replay may be
+            # older than them, and a card must end on the newest state.
+            return self
+        if self.seq <= cut:
+            return None
+        if self.first_seq > cut:
+            return self
+        skip = cut - self.first_seq + 1
+        trimmed = {**self.message, "first_seq": cut + 1, "lines": self.message["lines"][skip:]}
+        return log_item(trimmed)
+
+
+def log_item(message: dict[str, Any]) -> Item:
+    return Item(
+        "logs", message, service=message.get("service"), seq=int(message["seq"]),
+        first_seq=int(message["first_seq"]),
+    )
+
+
+def event_item(kind: str, message: dict[str, Any]) -> Item:
+    return Item(kind, message, service=message.get("service"), seq=int(message.get("seq", 0)))
+
+
+def gap_item(reason: str, dropped: int, from_seq: int | None, to_seq: int | None) -> Item:
+    message = {"reason": reason, "dropped": dropped, "from_seq": from_seq, "to_seq": to_seq}
+    return Item("gap", message)
+
+
+def batches_from_lines(lines: Iterable[dict[str, Any]]) -> list[Item]:
+    """Regroup replayed line objects into log items (runs of one read: same service,
+    stream and timestamp, consecutive seq), so replay and live look alike."""
+    items: list[Item] = []
+    current: dict[str, Any] | None = None
+    for entry in lines:
+        seq = int(entry["seq"])
+        if (
+            current is not None
+            and current["service"] == entry["service"]
+            and current["stream"] == entry["stream"]
+            and current["timestamp"] == entry["timestamp"]
+            and current["seq"] + 1 == seq
+        ):
+            current["lines"].append(entry["line"])
+            current["seq"] = seq
+            continue
+        if current is not None:
+            items.append(log_item(current))
+        current = {
+            "seq": seq, "first_seq": seq, "service": entry["service"],
+            "stream": entry["stream"], "timestamp": entry["timestamp"], "lines": [entry["line"]],
+        }
+    if current is not None:
+        items.append(log_item(current))
+    return items
+
+
+class Subscription:
+    """One WebSocket client's bounded queue and filters."""
+
+    def __init__(
+        self,
+        services: frozenset[str] | None,
+        events: bool,
+        max_lines: int = CLIENT_QUEUE_LINES,
+    ) -> None:
+        self.services = services
+        self.events = events
+        self.max_lines = max_lines
+        self.closed = False
+        self._queue: deque[Item] = deque()
+        self._queued_lines = 0
+        self._queued_events = 0
+        self._ready = gevent.event.Event()
+        self._dropping = False
+        self._dropped = 0
+        self._drop_from: int | None = None
+        self._drop_to: int | None = None
+
+    def offer(self, item: Item) -> None:
+        """Called by the hub: never blocks, never raises."""
+        if self.closed:
+            return
+        if item.kind == "logs":
+            if self.services is not None and item.service not in self.services:
+                return
+            n = item.lines
+            if self._dropping or self._queued_lines + n > self.max_lines:
+                self._drop(item)
+                return
+            self._queued_lines += n
+        elif item.kind != "gap" and not self.events:
+            return
+        else:
+            self._queued_events += 1
+            if self._queued_events > CLIENT_QUEUE_EVENTS:
+                self.close()  # a client that reads nothing at all: let it reconnect
+                return
+        self._queue.append(item)
+        self._ready.set()
+
+    def _drop(self, item: Item) -> None:
+        self._dropping = True
+        self._dropped += item.lines
+        if self._drop_from is None:
+            self._drop_from = item.first_seq
+        self._drop_to = item.seq
+
+    def take(self, timeout: float, max_lines: int = 5_000) -> list[Item]:
+        """Queued items (up to about `max_lines` lines), waiting up to `timeout`."""
+        if not self._queue and not self.closed:
+            self._ready.clear()
+            self._ready.wait(timeout)
+        out: list[Item] = []
+        lines = 0
+        while self._queue and lines < max_lines:
+            item = self._queue.popleft()
+            lines += item.lines
+            if item.kind == "logs":
+                self._queued_lines -= item.lines
+            else:
+                self._queued_events -= 1
+            out.append(item)
+        if not self._queue and self._dropping:
+            # Everything queued before the loss is out: mark the hole, resume live.
+            out.append(gap_item("slow_client", self._dropped, self._drop_from, self._drop_to))
+            self._dropping, self._dropped = False, 0
+            self._drop_from = self._drop_to = None
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+
+class Hub:
+    """The events feed of one manager, shared by every client of this web process."""
+
+    def __init__(
+        self,
+        events_endpoint: str,
+        request: Callable[..., Any],
+        context: zmq.Context,
+    ) -> None:
+        self._endpoint = events_endpoint
+        self._request = request
+        self._context = context
+        self._socket: zmq.Socket | None = None
+        self._subs: set[Subscription] = set()
+        self._expected: int | None = None
+        self.hostnames: dict[str, str] = {}
+        self.bus_gaps = 0
+
+    # --- joining -----------------------------------------------------------------
+
+    def connect(self, timeout: float = 5.0) -> None:
+        """Subscribe to everything and wait until the feed is live (the slow joiner)."""
+        sock = self._context.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 200_000)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(self._endpoint)
+        self._socket = sock
+        token = os.urandom(6).hex()
+        marker = f"{protocol.SYNC_PREFIX}{token}".encode()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self._request("sync", token=token, timeout=1.0)
+            except BusError:
+                continue
+            poll_until = time.monotonic() + 0.1
+            while time.monotonic() < poll_until:
+                if sock.poll(20, zmq.POLLIN) and sock.recv_multipart()[0] == marker:
+                    self.refresh_hostnames()
+                    return
+        raise BusError(protocol.TIMEOUT, f"could not join the events feed within {timeout:g} s")
+
+    def refresh_hostnames(self) -> None:
+        try:
+            status = self._request("status")
+        except BusError:
+            return
+        self.hostnames = {
+            name: svc["hostname"]
+            for name, svc in (status.get("services") or {}).items()
+            if svc.get("hostname")
+        }
+
+    # --- clients -----------------------------------------------------------------
+
+    def subscribe(self, services: frozenset[str] | None, events: bool) -> Subscription:
+        sub = Subscription(services, events)
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.close()
+        self._subs.discard(sub)
+
+    def close_all(self) -> None:
+        for sub in list(self._subs):
+            self.unsubscribe(sub)
+
+    @property
+    def clients(self) -> int:
+        return len(self._subs)
+
+    # --- the feed ----------------------------------------------------------------
+
+    def run(self) -> None:
+        """Receive forever; the greenlet the web process spawns once."""
+        assert self._socket is not None, "connect() first"
+        sock = self._socket
+        while True:
+            sock.poll(1000, zmq.POLLIN)
+            slice_end = time.monotonic() + HUB_SLICE_SECONDS
+            while time.monotonic() < slice_end:
+                try:
+                    topic, body = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self.handle(topic.decode("utf-8", "replace"), body)
+            gevent.sleep(0.0005)  # not sleep(0): that starves timers and sockets
+
+    def handle(self, topic: str, body: bytes) -> None:
+        if topic.startswith(protocol.SYNC_PREFIX):
+            return
+        if topic.startswith(protocol.LOG_PREFIX) and not self._wanted(topic[4:-1]):
+            # Nobody listens: skip the decoding, and with it the gap accounting.
+            self._expected = None
+            return
+        try:
+            message = protocol.decode(body)
+        except ValueError:
+            print(f"promenade_web: undecodable event on {topic!r}", file=sys.stderr)
+            return
+        self._check_gap(message)
+        if topic.startswith(protocol.LOG_PREFIX):
+            item = log_item(message)
+        else:
+            kind = topic.split("/", 1)[0]
+            item = event_item(kind, message)
+            if kind == "state":
+                self._note_hostname(message)
+            elif kind == "config" and message.get("event") == "reloaded":
+                gevent.spawn(self.refresh_hostnames)
+        for sub in list(self._subs):
+            sub.offer(item)
+
+    def _wanted(self, service: str) -> bool:
+        return any(sub.services is None or service in sub.services for sub in self._subs)
+
+    def _note_hostname(self, message: dict[str, Any]) -> None:
+        status = message.get("status") or {}
+        name, hostname = message.get("service"), status.get("hostname")
+        if name and hostname:
+            self.hostnames[name] = hostname
+
+    def _check_gap(self, message: dict[str, Any]) -> None:
+        seq = int(message.get("seq", 0))
+        first = int(message.get("first_seq", seq))
+        if self._expected is not None and first > self._expected:
+            missed = first - self._expected
+            self.bus_gaps += missed
+            gap = gap_item("bus", missed, self._expected, first - 1)
+            for sub in list(self._subs):
+                sub.offer(gap)
+            gevent.spawn(self._report_gap, missed)
+        if seq:
+            self._expected = seq + 1
+
+    def _report_gap(self, missed: int) -> None:
+        with contextlib.suppress(BusError):
+            self._request("gap", count=missed)

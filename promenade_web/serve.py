@@ -1,0 +1,140 @@
+"""Run the web process: bind, join the bus, serve until SIGTERM or the supervisor is gone.
+
+The supervisor starts it as
+`python -m promenade_web --control ENDPOINT --events ENDPOINT --host HOST --port PORT`
+and restarts it if it dies. It must never outlive the supervisor: it exits when its
+parent changes (the supervisor died and it was re-parented) or when the manager stops
+answering `ping`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import signal
+import socket as stdsocket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.socket
+import zmq.green as zmq
+from gevent.pywsgi import WSGIServer
+
+from promenade_core import ports
+from promenade_core.client import BusError
+from promenade_core.errors import PromenadeError
+from promenade_web.app import Backend, create_app
+from promenade_web.bus import ControlPool
+from promenade_web.hub import Hub
+
+PARENT_CHECK_SECONDS = 0.5
+PING_EVERY_SECONDS = 2.0
+PING_FAILURES_TO_EXIT = 4
+
+
+class ListenError(PromenadeError):
+    pass
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m promenade_web", description=__doc__)
+    parser.add_argument("--control", required=True, help="the manager's control endpoint")
+    parser.add_argument("--events", required=True, help="the manager's events endpoint")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    return parser.parse_args(argv)
+
+
+def open_listener(host: str, port: int) -> gevent.socket.socket:
+    try:
+        family, kind, proto, _, address = stdsocket.getaddrinfo(
+            host, port, type=stdsocket.SOCK_STREAM)[0]
+    except stdsocket.gaierror as exc:
+        raise ListenError(f"cannot listen on {host!r}: {exc}; check manager.host") from exc
+    listener = gevent.socket.socket(family, kind, proto)
+    listener.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+        listener.listen(1024)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ListenError(
+                f"cannot listen on {host}:{port}: {ports.describe_port_in_use(port)}; "
+                "stop it or choose another dashboard port with --port or manager.port"
+            ) from exc
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return listener
+
+
+def watch_supervisor(request: Callable[..., Any], gone: Callable[[str], None]) -> None:
+    """Call `gone(reason)` once the supervisor has died or stopped answering."""
+    parent = os.getppid()
+    failures = 0
+    waited = 0.0
+    while True:
+        gevent.sleep(PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:
+            gone(f"the supervisor (pid {parent}) exited")
+            return
+        waited += PARENT_CHECK_SECONDS
+        if waited < PING_EVERY_SECONDS:
+            continue
+        waited = 0.0
+        try:
+            request("ping", timeout=PING_EVERY_SECONDS)
+            failures = 0
+        except BusError:
+            failures += 1
+            if failures >= PING_FAILURES_TO_EXIT:
+                gone(f"the manager did not answer ping {failures} times in a row")
+                return
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        listener = open_listener(args.host, args.port)
+    except ListenError as exc:
+        print(f"promenade_web: {exc}", file=sys.stderr)
+        return 1
+    context = zmq.Context()
+    pool = ControlPool(args.control, context)
+    hub = Hub(args.events, pool.request, context)
+    try:
+        hub.connect(timeout=10.0)
+    except BusError as exc:
+        print(f"promenade_web: cannot reach the manager at {args.control}: {exc.message}",
+              file=sys.stderr)
+        return 1
+    app = create_app(Backend(pool.request, hub), bind_host=args.host)
+    server = WSGIServer(listener, app, log=None)
+    stopping = gevent.event.Event()
+    outcome = {"code": 0}
+
+    def stop(reason: str, code: int = 0) -> None:
+        if reason:
+            print(f"promenade_web: {reason}; exiting", file=sys.stderr)
+        outcome["code"] = code
+        stopping.set()
+
+    gevent.signal_handler(signal.SIGTERM, stop, "")
+    gevent.signal_handler(signal.SIGINT, stop, "")
+    feed = gevent.spawn(hub.run)
+    feed.link_exception(lambda g: stop(f"the events feed failed: {g.exception!r}", 1))
+    watcher = gevent.spawn(watch_supervisor, pool.request, stop)
+    server.start()
+    stopping.wait()
+    hub.close_all()
+    server.stop(timeout=1.0)
+    gevent.killall([feed, watcher], timeout=1.0)
+    pool.close()
+    context.destroy(linger=0)
+    return outcome["code"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))

@@ -1,0 +1,583 @@
+/* Promenade dashboard: service cards, live logs, banners and toasts.
+ *
+ * One WebSocket (/api/logs/stream?events=1&batch=1) brings the status document, state
+ * changes, config events and log batches; /api/status is polled for CPU, memory and
+ * uptime. The log view keeps at most MAX_DOM lines in the DOM and renders in
+ * requestAnimationFrame batches, so a flooding service cannot freeze the page.
+ */
+(function () {
+  "use strict";
+
+  const Ansi = window.PromenadeAnsi;
+  const MAX_DOM = 5000;        // lines in the DOM
+  const MAX_BUFFER = 20000;    // lines kept in memory (re-filtering draws from these)
+  const LINES_PER_FRAME = 2500;
+  const INITIAL_TAIL = MAX_DOM;
+  const POLL_MS = 2000;
+  const TOAST_LIMIT = 6;
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    services: $("services"), empty: $("services-empty"), template: $("card-template"),
+    configPath: $("config-path"), managerUptime: $("manager-uptime"), conn: $("conn"),
+    restartAll: $("restart-all"), banner: $("banner"), bannerTitle: $("banner-title"),
+    bannerMessage: $("banner-message"), bannerDetails: $("banner-details"),
+    bannerClose: $("banner-close"), logService: $("log-service"), logFilter: $("log-filter"),
+    autoscroll: $("autoscroll"), logClear: $("log-clear"), logStats: $("log-stats"),
+    view: $("log-view"), jump: $("jump-latest"), toasts: $("toasts"),
+  };
+
+  /* ---------------------------------------------------------------- services */
+
+  const services = new Map();   // name -> {status, card, stateSeq, uptimeBase, uptimeAt}
+  let statusSeq = 0;            // bus seq the last full status document reflects
+
+  function fmtUptime(seconds) {
+    if (seconds === null || seconds === undefined) return "—";
+    const s = Math.floor(seconds);
+    if (s < 60) return `${s}s`;
+    if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+    if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+    return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+  }
+
+  function fmtBytes(n) {
+    if (n === null || n === undefined) return "—";
+    if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+    if (n < 1024 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} MB`;
+    return `${(n / 1024 / 1024 / 1024).toFixed(2)} GB`;
+  }
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function hue(name) {
+    let h = 0;
+    for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) % 360;
+    return h;
+  }
+
+  function makeCard(name) {
+    const card = el.template.content.firstElementChild.cloneNode(true);
+    card.dataset.service = name;
+    card.style.setProperty("--svc-hue", hue(name));
+    card.querySelector(".name").textContent = name;
+    card.querySelectorAll("button[data-action]").forEach((button) => {
+      button.addEventListener("click", () => control(name, button.dataset.action));
+    });
+    return card;
+  }
+
+  function renderCard(entry) {
+    const s = entry.status;
+    const card = entry.card;
+    card.dataset.status = s.status;
+    card.dataset.health = s.health || "unknown";
+    setText(card.querySelector(".status"), (s.status || "").replace("_", " ").toUpperCase());
+    setText(card.querySelector(".health"),
+      s.health && s.health !== "unknown" ? ` (${s.health})` : "");
+    const url = card.querySelector(".url");
+    const open = card.querySelector(".open");
+    if (s.url) {
+      if (url.getAttribute("href") !== s.url) { url.href = s.url; open.href = s.url; }
+      setText(url, s.url);
+      url.hidden = false;
+      open.hidden = false;
+    } else {
+      setText(url, "—");
+      url.removeAttribute("href");
+      open.hidden = true;
+    }
+    setText(card.querySelector(".command"), s.command || "");
+    card.querySelector(".command").title = s.command || "";
+    setText(card.querySelector(".pid"), s.pid ? String(s.pid) : "—");
+    setText(card.querySelector(".restarts"), String(s.restart_count ?? 0));
+    setText(card.querySelector(".exit"),
+      s.last_exit_code === null || s.last_exit_code === undefined ? "—" : String(s.last_exit_code));
+    setText(card.querySelector(".cpu"),
+      s.cpu_percent === null || s.cpu_percent === undefined ? "—" : `${s.cpu_percent.toFixed(1)}%`);
+    setText(card.querySelector(".mem"), fmtBytes(s.memory_bytes));
+    const alive = ["starting", "running", "stopping"].includes(s.status);
+    const busy = card.dataset.busy === "1";
+    card.querySelector('[data-action="start"]').hidden = alive;
+    card.querySelector('[data-action="stop"]').hidden = !alive;
+    card.querySelectorAll("button[data-action]").forEach((b) => { b.disabled = busy; });
+    renderUptime(entry);
+  }
+
+  function renderUptime(entry) {
+    const s = entry.status;
+    let up = null;
+    if (s.status === "running" && entry.uptimeBase !== null) {
+      up = entry.uptimeBase + (performance.now() - entry.uptimeAt) / 1000;
+    }
+    setText(entry.card.querySelector(".uptime"), fmtUptime(up));
+  }
+
+  function setService(name, status) {
+    let entry = services.get(name);
+    if (!entry) {
+      entry = { status, card: makeCard(name), stateSeq: 0, uptimeBase: null, uptimeAt: 0 };
+      services.set(name, entry);
+      el.services.appendChild(entry.card);
+      addServiceOption(name);
+    }
+    entry.status = status;
+    entry.uptimeBase = status.uptime_seconds ?? null;
+    entry.uptimeAt = performance.now();
+    renderCard(entry);
+    return entry;
+  }
+
+  function addServiceOption(name) {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = name;
+    el.logService.appendChild(option);
+  }
+
+  function removeService(name) {
+    const entry = services.get(name);
+    if (!entry) return;
+    entry.card.remove();
+    services.delete(name);
+    for (const option of el.logService.options) {
+      if (option.value === name) option.remove();
+    }
+  }
+
+  /* A whole status document: from the WebSocket's first message or from a poll. */
+  function applyStatusDocument(doc, fromPoll) {
+    const seq = doc.bus && typeof doc.bus.seq === "number" ? doc.bus.seq : 0;
+    const names = Object.keys(doc.services || {});
+    for (const name of names) {
+      const fresh = doc.services[name];
+      const entry = services.get(name);
+      if (fromPoll && entry && entry.stateSeq > seq) {
+        // A state event newer than this document already arrived: keep its state,
+        // take only the measurements.
+        Object.assign(entry.status, {
+          cpu_percent: fresh.cpu_percent, memory_bytes: fresh.memory_bytes,
+        });
+        renderCard(entry);
+      } else {
+        setService(name, fresh);
+      }
+    }
+    if (!fromPoll || seq >= statusSeq) {
+      for (const name of [...services.keys()]) if (!names.includes(name)) removeService(name);
+    }
+    statusSeq = Math.max(statusSeq, seq);
+    el.empty.hidden = services.size > 0;
+    if (el.empty.hidden === false) el.empty.textContent = "No services.";
+    setText(el.configPath, doc.config_path || "");
+    managerUptime = { base: doc.manager_uptime_seconds, at: performance.now() };
+    tickUptimes();
+    if (doc.config_error) showConfigError(doc.config_error);
+    else if (bannerKind === "invalid") hideBanner();
+  }
+
+  let managerUptime = { base: null, at: 0 };
+
+  function tickUptimes() {
+    if (managerUptime.base !== null && managerUptime.base !== undefined) {
+      const up = managerUptime.base + (performance.now() - managerUptime.at) / 1000;
+      setText(el.managerUptime, `up ${fmtUptime(up)}`);
+    }
+    for (const entry of services.values()) renderUptime(entry);
+  }
+
+  const TOAST_FOR = {
+    running: ["success", (n) => `${n} is running`],
+    stopped: ["info", (n) => `${n} stopped`],
+    failed: ["error", (n, s) => `${n} failed${exitText(s)}`],
+    gave_up: ["error", (n, s) => `${n} gave up after ${s.restart_count} restart(s)${exitText(s)}`],
+    retrying: ["warning", (n, s) => `${n} crashed${exitText(s)} — retrying`],
+  };
+
+  function exitText(s) {
+    return s.last_exit_code === null || s.last_exit_code === undefined
+      ? "" : ` (exit code ${s.last_exit_code})`;
+  }
+
+  function applyState(msg) {
+    if (msg.seq && msg.seq <= statusSeq) return; // already in the status document
+    const name = msg.service;
+    const before = services.get(name);
+    const previous = before ? before.status.status : null;
+    const previousHealth = before ? before.status.health : null;
+    const entry = setService(name, msg.status);
+    entry.stateSeq = msg.seq || 0;
+    delete entry.card.dataset.busy;
+    renderCard(entry);
+    el.empty.hidden = true;
+    const now = msg.status.status;
+    if (now !== previous && TOAST_FOR[now]) {
+      const [level, text] = TOAST_FOR[now];
+      toast(text(name, msg.status), level);
+      if (level === "error") flash(entry.card);
+    } else if (msg.status.health === "unhealthy" && previousHealth !== "unhealthy") {
+      toast(`${name} is unhealthy`, "warning");
+    }
+  }
+
+  function flash(card) {
+    card.classList.remove("flash");
+    void card.offsetWidth; // restart the animation
+    card.classList.add("flash");
+  }
+
+  async function api(method, path) {
+    const response = await fetch(path, { method, headers: { Accept: "application/json" } });
+    let body = null;
+    try { body = await response.json(); } catch (e) { body = null; }
+    if (!response.ok) {
+      const err = body && body.error ? body.error : { message: response.statusText };
+      throw new Error(err.message || `${method} ${path} failed (${response.status})`);
+    }
+    return body;
+  }
+
+  async function control(name, action) {
+    const entry = services.get(name);
+    if (entry) { entry.card.dataset.busy = "1"; renderCard(entry); }
+    try {
+      // The card changes with the state events that follow, not with this reply.
+      await api("POST", `/api/services/${encodeURIComponent(name)}/${action}?wait=false`);
+    } catch (err) {
+      toast(`${action} ${name}: ${err.message}`, "error");
+    } finally {
+      if (entry) {
+        // A state event re-enables the buttons; do it anyway if none comes.
+        setTimeout(() => { delete entry.card.dataset.busy; renderCard(entry); }, 1500);
+      }
+    }
+  }
+
+  async function restartAll() {
+    el.restartAll.disabled = true;
+    try {
+      const result = await api("POST", "/api/restart-all");
+      toast(`Restarting ${result.services.length} service(s)`, "info");
+    } catch (err) {
+      toast(`Restart all: ${err.message}`, "error");
+    } finally {
+      setTimeout(() => { el.restartAll.disabled = false; }, 1000);
+    }
+  }
+
+  async function poll() {
+    try {
+      applyStatusDocument(await api("GET", "/api/status"), true);
+    } catch (err) {
+      /* the connection indicator already says so */
+    }
+  }
+
+  /* ------------------------------------------------------------ banner, toasts */
+
+  let bannerKind = null;
+  let bannerTimer = null;
+
+  function showBanner(kind, title, message, details) {
+    bannerKind = kind;
+    el.banner.dataset.kind = kind;
+    setText(el.bannerTitle, title);
+    setText(el.bannerMessage, message || "");
+    el.bannerDetails.hidden = !details;
+    el.bannerDetails.textContent = details || "";
+    el.banner.hidden = false;
+    clearTimeout(bannerTimer);
+    if (kind !== "invalid") bannerTimer = setTimeout(hideBanner, 10000);
+  }
+
+  function hideBanner() {
+    el.banner.hidden = true;
+    bannerKind = null;
+  }
+
+  function describeConfigError(error) {
+    if (!error) return ["", ""];
+    if (typeof error === "string") return [error, ""];
+    const where = error.file ? `${error.file}${error.line ? ":" + error.line : ""}: ` : "";
+    const problems = Array.isArray(error.problems) ? error.problems.join("\n") : "";
+    return [`${where}${error.message || ""}`, problems];
+  }
+
+  function showConfigError(error) {
+    const [message, details] = describeConfigError(error);
+    showBanner("invalid", "Config invalid — still running the previous config.", message,
+      details && details !== message ? details : "");
+  }
+
+  function applyConfigEvent(msg) {
+    if (msg.event === "invalid") {
+      showConfigError(msg.error);
+      toast("The config file is invalid", "error");
+    } else if (msg.event === "reloaded") {
+      showBanner("reloaded", "Config reloaded.", msg.summary || "");
+      poll();
+    } else if (msg.event === "changed") {
+      showBanner("changed", "Config file changed.", "Reloading…");
+    }
+  }
+
+  function toast(text, level) {
+    const node = document.createElement("div");
+    node.className = `toast ${level || "info"}`;
+    node.setAttribute("role", level === "error" ? "alert" : "status");
+    const body = document.createElement("span");
+    body.textContent = text;
+    const close = document.createElement("button");
+    close.className = "icon-btn";
+    close.type = "button";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.addEventListener("click", () => node.remove());
+    node.append(body, close);
+    el.toasts.appendChild(node);
+    while (el.toasts.children.length > TOAST_LIMIT) el.toasts.firstElementChild.remove();
+    // Errors stay until dismissed: a failing service must be impossible to miss.
+    if (level !== "error") setTimeout(() => node.remove(), level === "warning" ? 8000 : 4000);
+  }
+
+  /* ----------------------------------------------------------------------- logs */
+
+  let buffer = [];              // {seq, ts, service, stream, text, plain, segs?} or {gap}
+  let pending = [];             // records waiting to be drawn
+  let frameScheduled = false;
+  let unseen = 0;               // lines that arrived while auto-scroll was paused
+  let lastLogSeq = null;
+  let filterService = "";
+  let filterText = "";
+  const timeCache = new Map();
+
+  function shortTime(ts) {
+    let t = timeCache.get(ts);
+    if (t === undefined) {
+      const d = new Date(ts);
+      const p = (n, w = 2) => String(n).padStart(w, "0");
+      t = isNaN(d) ? ts : `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+      if (timeCache.size > 2000) timeCache.clear();
+      timeCache.set(ts, t);
+    }
+    return t;
+  }
+
+  function matches(rec) {
+    if (rec.gap) return true;
+    if (filterService && rec.service !== filterService) return false;
+    return !filterText || rec.plain.toLowerCase().includes(filterText);
+  }
+
+  function addRecords(records) {
+    for (const rec of records) buffer.push(rec);
+    if (buffer.length > MAX_BUFFER * 1.25) buffer = buffer.slice(-MAX_BUFFER);
+    for (const rec of records) if (matches(rec)) pending.push(rec);
+    if (pending.length > MAX_DOM) pending = pending.slice(-MAX_DOM);
+    schedule();
+  }
+
+  function addBatch(msg) {
+    const records = new Array(msg.lines.length);
+    for (let i = 0; i < msg.lines.length; i++) {
+      const text = msg.lines[i];
+      records[i] = {
+        seq: msg.first_seq + i, ts: msg.timestamp, service: msg.service,
+        stream: msg.stream, text, plain: Ansi.plainText(text),
+      };
+    }
+    if (msg.seq !== undefined) lastLogSeq = Math.max(lastLogSeq ?? 0, msg.seq);
+    addRecords(records);
+  }
+
+  function addGap(msg) {
+    const why = msg.reason === "bus" ? "the web process fell behind the manager"
+      : "the browser fell behind";
+    addRecords([{ gap: true, text: `⋯ ${msg.dropped} line(s) skipped: ${why} ⋯` }]);
+  }
+
+  function schedule() {
+    if (!frameScheduled) {
+      frameScheduled = true;
+      requestAnimationFrame(flush);
+    }
+  }
+
+  function lineNode(rec, needle) {
+    const row = document.createElement("div");
+    if (rec.gap) {
+      row.className = "line gap";
+      row.textContent = rec.text;
+      return row;
+    }
+    row.className = rec.stream === "stderr" ? "line stderr" : "line";
+    const ts = document.createElement("span");
+    ts.className = "ts";
+    ts.textContent = shortTime(rec.ts);
+    ts.title = rec.ts;
+    const svc = document.createElement("span");
+    svc.className = "svc";
+    svc.textContent = `[${rec.service}]`;
+    svc.style.setProperty("--svc-hue", hue(rec.service));
+    row.append(ts, svc);
+    if (rec.stream === "stderr") {
+      const tag = document.createElement("span");
+      tag.className = "tag-stderr";
+      tag.textContent = "[stderr]";
+      row.appendChild(tag);
+    }
+    const msg = document.createElement("span");
+    msg.className = "msg";
+    if (!rec.segs) rec.segs = Ansi.parse(rec.text).segs;
+    Ansi.render(msg, rec.segs, needle ? Ansi.findMatches(rec.plain, needle) : []);
+    row.appendChild(msg);
+    return row;
+  }
+
+  function flush() {
+    frameScheduled = false;
+    if (!el.autoscroll.checked) {
+      if (pending.length) {
+        unseen += pending.length;
+        pending = [];
+        el.jump.hidden = false;
+        setText(el.jump, `↓ ${unseen.toLocaleString()} new line(s)`);
+      }
+      updateStats();
+      return;
+    }
+    const batch = pending.length > LINES_PER_FRAME ? pending.splice(0, LINES_PER_FRAME) : pending;
+    if (batch === pending) pending = [];
+    const fragment = document.createDocumentFragment();
+    for (const rec of batch) fragment.appendChild(lineNode(rec, filterText));
+    el.view.appendChild(fragment);
+    trimDom();
+    el.view.scrollTop = el.view.scrollHeight;
+    updateStats();
+    if (pending.length) schedule();
+  }
+
+  function trimDom() {
+    const excess = el.view.childElementCount - MAX_DOM;
+    if (excess <= 0) return;
+    const range = document.createRange();
+    range.setStartBefore(el.view.firstChild);
+    range.setEndBefore(el.view.children[excess]);
+    range.deleteContents();
+  }
+
+  /* Redraw from the buffer: after a filter change, a clear, or leaving pause. */
+  function redraw() {
+    pending = [];
+    unseen = 0;
+    el.jump.hidden = true;
+    const chosen = [];
+    for (let i = buffer.length - 1; i >= 0 && chosen.length < MAX_DOM; i--) {
+      if (matches(buffer[i])) chosen.push(buffer[i]);
+    }
+    chosen.reverse();
+    el.view.textContent = "";
+    pending = chosen;
+    schedule();
+  }
+
+  function updateStats() {
+    const shown = el.view.childElementCount;
+    const text = filterService || filterText
+      ? `${shown.toLocaleString()} matching`
+      : `${shown.toLocaleString()} line(s)`;
+    setText(el.logStats, el.autoscroll.checked ? text : `${text} · paused`);
+  }
+
+  function setAutoscroll(on) {
+    if (el.autoscroll.checked === on) return;
+    el.autoscroll.checked = on;
+    if (on) redraw();
+    else updateStats();
+  }
+
+  function atBottom() {
+    const v = el.view;
+    return v.scrollHeight - v.scrollTop - v.clientHeight < 24;
+  }
+
+  el.view.addEventListener("scroll", () => {
+    // Scrolling up pauses auto-scroll; coming back to the bottom resumes it.
+    if (el.autoscroll.checked && !atBottom()) setAutoscroll(false);
+    else if (!el.autoscroll.checked && atBottom() && unseen > 0) setAutoscroll(true);
+  }, { passive: true });
+  el.autoscroll.addEventListener("change", () => {
+    if (el.autoscroll.checked) redraw();
+    else updateStats();
+  });
+  el.jump.addEventListener("click", () => setAutoscroll(true));
+  el.logService.addEventListener("change", () => { filterService = el.logService.value; redraw(); });
+  let filterTimer = null;
+  el.logFilter.addEventListener("input", () => {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(() => {
+      filterText = el.logFilter.value.trim().toLowerCase();
+      redraw();
+    }, 120);
+  });
+  el.logClear.addEventListener("click", () => { buffer = []; redraw(); });
+
+  /* ------------------------------------------------------------------ the socket */
+
+  let socket = null;
+  let retryMs = 500;
+
+  function setConn(state, text) {
+    el.conn.dataset.state = state;
+    setText(el.conn, text);
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const from = lastLogSeq === null ? `tail=${INITIAL_TAIL}` : `since=${lastLogSeq}`;
+    socket = new WebSocket(`${scheme}://${location.host}/api/logs/stream?events=1&batch=1&${from}`);
+    socket.addEventListener("open", () => { retryMs = 500; setConn("live", "live"); });
+    socket.addEventListener("message", (event) => {
+      let messages;
+      try { messages = JSON.parse(event.data); } catch (e) { return; }
+      if (!Array.isArray(messages)) messages = [messages];
+      for (const msg of messages) dispatch(msg);
+    });
+    socket.addEventListener("close", () => {
+      setConn("down", "reconnecting…");
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 5000);
+    });
+  }
+
+  function dispatch(msg) {
+    switch (msg.type) {
+      case "logs": addBatch(msg); break;
+      case "log": addBatch({ ...msg, first_seq: msg.seq, lines: [msg.line] }); break;
+      case "status": applyStatusDocument(msg.status, false); break;
+      case "state": applyState(msg); break;
+      case "config": applyConfigEvent(msg); break;
+      case "manager":
+        if (msg.message && msg.event !== "started") toast(msg.message, msg.level || "info");
+        break;
+      case "gap": addGap(msg); break;
+      default: break;
+    }
+  }
+
+  el.restartAll.addEventListener("click", restartAll);
+  el.bannerClose.addEventListener("click", hideBanner);
+  setInterval(tickUptimes, 1000);
+  setInterval(poll, POLL_MS);
+  el.empty.hidden = false;
+  connect();
+
+  // For tests and the curious: a read-only view of the page's state.
+  window.promenade = {
+    get bufferedLines() { return buffer.length; },
+    get domLines() { return el.view.childElementCount; },
+    get lastLogSeq() { return lastLogSeq; },
+  };
+})();

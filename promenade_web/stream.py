@@ -1,0 +1,173 @@
+"""`/api/logs/stream`: live log lines (and, on request, state and config events).
+
+Query parameters:
+- `services=a,b`  only these services' lines (default: all).
+- `since=SEQ`     first replay every buffered line newer than SEQ, then live: a
+                  dashboard that reconnects with its last seq loses nothing.
+- `tail=N`        first replay the last N buffered lines.
+- `events=1`      also send `status` (once, first), `state`, `config` and `manager`.
+- `batch=1`       frames are JSON arrays of typed messages and lines come batched
+                  as `{"type": "logs", "first_seq", "lines": [...], ...}` (the
+                  dashboard's form: far cheaper in a flood).
+
+Without `batch`, each frame is one SPEC.md message
+`{"type": "log", "timestamp", "service", "stream", "line", "seq"}`. A client too slow
+for the feed gets `{"type": "gap", "reason": "slow_client", "dropped", "from_seq",
+"to_seq"}` and continues from live.
+
+The join is the Clone pattern: the client's queue is registered with the hub first,
+then the replay is fetched, then queued lines up to the replay's seq are dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from flask import Blueprint, Response, current_app, g, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+from wsproto.events import TextMessage
+
+from promenade_web.api import BadParameter, bool_arg, int_arg
+from promenade_web.errors import WEBSOCKET_REQUIRED, error_response
+from promenade_web.hub import Hub, Item, Subscription, batches_from_lines, event_item
+
+bp = Blueprint("stream", __name__, url_prefix="/api")
+sock = Sock()
+
+#: A browser that accepts nothing for this long is disconnected.
+SEND_TIMEOUT = 30.0
+#: Largest text frame in batch mode (items are joined up to about this size).
+FRAME_BYTES = 256 * 1024
+#: Replay never sends more than this many lines, whatever `tail`/`since` ask.
+MAX_REPLAY = 50_000
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    services: frozenset[str] | None
+    since: int | None
+    tail: int | None
+    events: bool
+    batch: bool
+
+    @classmethod
+    def from_request(cls) -> StreamOptions:
+        raw = request.args.get("services", "")
+        names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+        return cls(
+            services=names or None,
+            since=int_arg("since"),
+            tail=int_arg("tail"),
+            events=bool_arg("events", False),
+            batch=bool_arg("batch", False),
+        )
+
+
+@bp.before_request
+def check_handshake() -> Response | None:
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return error_response(
+            400, WEBSOCKET_REQUIRED,
+            "this endpoint is a WebSocket: connect with ws://…/api/logs/stream",
+        )
+    try:
+        g.stream_options = StreamOptions.from_request()
+    except BadParameter as exc:
+        return error_response(400, "bad_request", exc.message)
+    # Compression costs CPU on every frame to save bandwidth on the loopback: no.
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+    return None
+
+
+@sock.route("/logs/stream", bp=bp)
+def logs_stream(ws: Any) -> None:
+    backend = current_app.extensions["promenade"]
+    hub: Hub = backend.hub
+    options: StreamOptions = g.stream_options
+    raw = _raw_socket(request.environ)
+    sub = hub.subscribe(options.services, options.events)
+    try:
+        if options.events:
+            _send(ws, [event_item("status", {"status": backend.request("status")})], options)
+        cut = _replay(ws, backend, options)
+        _pump(ws, sub, cut, options)
+    except (ConnectionClosed, OSError, gevent.Timeout):
+        pass
+    finally:
+        hub.unsubscribe(sub)
+        with contextlib.suppress(ConnectionClosed, OSError):
+            ws.close()
+        # The server keeps the TCP connection after the handler returns (it waits for
+        # another request on it), so the browser would wait its 10 s close timeout.
+        if raw is not None:
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_RDWR)
+
+
+def _raw_socket(environ: dict[str, Any]) -> socket.socket | None:
+    stream = environ.get("wsgi.input")
+    rfile = getattr(stream, "rfile", None)
+    raw = getattr(rfile, "raw", None)
+    return getattr(raw, "_sock", None)
+
+
+def _replay(ws: Any, backend: Any, options: StreamOptions) -> int | None:
+    if options.since is None and options.tail is None:
+        return None
+    args: dict[str, Any] = {}
+    if options.services is not None:
+        args["services"] = sorted(options.services)
+    if options.since is not None:
+        args["since"] = options.since
+    tail = options.tail if options.tail is not None else MAX_REPLAY
+    args["tail"] = min(tail, MAX_REPLAY)
+    result = backend.request("logs", **args)
+    _send(ws, batches_from_lines(result["lines"]), options)
+    return int(result["seq"])
+
+
+def _pump(ws: Any, sub: Subscription, cut: int | None, options: StreamOptions) -> None:
+    while ws.connected and not sub.closed:
+        items = sub.take(timeout=1.0)
+        if cut is not None:
+            kept = [trimmed for item in items if (trimmed := item.after(cut)) is not None]
+            items = kept
+        if items:
+            _send(ws, items, options)
+
+
+def _send(ws: Any, items: list[Item], options: StreamOptions) -> None:
+    if options.batch:
+        frame: list[str] = []
+        size = 0
+        for item in items:
+            text = item.batch_text()
+            frame.append(text)
+            size += len(text)
+            if size >= FRAME_BYTES:
+                _send_text(ws, "[" + ",".join(frame) + "]")
+                frame, size = [], 0
+        if frame:
+            _send_text(ws, "[" + ",".join(frame) + "]")
+        return
+    for item in items:
+        for text in item.line_texts():
+            _send_text(ws, text)
+
+
+def _send_text(ws: Any, text: str) -> None:
+    """Send one text frame completely.
+
+    simple-websocket's `send` ignores partial writes, which a slow reader causes;
+    `sendall` under a timeout writes everything or gives up on the client.
+    """
+    if not ws.connected:
+        raise ConnectionClosed(ws.close_reason, ws.close_message)
+    data = ws.ws.send(TextMessage(data=text))
+    with gevent.Timeout(SEND_TIMEOUT):
+        ws.sock.sendall(data)
