@@ -1,0 +1,273 @@
+"""The socket side: who is calling (SO_PEERCRED), what they may do, and leases.
+
+A closed set of ops, each decoded and checked before anything is touched. Every change
+happens under one lock: read the file afresh, check, render, write; so a refusal writes
+nothing and concurrent clients never interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import itertools
+import json
+import os
+import socket
+import struct
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from promenade_hostsd import hostsfile
+from promenade_hostsd.hostnames import hostname_problem
+from promenade_hostsd.hostsfile import SERVICE_RE, Entry
+from promenade_hostsd.state import Owned, StateDir
+
+MAX_REQUEST = 4096
+MAX_ENTRIES_PER_USER = 256
+MAX_CONNECTIONS_PER_USER = 64
+FIELDS = {"add": {"op", "service", "hostname", "persist", "address"}, "list": {"op"},
+          "remove": {"op", "service", "persist"}, "clear": {"op", "persist"}, "ping": {"op"}}
+
+
+class Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The kernel's word on who connected, never anything the client says."""
+    if hasattr(socket, "SO_PEERCRED"):
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return int(struct.unpack("3i", creds)[1])  # pid, uid, gid
+    import ctypes  # macOS and the BSDs: getpeereid(2)
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    uid, gid = ctypes.c_uint32(), ctypes.c_uint32()
+    if libc.getpeereid(conn.fileno(), ctypes.byref(uid), ctypes.byref(gid)) != 0:
+        raise OSError(ctypes.get_errno(), "getpeereid failed")
+    return int(uid.value)
+
+
+def listen(path: str, group: str, log: Callable[[str], None]) -> socket.socket:
+    """Bind without ever being world-reachable; refuse to steal a live hostsd's socket."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o755, exist_ok=True)
+    if os.path.lexists(path):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(path) == 0:
+                raise SystemExit(f"another promenade-hostsd is listening on {path}")
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    try:
+        gid = grp.getgrnam(group).gr_gid if group else None
+    except KeyError:
+        gid = None
+    if gid is None:
+        log(f"group {group!r} not found: {path} is root-only (mode 0600); "
+            "run scripts/install-hostsd to create the group and let users in")
+    else:
+        os.chown(path, -1, gid)
+        os.chmod(path, 0o660)
+        log(f"listening on {path} (mode 0660, group {group!r})")
+    listener.listen(64)
+    return listener
+
+
+class Hostsd:
+    def __init__(self, hosts_file: str, state: StateDir, timeout: float,
+                 log: Callable[[str], None]) -> None:
+        self.hosts_file = hosts_file
+        self.state = state
+        self.timeout = timeout
+        self.log = log
+        self.lock = threading.Lock()
+        self.owned: list[Owned] = []
+        self.connections: Counter[int] = Counter()
+        self.ids = itertools.count(1)
+        self.stopping = False
+
+    def _read(self) -> tuple[bytes, bytes, list[Entry]]:
+        with open(self.hosts_file, "rb") as f:
+            data = f.read()
+        return (data, *hostsfile.parse(data))
+
+    def _commit(self, data: bytes, unmanaged: bytes, owned: list[Owned]) -> None:
+        """Write the file, then the state; `self.owned` changes only once both are done."""
+        rendered = hostsfile.render(unmanaged, [o.entry for o in owned])
+        if rendered != data:
+            self.state.backup(data)
+            hostsfile.write(self.hosts_file, rendered)
+        if [o for o in owned if o.lease is None] != [o for o in self.owned if o.lease is None]:
+            self.state.save(owned)
+        self.owned = owned
+
+    def start(self) -> None:
+        """Keep persisted entries still in the file; drop every lease of an earlier run."""
+        with self.lock:
+            data, unmanaged, found = self._read()
+            present = {(e.hostname, e.service) for e in found}
+            persisted = self.state.load()
+            self.owned = persisted
+            kept = [o for o in persisted if (o.entry.hostname, o.entry.service) in present]
+            self._commit(data, unmanaged, kept)
+            stale = len(found) - len(kept)
+            self.log(f"started on {self.hosts_file}: {len(kept)} persisted entries kept, "
+                     f"{stale} stale entries removed")
+
+    def drop_lease(self, lease: int | None) -> None:
+        """A connection closed (or we are stopping: lease None drops every lease)."""
+        with self.lock:
+            self.stopping = self.stopping or lease is None
+            kept = [o for o in self.owned if o.lease is None or (lease and o.lease != lease)]
+            if len(kept) != len(self.owned):
+                gone = [o.entry.hostname for o in self.owned if o not in kept]
+                try:
+                    self._commit(*self._read()[:2], kept)
+                    self.log(f"lease {lease or 'all'} ended: removed {', '.join(gone)}")
+                except OSError as exc:
+                    self.log(f"could not remove {', '.join(gone)}: {exc}")
+
+    def dispatch(self, uid: int, conn_id: int, line: bytes) -> dict[str, Any]:
+        try:
+            try:
+                req = json.loads(line)
+            except ValueError as exc:
+                raise Refused("bad_request", f"malformed JSON: {exc}") from None
+            if not isinstance(req, dict):
+                raise Refused("bad_request", "a request is a JSON object with an 'op'")
+            op = req.get("op")
+            if not isinstance(op, str) or op not in FIELDS:
+                raise Refused("unknown_op", f"unknown op {op!r}; use one of {', '.join(FIELDS)}")
+            extra = sorted(set(req) - FIELDS[op])
+            if extra:
+                raise Refused("bad_request", f"unknown field(s) {extra} for op {op!r}")
+            persist = req.get("persist", False)
+            if not isinstance(persist, bool):
+                raise Refused("bad_request", f"'persist' must be true or false, not {persist!r}")
+            handler = getattr(self, f"op_{op}")
+            return {"ok": True, **handler(uid, None if persist else conn_id, req)}
+        except Refused as exc:
+            return {"ok": False, "error": {"code": exc.code, "message": str(exc)}}
+        except OSError as exc:
+            self.log(f"uid {uid}: {self.hosts_file}: {exc}")
+            message = f"could not update {self.hosts_file}: {exc.strerror or exc}"
+            return {"ok": False, "error": {"code": "io_error", "message": message}}
+
+    @staticmethod
+    def _service(req: dict[str, Any]) -> str:
+        service = req.get("service")
+        if not isinstance(service, str) or not SERVICE_RE.fullmatch(service):
+            raise Refused("invalid_service", f"service {service!r} must be 1-64 letters, "
+                          "digits, '_' or '-'")
+        return service
+
+    def op_ping(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+        return {"pong": True, "uid": uid, "version": 1}
+
+    def op_list(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return {"entries": [{**o.entry.__dict__, "uid": o.uid, "persist": o.lease is None,
+                                 "mine": o.uid == uid} for o in self.owned]}
+
+    def op_add(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+        service = self._service(req)
+        hostname, address = req.get("hostname"), req.get("address", "127.0.0.1")
+        for code, problem in (("invalid_hostname", hostname_problem(hostname)),
+                              ("invalid_address", hostsfile.loopback_problem(address))):
+            if problem:
+                raise Refused(code, problem)
+        entry = Entry(str(hostname).lower(), service, address)
+        key = (uid, lease, service)
+        with self.lock:
+            if self.stopping:
+                raise Refused("stopping", "promenade-hostsd is stopping")
+            data, unmanaged, _ = self._read()
+            if entry.hostname in hostsfile.unmanaged_names(unmanaged) | {
+                    socket.gethostname().lower()}:
+                raise Refused("reserved", f"hostname {hostname!r} is this machine's name or "
+                              f"already in {self.hosts_file} outside promenade: pick another")
+            for o in self.owned:
+                if o.entry.hostname == entry.hostname and (o.uid, o.lease, o.entry.service) != key:
+                    if o.uid != uid:
+                        raise Refused("taken", f"hostname {hostname!r} is mapped by another user")
+                    if o.lease is None and lease is not None:
+                        return {"service": service, "hostname": entry.hostname, "persist": True}
+                    raise Refused("taken", f"hostname {hostname!r} is already mapped by your "
+                                  f"service {o.entry.service!r} (another project?)")
+            new = Owned(entry, uid, lease)
+            owned = [new if (o.uid, o.lease, o.entry.service) == key else o for o in self.owned]
+            if new not in owned:
+                if sum(o.uid == uid for o in owned) >= MAX_ENTRIES_PER_USER:
+                    raise Refused("too_many", f"at most {MAX_ENTRIES_PER_USER} entries per user")
+                owned.append(new)
+            if owned != self.owned:
+                self._commit(data, unmanaged, owned)
+                self.log(f"uid {uid}: mapped {entry.hostname} -> {address} for {service!r} "
+                         f"({'persisted' if lease is None else f'lease {lease}'})")
+        return {"service": service, "hostname": entry.hostname, "persist": lease is None}
+
+    def _remove(self, uid: int, lease: int | None, match: Callable[[Owned], bool]) -> list[str]:
+        with self.lock:
+            mine = [o for o in self.owned if o.uid == uid and o.lease == lease and match(o)]
+            if mine:
+                self._commit(*self._read()[:2], [o for o in self.owned if o not in mine])
+                self.log(f"uid {uid}: removed {', '.join(o.entry.hostname for o in mine)}")
+            return [o.entry.hostname for o in mine]
+
+    def op_remove(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+        service = self._service(req)
+        return {"removed": self._remove(uid, lease, lambda o: o.entry.service == service)}
+
+    def op_clear(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+        return {"removed": self._remove(uid, lease, lambda o: True)}
+
+    def serve(self, listener: socket.socket) -> None:
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:
+        """One connection, one lease. The first request must come within `timeout`."""
+        with conn, contextlib.suppress(OSError):
+            uid, conn_id = peer_uid(conn), next(self.ids)
+            with self.lock:
+                self.connections[uid] += 1
+                crowded = self.connections[uid] > MAX_CONNECTIONS_PER_USER
+            try:
+                if crowded:
+                    _reply(conn, "too_many", f"at most {MAX_CONNECTIONS_PER_USER} connections")
+                else:
+                    self._converse(conn, uid, conn_id)
+            finally:
+                with self.lock:
+                    self.connections[uid] -= 1
+                self.drop_lease(conn_id)
+
+    def _converse(self, conn: socket.socket, uid: int, conn_id: int) -> None:
+        conn.settimeout(self.timeout)
+        with conn.makefile("rb") as stream:
+            while True:
+                try:
+                    line = stream.readline(MAX_REQUEST + 1)  # + 1 for the newline
+                    if len(line) > MAX_REQUEST and not line.endswith(b"\n"):
+                        return _reply(conn, "too_large", f"over {MAX_REQUEST} bytes")
+                    if not line.endswith(b"\n"):
+                        return None  # closed, maybe halfway through a request
+                    conn.sendall(json.dumps(self.dispatch(uid, conn_id, line)).encode() + b"\n")
+                except TimeoutError:
+                    return _reply(conn, "timeout", f"no request within {self.timeout:g} s")
+                conn.settimeout(None)  # an active lease may stay quiet for days
+
+
+def _reply(conn: socket.socket, code: str, message: str) -> None:
+    with contextlib.suppress(OSError):
+        conn.sendall(json.dumps({"ok": False, "error": {"code": code, "message": message}})
+                     .encode() + b"\n")

@@ -1,0 +1,519 @@
+"""promenade-hostsd as a real process on a temp hosts file and a temp socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ORIGINAL = (
+    b"# static table\n"
+    b"127.0.0.1\tlocalhost\n"
+    b"::1  localhost ip6-localhost   # v6\n"
+    b"10.0.0.5 github.com gh\n"
+    b"127.0.1.1 mybox"  # no final newline, on purpose
+)
+
+
+def wait_for(condition: Any, what: str, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+        except OSError as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}; last saw {last!r}")
+
+
+class Client:
+    """One connection: one lease."""
+
+    def __init__(self, path: str | Path, timeout: float = 5.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(str(path))
+        except OSError:
+            self.sock.close()
+            raise
+        self.file = self.sock.makefile("rb")
+
+    def raw(self, data: bytes) -> dict[str, Any]:
+        self.sock.sendall(data)
+        line = self.file.readline()
+        assert line, "hostsd closed the connection without a reply"
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def __call__(self, **request: Any) -> dict[str, Any]:
+        return self.raw(json.dumps(request).encode() + b"\n")
+
+    def closed_by_peer(self) -> bool:
+        """EOF, or a reset: hostsd closed with our unread bytes still queued."""
+        try:
+            return self.file.readline() == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+@dataclass
+class Hostsd:
+    root: Path
+    hosts: Path
+    socket: Path
+    state: Path
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    clients: list[Client] = field(default_factory=list)
+
+    def start(self, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "promenade_hostsd", "--socket", str(self.socket),
+             "--hosts-file", str(self.hosts), "--state-dir", str(self.state), *self.args,
+             *extra],
+            stderr=subprocess.PIPE)
+        wait_for(self.ping, "hostsd to answer ping")
+
+    def ping(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"hostsd exited {self.proc.returncode}: "
+                                 f"{self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+        client = Client(self.socket)
+        try:
+            return bool(client(op="ping")["ok"])
+        finally:
+            client.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        _out, err = self.proc.communicate(timeout=10)
+        return err.decode()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+    def client(self) -> Client:
+        self.clients.append(Client(self.socket))
+        return self.clients[-1]
+
+    def read(self) -> bytes:
+        return self.hosts.read_bytes()
+
+
+@pytest.fixture
+def hostsd(tmp_path: Path) -> Iterator[Hostsd]:
+    # A folder others can enter, so a client running as nobody reaches the socket.
+    root = Path(tempfile.mkdtemp(prefix="hostsd-"))
+    root.chmod(0o755)
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(ORIGINAL)
+    daemon = Hostsd(root, hosts, root / "run" / "hostsd.sock", tmp_path / "state",
+                    ["--group", "nogroup", "--timeout", "1"])
+    daemon.start()
+    yield daemon
+    for client in daemon.clients:
+        client.close()
+    daemon.kill()
+    shutil.rmtree(root)
+
+
+def ok(reply: dict[str, Any]) -> dict[str, Any]:
+    assert reply["ok"] is True, reply
+    return reply
+
+
+def refused(reply: dict[str, Any], code: str, fragment: str = "") -> None:
+    assert reply["ok"] is False, reply
+    assert reply["error"]["code"] == code, reply
+    assert fragment in reply["error"]["message"], reply
+
+
+def our_lines(data: bytes) -> list[str]:
+    return [line for line in data.decode().splitlines() if "# promenade:" in line]
+
+
+# -- every op ----------------------------------------------------------------------------
+
+def test_add_list_remove_clear_ping(hostsd: Hostsd) -> None:
+    c = hostsd.client()
+    pong = ok(c(op="ping"))
+    assert pong["uid"] == 0 and pong["version"] == 1
+    assert ok(c(op="add", service="api", hostname="API.local")) == {
+        "ok": True, "service": "api", "hostname": "api.local", "persist": False}
+    ok(c(op="add", service="web", hostname="web.test", address="127.0.0.2"))
+    assert hostsd.read() == ORIGINAL + (
+        b"\n127.0.0.1  api.local  # promenade:api\n::1  api.local  # promenade:api"
+        b"\n127.0.0.2  web.test  # promenade:web")
+    entries = ok(c(op="list"))["entries"]
+    assert entries == [
+        {"service": "api", "hostname": "api.local", "address": "127.0.0.1", "uid": 0,
+         "persist": False, "mine": True},
+        {"service": "web", "hostname": "web.test", "address": "127.0.0.2", "uid": 0,
+         "persist": False, "mine": True}]
+    assert ok(c(op="remove", service="api"))["removed"] == ["api.local"]
+    assert ok(c(op="remove", service="api"))["removed"] == []
+    assert our_lines(hostsd.read()) == ["127.0.0.2  web.test  # promenade:web"]
+    assert ok(c(op="clear"))["removed"] == ["web.test"]
+    assert hostsd.read() == ORIGINAL
+    backup = hostsd.state / "hosts.before-promenade"
+    assert backup.read_bytes() == ORIGINAL
+
+
+def test_add_is_idempotent_and_a_new_hostname_replaces_the_old(hostsd: Hostsd) -> None:
+    c = hostsd.client()
+    ok(c(op="add", service="api", hostname="api.test"))
+    ok(c(op="add", service="web", hostname="web.test"))
+    first = hostsd.read()
+    ok(c(op="add", service="api", hostname="api.test"))
+    assert hostsd.read() == first
+    ok(c(op="add", service="api", hostname="api2.test"))
+    assert our_lines(hostsd.read()) == ["127.0.0.1  api2.test  # promenade:api",
+                                        "127.0.0.1  web.test  # promenade:web"]
+
+
+def test_two_projects_of_one_user_with_the_same_service_name(hostsd: Hostsd) -> None:
+    """A lease belongs to its connection: one project's stop keeps the other's entry."""
+    a, b = hostsd.client(), hostsd.client()
+    ok(a(op="add", service="api", hostname="a.test"))
+    ok(b(op="add", service="api", hostname="b.test"))
+    refused(b(op="add", service="other", hostname="a.test"), "taken", "your service 'api'")
+    ok(a(op="remove", service="api"))
+    assert our_lines(hostsd.read()) == ["127.0.0.1  b.test  # promenade:api"]
+    a.close()
+    b.close()
+    wait_for(lambda: hostsd.read() == ORIGINAL, "leases to end")
+
+
+# -- refusals: each one leaves the file byte-identical ------------------------------------
+
+BAD_HOSTNAMES = ["", "a b.test", "a\nb.test", "a#b.test", "a\tb", "x\x00y", "x" * 254,
+                 "a..test", ".a.test", "a.test.", "-a.test", "a-.test", "caf\u00e9.test",
+                 "a_b.test", "localhost", "LOCALHOST", "foo.localhost", 42, None,
+                 ("a" * 64) + ".test"]
+
+
+@pytest.mark.parametrize("hostname", BAD_HOSTNAMES)
+def test_invalid_hostnames_are_refused(hostsd: Hostsd, hostname: Any) -> None:
+    refused(hostsd.client()(op="add", service="api", hostname=hostname), "invalid_hostname")
+    assert hostsd.read() == ORIGINAL
+
+
+@pytest.mark.parametrize("hostname", ["github.com", "GH", "mybox", "ip6-localhost",
+                                      socket.gethostname()])
+def test_names_outside_our_lines_cannot_be_hijacked(hostsd: Hostsd, hostname: str) -> None:
+    refused(hostsd.client()(op="add", service="api", hostname=hostname), "reserved")
+    assert hostsd.read() == ORIGINAL
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "0.0.0.0", "::2", "127.0.0.01", "localhost",
+                                     "127.0.0.1 evil.com", 2130706433, None])
+def test_addresses_other_than_loopback_are_refused(hostsd: Hostsd, address: Any) -> None:
+    reply = hostsd.client()(op="add", service="api", hostname="a.test", address=address)
+    refused(reply, "invalid_address")
+    assert hostsd.read() == ORIGINAL
+
+
+@pytest.mark.parametrize("service", ["", "a b", "a#b", "a\n", "x" * 65, "caf\u00e9", 3, None])
+def test_invalid_service_names_are_refused(hostsd: Hostsd, service: Any) -> None:
+    c = hostsd.client()
+    refused(c(op="add", service=service, hostname="a.test"), "invalid_service")
+    refused(c(op="remove", service=service), "invalid_service")
+    assert hostsd.read() == ORIGINAL
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b"{not json\n", "bad_request"),
+    (b"[1, 2]\n", "bad_request"),
+    (b'"add"\n', "bad_request"),
+    (b"\n", "bad_request"),
+    (b'{"op": "drop_table"}\n', "unknown_op"),
+    (b'{"op": ["add"]}\n', "unknown_op"),
+    (b'{"service": "api"}\n', "unknown_op"),
+    (b'{"op": "add", "service": "api", "hostname": "a.test", "uid": 1000}\n', "bad_request"),
+    (b'{"op": "add", "service": "api", "hostname": "a.test", "persist": "yes"}\n',
+     "bad_request"),
+    (b'{"op": "add", "service": "api", "hostname": "a.\xff"}\n', "bad_request"),
+])
+def test_malformed_requests_are_refused_and_the_connection_survives(
+        hostsd: Hostsd, data: bytes, code: str) -> None:
+    c = hostsd.client()
+    refused(c.raw(data), code)
+    ok(c(op="ping"))
+    assert hostsd.read() == ORIGINAL
+
+
+def test_requests_over_4_kib_are_refused_and_closed(hostsd: Hostsd) -> None:
+    c = hostsd.client()
+    padding = "x" * (4096 - len('{"op": "ping", "pad": ""}'))
+    refused(c.raw(json.dumps({"op": "ping", "pad": padding}).encode() + b"\n"), "bad_request")
+    refused(c.raw(json.dumps({"op": "ping", "pad": padding + "x"}).encode() + b"\n"),
+            "too_large")
+    assert c.closed_by_peer()
+    big = hostsd.client()
+    big.sock.sendall(b"x" * 20000)
+    assert json.loads(big.file.readline())["error"]["code"] == "too_large"
+    assert hostsd.read() == ORIGINAL
+
+
+def test_a_client_that_sends_nothing_is_timed_out(hostsd: Hostsd) -> None:
+    c = hostsd.client()
+    started = time.monotonic()
+    reply = json.loads(c.file.readline())
+    assert reply["error"]["code"] == "timeout"
+    assert 0.8 < time.monotonic() - started < 4
+    assert c.closed_by_peer()
+
+
+def test_at_most_256_entries_per_user(hostsd: Hostsd) -> None:
+    c = hostsd.client()
+    for i in range(256):
+        ok(c(op="add", service=f"s{i}", hostname=f"h{i}.test"))
+    before = hostsd.read()
+    refused(c(op="add", service="one-more", hostname="more.test"), "too_many")
+    refused(hostsd.client()(op="add", service="x", hostname="x.test", persist=True), "too_many")
+    ok(c(op="add", service="s0", hostname="h0-renamed.test"))  # a replacement is fine
+    assert hostsd.read() != before and len(our_lines(hostsd.read())) == 256
+
+
+# -- leases and persistence ---------------------------------------------------------------
+
+def test_closing_the_connection_removes_its_leases_but_not_persisted(hostsd: Hostsd) -> None:
+    c = hostsd.client()
+    ok(c(op="add", service="api", hostname="api.test"))
+    ok(c(op="add", service="docs", hostname="docs.test", persist=True))
+    c.close()
+    wait_for(lambda: our_lines(hostsd.read()) == ["127.0.0.1  docs.test  # promenade:docs"],
+             "the leased entry to go")
+    other = hostsd.client()
+    assert ok(other(op="list"))["entries"][0]["persist"] is True
+    assert ok(other(op="remove", service="docs"))["removed"] == []  # not a lease of this one
+    assert ok(other(op="remove", service="docs", persist=True))["removed"] == ["docs.test"]
+    assert hostsd.read() == ORIGINAL
+
+
+def test_a_leased_add_of_my_persisted_name_is_accepted_without_a_lease(hostsd: Hostsd) -> None:
+    c = hostsd.client()
+    ok(c(op="add", service="api", hostname="api.test", persist=True))
+    assert ok(hostsd.client()(op="add", service="api", hostname="api.test"))["persist"] is True
+    assert our_lines(hostsd.read()) == ["127.0.0.1  api.test  # promenade:api"]
+
+
+@pytest.mark.timeout(30)
+def test_a_sigkilled_client_loses_its_leases(hostsd: Hostsd, tmp_path: Path) -> None:
+    script = tmp_path / "client.py"
+    script.write_text(
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "s.connect(sys.argv[1])\n"
+        "s.sendall(b'{\"op\": \"add\", \"service\": \"api\", \"hostname\": \"api.test\"}\\n')\n"
+        "print(s.makefile().readline(), flush=True)\n"
+        "sys.stdin.read()\n")
+    with subprocess.Popen([sys.executable, str(script), str(hostsd.socket)],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            assert json.loads(proc.stdout.readline())["ok"] is True
+            assert our_lines(hostsd.read()) == ["127.0.0.1  api.test  # promenade:api"]
+            proc.kill()
+            proc.wait()
+            wait_for(lambda: hostsd.read() == ORIGINAL, "the SIGKILLed client's entry to go")
+        finally:
+            proc.kill()
+
+
+def test_restart_removes_stale_leases_and_keeps_persisted(hostsd: Hostsd) -> None:
+    c = hostsd.client()
+    ok(c(op="add", service="api", hostname="api.test"))
+    ok(c(op="add", service="docs", hostname="docs.local", persist=True))
+    hostsd.kill()  # no chance to clean up: the lease stays in the file
+    assert len(our_lines(hostsd.read())) == 3
+    with hostsd.hosts.open("ab") as f:  # a stale line from some earlier run, unknown to state
+        f.write(b"\n127.0.0.1  old.test  # promenade:old\n")
+    hostsd.start()
+    assert our_lines(hostsd.read()) == ["127.0.0.1  docs.local  # promenade:docs",
+                                        "::1  docs.local  # promenade:docs"]
+    err = hostsd.stop()
+    assert "1 persisted entries kept, 2 stale entries removed" in err
+    assert our_lines(hostsd.read()) == ["127.0.0.1  docs.local  # promenade:docs",
+                                        "::1  docs.local  # promenade:docs"]
+    assert not hostsd.socket.exists()
+
+
+def test_sigterm_removes_leases_and_the_socket(hostsd: Hostsd) -> None:
+    ok(hostsd.client()(op="add", service="api", hostname="api.test"))
+    assert "stopped" in hostsd.stop()
+    assert hostsd.read() == ORIGINAL
+    assert not hostsd.socket.exists()
+
+
+def test_a_second_hostsd_refuses_to_start(hostsd: Hostsd) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "promenade_hostsd", "--socket", str(hostsd.socket),
+         "--hosts-file", str(hostsd.hosts), "--state-dir", str(hostsd.root / "other")],
+        capture_output=True, text=True, timeout=10, check=False)
+    assert result.returncode == 1
+    assert f"another promenade-hostsd is listening on {hostsd.socket}" in result.stderr
+    ok(hostsd.client()(op="ping"))
+
+
+def test_socket_is_group_accessible_only(hostsd: Hostsd) -> None:
+    st = hostsd.socket.stat()
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o660, 0, 65534)
+
+
+def test_without_the_group_the_socket_is_root_only(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(b"")
+    daemon = Hostsd(tmp_path, hosts, tmp_path / "s.sock", tmp_path / "state",
+                    ["--group", "no-such-group-here"])
+    daemon.start()
+    try:
+        assert daemon.socket.stat().st_mode & 0o777 == 0o600
+    finally:
+        err = daemon.stop()
+    assert "group 'no-such-group-here' not found" in err and "root-only" in err
+
+
+# -- concurrency and other users ----------------------------------------------------------
+
+@pytest.mark.timeout(60)
+def test_twenty_concurrent_clients(hostsd: Hostsd) -> None:
+    errors: list[str] = []
+
+    def work(i: int) -> None:
+        c = Client(hostsd.socket)
+        try:
+            for round_ in range(5):
+                for svc in ("a", "b", "c"):
+                    reply = c(op="add", service=svc, hostname=f"{svc}{i}-{round_}.test")
+                    if not reply["ok"]:
+                        errors.append(str(reply))
+                if not c(op="remove", service="b")["ok"]:
+                    errors.append("remove failed")
+            if i % 2:
+                c(op="add", service=f"p{i}", hostname=f"p{i}.test", persist=True)
+        finally:
+            if i % 4 == 0:  # half of these leave by closing, the others stay connected
+                c.close()
+            else:
+                kept.append(c)
+
+    kept: list[Client] = []
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    expected = {f"{svc}{i}-4.test" for i in range(20) if i % 4 for svc in ("a", "c")}
+    expected |= {f"p{i}.test" for i in range(20) if i % 2}
+
+    def names() -> set[str]:
+        return {line.split()[1] for line in our_lines(hostsd.read())}
+
+    seen: list[set[str]] = []
+    try:
+        wait_for(lambda: seen.append(names()) or seen[-1] == expected, "the expected names")
+    except AssertionError:
+        missing, extra = expected - seen[-1], seen[-1] - expected
+        raise AssertionError(f"missing {missing}, extra {extra}") from None
+    data = hostsd.read()
+    assert data.startswith(ORIGINAL + b"\n")
+    assert all(line.count("  ") == 2 for line in our_lines(data))
+    assert len(our_lines(data)) == len(expected)
+    for c in kept:
+        c.close()
+
+
+def run_as_nobody(socket_path: Path, *requests: dict[str, Any]) -> list[Any]:
+    """The venv may sit under a 0700 folder: the other user's client is /usr/bin/python3."""
+    code = (
+        "import json, socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    s.connect(sys.argv[1])\n"
+        "except OSError as e:\n"
+        "    print(json.dumps(['connect', e.errno])); sys.exit()\n"
+        "f = s.makefile('rb')\n"
+        "out = []\n"
+        "for r in sys.argv[2:]:\n"
+        "    s.sendall(r.encode() + b'\\n'); out.append(json.loads(f.readline()))\n"
+        "print(json.dumps(out))\n")
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+         "-c", code, str(socket_path), *(json.dumps(r) for r in requests)],
+        capture_output=True, text=True, timeout=20, check=True)
+    return list(json.loads(result.stdout))
+
+
+@pytest.mark.skipif(not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"),
+                    reason="needs setpriv and /usr/bin/python3")
+def test_another_user_cannot_touch_my_entries(hostsd: Hostsd) -> None:
+    mine = hostsd.client()
+    ok(mine(op="add", service="api", hostname="api.test"))
+    ok(mine(op="add", service="docs", hostname="docs.test", persist=True))
+    before = hostsd.read()
+    replies = run_as_nobody(
+        hostsd.socket,
+        {"op": "ping"},
+        {"op": "add", "service": "api", "hostname": "api.test"},
+        {"op": "add", "service": "docs", "hostname": "docs.test", "persist": True},
+        {"op": "remove", "service": "api"},
+        {"op": "remove", "service": "docs", "persist": True},
+        {"op": "clear"},
+        {"op": "clear", "persist": True},
+        {"op": "list"},
+        {"op": "add", "service": "api", "hostname": "nobody.test"},
+        {"op": "list"})
+    assert replies[0]["uid"] == 65534
+    refused(replies[1], "taken", "another user")
+    refused(replies[2], "taken", "another user")
+    assert [r["removed"] for r in replies[3:7]] == [[], [], [], []]
+    assert [e["mine"] for e in replies[7]["entries"]] == [False, False]
+    ok(replies[8])
+    assert [(e["hostname"], e["uid"], e["mine"]) for e in replies[9]["entries"]][-1] == (
+        "nobody.test", 65534, True)
+    wait_for(lambda: hostsd.read() == before, "nobody's lease to end with its connection")
+
+
+@pytest.mark.skipif(not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"),
+                    reason="needs setpriv and /usr/bin/python3")
+def test_a_user_outside_the_group_cannot_connect(tmp_path: Path) -> None:
+    root = Path(tempfile.mkdtemp(prefix="hostsd-"))
+    root.chmod(0o755)
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(b"")
+    daemon = Hostsd(root, hosts, root / "s.sock", tmp_path / "state", ["--group", "root"])
+    daemon.start()
+    try:
+        assert run_as_nobody(daemon.socket, {"op": "ping"}) == ["connect", 13]  # EACCES
+    finally:
+        daemon.stop()
+        shutil.rmtree(root)
