@@ -28,6 +28,8 @@ from promenade_core.osproc import ProcessOps, Spawned
 from promenade_core.states import ALIVE, STARTABLE, Health, Status, check_transition
 
 STOP_GRACE = 5.0
+#: After the main process exits on its own, what it left in its group gets this long.
+STRAGGLER_GRACE = 1.0
 READ_SIZE = 65536
 
 
@@ -172,13 +174,22 @@ class Service:
             self._set(Status.STOPPING)
         self.host.emit(f"stopping {self.name} (pid {spawned.pid})", "debug")
         self.host.ops.signal_group(spawned.pid, signal.SIGTERM)
-        if not self._exited.wait(STOP_GRACE):
+        if not self._wait_group_gone(spawned.pid, STOP_GRACE):
             self.host.emit(
                 f"{self.name} did not stop within {STOP_GRACE:g} s of SIGTERM; sending SIGKILL",
                 "warning",
             )
             self.host.ops.signal_group(spawned.pid, signal.SIGKILL)
         lifecycle.join()
+
+    def _wait_group_gone(self, pgid: int, timeout: float) -> bool:
+        """The whole group, not just `sh`: its children may ignore SIGTERM."""
+        deadline = time.monotonic() + timeout
+        while self.host.ops.group_alive(pgid):
+            if time.monotonic() >= deadline:
+                return False
+            gevent.sleep(0.05)
+        return True
 
     def restart(self) -> None:
         self.stop()
@@ -294,12 +305,10 @@ class Service:
         if self._prober is not None:
             self._prober.kill(block=False)
             self._prober = None
-        if self.host.ops.group_alive(spawned.pid):
+        if not self._stop_requested and self.host.ops.group_alive(spawned.pid):
             self.host.ops.signal_group(spawned.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 1.0
-            while self.host.ops.group_alive(spawned.pid) and time.monotonic() < deadline:
-                gevent.sleep(0.02)
-            self.host.ops.signal_group(spawned.pid, signal.SIGKILL)
+            if not self._wait_group_gone(spawned.pid, STRAGGLER_GRACE):
+                self.host.ops.signal_group(spawned.pid, signal.SIGKILL)
         readers = spawned.readers
         gevent.joinall(readers, timeout=2.0)
         gevent.killall(readers, block=False)
