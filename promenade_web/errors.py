@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import WebsocketMismatch
 
 from promenade_core import protocol
 from promenade_core.client import BusError
@@ -46,6 +47,13 @@ def _http_code(exc: HTTPException) -> str:
 
 def install(app: Flask) -> None:
     """Register JSON handlers for HTTP errors, bus errors and crashes."""
+
+    @app.errorhandler(WebsocketMismatch)
+    def plain_request_to_websocket(exc: WebsocketMismatch) -> Response:
+        return error_response(
+            400, WEBSOCKET_REQUIRED,
+            "this endpoint is a WebSocket: connect with ws://…/api/logs/stream",
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

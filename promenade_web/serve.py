@@ -96,6 +96,18 @@ def watch_supervisor(request: Callable[..., Any], gone: Callable[[str], None]) -
 
 
 def run(args: argparse.Namespace) -> int:
+    stopping = gevent.event.Event()
+    outcome = {"code": 0}
+
+    def stop(reason: str, code: int = 0) -> None:
+        if reason:
+            print(f"promenade_web: {reason}; exiting", file=sys.stderr)
+        outcome["code"] = code
+        stopping.set()
+
+    # Before anything slow: a SIGTERM during start-up must still end cleanly.
+    gevent.signal_handler(signal.SIGTERM, stop, "")
+    gevent.signal_handler(signal.SIGINT, stop, "")
     try:
         listener = open_listener(args.host, args.port)
     except ListenError as exc:
@@ -112,17 +124,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     app = create_app(Backend(pool.request, hub), bind_host=args.host)
     server = WSGIServer(listener, app, log=None)
-    stopping = gevent.event.Event()
-    outcome = {"code": 0}
-
-    def stop(reason: str, code: int = 0) -> None:
-        if reason:
-            print(f"promenade_web: {reason}; exiting", file=sys.stderr)
-        outcome["code"] = code
-        stopping.set()
-
-    gevent.signal_handler(signal.SIGTERM, stop, "")
-    gevent.signal_handler(signal.SIGINT, stop, "")
     feed = gevent.spawn(hub.run)
     feed.link_exception(lambda g: stop(f"the events feed failed: {g.exception!r}", 1))
     watcher = gevent.spawn(watch_supervisor, pool.request, stop)

@@ -33,7 +33,7 @@ from simple_websocket import ConnectionClosed
 from wsproto.events import TextMessage
 
 from promenade_web.api import BadParameter, bool_arg, int_arg
-from promenade_web.errors import WEBSOCKET_REQUIRED, error_response
+from promenade_web.errors import error_response
 from promenade_web.hub import Hub, Item, Subscription, batches_from_lines, event_item
 
 bp = Blueprint("stream", __name__, url_prefix="/api")
@@ -70,11 +70,6 @@ class StreamOptions:
 
 @bp.before_request
 def check_handshake() -> Response | None:
-    if request.headers.get("Upgrade", "").lower() != "websocket":
-        return error_response(
-            400, WEBSOCKET_REQUIRED,
-            "this endpoint is a WebSocket: connect with ws://…/api/logs/stream",
-        )
     try:
         g.stream_options = StreamOptions.from_request()
     except BadParameter as exc:
