@@ -1,0 +1,129 @@
+"""The per-service CORS proxy: `cors_proxy_port` in front of a service's `port`.
+
+A page on one local port (a Vite app on :3000) can then call a service on another (a Flask
+API on :5001, reached as :5002) with cookies, without the service knowing about CORS. The
+supervisor starts and stops a proxy with its service and reconfigures it on reload; the
+relay itself lives in `http_relay`, the header rules in `proxy_headers`.
+
+Lives in the supervisor's gevent hub, which is not monkey-patched: the listener must be a
+`gevent.socket` (a stdlib one never calls the handler).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+from collections.abc import Callable, Iterable
+
+from gevent import socket
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
+from promenade_core.errors import PromenadeError
+from promenade_core.http_relay import ClientRelay
+from promenade_core.proxy_headers import ProxyPolicy, is_loopback_host, normalize_origins
+
+STOP_TIMEOUT = 5.0  # for open relays to die once killed; they are not waited for
+LISTEN_BACKLOG = 128
+
+
+class CorsProxyError(PromenadeError):
+    """A proxy that cannot listen where its config says."""
+
+
+def _bind_error(service: str, host: str, port: int, exc: OSError) -> CorsProxyError:
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        hint = f"port {port} is already in use; stop what holds it or pick another cors_proxy_port"
+    elif exc.errno == errno.EACCES:
+        hint = f"permission denied for port {port}; use a port above 1023"
+    else:
+        hint = f"{(exc.strerror or str(exc)).lower()}; check cors_proxy_port"
+    return CorsProxyError(f"CORS proxy of service {service!r} cannot listen on {where}: {hint}")
+
+
+def _check_port(service: str, key: str, port: int) -> int:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise CorsProxyError(f"service {service!r}: {key} must be a port 1-65535, got {port!r}")
+    return port
+
+
+class CorsProxy:
+    """Listens on `listen_host:listen_port` and relays to `upstream_host:upstream_port`."""
+
+    def __init__(
+        self,
+        service: str,
+        listen_port: int,
+        upstream_port: int,
+        allow_origins: tuple[str, ...] = (),
+        managed_hostnames: Callable[[], Iterable[str]] = lambda: (),
+        listen_host: str = "127.0.0.1",
+        upstream_host: str = "127.0.0.1",
+    ) -> None:
+        self.service = service
+        self.listen_host = listen_host
+        self.listen_port = _check_port(service, "cors_proxy_port", listen_port)
+        self._policy = ProxyPolicy(
+            service=service,
+            upstream_host=upstream_host,
+            upstream_port=_check_port(service, "port", upstream_port),
+            allow_origins=normalize_origins(allow_origins),
+            managed_hostnames=managed_hostnames,
+            # An address reachable from other machines was chosen on purpose; names the
+            # user gives it there are not ours to check.
+            check_host=is_loopback_host(listen_host),
+        )
+        self._pool = Pool()
+        self._server: StreamServer | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def policy(self) -> ProxyPolicy:
+        """What the next request will be judged by (upstream, allowed origins)."""
+        return self._policy
+
+    def start(self) -> None:
+        """Binds now, so a taken port is reported at once and not on the first request."""
+        if self._server is not None:
+            return
+        listener = self._listen()
+        self._server = StreamServer(listener, self._handle, spawn=self._pool)
+        self._server.start()
+
+    def stop(self) -> None:
+        """Closes the listener and every open relay, WebSockets and event streams included."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        self._pool.kill(block=True, timeout=STOP_TIMEOUT)
+
+    def reconfigure(self, upstream_port: int, allow_origins: tuple[str, ...]) -> None:
+        """Applies to every request from now on, on open connections too; no rebinding."""
+        self._policy = dataclasses.replace(
+            self._policy,
+            upstream_port=_check_port(self.service, "port", upstream_port),
+            allow_origins=normalize_origins(allow_origins),
+        )
+
+    def _listen(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.listen_host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.listen_host.strip("[]"), self.listen_port))
+            sock.listen(LISTEN_BACKLOG)
+        except OSError as exc:
+            sock.close()
+            raise _bind_error(self.service, self.listen_host, self.listen_port, exc) from exc
+        return sock
+
+    def _handle(self, sock: socket.socket, address: tuple) -> None:
+        ClientRelay(sock, address, self._policy_now).serve()
+
+    def _policy_now(self) -> ProxyPolicy:
+        return self._policy

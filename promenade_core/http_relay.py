@@ -1,0 +1,455 @@
+"""One client connection of a CORS proxy, relayed to the service with h11 on both sides.
+
+Bodies are streamed in both directions as they arrive (never held whole): the request body
+goes up in a pump greenlet while this one brings the response down, so a service may
+answer before it has read everything, and server-sent events reach the page event by
+event. After a `101 Switching Protocols` the relay stops parsing and copies raw bytes
+both ways (WebSockets, Vite's hot-module reload).
+
+Runs inside the supervisor's gevent hub, which is not monkey-patched: every socket here
+is a `gevent.socket` one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket as stdlib_socket
+from collections.abc import Callable
+
+import gevent
+import h11
+from gevent import socket
+
+from promenade_core import proxy_headers as ph
+from promenade_core.proxy_headers import ProxyPolicy, Refusal
+
+RECV_SIZE = 64 * 1024
+MAX_HEAD_SIZE = 64 * 1024  # request/response line plus headers (big cookies fit)
+CONNECT_TIMEOUT = 5.0
+KEEPALIVE_IDLE = 120.0  # a client connection idle this long between requests is closed
+LINGER_TIMEOUT = 1.0
+LINGER_BYTES = 1024 * 1024
+SWITCHED_CLOSE_GRACE = 5.0
+
+
+class _UpstreamLost(Exception):
+    """The service's side broke before its response began; the client gets a 502."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def _connect_reason(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError | stdlib_socket.timeout):
+        return f"no answer within {CONNECT_TIMEOUT:g} s"
+    return (exc.strerror or str(exc)).lower()
+
+
+# What h11's next_event() returns: an event, or a sentinel class.
+Step = h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]
+
+
+def _nodelay(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _still_idle(sock: socket.socket) -> bool:
+    """A kept-alive upstream socket the service has neither closed nor written to since.
+
+    A zero-timeout select never blocks the hub; anything readable here is an EOF or bytes
+    nobody asked for, and either way the connection cannot carry the next request.
+    """
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+class _Upstream:
+    """One connection to the service, kept alive across a client's requests."""
+
+    def __init__(self, sock: socket.socket, addr: tuple[str, int]) -> None:
+        self.sock = sock
+        self.addr = addr
+        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self.answered = False  # any byte came back for the current request
+
+    @classmethod
+    def open(cls, policy: ProxyPolicy) -> _Upstream:
+        addr = (policy.upstream_host, policy.upstream_port)
+        try:
+            sock = socket.create_connection(addr, timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            raise _UpstreamLost(policy.unavailable(_connect_reason(exc))) from exc
+        sock.settimeout(None)
+        _nodelay(sock)
+        return cls(sock, addr)
+
+    def reusable_for(self, policy: ProxyPolicy) -> bool:
+        return self.addr == (policy.upstream_host, policy.upstream_port) and _still_idle(self.sock)
+
+    def read_event(self, before_wait: Callable[[], None]) -> Step:
+        """The next event, reading as needed; `before_wait` runs before each blocking read."""
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            before_wait()
+            data = self.sock.recv(RECV_SIZE)
+            self.answered = self.answered or bool(data)
+            self.conn.receive_data(data)
+
+    def recycle(self) -> bool:
+        """Readies the connection for the next request; False if it cannot carry one."""
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
+            self.conn.start_next_cycle()
+            self.answered = False
+            return True
+        return False
+
+    def abort(self) -> None:
+        """Wakes whoever is reading it (with an EOF) from another greenlet."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ClientRelay:
+    """Serves one accepted client socket until either side closes it."""
+
+    def __init__(
+        self, sock: socket.socket, address: tuple, policy: Callable[[], ProxyPolicy]
+    ) -> None:
+        self._sock = sock
+        self._client_ip = str(address[0]) if address else "unknown"
+        self._policy_source = policy
+        self._client = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._out: list[bytes] = []
+        self._up: _Upstream | None = None
+        self._pump: gevent.Greenlet | None = None
+        self._body_done = False
+        self._client_gone = False
+        _nodelay(sock)
+
+    # ---- the connection loop ----
+
+    def serve(self) -> None:
+        try:
+            while self._serve_one():
+                self._client.start_next_cycle()
+        except h11.RemoteProtocolError as exc:
+            self._answer_bad_request(exc)
+        except (OSError, h11.LocalProtocolError):
+            pass  # the client hung up or reset, or a side broke mid-message: just close
+        finally:
+            self._close()
+
+    def _serve_one(self) -> bool:
+        """Handles one request; True when the connection can carry another."""
+        request = self._next_request()
+        if request is None:
+            return False
+        policy = self._policy_source()
+        headers = request.headers.raw_items()
+        refusal = policy.refusal(request.method, headers)
+        if refusal is not None:
+            return self._answer(refusal.status, [], refusal.body())
+        if ph.is_preflight(request.method, headers):
+            return self._answer(204, ph.preflight_headers(headers), b"")
+        origin = ph.header_value(headers, b"origin")
+        try:
+            return self._proxy(request, headers, policy, origin)
+        except _UpstreamLost as lost:
+            cors = ph.cors_headers(origin) if origin is not None else []
+            cors.append((b"Vary", b"Origin"))
+            return self._answer(lost.refusal.status, cors, lost.refusal.body())
+
+    def _next_request(self) -> h11.Request | None:
+        self._sock.settimeout(KEEPALIVE_IDLE)
+        try:
+            event = self._client_event()
+        except TimeoutError:
+            return None
+        finally:
+            self._sock.settimeout(None)
+        return event if isinstance(event, h11.Request) else None
+
+    def _client_event(self) -> Step:
+        while True:
+            event = self._client.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            self._client.receive_data(self._sock.recv(RECV_SIZE))
+
+    # ---- answers the proxy gives itself ----
+
+    def _answer(self, status: int, headers: list[ph.Header], body: bytes) -> bool:
+        """Replies without the service; closes after it if the request body is unread."""
+        complete = self._drain_ready_body()
+        headers = list(headers)
+        if body:
+            headers += [(b"Content-Type", b"application/json"), (b"Cache-Control", b"no-store")]
+        if status not in (204, 304):
+            headers.append((b"Content-Length", str(len(body)).encode()))
+        if not complete:
+            headers.append((b"Connection", b"close"))
+        self._write(self._client.send(h11.Response(status_code=status, headers=headers)))
+        if body:
+            self._write(self._client.send(h11.Data(data=body)))
+        self._write(self._client.send(h11.EndOfMessage()))
+        self._flush()
+        if not complete:
+            self._linger()
+            return False
+        return self._client.our_state is h11.DONE
+
+    def _answer_bad_request(self, exc: h11.RemoteProtocolError) -> None:
+        if self._client.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        body = ph.json_error("bad_request", f"malformed HTTP request: {exc}")
+        headers = [
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", str(len(body)).encode()),
+            (b"Connection", b"close"),
+        ]
+        response = h11.Response(status_code=exc.error_status_hint, headers=headers)
+        with contextlib.suppress(OSError, h11.LocalProtocolError):
+            self._write(self._client.send(response))
+            self._write(self._client.send(h11.Data(data=body)))
+            self._write(self._client.send(h11.EndOfMessage()))
+            self._flush()
+            self._linger()
+
+    def _drain_ready_body(self) -> bool:
+        """Discards request body already received; True if the whole request is in."""
+        while self._client.their_state is h11.SEND_BODY:
+            if self._client.next_event() is h11.NEED_DATA:
+                return False
+        return True
+
+    def _linger(self) -> None:
+        """Reads what the client still sends before closing, so it sees our answer.
+
+        Closing a socket with unread input makes the kernel send a reset, which can
+        destroy a response the client has not read yet.
+        """
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+            with gevent.Timeout(LINGER_TIMEOUT, False):
+                read = 0
+                while read < LINGER_BYTES:
+                    data = self._sock.recv(RECV_SIZE)
+                    if not data:
+                        break
+                    read += len(data)
+
+    # ---- forwarding one request ----
+
+    def _proxy(
+        self,
+        request: h11.Request,
+        headers: list[ph.Header],
+        policy: ProxyPolicy,
+        origin: bytes | None,
+    ) -> bool:
+        up = self._upstream(policy)
+        target = f"{policy.upstream_host}:{policy.upstream_port}"
+        upstream_headers = ph.upstream_request_headers(headers, self._client_ip, target)
+        head = h11.Request(method=request.method, target=request.target, headers=upstream_headers)
+        self._body_done = False
+        pieces = [up.conn.send(head) or b""]
+        pieces += self._ready_body(up)
+        try:
+            up.sock.sendall(b"".join(pieces))
+        except OSError as exc:
+            self._drop_upstream()
+            raise _UpstreamLost(policy.unavailable(_connect_reason(exc))) from exc
+        self._pump = gevent.spawn(self._pump_client, up)
+        try:
+            switched = self._relay_response(up, request, policy, origin)
+        finally:
+            self._stop_pump()
+        if switched:
+            return False
+        if not self._body_done:
+            self._linger()  # the service answered before reading all of the body
+            return False
+        if not up.recycle():
+            self._drop_upstream()
+        return self._client.our_state is h11.DONE and self._client.their_state is h11.DONE
+
+    def _upstream(self, policy: ProxyPolicy) -> _Upstream:
+        """The kept-alive upstream connection if still good for this request, or a new one."""
+        if self._up is not None and not self._up.reusable_for(policy):
+            self._drop_upstream()
+        if self._up is None:
+            self._up = _Upstream.open(policy)
+        return self._up
+
+    def _ready_body(self, up: _Upstream) -> list[bytes]:
+        """Request body events already buffered, encoded for the service (no waiting)."""
+        pieces: list[bytes] = []
+        while not self._body_done:
+            event = self._client.next_event()
+            if event is h11.NEED_DATA:
+                break
+            pieces.append(self._body_bytes(up, event))
+        return pieces
+
+    def _body_bytes(self, up: _Upstream, event: Step) -> bytes:
+        if isinstance(event, h11.Data):
+            return up.conn.send(h11.Data(data=event.data)) or b""
+        if isinstance(event, h11.EndOfMessage):
+            self._body_done = True
+            return up.conn.send(h11.EndOfMessage()) or b""  # trailers are dropped
+        raise h11.RemoteProtocolError(f"unexpected {event!r} in a request body")
+
+    def _pump_client(self, up: _Upstream) -> None:
+        """Streams the rest of the request body up, then watches the client for a hang-up.
+
+        Without the watch, a client that leaves an idle event stream would leave this
+        relay (and the service's connection) open until the service next writes.
+        """
+        try:
+            while not self._body_done:
+                data = self._body_bytes(up, self._client_event())
+                try:
+                    up.sock.sendall(data)
+                except OSError:
+                    return  # the service stopped reading; its answer (or EOF) says why
+            data = self._sock.recv(RECV_SIZE)
+            if data:
+                self._client.receive_data(data)  # pipelined or post-upgrade bytes, kept
+                return
+        except (OSError, h11.RemoteProtocolError):
+            pass
+        self._client_gone = True
+        up.abort()
+
+    def _stop_pump(self) -> None:
+        if self._pump is not None:
+            self._pump.kill(block=True)
+            self._pump = None
+
+    # ---- bringing the response down ----
+
+    def _relay_response(
+        self, up: _Upstream, request: h11.Request, policy: ProxyPolicy, origin: bytes | None
+    ) -> bool:
+        """Streams the response to the client; True if the protocol switched."""
+        legacy_client = request.http_version == b"1.0"
+        started = False
+        while True:
+            event = self._response_event(up, policy, started)
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    self._switch(up, event, origin)
+                    return True
+                if not legacy_client:
+                    self._write(self._client.send(self._informational(event)))
+            elif isinstance(event, h11.Response):
+                headers = ph.client_response_headers(event.headers.raw_items(), origin)
+                response = h11.Response(
+                    status_code=event.status_code, headers=headers, reason=event.reason
+                )
+                self._write(self._client.send(response))
+                started = True
+            elif isinstance(event, h11.Data):
+                self._write(self._client.send(h11.Data(data=event.data)))
+            elif isinstance(event, h11.EndOfMessage):
+                self._write(self._client.send(h11.EndOfMessage()))
+                self._flush()
+                return False
+
+    @staticmethod
+    def _informational(event: h11.InformationalResponse) -> h11.InformationalResponse:
+        headers = ph.client_response_headers(event.headers.raw_items(), None)
+        return h11.InformationalResponse(
+            status_code=event.status_code, headers=headers, reason=event.reason
+        )
+
+    def _response_event(self, up: _Upstream, policy: ProxyPolicy, started: bool) -> Step:
+        """The next response event; before the response starts, failures become a 502."""
+        try:
+            event = up.read_event(self._flush)
+            if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+                raise h11.RemoteProtocolError("connection closed before a response")
+            return event
+        except (OSError, h11.RemoteProtocolError) as exc:
+            self._drop_upstream()
+            if started or self._client_gone:
+                raise ConnectionAbortedError("relay aborted") from exc
+            if isinstance(exc, OSError):
+                raise _UpstreamLost(policy.unavailable(_connect_reason(exc))) from exc
+            if not up.answered:
+                raise _UpstreamLost(policy.unavailable("connection closed")) from exc
+            raise _UpstreamLost(policy.bad_upstream(str(exc))) from exc
+
+    # ---- after 101 Switching Protocols ----
+
+    def _switch(
+        self, up: _Upstream, event: h11.InformationalResponse, origin: bytes | None
+    ) -> None:
+        headers = ph.client_response_headers(event.headers.raw_items(), origin, switching=True)
+        self._write(self._client.send(h11.InformationalResponse(status_code=101, headers=headers)))
+        self._stop_pump()  # it may be reading the client socket we now relay raw
+        up_extra, _ = up.conn.trailing_data
+        client_extra, _ = self._client.trailing_data
+        self._write(bytes(up_extra))
+        self._flush()
+        if client_extra:
+            up.sock.sendall(bytes(client_extra))
+        pipes = [
+            gevent.spawn(self._copy, self._sock, up.sock),
+            gevent.spawn(self._copy, up.sock, self._sock),
+        ]
+        try:
+            gevent.wait(pipes, count=1)  # one side has closed: give the other a moment
+            gevent.joinall(pipes, timeout=SWITCHED_CLOSE_GRACE)
+        finally:
+            gevent.killall(pipes, block=True)
+
+    @staticmethod
+    def _copy(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(RECV_SIZE)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    # ---- output and cleanup ----
+
+    def _write(self, data: bytes | None) -> None:
+        if data:
+            self._out.append(data)
+
+    def _flush(self) -> None:
+        """Sends what is queued for the client: once per read from the service, so a
+        response goes out in few writes yet every chunk leaves before we wait again."""
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            self._sock.sendall(data)
+
+    def _drop_upstream(self) -> None:
+        if self._up is not None:
+            self._up.close()
+            self._up = None
+
+    def _close(self) -> None:
+        self._stop_pump()
+        self._drop_upstream()
+        self._sock.close()

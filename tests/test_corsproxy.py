@@ -1,0 +1,990 @@
+"""The CORS proxy against real tiny services, each in its own process.
+
+The proxy runs in a subprocess too (a small launcher driving a real `CorsProxy` inside
+gevent), so the test process can use ordinary blocking clients without stalling the
+proxy's hub. The launcher takes commands on stdin (reconfigure, stop, stats) and answers
+one JSON line each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Request,
+    TextMessage,
+)
+
+from promenade_core import proxy_headers as ph
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_ORIGIN = "http://localhost:3000"
+
+UPSTREAM_SERVER = r"""
+import hashlib, json, os, random, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+def wait_for(path):
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"gate {path} never opened")
+        time.sleep(0.01)
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, ctype="application/json", extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in extra:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def body_chunks(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b""):
+                        pass
+                    return
+                yield self.rfile.read(size)
+                self.rfile.readline()
+        left = int(self.headers.get("Content-Length", 0))
+        while left:
+            piece = self.rfile.read(min(left, 65536))
+            if not piece:
+                return
+            left -= len(piece)
+            yield piece
+
+    def chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        path = url.path
+        if path == "/hello":
+            self.reply(200, b"hello", "text/plain", [
+                ("Access-Control-Allow-Origin", "*"),
+                ("Access-Control-Allow-Credentials", "false"),
+                ("X-Service", "demo"), ("Vary", "Accept-Encoding")])
+        elif path == "/plain":
+            self.reply(200, b"plain", "text/plain")
+        elif path == "/headers":
+            self.reply(200, json.dumps(self.headers.items()).encode())
+        elif path == "/port":
+            self.reply(200, str(self.server.server_address[1]).encode(), "text/plain")
+        elif path == "/bytes":
+            data = random.Random(int(q.get("seed", 1))).randbytes(int(q["n"]))
+            self.reply(200, data, "application/octet-stream")
+        elif path == "/set-cookie":
+            self.reply(200, b'{"ok": true}', extra=[
+                ("Set-Cookie", "sid=s3cret; Path=/; SameSite=Lax")])
+        elif path == "/whoami":
+            self.reply(200, json.dumps({"cookie": self.headers.get("Cookie")}).encode())
+        elif path == "/close":
+            self.close_connection = True
+            self.reply(200, b"bye", "text/plain", [("Connection", "close")])
+        elif path == "/slow":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.chunk(b"first\n")
+            wait_for(q["gate"])
+            self.chunk(b"second\n")
+            self.wfile.write(b"0\r\n\r\n")
+        elif path == "/sse":
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for i in range(int(q.get("count", 2))):
+                if i == 1 and "gate" in q:
+                    wait_for(q["gate"])
+                self.wfile.write(b"id: %d\ndata: event %d\n\n" % (i, i))
+                self.wfile.flush()
+            if "hold" in q:
+                time.sleep(float(q["hold"]))
+        else:
+            self.reply(404, b'{"error": "no such path"}')
+
+    def do_POST(self):
+        url = urlsplit(self.path)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if url.path == "/echo":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in self.body_chunks():
+                self.chunk(piece)
+            self.wfile.write(b"0\r\n\r\n")
+        elif url.path == "/sha":
+            digest, length = hashlib.sha256(), 0
+            for piece in self.body_chunks():
+                digest.update(piece)
+                length += len(piece)
+                if "progress" in q:
+                    with open(q["progress"] + ".tmp", "w") as f:
+                        f.write(str(length))
+                    os.replace(q["progress"] + ".tmp", q["progress"])
+            self.reply(200, json.dumps({"length": length, "sha256": digest.hexdigest()}).encode())
+        elif url.path == "/early":
+            self.close_connection = True
+            self.reply(413, b'{"error": "too big"}', extra=[("Connection", "close")])
+        else:
+            self.do_GET()
+
+    do_PUT = do_POST
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+RAW_SERVER = r"""
+import socket, sys, threading
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Message, Ping,
+                            Request, TextMessage)
+
+MODE = sys.argv[1]
+
+def websocket(conn):
+    ws = WSConnection(ConnectionType.SERVER)
+    while True:
+        data = conn.recv(65536)
+        ws.receive_data(data or None)
+        out = b""
+        for event in ws.events():
+            if isinstance(event, Request):
+                origin = dict(event.extra_headers).get(b"origin", b"").decode()
+                out += ws.send(AcceptConnection())
+                out += ws.send(Message(data="welcome " + origin))
+            elif isinstance(event, (TextMessage, BytesMessage)):
+                out += ws.send(Message(data=event.data, message_finished=event.message_finished))
+            elif isinstance(event, Ping):
+                out += ws.send(event.response())
+            elif isinstance(event, CloseConnection):
+                conn.sendall(out + ws.send(event.response()))
+                conn.close()
+                return
+        if out:
+            conn.sendall(out)
+        if not data:
+            conn.close()
+            return
+
+def garbage(conn):
+    conn.recv(65536)
+    conn.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+    conn.close()
+
+def serve(conn):
+    try:
+        {"ws": websocket, "garbage": garbage}[MODE](conn)
+    except Exception:
+        pass
+    finally:
+        conn.close()
+
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+PROXY_LAUNCHER = r"""
+import gc, json, os, sys
+import gevent, gevent.os
+from promenade_core.corsproxy import CorsProxy
+from promenade_core.errors import PromenadeError
+
+cfg = json.loads(sys.argv[1])
+proxy = CorsProxy(cfg["service"], cfg["listen_port"], cfg["upstream_port"],
+                  tuple(cfg.get("allow_origins", ())),
+                  managed_hostnames=lambda: cfg.get("managed", ()))
+
+def stats():
+    gc.collect()
+    # gevent greenlets only: the hub and resolver threads' own greenlets are not relays
+    live = [repr(g)[:100] for g in gc.get_objects()
+            if isinstance(g, gevent.Greenlet) and not g.dead]
+    fds = len(os.listdir("/proc/self/fd"))
+    return {"greenlets": len(live), "names": live, "fds": fds, "running": proxy.running}
+
+def reply(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+try:
+    proxy.start()
+except PromenadeError as exc:
+    reply({"error": str(exc), "type": type(exc).__name__})
+    sys.exit(1)
+reply({"ready": True, **stats()})
+gevent.os.make_nonblocking(0)
+pending = b""
+while True:
+    data = gevent.os.nb_read(0, 4096)
+    if not data:
+        break
+    pending += data
+    while b"\n" in pending:
+        line, pending = pending.split(b"\n", 1)
+        cmd = json.loads(line)
+        if cmd["cmd"] == "reconfigure":
+            proxy.reconfigure(cmd["upstream_port"], tuple(cmd["allow_origins"]))
+        elif cmd["cmd"] == "stop":
+            proxy.stop()
+        elif cmd["cmd"] == "start":
+            proxy.start()
+        reply({"ok": True, **stats()})
+proxy.stop()
+"""
+
+
+# ---- helpers ----
+
+
+def wait_until(what: str, probe: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Polls `probe` until it returns something truthy; fails naming what it saw last."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except OSError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.02)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}; last saw {last!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def read_line(proc: subprocess.Popen, what: str, timeout: float = 15.0) -> str:
+    """One stdout line from a child, without hanging if it never writes one."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            piece = os.read(fd, 1)
+        except BlockingIOError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.005)
+            continue
+        if not piece:
+            break
+        if piece == b"\n":
+            return buf.decode()
+        buf += piece
+    pytest.fail(f"no line from {what} (exit code {proc.poll()}); partial {buf!r}")
+
+
+class Child:
+    """A process started by a test, killed with its group at the end."""
+
+    def __init__(self, args: list[str], what: str) -> None:
+        self.what = what
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
+
+    def line(self) -> str:
+        return read_line(self.proc, self.what)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+class Server(Child):
+    """A tiny service listening on a port it picked itself."""
+
+    def __init__(self, script: Path, *args: str) -> None:
+        super().__init__([sys.executable, str(script), *args], f"server {script.name}")
+        self.port = int(self.line())
+
+
+class Proxy(Child):
+    """A real CorsProxy in a gevent process of its own, driven over stdin."""
+
+    def __init__(self, script: Path, upstream_port: int, **cfg: Any) -> None:
+        self.port = cfg.pop("listen_port", None) or free_port()
+        self.conns: list[http.client.HTTPConnection] = []
+        config = {
+            "service": "api",
+            "listen_port": self.port,
+            "upstream_port": upstream_port,
+            **cfg,
+        }
+        super().__init__([sys.executable, str(script), json.dumps(config)], "proxy launcher")
+        self.first = json.loads(self.line())
+
+    def connect(self) -> http.client.HTTPConnection:
+        """A client connection to the proxy, closed with it."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        self.conns.append(conn)
+        return conn
+
+    def kill(self) -> None:
+        for conn in self.conns:
+            conn.close()
+        super().kill()
+
+    def command(self, **cmd: Any) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        self.proc.stdin.flush()
+        return json.loads(self.line())
+
+
+@pytest.fixture
+def scripts(tmp_path: Path) -> dict[str, Path]:
+    paths = {}
+    for name, text in (
+        ("upstream", UPSTREAM_SERVER),
+        ("raw", RAW_SERVER),
+        ("launcher", PROXY_LAUNCHER),
+    ):
+        paths[name] = tmp_path / f"{name}.py"
+        paths[name].write_text(text)
+    return paths
+
+
+@pytest.fixture
+def children() -> Iterator[list[Child]]:
+    started: list[Child] = []
+    yield started
+    for child in started:
+        child.kill()
+
+
+@pytest.fixture
+def upstream(scripts: dict[str, Path], children: list[Child]) -> Server:
+    server = Server(scripts["upstream"])
+    children.append(server)
+    return server
+
+
+@pytest.fixture
+def start_proxy(scripts: dict[str, Path], children: list[Child]) -> Callable[..., Proxy]:
+    def start(upstream_port: int, **cfg: Any) -> Proxy:
+        proxy = Proxy(scripts["launcher"], upstream_port, **cfg)
+        children.append(proxy)
+        assert proxy.first.get("ready"), proxy.first
+        return proxy
+
+    return start
+
+
+@pytest.fixture
+def proxy(upstream: Server, start_proxy: Callable[..., Proxy]) -> Proxy:
+    return start_proxy(upstream.port)
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    conn: http.client.HTTPConnection | None = None,
+) -> tuple[http.client.HTTPResponse, bytes]:
+    """One request; on a connection of its own (closed after) unless `conn` is given."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response, response.read()
+    finally:
+        if own:
+            conn.close()
+
+
+def error_of(body: bytes) -> dict:
+    return json.loads(body)["error"]
+
+
+# ---- pure header rules ----
+
+
+def test_request_headers_drop_hop_by_hop_and_set_forwarded() -> None:
+    headers = [
+        (b"Host", b"localhost:5002"),
+        (b"Connection", b"keep-alive, X-Secret-Hop"),
+        (b"Keep-Alive", b"timeout=5"),
+        (b"X-Secret-Hop", b"1"),
+        (b"TE", b"trailers"),
+        (b"X-Forwarded-For", b"10.0.0.9"),
+        (b"X-Forwarded-Host", b"evil"),
+        (b"Accept", b"*/*"),
+    ]
+    out = ph.upstream_request_headers(headers, "127.0.0.1", "127.0.0.1:5001")
+    names = [n.lower() for n, _ in out]
+    for hop in (b"connection", b"keep-alive", b"x-secret-hop", b"te"):
+        assert hop not in names
+    assert (b"Host", b"localhost:5002") in out
+    assert (b"Accept", b"*/*") in out
+    assert (b"X-Forwarded-For", b"10.0.0.9, 127.0.0.1") in out
+    assert (b"X-Forwarded-Host", b"localhost:5002") in out
+    assert (b"X-Forwarded-Proto", b"http") in out
+    assert names.count(b"x-forwarded-host") == 1
+
+
+def test_connection_header_cannot_strip_the_body_framing() -> None:
+    """`Connection: content-length` would make the proxy send a body the service cannot
+    delimit; framing headers survive whatever Connection lists."""
+    headers = [(b"Host", b"x"), (b"Connection", b"content-length, host"), (b"Content-Length", b"3")]
+    out = ph.upstream_request_headers(headers, "127.0.0.1", "127.0.0.1:1")
+    assert (b"Content-Length", b"3") in out
+    assert (b"Host", b"x") in out
+
+
+def test_upgrade_headers_are_kept_for_websockets() -> None:
+    headers = [(b"Host", b"x"), (b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")]
+    out = ph.upstream_request_headers(headers, "127.0.0.1", "127.0.0.1:1")
+    assert (b"Upgrade", b"websocket") in out
+    assert (b"Connection", b"Upgrade") in out
+
+
+def test_response_cors_headers_replace_the_services() -> None:
+    upstream = [
+        (b"Content-Type", b"text/plain"),
+        (b"Access-Control-Allow-Origin", b"*"),
+        (b"Access-Control-Allow-Credentials", b"false"),
+        (b"Transfer-Encoding", b"chunked"),
+        (b"X-Request-Id", b"42"),
+        (b"Vary", b"Accept-Encoding"),
+    ]
+    out = ph.client_response_headers(upstream, b"http://localhost:3000")
+    assert (b"Access-Control-Allow-Origin", b"http://localhost:3000") in out
+    assert (b"Access-Control-Allow-Credentials", b"true") in out
+    assert (b"Access-Control-Allow-Origin", b"*") not in out
+    assert (b"Access-Control-Expose-Headers", b"X-Request-Id") in out
+    assert (b"Vary", b"Accept-Encoding, Origin") in out
+    assert not [n for n, _ in out if n.lower() == b"transfer-encoding"]
+
+
+def test_response_without_origin_gets_no_allow_headers() -> None:
+    out = ph.client_response_headers([(b"Access-Control-Allow-Origin", b"*")], None)
+    assert out == [(b"Vary", b"Origin")]
+
+
+def test_preflight_allows_what_was_asked() -> None:
+    out = ph.preflight_headers(
+        [
+            (b"Origin", b"http://localhost:3000"),
+            (b"Access-Control-Request-Method", b"PURGE"),
+            (b"Access-Control-Request-Headers", b"x-token, content-type"),
+        ]
+    )
+    assert (b"Access-Control-Allow-Methods", b"PURGE, " + b", ".join(ph.COMMON_METHODS)) in out
+    assert (b"Access-Control-Allow-Headers", b"x-token, content-type") in out
+    assert (b"Access-Control-Max-Age", b"600") in out
+
+
+def test_origin_policy_local_only_unless_allowed() -> None:
+    policy = ph.ProxyPolicy("api", "127.0.0.1", 1, (), lambda: ["myapp.local"], True)
+    assert policy.origin_allowed("http://localhost:3000")
+    assert policy.origin_allowed("http://app.localhost:3000")
+    assert policy.origin_allowed("http://myapp.local:3000")
+    assert not policy.origin_allowed("https://evil.example")
+    assert not policy.origin_allowed("null")
+    allowed = ph.normalize_origins(["https://Staging.Example.com/"])
+    policy = ph.ProxyPolicy("api", "127.0.0.1", 1, allowed, lambda: [], True)
+    assert policy.origin_allowed("https://staging.example.com")
+    assert not policy.origin_allowed("https://evil.example")
+    anyone = ph.ProxyPolicy("api", "127.0.0.1", 1, ("*",), lambda: [], True)
+    assert anyone.origin_allowed("https://evil.example")
+
+
+def test_bad_ports_are_refused_before_binding() -> None:
+    from promenade_core.corsproxy import CorsProxy, CorsProxyError
+
+    with pytest.raises(CorsProxyError, match="cors_proxy_port must be a port 1-65535, got 0"):
+        CorsProxy("api", 0, 5001)
+    with pytest.raises(CorsProxyError, match="port must be a port 1-65535, got 70000"):
+        CorsProxy("api", 5002, 70000)
+
+
+# ---- through a real proxy ----
+
+
+class WsClient:
+    """A WebSocket client on a plain socket (wsproto), so every byte is under test."""
+
+    def __init__(self, port: int, origin: str, path: str = "/ws") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.pending: list[Any] = []
+        hello = Request(
+            host=f"127.0.0.1:{port}", target=path, extra_headers=[(b"Origin", origin.encode())]
+        )
+        self.sock.sendall(self.ws.send(hello))
+
+    def event(self) -> Any:
+        while not self.pending:
+            data = self.sock.recv(65536)
+            self.ws.receive_data(data or None)
+            self.pending.extend(self.ws.events())
+            if not data and not self.pending:
+                raise ConnectionError("websocket closed without an event")
+        return self.pending.pop(0)
+
+    def message(self) -> str | bytes:
+        """One whole message, however many frames it came in."""
+        parts: list[Any] = []
+        while True:
+            event = self.event()
+            assert isinstance(event, TextMessage | BytesMessage), event
+            parts.append(event.data)
+            if event.message_finished:
+                return "".join(parts) if isinstance(event, TextMessage) else b"".join(parts)
+
+    def send(self, data: str | bytes) -> None:
+        self.sock.sendall(self.ws.send(Message(data=data)))
+
+
+def test_get_gets_cors_headers_replacing_the_services(proxy: Proxy) -> None:
+    response, body = request(proxy.port, "GET", "/hello", {"Origin": LOCAL_ORIGIN})
+    assert (response.status, body) == (200, b"hello")
+    assert response.getheader("Access-Control-Allow-Origin") == LOCAL_ORIGIN
+    assert response.getheader("Access-Control-Allow-Credentials") == "true"
+    assert response.getheader("Vary") == "Accept-Encoding, Origin"
+    exposed = response.getheader("Access-Control-Expose-Headers").split(", ")
+    assert "X-Service" in exposed
+    assert "Content-Type" not in exposed  # safelisted: readable anyway
+    assert len(response.headers.get_all("Access-Control-Allow-Origin")) == 1
+
+
+def test_request_without_origin_passes_through(proxy: Proxy) -> None:
+    response, body = request(proxy.port, "GET", "/hello")
+    assert (response.status, body) == (200, b"hello")
+    assert response.getheader("Access-Control-Allow-Origin") is None
+    assert response.getheader("X-Service") == "demo"
+
+
+def test_service_sees_forwarded_headers_not_hop_by_hop(proxy: Proxy) -> None:
+    headers = {"Connection": "X-Hop", "X-Hop": "secret", "X-Forwarded-For": "10.1.2.3"}
+    response, body = request(proxy.port, "GET", "/headers", headers)
+    seen = {name.lower(): value for name, value in json.loads(body)}
+    assert response.status == 200
+    assert seen["x-forwarded-for"] == "10.1.2.3, 127.0.0.1"
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["x-forwarded-host"] == seen["host"] == f"127.0.0.1:{proxy.port}"
+    assert "x-hop" not in seen
+    assert "connection" not in seen
+
+
+def test_preflight_is_answered_by_the_proxy(proxy: Proxy) -> None:
+    """The service (http.server) would answer OPTIONS with 501; the proxy answers 204."""
+    response, body = request(
+        proxy.port,
+        "OPTIONS",
+        "/anything",
+        {
+            "Origin": LOCAL_ORIGIN,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "x-token, content-type",
+        },
+    )
+    assert (response.status, body) == (204, b"")
+    assert response.getheader("Access-Control-Allow-Origin") == LOCAL_ORIGIN
+    assert response.getheader("Access-Control-Allow-Credentials") == "true"
+    assert response.getheader("Access-Control-Allow-Methods").startswith("PUT, GET")
+    assert response.getheader("Access-Control-Allow-Headers") == "x-token, content-type"
+    assert response.getheader("Access-Control-Max-Age") == "600"
+    assert "Origin" in response.getheader("Vary")
+
+
+def test_foreign_origin_is_refused_without_cors_headers(proxy: Proxy) -> None:
+    conn = proxy.connect()
+    for method, body in (("GET", None), ("POST", b"x" * 200_000)):
+        response, data = request(
+            proxy.port, method, "/sha", {"Origin": "https://evil.example"}, body, conn
+        )
+        assert response.status == 403
+        assert error_of(data)["code"] == "origin_refused"
+        assert "'https://evil.example'" in error_of(data)["message"]
+        assert response.getheader("Access-Control-Allow-Origin") is None
+        conn.close()
+    preflight, _ = request(
+        proxy.port,
+        "OPTIONS",
+        "/x",
+        {"Origin": "https://evil.example", "Access-Control-Request-Method": "DELETE"},
+    )
+    assert preflight.status == 403
+    assert preflight.getheader("Access-Control-Allow-Methods") is None
+
+
+def test_non_local_host_is_refused_against_dns_rebinding(proxy: Proxy) -> None:
+    response, body = request(proxy.port, "GET", "/hello", {"Host": "attacker.example:80"})
+    assert response.status == 403
+    assert error_of(body)["code"] == "host_refused"
+
+
+@pytest.mark.timeout(30)
+def test_allowed_origins_and_reconfigure_without_rebinding(
+    upstream: Server, scripts: dict[str, Path], start_proxy: Callable[..., Proxy]
+) -> None:
+    other = Server(scripts["upstream"])
+    try:
+        proxy = start_proxy(upstream.port, allow_origins=["https://Staging.Example.com/"])
+        conn = proxy.connect()
+        staging = {"Origin": "https://staging.example.com"}
+        response, body = request(proxy.port, "GET", "/port", staging, conn=conn)
+        assert (response.status, body) == (200, str(upstream.port).encode())
+        assert response.getheader("Access-Control-Allow-Origin") == staging["Origin"]
+        evil = {"Origin": "https://evil.example"}
+        assert request(proxy.port, "GET", "/port", evil)[0].status == 403
+
+        proxy.command(cmd="reconfigure", upstream_port=other.port, allow_origins=["*"])
+        # the kept-alive client connection follows the new upstream at its next request
+        response, body = request(proxy.port, "GET", "/port", evil, conn=conn)
+        assert (response.status, body) == (200, str(other.port).encode())
+        assert response.getheader("Access-Control-Allow-Origin") == evil["Origin"]
+        assert request(proxy.port, "GET", "/port")[1] == str(other.port).encode()
+    finally:
+        other.kill()
+
+
+def test_keep_alive_survives_a_service_closing_its_side(proxy: Proxy) -> None:
+    conn = proxy.connect()
+    for path in ("/hello", "/close", "/hello", "/plain"):
+        response, _ = request(proxy.port, "GET", path, conn=conn)
+        assert response.status == 200, path
+    first_socket = conn.sock
+    response, body = request(proxy.port, "HEAD", "/hello", conn=conn)
+    assert (response.status, body, response.getheader("Content-Length")) == (200, b"", "5")
+    response, body = request(proxy.port, "POST", "/sha", body=b"abc", conn=conn)
+    assert json.loads(body)["sha256"] == hashlib.sha256(b"abc").hexdigest()
+    assert conn.sock is first_socket  # one client connection carried all of them
+
+
+@pytest.mark.timeout(60)
+def test_5mb_bodies_both_ways_arrive_intact(proxy: Proxy) -> None:
+    payload = random.Random(7).randbytes(5 * 1024 * 1024)
+    response, body = request(proxy.port, "POST", "/echo", {"Origin": LOCAL_ORIGIN}, payload)
+    assert response.status == 200
+    assert response.getheader("Transfer-Encoding") == "chunked"
+    assert hashlib.sha256(body).digest() == hashlib.sha256(payload).digest()
+
+    response, body = request(proxy.port, "GET", f"/bytes?n={len(payload)}&seed=7")
+    assert response.getheader("Content-Length") == str(len(payload))
+    assert body == payload
+
+    conn = proxy.connect()
+    pieces = (payload[i : i + 100_000] for i in range(0, len(payload), 100_000))
+    conn.request("PUT", "/sha", body=pieces, encode_chunked=True)
+    summary = json.loads(conn.getresponse().read())
+    assert summary == {"length": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+
+
+@pytest.mark.timeout(30)
+def test_request_body_is_streamed_not_buffered(proxy: Proxy, tmp_path: Path) -> None:
+    """The service has received the first megabyte while the client still holds the rest."""
+    progress = tmp_path / "progress"
+    size = 4 * 1024 * 1024
+    head = (
+        f"POST /sha?progress={progress} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=20) as sock:
+        sock.sendall(head + b"a" * (1024 * 1024))
+        wait_until(
+            "the service to receive the first megabyte",
+            lambda: progress.exists() and int(progress.read_text() or 0) >= 1024 * 1024,
+        )
+        sock.sendall(b"a" * (size - 1024 * 1024))
+        reply = read_http(sock)
+    assert b"200 OK" in reply
+    assert f'"length": {size}'.encode() in reply
+
+
+def read_http(sock: socket.socket) -> bytes:
+    """A whole Content-Length response from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        if not piece:
+            return data
+        data += piece
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(rest) < length:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        rest += piece
+    return head + b"\r\n\r\n" + rest
+
+
+@pytest.mark.timeout(30)
+def test_slow_streamed_response_arrives_incrementally(proxy: Proxy, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    conn = proxy.connect()
+    conn.request("GET", f"/slow?gate={gate}", headers={"Origin": LOCAL_ORIGIN})
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.readline() == b"first\n"  # while the service still holds the rest
+    gate.touch()
+    assert response.read() == b"second\n"
+
+
+@pytest.mark.timeout(30)
+def test_server_sent_events_arrive_one_by_one(proxy: Proxy, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    conn = proxy.connect()
+    conn.request(
+        "GET",
+        f"/sse?gate={gate}",
+        headers={"Origin": LOCAL_ORIGIN, "Accept": "text/event-stream"},
+    )
+    response = conn.getresponse()
+    assert response.getheader("Content-Type") == "text/event-stream"
+    assert response.getheader("Access-Control-Allow-Origin") == LOCAL_ORIGIN
+    # the service frames by closing; the proxy re-frames as chunks and keeps the client
+    assert response.getheader("Transfer-Encoding") == "chunked"
+    first = b"".join(response.readline() for _ in range(3))
+    assert first == b"id: 0\ndata: event 0\n\n"
+    gate.touch()
+    assert response.read() == b"id: 1\ndata: event 1\n\n"
+
+
+@pytest.mark.timeout(30)
+def test_websocket_echo_through_the_proxy(
+    scripts: dict[str, Path], children: list[Child], start_proxy: Callable[..., Proxy]
+) -> None:
+    server = Server(scripts["raw"], "ws")
+    children.append(server)
+    proxy = start_proxy(server.port)
+    client = WsClient(proxy.port, LOCAL_ORIGIN)
+    assert isinstance(client.event(), AcceptConnection)
+    # sent by the service in the same write as its 101: h11's trailing data
+    assert client.message() == f"welcome {LOCAL_ORIGIN}"
+    client.send("ping över proxy")
+    assert client.message() == "ping över proxy"
+    big = random.Random(3).randbytes(1024 * 1024)
+    client.send(big)
+    assert client.message() == big
+    client.sock.sendall(client.ws.send(CloseConnection(code=1000)))
+    assert isinstance(client.event(), CloseConnection)
+    client.sock.settimeout(3)
+    assert client.sock.recv(10) == b""  # the proxy closes promptly, not after a timeout
+    client.sock.close()
+
+    refused = WsClient(proxy.port, "https://evil.example")
+    assert b" 403 " in refused.sock.recv(4096).split(b"\r\n")[0]
+    refused.sock.close()
+
+
+def test_upstream_down_gets_a_clear_502(start_proxy: Callable[..., Proxy]) -> None:
+    dead = free_port()
+    proxy = start_proxy(dead)
+    response, body = request(proxy.port, "GET", "/hello", {"Origin": LOCAL_ORIGIN})
+    assert response.status == 502
+    assert response.getheader("Content-Type") == "application/json"
+    assert error_of(body) == {
+        "code": "upstream_unavailable",
+        "message": f"service 'api' is not answering on 127.0.0.1:{dead} (connection refused)",
+    }
+    # the page can read why: the error carries CORS headers too
+    assert response.getheader("Access-Control-Allow-Origin") == LOCAL_ORIGIN
+    response, body = request(proxy.port, "POST", "/x", body=b"z" * 300_000)
+    assert response.status == 502
+
+
+def test_service_dying_between_requests_gets_502(
+    scripts: dict[str, Path], children: list[Child], start_proxy: Callable[..., Proxy]
+) -> None:
+    server = Server(scripts["upstream"])
+    children.append(server)
+    proxy = start_proxy(server.port)
+    conn = proxy.connect()
+    assert request(proxy.port, "GET", "/hello", conn=conn)[0].status == 200
+    server.kill()
+    response, body = request(proxy.port, "GET", "/hello", conn=conn)
+    assert response.status == 502
+    assert error_of(body)["code"] == "upstream_unavailable"
+
+
+def test_service_speaking_garbage_gets_502(
+    scripts: dict[str, Path], children: list[Child], start_proxy: Callable[..., Proxy]
+) -> None:
+    server = Server(scripts["raw"], "garbage")
+    children.append(server)
+    proxy = start_proxy(server.port)
+    response, body = request(proxy.port, "GET", "/hello")
+    assert response.status == 502
+    assert error_of(body)["code"] == "upstream_protocol_error"
+
+
+def test_malformed_requests_get_400_and_the_proxy_lives_on(proxy: Proxy) -> None:
+    for raw in (
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n",
+    ):
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+            sock.sendall(raw)
+            reply = read_http(sock)
+        status = reply.split(b"\r\n", 1)[0]
+        assert status.split(b" ")[1] in (b"400", b"431"), (raw[:40], reply[:200])
+        assert error_of(reply.partition(b"\r\n\r\n")[2])["code"] == "bad_request"
+    assert request(proxy.port, "GET", "/hello")[1] == b"hello"
+
+
+def test_service_answering_before_reading_the_body(proxy: Proxy) -> None:
+    response, body = request(proxy.port, "POST", "/early", body=b"q" * 512 * 1024)
+    assert response.status == 413
+    assert json.loads(body) == {"error": "too big"}
+
+
+def test_http10_client_without_host(proxy: Proxy) -> None:
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        sock.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
+        reply = b""
+        while piece := sock.recv(65536):
+            reply += piece
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert reply.endswith(b"\r\n\r\nhello")
+
+
+@pytest.mark.timeout(60)
+def test_clients_hanging_up_leak_no_greenlets_or_sockets(proxy: Proxy, tmp_path: Path) -> None:
+    """Clients that leave mid-body, mid-stream or mid-WebSocket leave nothing behind."""
+    baseline = proxy.command(cmd="stats")
+    for _ in range(5):
+        sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        head = b"POST /sha HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n"
+        sock.sendall(head + b"x" * 100_000)
+        sock.close()
+    # an idle event stream: the service holds it open silently; the client leaves
+    gate = tmp_path / "never"
+    streams = []
+    for _ in range(3):
+        conn = proxy.connect()
+        conn.request("GET", f"/sse?gate={gate}")
+        response = conn.getresponse()
+        assert response.readline() == b"id: 0\n"
+        streams.append(conn)
+    busy = proxy.command(cmd="stats")
+    assert busy["greenlets"] > baseline["greenlets"]
+    for conn in streams:
+        conn.close()
+    wait_until(
+        f"greenlets and fds back to {baseline}",
+        lambda: (
+            (s := proxy.command(cmd="stats"))["greenlets"] == baseline["greenlets"]
+            and s["fds"] == baseline["fds"]
+            and s
+        ),
+    )
+
+
+@pytest.mark.timeout(30)
+def test_stop_closes_listener_and_every_open_relay(
+    scripts: dict[str, Path], children: list[Child], start_proxy: Callable[..., Proxy]
+) -> None:
+    server = Server(scripts["raw"], "ws")
+    children.append(server)
+    proxy = start_proxy(server.port)
+    idle = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    client = WsClient(proxy.port, LOCAL_ORIGIN)
+    assert isinstance(client.event(), AcceptConnection)
+    client.message()
+    stopped = proxy.command(cmd="stop")
+    assert stopped["running"] is False
+    assert stopped["greenlets"] == 0, stopped["names"]
+    assert stopped["fds"] == proxy.first["fds"] - 1  # the listener
+    for sock in (idle, client.sock):
+        sock.settimeout(5)
+        assert sock.recv(10) == b""
+        sock.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+    assert proxy.command(cmd="start")["running"] is True
+    again = WsClient(proxy.port, LOCAL_ORIGIN)
+    assert isinstance(again.event(), AcceptConnection)
+    again.sock.close()
+
+
+def test_taken_port_is_reported_naming_it(
+    scripts: dict[str, Path], children: list[Child], upstream: Server
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        proxy = Proxy(scripts["launcher"], upstream.port, listen_port=port)
+        children.append(proxy)
+    assert proxy.first["type"] == "CorsProxyError"
+    assert proxy.first["error"] == (
+        f"CORS proxy of service 'api' cannot listen on 127.0.0.1:{port}: port {port} is "
+        "already in use; stop what holds it or pick another cors_proxy_port"
+    )
