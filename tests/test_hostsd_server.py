@@ -438,12 +438,12 @@ def test_twenty_concurrent_clients(hostsd: Hostsd) -> None:
     def names() -> set[str]:
         return {line.split()[1] for line in our_lines(hostsd.read())}
 
-    seen: list[set[str]] = []
-    try:
-        wait_for(lambda: seen.append(names()) or seen[-1] == expected, "the expected names")
-    except AssertionError:
-        missing, extra = expected - seen[-1], seen[-1] - expected
-        raise AssertionError(f"missing {missing}, extra {extra}") from None
+    def difference() -> str:
+        seen = names()
+        return "" if seen == expected else f"missing {expected - seen}, extra {seen - expected}"
+
+    wait_for(lambda: not difference(), "exactly the expected names")
+    assert difference() == ""
     data = hostsd.read()
     assert data.startswith(ORIGINAL + b"\n")
     assert all(line.count("  ") == 2 for line in our_lines(data))

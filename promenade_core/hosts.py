@@ -1,0 +1,275 @@
+"""The supervisor's side of hostnames: a lease held on promenade-hostsd, or instructions.
+
+In `auto` mode the manager holds ONE connection to hostsd for its whole life; every name it
+adds without `persist` is leased to that connection, so whatever happens to the manager
+(clean exit, crash, SIGKILL) hostsd removes the names when the connection closes. The
+manager never needs root, and never hangs on hostsd: every request has a timeout, and a
+missing hostsd is a warning, not an error — the service starts, its name is just not mapped.
+
+`HostsManager` is gevent-cooperative (`gevent.socket`; the supervisor is not
+monkey-patched). `hostsd_request` is the plain blocking call for the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gevent
+import gevent.event
+import gevent.lock
+import gevent.socket
+
+from promenade_core.errors import PromenadeError
+from promenade_core.states import ALIVE
+
+MODES = ("auto", "manual", "disabled")
+INSTALL_COMMAND = "sudo ./scripts/install-hostsd"
+#: How often an idle manager checks that hostsd (and so its lease) is still there.
+KEEPALIVE = 5.0
+
+
+class HostsdUnavailable(PromenadeError):
+    """No hostsd answers at the socket, or we may not use it."""
+
+
+class HostsdRefused(PromenadeError):
+    """hostsd answered with an error (`code` is its error code)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def unavailable_message(socket_path: str, exc: OSError) -> str:
+    """What to do about a hostsd we cannot reach, for the manager and the CLI alike."""
+    if isinstance(exc, PermissionError):
+        return (f"no permission to use promenade-hostsd at {socket_path}: add yourself to the "
+                "'promenade' group (sudo usermod -aG promenade $USER), then log in again")
+    return (f"promenade-hostsd is not running (nothing answers at {socket_path}): install it "
+            f"with `{INSTALL_COMMAND}`, or run `sudo promenade-hostsd` in another terminal")
+
+
+def host_lines(hostname: str) -> list[str]:
+    """The lines hostsd writes, without its marker: `.local` also gets `::1`, since macOS
+    sends `.local` to mDNS and waits seconds for an IPv6 answer otherwise."""
+    addresses = ["127.0.0.1", "::1"] if hostname.lower().endswith(".local") else ["127.0.0.1"]
+    return [f"{address}  {hostname}" for address in addresses]
+
+
+def manual_instructions(hostnames: list[str]) -> str:
+    lines = [line for hostname in hostnames for line in host_lines(hostname)]
+    body = "\n".join(f"  {line}" for line in lines)
+    printf = "\\n".join(lines)
+    return (f"add these lines to /etc/hosts:\n{body}\n"
+            f"for example: printf '{printf}\\n' | sudo tee -a /etc/hosts")
+
+
+def hostsd_request(socket_path: str, request: dict[str, Any], timeout: float = 5.0
+                   ) -> dict[str, Any]:
+    """One request on a fresh connection (plain blocking sockets, for the CLI).
+
+    Returns hostsd's reply, `{"ok": false, …}` included; raises HostsdUnavailable when
+    nothing (usable) answers.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(socket_path)
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            with sock.makefile("rb") as stream:
+                line = stream.readline()
+        except OSError as exc:
+            raise HostsdUnavailable(unavailable_message(socket_path, exc)) from None
+    return _decode(socket_path, line)
+
+
+def _decode(socket_path: str, line: bytes) -> dict[str, Any]:
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        raise HostsdUnavailable(f"no valid reply from promenade-hostsd at {socket_path} "
+                                f"(got {line[:80]!r})")
+    return reply
+
+
+def _error(reply: dict[str, Any]) -> HostsdRefused:
+    error = reply.get("error")
+    if isinstance(error, dict):
+        return HostsdRefused(str(error.get("code")), str(error.get("message")))
+    return HostsdRefused("unknown", str(error))
+
+
+class _ServiceLike(Protocol):
+    name: str
+    status: Any
+
+    @property
+    def config(self) -> Any: ...
+
+
+class HostsManager:
+    """Keeps hostsd's entries equal to what the running services want.
+
+    `map`/`unmap` record the wish and then reconcile; a lost connection (hostsd restarted)
+    loses the leases, so a keepalive greenlet reconnects and maps everything again.
+    """
+
+    def __init__(self, mode: str, socket_path: str, emit: Callable[[str], None],
+                 timeout: float = 3.0, keepalive: float = KEEPALIVE) -> None:
+        if mode not in MODES:
+            raise ValueError(f"hosts_management must be one of {MODES}, not {mode!r}")
+        self.mode = mode
+        self.socket_path = socket_path
+        self.emit = emit
+        self.timeout = timeout
+        self.keepalive = keepalive
+        self._wanted: dict[str, str] = {}
+        self._mapped: dict[str, str] = {}
+        self._refused: dict[str, str] = {}  # not retried until the hostname changes
+        self._told: set[str] = set()  # manual mode: hostnames already explained
+        self._sock: gevent.socket.socket | None = None
+        self._stream: Any = None
+        self._lock = gevent.lock.RLock()
+        self._warned = False
+        self._closed = gevent.event.Event()
+        self._keeper: gevent.Greenlet | None = None
+
+    # -- what the supervisor calls -----------------------------------------------------
+
+    def map(self, service: str, hostname: str) -> None:
+        """On service start; idempotent; a new hostname replaces the service's old one."""
+        if self.mode == "disabled" or self._closed.is_set():
+            return
+        if self.mode == "manual":
+            if hostname.lower() not in self._told:
+                self._told.add(hostname.lower())
+                self.emit(f"hostname {hostname} for service '{service}' is not mapped "
+                          f"(hosts_management: manual); {manual_instructions([hostname])}")
+            return
+        self._wanted[service] = hostname
+        self._sync()
+        if self._keeper is None:
+            self._keeper = gevent.spawn(self._keep)
+
+    def unmap(self, service: str) -> None:
+        """On service stop."""
+        if self.mode == "auto" and self._wanted.pop(service, None) is not None:
+            self._sync()
+
+    def close(self) -> None:
+        """At shutdown: remove everything; closing the connection would remove it too."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._wanted.clear()
+        with self._lock:  # waits for a request in flight (bounded by the timeout)
+            if self._sock is not None and self._mapped:
+                self._request({"op": "clear"})
+            self._disconnect()
+        if self._keeper is not None:
+            self._keeper.join(self.timeout)
+
+    def mapped(self) -> dict[str, str]:
+        """What hostsd has confirmed: service -> hostname (empty unless `auto`)."""
+        return dict(self._mapped)
+
+    # The supervisor's Attachments protocol, so the manager can attach us directly.
+    def on_started(self, service: _ServiceLike) -> None:
+        if service.config.hostname:
+            self.map(service.name, service.config.hostname)
+
+    def on_stopped(self, service: _ServiceLike) -> None:
+        self.unmap(service.name)
+
+    def on_updated(self, service: _ServiceLike, old: Any) -> None:
+        """A reload changed a service in place; a running one follows its new hostname."""
+        new = service.config.hostname
+        if new == old.hostname:
+            return
+        if new and service.status in ALIVE:
+            self.map(service.name, new)
+        else:
+            self.unmap(service.name)
+
+    # -- reconciliation ----------------------------------------------------------------
+
+    def _sync(self) -> None:
+        with self._lock:
+            if not self._connect():
+                return
+            for service in [s for s in self._mapped if s not in self._wanted]:
+                reply = self._request({"op": "remove", "service": service})
+                if reply is None:
+                    return
+                self._mapped.pop(service, None)
+            for service, hostname in list(self._wanted.items()):
+                if self._mapped.get(service) == hostname or self._refused.get(service) == hostname:
+                    continue
+                reply = self._request({"op": "add", "service": service, "hostname": hostname})
+                if reply is None:
+                    return
+                if reply.get("ok"):
+                    self._mapped[service] = hostname
+                else:
+                    self._refused[service] = hostname
+                    self._mapped.pop(service, None)
+                    self.emit(f"Warning: hostname {hostname} for service '{service}' not "
+                              f"mapped: {_error(reply)}")
+
+    def _connect(self) -> bool:
+        if self._sock is not None:
+            return True
+        sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError as exc:
+            sock.close()
+            if not self._warned:
+                self._warned = True
+                self.emit(f"Warning: hostnames are not mapped: "
+                          f"{unavailable_message(self.socket_path, exc)}")
+            return False
+        self._sock, self._stream = sock, sock.makefile("rb")
+        self._refused.clear()
+        if self._warned:
+            self._warned = False
+            self.emit(f"connected to promenade-hostsd at {self.socket_path}: mapping hostnames")
+        return True
+
+    def _request(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """Send one request on the lease; None (and disconnected) when hostsd is gone."""
+        assert self._sock is not None
+        try:
+            self._sock.sendall(json.dumps(request).encode() + b"\n")
+            line = self._stream.readline()
+            return _decode(self.socket_path, line)
+        except (OSError, HostsdUnavailable) as exc:
+            self._disconnect()
+            if not self._closed.is_set() and not self._warned:
+                self._warned = True
+                self.emit(f"Warning: lost promenade-hostsd at {self.socket_path} ({exc}); "
+                          "hostnames are unmapped until it is back")
+            return None
+
+    def _disconnect(self) -> None:
+        """hostsd drops a closed connection's leases: nothing of ours is mapped any more."""
+        if self._sock is not None:
+            self._stream.close()
+            self._sock.close()
+        self._sock = self._stream = None
+        self._mapped.clear()
+
+    def _keep(self) -> None:
+        """Notice a restarted hostsd (our leases died with the old one) and map again."""
+        while not self._closed.wait(self.keepalive):
+            with self._lock:
+                if self._sock is not None:
+                    self._request({"op": "ping"})
+                if self._wanted and not self._closed.is_set():
+                    self._sync()

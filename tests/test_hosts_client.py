@@ -1,0 +1,233 @@
+"""The supervisor's hosts client against a real promenade-hostsd process."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import gevent
+import pytest
+
+from promenade_core.hosts import (
+    HostsdUnavailable,
+    HostsManager,
+    host_lines,
+    hostsd_request,
+    manual_instructions,
+)
+from tests.test_hostsd_server import ORIGINAL, Hostsd, our_lines
+
+
+def gwait(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """A bounded poll that lets gevent greenlets (the keepalive) run meanwhile."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        gevent.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}; last saw {last!r}")
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Hostsd]:
+    root = Path(tempfile.mkdtemp(prefix="hostsd-"))
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(ORIGINAL)
+    d = Hostsd(root, hosts, root / "hostsd.sock", tmp_path / "state", ["--timeout", "2"])
+    yield d
+    if d.proc is not None:
+        d.kill()
+    shutil.rmtree(root)
+
+
+class Messages(list[str]):
+    def __call__(self, message: str) -> None:
+        self.append(message)
+
+
+@pytest.fixture
+def emitted() -> Messages:
+    return Messages()
+
+
+def test_auto_maps_replaces_unmaps_and_closes(daemon: Hostsd, emitted: Messages) -> None:
+    daemon.start()
+    hosts = HostsManager("auto", str(daemon.socket), emitted)
+    hosts.map("api", "api.test")
+    hosts.map("web", "web.local")
+    hosts.map("api", "api.test")
+    assert hosts.mapped() == {"api": "api.test", "web": "web.local"}
+    assert our_lines(daemon.read()) == ["127.0.0.1  api.test  # promenade:api",
+                                        "127.0.0.1  web.local  # promenade:web",
+                                        "::1  web.local  # promenade:web"]
+    hosts.map("api", "api2.test")
+    assert our_lines(daemon.read())[0] == "127.0.0.1  api2.test  # promenade:api"
+    hosts.unmap("web")
+    assert hosts.mapped() == {"api": "api2.test"}
+    assert our_lines(daemon.read()) == ["127.0.0.1  api2.test  # promenade:api"]
+    hosts.close()
+    assert daemon.read() == ORIGINAL, "close() removes synchronously"
+    assert hosts.mapped() == {}
+    hosts.map("api", "again.test")  # after close: ignored, never raises
+    assert daemon.read() == ORIGINAL
+    assert emitted == []
+
+
+def test_without_hostsd_warns_once_then_maps_when_it_appears(
+        daemon: Hostsd, emitted: Messages) -> None:
+    hosts = HostsManager("auto", str(daemon.socket), emitted, keepalive=60)
+    hosts.map("api", "api.test")
+    hosts.map("web", "web.test")
+    assert hosts.mapped() == {}
+    assert len(emitted) == 1
+    assert "Warning: hostnames are not mapped" in emitted[0]
+    assert "sudo ./scripts/install-hostsd" in emitted[0]
+    assert "sudo promenade-hostsd" in emitted[0]
+    daemon.start()
+    hosts.map("docs", "docs.test")
+    assert hosts.mapped() == {"api": "api.test", "web": "web.test", "docs": "docs.test"}
+    assert "connected to promenade-hostsd" in emitted[-1]
+    hosts.close()
+    assert daemon.read() == ORIGINAL
+
+
+def test_a_restarted_hostsd_gets_the_names_again(daemon: Hostsd, emitted: Messages) -> None:
+    daemon.start()
+    hosts = HostsManager("auto", str(daemon.socket), emitted, keepalive=0.1)
+    try:
+        hosts.map("api", "api.test")
+        daemon.stop()  # a clean stop drops every lease
+        assert daemon.read() == ORIGINAL
+        gwait(lambda: any("lost promenade-hostsd" in m for m in emitted), "the loss noticed")
+        daemon.start()
+        gwait(lambda: our_lines(daemon.read()) == ["127.0.0.1  api.test  # promenade:api"],
+              "the name mapped again")
+        assert hosts.mapped() == {"api": "api.test"}
+    finally:
+        hosts.close()
+    assert daemon.read() == ORIGINAL
+
+
+def test_a_refused_name_is_a_warning_not_retried(daemon: Hostsd, emitted: Messages) -> None:
+    daemon.start()
+    hosts = HostsManager("auto", str(daemon.socket), emitted)
+    hosts.map("gh", "github.com")
+    hosts.map("api", "api.test")
+    hosts.map("gh", "github.com")
+    assert hosts.mapped() == {"api": "api.test"}
+    assert len(emitted) == 1, emitted
+    assert "hostname github.com for service 'gh' not mapped" in emitted[0]
+    assert "outside promenade" in emitted[0]
+    hosts.close()
+
+
+def test_two_projects_with_the_same_service_name(daemon: Hostsd, emitted: Messages) -> None:
+    daemon.start()
+    one = HostsManager("auto", str(daemon.socket), emitted)
+    two = HostsManager("auto", str(daemon.socket), emitted)
+    one.map("api", "one.test")
+    two.map("api", "two.test")
+    one.unmap("api")
+    one.close()
+    assert our_lines(daemon.read()) == ["127.0.0.1  two.test  # promenade:api"]
+    two.close()
+    assert daemon.read() == ORIGINAL
+
+
+@pytest.mark.timeout(20)
+def test_a_hostsd_that_never_answers_cannot_hang_the_supervisor(
+        tmp_path: Path, emitted: Messages) -> None:
+    path = str(tmp_path / "silent.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.bind(path)
+        silent.listen(8)  # accepts into the backlog, never replies
+        hosts = HostsManager("auto", path, emitted, timeout=0.3)
+        ticks: list[float] = []
+
+        def tick() -> None:
+            for _ in range(10):
+                gevent.sleep(0.02)
+                ticks.append(time.monotonic())
+
+        ticker = gevent.spawn(tick)
+        started = time.monotonic()
+        hosts.map("api", "api.test")
+        assert time.monotonic() - started < 2
+        assert len(ticks) >= 5, "other greenlets kept running while we waited"
+        ticker.join()
+        assert hosts.mapped() == {}
+        assert "lost promenade-hostsd" in emitted[0]
+        hosts.close()
+
+
+def test_manual_mode_prints_the_lines_and_the_command_once(emitted: Messages,
+                                                         tmp_path: Path) -> None:
+    hosts = HostsManager("manual", str(tmp_path / "absent.sock"), emitted)
+    hosts.map("api", "api.local")
+    hosts.map("api", "api.local")
+    hosts.map("web", "web.test")
+    assert len(emitted) == 2
+    assert "  127.0.0.1  api.local\n  ::1  api.local\n" in emitted[0]
+    assert "printf '127.0.0.1  api.local\\n::1  api.local\\n' | sudo tee -a /etc/hosts" \
+        in emitted[0]
+    assert "hosts_management: manual" in emitted[1] and "127.0.0.1  web.test" in emitted[1]
+    assert hosts.mapped() == {}
+    hosts.close()
+
+
+def test_disabled_mode_does_nothing(emitted: Messages, tmp_path: Path) -> None:
+    hosts = HostsManager("disabled", str(tmp_path / "absent.sock"), emitted)
+    hosts.map("api", "api.local")
+    hosts.unmap("api")
+    hosts.close()
+    assert emitted == [] and hosts.mapped() == {}
+
+
+def test_unknown_mode_is_a_programming_error(emitted: Messages) -> None:
+    with pytest.raises(ValueError, match="'sometimes'"):
+        HostsManager("sometimes", "/nowhere", emitted)
+
+
+def test_attachment_hooks_follow_the_service(daemon: Hostsd, emitted: Messages) -> None:
+    daemon.start()
+    hosts = HostsManager("auto", str(daemon.socket), emitted)
+    old = SimpleNamespace(hostname="api.test")
+    svc = SimpleNamespace(name="api", status="running", config=old)
+    hosts.on_started(svc)
+    assert hosts.mapped() == {"api": "api.test"}
+    svc.config = SimpleNamespace(hostname="new.test")
+    hosts.on_updated(svc, old)
+    assert hosts.mapped() == {"api": "new.test"}
+    hosts.on_stopped(svc)
+    assert hosts.mapped() == {}
+    stopped = SimpleNamespace(name="web", status="stopped",
+                              config=SimpleNamespace(hostname="w.test"))
+    hosts.on_updated(stopped, SimpleNamespace(hostname=None))
+    assert hosts.mapped() == {}, "a stopped service is not mapped by a reload"
+    hosts.on_started(SimpleNamespace(name="x", config=SimpleNamespace(hostname=None)))
+    hosts.close()
+    assert daemon.read() == ORIGINAL
+
+
+def test_hostsd_request_and_its_errors(daemon: Hostsd, tmp_path: Path) -> None:
+    with pytest.raises(HostsdUnavailable, match=r"sudo \./scripts/install-hostsd"):
+        hostsd_request(str(daemon.socket), {"op": "ping"})
+    daemon.start()
+    assert hostsd_request(str(daemon.socket), {"op": "ping"})["pong"] is True
+    reply = hostsd_request(str(daemon.socket), {"op": "add", "service": "s", "hostname": "a b"})
+    assert reply["ok"] is False and reply["error"]["code"] == "invalid_hostname"
+
+
+def test_host_lines_and_instructions() -> None:
+    assert host_lines("api.test") == ["127.0.0.1  api.test"]
+    assert host_lines("API.LOCAL") == ["127.0.0.1  API.LOCAL", "::1  API.LOCAL"]
+    assert manual_instructions(["a.test", "b.test"]).startswith(
+        "add these lines to /etc/hosts:\n  127.0.0.1  a.test\n  127.0.0.1  b.test\n")
