@@ -6,6 +6,7 @@ The helpers at the top (`Dashboard`, `start_dashboard`) are shared by the other
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -112,9 +113,22 @@ def start_dashboard(folder: Path, config: str, port: int | None = None,
     return dash
 
 
-def pump_script(folder: Path, name: str, body: str) -> str:
-    write_script(folder, name, body)
-    return f"{PY} {name}"
+def ws_handshake(port: int, headers: dict[str, str],
+                 path: str = "/api/logs/stream") -> tuple[int, socket.socket]:
+    """Send a WebSocket upgrade request by hand; return the HTTP status and the socket."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    sent = {"Host": f"127.0.0.1:{port}", "Upgrade": "websocket", "Connection": "Upgrade",
+            "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13", **headers}
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    request = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in sent.items())
+    sock.sendall((request + "\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return int(head.split(b" ", 2)[1]), sock
 
 
 # --------------------------------------------------------------------------- fixture
