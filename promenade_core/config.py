@@ -102,6 +102,8 @@ class ServiceConfig:
     cors_proxy_port: int | None = None
     cors_allow_origins: tuple[str, ...] = ()
     line: int | None = None
+    #: a pseudo-terminal per stream (colours as on a terminal); False gives plain pipes
+    tty: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +121,7 @@ class ServiceConfig:
             "cors_proxy": self.cors_proxy,
             "cors_proxy_port": self.cors_proxy_port,
             "cors_allow_origins": list(self.cors_allow_origins),
+            "tty": self.tty,
             "line": self.line,
         }
 
@@ -381,6 +384,7 @@ def _service_fields(
         "cors_proxy": loaded.get("cors_proxy", False),
         "cors_proxy_port": loaded.get("cors_proxy_port"),
         "cors_allow_origins": loaded.get("cors_allow_origins", ()),
+        "tty": loaded.get("tty", True),
         "line": state.doc.lines.get(prefix),
     }
 

@@ -270,6 +270,7 @@ class ServiceSchema(_Section):
     cors_proxy = Flag()
     cors_proxy_port = Port(allow_none=True)
     cors_allow_origins = TextList(item=origin_problem, allow_none=True)
+    tty = Flag()
 
 
 class ManagerSchema(_Section):

@@ -17,7 +17,7 @@ from typing import Any
 from promenade_core.config import Config, FrozenMap, ServiceConfig, dependency_order
 
 START, STOP, RESTART, UPDATE = "start", "stop", "restart", "update"
-RESTART_FIELDS = ("command", "directory", "env", "port")
+RESTART_FIELDS = ("command", "directory", "env", "port", "tty")
 UPDATE_FIELDS = (
     "hostname",
     "ready_check",

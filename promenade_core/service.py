@@ -271,7 +271,7 @@ class Service:
         try:
             spawned = self.host.ops.spawn(
                 self.config.command, self.config.directory, self.host.environment(self),
-                getattr(self.config, "tty", True),
+                self.config.tty,
             )
         except PromenadeError as exc:
             return self._fail_to_start(str(exc))
