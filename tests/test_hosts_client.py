@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -231,3 +234,67 @@ def test_host_lines_and_instructions() -> None:
     assert host_lines("API.LOCAL") == ["127.0.0.1  API.LOCAL", "::1  API.LOCAL"]
     assert manual_instructions(["a.test", "b.test"]).startswith(
         "add these lines to /etc/hosts:\n  127.0.0.1  a.test\n  127.0.0.1  b.test\n")
+
+
+# -- promenade hosts show|add|remove --------------------------------------------------------
+
+def promenade(tmp_path: Path, socket_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PROMENADE_HOSTSD_SOCKET=str(socket_path))
+    return subprocess.run([sys.executable, "-m", "promenade_cli", "hosts", *args,
+                           "-c", str(tmp_path / "promenade.yaml")],
+                          capture_output=True, text=True, env=env, timeout=30, check=False)
+
+
+CONFIG = """\
+services:
+  api:
+    command: sleep 1000
+    port: 5001
+    hostname: api.local
+  docs:
+    command: sleep 1000
+    port: 5002
+    hostname: docs.test
+  worker:
+    command: sleep 1000
+"""
+
+
+def test_cli_show_add_remove(daemon: Hostsd, tmp_path: Path) -> None:
+    (tmp_path / "promenade.yaml").write_text(CONFIG)
+    shown = promenade(tmp_path, daemon.socket, "show")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == "127.0.0.1  api.local\n::1  api.local\n127.0.0.1  docs.test\n"
+
+    missing = promenade(tmp_path, daemon.socket, "add")
+    assert missing.returncode == 1
+    assert "Error: promenade-hostsd is not running" in missing.stderr
+    assert "sudo ./scripts/install-hostsd" in missing.stderr
+
+    daemon.start()
+    added = promenade(tmp_path, daemon.socket, "add")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == "api: api.local -> 127.0.0.1\ndocs: docs.test -> 127.0.0.1\n"
+    assert our_lines(daemon.read()) == ["127.0.0.1  api.local  # promenade:api",
+                                        "::1  api.local  # promenade:api",
+                                        "127.0.0.1  docs.test  # promenade:docs"]
+    daemon.stop()
+    daemon.start()  # persisted: kept across a restart of hostsd
+    assert len(our_lines(daemon.read())) == 3
+
+    removed = promenade(tmp_path, daemon.socket, "remove")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout == "api: removed api.local\ndocs: removed docs.test\n"
+    assert daemon.read() == ORIGINAL
+    again = promenade(tmp_path, daemon.socket, "remove")
+    assert again.stdout.count("is not mapped by `promenade hosts add`") == 2
+
+
+def test_cli_add_reports_each_refusal(daemon: Hostsd, tmp_path: Path) -> None:
+    (tmp_path / "promenade.yaml").write_text(CONFIG.replace("docs.test", "github.com"))
+    daemon.start()
+    added = promenade(tmp_path, daemon.socket, "add")
+    assert added.returncode == 1
+    assert added.stdout == "api: api.local -> 127.0.0.1\n"
+    assert "Error: docs: hostname 'github.com' is this machine's name or already in" \
+        in added.stderr

@@ -1,0 +1,94 @@
+"""`promenade hosts show|add|remove`: the config's hostnames, outside a running manager.
+
+`add` and `remove` go through promenade-hostsd with `persist: true`, so the names stay
+after the command exits (and across hostsd restarts) until `remove`. They need no sudo:
+hostsd checks who is asking. `show` prints the plain lines for pasting by hand; they
+carry no `# promenade:` marker on purpose, since hostsd treats marked lines as its own.
+"""
+
+from __future__ import annotations
+
+import click
+
+from promenade_cli.main import ExitCode, config_option, reports_errors, resolve
+from promenade_core.config import Config, load_config
+from promenade_core.hosts import host_lines, hostsd_request
+
+
+def _named(config: Config) -> list[tuple[str, str]]:
+    """(service, hostname) for every service that has a hostname, in config order."""
+    return [(name, svc.hostname) for name, svc in config.services.items() if svc.hostname]
+
+
+def _load(config: str | None) -> tuple[Config, list[tuple[str, str]]]:
+    path = resolve(config)
+    loaded = load_config(path)
+    named = _named(loaded)
+    if not named:
+        click.echo(f"no service in {path} has a hostname", err=True)
+    return loaded, named
+
+
+@click.group("hosts")
+def hosts() -> None:
+    """The config's hostnames in /etc/hosts (through promenade-hostsd)."""
+
+
+@hosts.command("show")
+@config_option
+@reports_errors
+def show(config: str | None) -> ExitCode:
+    """Print the /etc/hosts lines for the config's hostnames."""
+    _loaded, named = _load(config)
+    for _service, hostname in named:
+        for line in host_lines(hostname):
+            click.echo(line)
+    return 0
+
+
+@hosts.command("add")
+@config_option
+@reports_errors
+def add(config: str | None) -> ExitCode:
+    """Map every hostname of the config until `promenade hosts remove`."""
+    loaded, named = _load(config)
+    socket_path = loaded.manager.hostsd_socket
+    failed = 0
+    for service, hostname in named:
+        request = {"op": "add", "service": service, "hostname": hostname, "persist": True}
+        reply = hostsd_request(socket_path, request)
+        if reply.get("ok"):
+            click.echo(f"{service}: {hostname} -> 127.0.0.1")
+        else:
+            failed += 1
+            click.echo(f"Error: {service}: {_message(reply)}", err=True)
+    return 1 if failed else 0
+
+
+@hosts.command("remove")
+@config_option
+@reports_errors
+def remove(config: str | None) -> ExitCode:
+    """Remove the hostnames that `promenade hosts add` mapped for this config."""
+    loaded, named = _load(config)
+    socket_path = loaded.manager.hostsd_socket
+    listed = hostsd_request(socket_path, {"op": "list"}).get("entries") or []
+    # Persisted entries are keyed by service name: leave another project's `api` alone.
+    mine = {(e["service"], e["hostname"]) for e in listed if e.get("mine") and e.get("persist")}
+    failed = 0
+    for service, hostname in named:
+        if (service, hostname.lower()) not in mine:
+            click.echo(f"{service}: {hostname} is not mapped by `promenade hosts add`")
+            continue
+        reply = hostsd_request(socket_path, {"op": "remove", "service": service, "persist": True})
+        if reply.get("ok"):
+            click.echo(f"{service}: removed {', '.join(reply['removed'])}")
+        else:
+            failed += 1
+            click.echo(f"Error: {service}: {_message(reply)}", err=True)
+    return 1 if failed else 0
+
+
+def _message(reply: dict[str, object]) -> str:
+    error = reply.get("error")
+    return str(error.get("message") if isinstance(error, dict) else error)
