@@ -34,6 +34,7 @@ from wsproto.events import (
 )
 
 from promenade_core import proxy_headers as ph
+from tests.support import free_port, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_ORIGIN = "http://localhost:3000"
@@ -282,28 +283,6 @@ proxy.stop()
 
 
 # ---- helpers ----
-
-
-def wait_until(what: str, probe: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Polls `probe` until it returns something truthy; fails naming what it saw last."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-        except OSError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}; last saw {last!r}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def read_line(proc: subprocess.Popen, what: str, timeout: float = 15.0) -> str:
@@ -752,9 +731,9 @@ def test_request_body_is_streamed_not_buffered(proxy: Proxy, tmp_path: Path) -> 
     ).encode()
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=20) as sock:
         sock.sendall(head + b"a" * (1024 * 1024))
-        wait_until(
-            "the service to receive the first megabyte",
+        wait_for(
             lambda: progress.exists() and int(progress.read_text() or 0) >= 1024 * 1024,
+            what="the service to receive the first megabyte",
         )
         sock.sendall(b"a" * (size - 1024 * 1024))
         reply = read_http(sock)
@@ -939,13 +918,13 @@ def test_clients_hanging_up_leak_no_greenlets_or_sockets(proxy: Proxy, tmp_path:
     assert busy["greenlets"] > baseline["greenlets"]
     for conn in streams:
         conn.close()
-    wait_until(
-        f"greenlets and fds back to {baseline}",
+    wait_for(
         lambda: (
             (s := proxy.command(cmd="stats"))["greenlets"] == baseline["greenlets"]
             and s["fds"] == baseline["fds"]
             and s
         ),
+        what=f"greenlets and fds back to {baseline}",
     )
 
 
