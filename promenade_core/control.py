@@ -72,12 +72,20 @@ class Commands:
     def _run(self, request: dict[str, Any], service: Service, action: str) -> Any:
         self._not_stopping()
         wait = _arg(request, "wait", bool, True)
-        result = service.submit(getattr(service, action))
-        if wait:
-            result.get(timeout=COMMAND_TIMEOUT)
-            if action != "stop":
-                service.wait_settled(COMMAND_TIMEOUT)
-        return self.m.supervisor.describe(service)
+        describe = self.m.supervisor.describe
+
+        def act() -> dict[str, Any]:
+            getattr(service, action)()
+            return describe(service)   # as this command left it, before the next one runs
+
+        result = service.submit(act)
+        if not wait:
+            return describe(service)
+        doc = result.get(timeout=COMMAND_TIMEOUT)
+        if action != "stop" and doc["status"] == "pending":
+            service.wait_settled(COMMAND_TIMEOUT)   # it was waiting for dependencies
+            doc = describe(service)
+        return doc
 
     def cmd_start(self, request: dict[str, Any]) -> Any:
         return self._run(request, self._service(request), "start")

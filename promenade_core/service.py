@@ -28,6 +28,7 @@ from promenade_core.osproc import ProcessOps, Spawned
 from promenade_core.states import ALIVE, STARTABLE, Health, Status, check_transition
 
 STOP_GRACE = 5.0
+START_SETTLE = 10.0
 #: After the main process exits on its own, what it left in its group gets this long.
 STRAGGLER_GRACE = 1.0
 READ_SIZE = 65536
@@ -150,6 +151,10 @@ class Service:
             self._failures = 0
             self._set(Status.PENDING)
             self._lifecycle = gevent.spawn(self._live)
+            if all(self.host.service(d).ready.is_set() for d in self.config.depends_on):
+                # Nothing to wait for: let the spawn happen before the next queued
+                # command, so a start then stop run in that order, visibly.
+                self._settled.wait(START_SETTLE)
 
     def wait_settled(self, timeout: float | None = None) -> bool:
         """Wait until running, stopped, failed or given up."""

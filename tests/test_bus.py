@@ -1,0 +1,249 @@
+"""The bus: events feed, control commands and errors, the snapshot join."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+from promenade_core import protocol
+from promenade_core.client import (
+    BusError,
+    ControlClient,
+    EventSubscriber,
+    await_subscription,
+    follow,
+)
+from tests.support import free_port, wait_for, write_script
+
+PY = sys.executable
+pytestmark = pytest.mark.timeout(90)
+
+BASIC = """
+    manager: {hosts_management: disabled}
+    services:
+      a: {command: "echo a-line; sleep 60"}
+      b: {command: "sleep 60", depends_on: [a]}
+"""
+
+
+def raw_request(endpoint: str, payload: bytes, timeout: float = 5.0) -> dict | None:
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        sock.send(payload)
+        if not sock.poll(int(timeout * 1000)):
+            return None
+        return json.loads(sock.recv())
+    finally:
+        sock.close()
+
+
+def test_manager_json_describes_the_instance(manager) -> None:
+    m = manager(BASIC)
+    info = m.info()
+    data = json.loads((info.runtime_dir / "manager.json").read_text())
+    assert set(data) >= {"pid", "version", "config_path", "events", "control",
+                         "dashboard_url", "started_at"}
+    assert data["pid"] == m.proc.pid and data["dashboard_url"] is None
+    assert data["config_path"] == str(m.path)
+    assert (info.runtime_dir.stat().st_mode & 0o777) == 0o700
+
+
+def test_every_read_command(manager) -> None:
+    m = manager(BASIC)
+    m.wait_status("b", "running")
+    wait_for(lambda: m.lines("a") == ["a-line"], what="a's line")
+    ping = m.request("ping")
+    assert ping["pid"] == m.proc.pid and ping["seq"] > 0
+    status = m.request("status")
+    assert list(status["services"]) == ["a", "b"]
+    assert status["config_path"] == str(m.path) and status["manager_uptime_seconds"] >= 0
+    assert status["bus"]["dropped"] == 0
+    for key in ("name", "status", "health", "pid", "port", "hostname", "url",
+                "uptime_seconds", "restart_count", "last_exit_code", "cpu_percent",
+                "memory_bytes"):
+        assert key in status["services"]["a"], key
+    assert m.request("service", service="a")["pid"] == status["services"]["a"]["pid"]
+    logs = m.request("logs", services=["a"], tail=10)
+    assert [e["line"] for e in logs["lines"]] == ["a-line"]
+    assert set(logs["lines"][0]) == {"seq", "timestamp", "service", "stream", "line"}
+    seq = logs["lines"][0]["seq"]
+    assert m.request("logs", service="a", since=seq)["lines"] == []
+    config = m.request("config")
+    assert config["path"] == str(m.path) and "a" in config["config"]["services"]
+    snap = m.request("snapshot")
+    assert snap["seq"] >= seq and snap["logs"]["a"][0]["line"] == "a-line"
+    assert m.request("reload", dry_run=True)["summary"] == "reload: no changes"
+    m.request("gap", count=3)
+    assert m.request("status")["bus"]["dropped"] == 3
+
+
+def test_error_codes(manager) -> None:
+    m = manager(BASIC)
+    info = m.info()
+    with ControlClient(info.control, timeout=5) as bus:
+        for cmd, args, code in [
+            ("service", {"service": "apii"}, protocol.UNKNOWN_SERVICE),
+            ("stop", {"service": "nope"}, protocol.UNKNOWN_SERVICE),
+            ("logs", {"services": ["zz"]}, protocol.UNKNOWN_SERVICE),
+            ("frobnicate", {}, protocol.UNKNOWN_COMMAND),
+            ("service", {}, protocol.BAD_REQUEST),
+            ("service", {"service": 5}, protocol.BAD_REQUEST),
+            ("logs", {"tail": "ten"}, protocol.BAD_REQUEST),
+            ("logs", {"since": True}, protocol.BAD_REQUEST),
+            ("start", {"service": "a", "wait": "yes"}, protocol.BAD_REQUEST),
+        ]:
+            with pytest.raises(BusError) as err:
+                bus.request(cmd, **args)
+            assert err.value.code == code, (cmd, args, err.value.message)
+        with pytest.raises(BusError, match="known: a, b"):
+            bus.request("service", service="apii")
+    for payload, needle in [(b"{not json", "not valid JSON"), (b"[1, 2]", "JSON object"),
+                            (b'{"cmd": 7}', "string"), (b"\xff\xfe", "not valid JSON"),
+                            (b'{"cmd": "ping", "x": "' + b"y" * 70000 + b'"}', "limit")]:
+        reply = raw_request(info.control, payload)
+        assert reply is not None and reply["ok"] is False, payload[:20]
+        assert reply["error"]["code"] == protocol.BAD_REQUEST and needle in reply["error"][
+            "message"]
+    # Over the wire limit: libzmq drops that peer; the manager carries on.
+    assert raw_request(info.control, b"x" * (2 * 1024 * 1024), timeout=1.0) is None
+    assert m.request("ping")["pid"] == m.proc.pid
+
+
+def test_slow_stop_does_not_delay_ping(manager, tmp_path: Path) -> None:
+    write_script(tmp_path, "stubborn.py", """
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(600)
+    """)
+    m = manager(f"""
+        services:
+          stubborn: {{command: {PY} stubborn.py}}
+    """)
+    m.wait_status("stubborn", "running")
+    info = m.info()
+    done: list[dict] = []
+
+    def stop() -> None:
+        with ControlClient(info.control, timeout=20) as bus:
+            done.append(bus.request("stop", service="stubborn"))
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    wait_for(lambda: m.status("stubborn")["status"] == "stopping", what="stopping")
+    with ControlClient(info.control, timeout=5) as bus:
+        for _ in range(5):
+            began = time.monotonic()
+            bus.request("ping")
+            assert time.monotonic() - began < 0.5
+    stopper.join(20)
+    assert done and done[0]["status"] == "stopped"
+
+
+def test_commands_on_one_service_are_queued_in_order(manager) -> None:
+    m = manager("""
+        services:
+          s: {command: sleep 60}
+    """)
+    m.wait_status("s", "running")
+    info = m.info()
+    results: dict[str, dict] = {}
+
+    def run(cmd: str) -> None:
+        with ControlClient(info.control, timeout=20) as bus:
+            results[cmd] = bus.request(cmd, service="s")
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in ("restart", "stop")]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join(20)
+    assert results["restart"]["status"] == "running"
+    assert results["stop"]["status"] == "stopped"
+    assert m.status("s")["status"] == "stopped"
+
+
+def test_state_events_carry_v_seq_and_the_status_object(manager) -> None:
+    m = manager("""
+        services:
+          s: {command: sleep 60}
+    """)
+    m.wait_status("s", "running")
+    info = m.info()
+    with EventSubscriber(info.events, ("state/s/",)) as sub, \
+            ControlClient(info.control) as bus:
+        await_subscription(sub, bus)
+        bus.request("stop", service="s")
+        events = []
+        while (got := sub.recv(timeout=1.0)) is not None:
+            if got[0].startswith("state/"):
+                events.append(got)
+    statuses = [msg["status"]["status"] for _, msg in events]
+    assert statuses == ["stopping", "stopped"]
+    assert all(topic == "state/s/" and msg["v"] == 1 for topic, msg in events)
+    seqs = [msg["seq"] for _, msg in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert events[-1][1]["status"]["last_exit_code"] == -15
+
+
+def test_snapshot_join_sees_every_line_exactly_once(manager, tmp_path: Path) -> None:
+    write_script(tmp_path, "count.py", """
+        import sys, time
+        i = 0
+        while True:
+            for _ in range(50):
+                print(i)
+                i += 1
+            sys.stdout.flush()
+            time.sleep(0.002)
+    """)
+    m = manager(f"""
+        manager: {{log_buffer_lines: 100000}}
+        services:
+          count: {{command: {PY} count.py, tty: false}}
+    """)
+    wait_for(lambda: len(m.lines("count")) > 2000, what="a backlog")
+    info = m.info()
+    seen: list[int] = []
+    deadline = time.monotonic() + 2.0
+    for kind, item in follow(info, services=["count"]):
+        assert kind == "line", (kind, item)
+        seen.append(int(item["line"]))
+        if time.monotonic() > deadline and len(seen) > 5000:
+            break
+    assert seen[0] == 0
+    assert seen == list(range(len(seen))), "a line is missing or repeated"
+
+
+def test_tcp_feed_for_scripts(manager) -> None:
+    port = free_port()
+    m = manager(f"""
+        manager: {{bus_tcp: "127.0.0.1:{port}"}}
+        services:
+          s: {{command: "sleep 60"}}
+    """)
+    m.wait_status("s", "running")
+    info = m.info()
+    with EventSubscriber(f"tcp://127.0.0.1:{port}", ("manager/",)) as sub, \
+            ControlClient(info.control) as bus:
+        await_subscription(sub, bus)
+        bus.request("stop", service="s")
+        got = sub.recv(timeout=5)
+    assert got is not None and got[0] == "manager/" and got[1]["v"] == 1
+
+
+def test_shutdown_command_stops_everything(manager) -> None:
+    m = manager(BASIC)
+    m.wait_status("b", "running")
+    assert m.request("shutdown") == {"stopping": True}
+    assert m.wait_exit(20) == 0
+    assert "shutdown requested over the bus" in m.output()
