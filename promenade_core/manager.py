@@ -21,8 +21,10 @@ from promenade_core.bus import ControlServer, Publisher
 from promenade_core.config import Config, load_config, security_warnings
 from promenade_core.control import Commands
 from promenade_core.errors import PromenadeError
+from promenade_core.hosts import HostsManager
 from promenade_core.logs import iso_timestamp
 from promenade_core.printer import Printer
+from promenade_core.proxies import Proxies
 from promenade_core.reloader import Reloader
 from promenade_core.supervisor import Supervisor
 from promenade_core.webproc import WebProcess
@@ -34,11 +36,13 @@ class AlreadyRunning(PromenadeError):
 
 class Manager:
     def __init__(self, config_path: Path, printer: Printer, port: int | None = None,
-                 no_ui: bool = False) -> None:
+                 no_ui: bool = False, hostsd_socket: str | None = None) -> None:
         self.config_path = config_path
         self.printer = printer
         self.port_override = port
         self.no_ui = no_ui
+        #: a private hostsd's socket (`sudo promenade start`), else the config's
+        self.hostsd_socket = hostsd_socket
         self.pid = os.getpid()
         self.version = __version__
         self.stopping = False
@@ -100,6 +104,11 @@ class Manager:
         reaper, self._reaper_fd = osproc.start_reaper()
         self.supervisor = Supervisor(config, self.printer, self.publisher, instance,
                                      track=self._track)
+        self.hosts = HostsManager(config.manager.hosts_management,
+                                  self.hostsd_socket or config.manager.hostsd_socket,
+                                  self.supervisor.emit)
+        self.proxies = Proxies(self.supervisor.emit, self._hostnames)
+        self.supervisor.attachments += [self.hosts, self.proxies]
         self.reloader = Reloader(self, config)
         self.control = ControlServer(self.context, self.endpoints["control"],
                                      Commands(self).table())
@@ -117,6 +126,10 @@ class Manager:
             self._reaper_fd = None
             reaper.wait()
         return 0
+
+    def _hostnames(self) -> list[str]:
+        """Managed hostnames count as local origins for the CORS proxies."""
+        return [s.hostname for s in self.supervisor.config.services.values() if s.hostname]
 
     def _start_web(self, config: Config) -> None:
         if self.no_ui:
@@ -164,6 +177,8 @@ class Manager:
         self.stopping = True
         self.reloader.stop()
         self.supervisor.shutdown()
+        self.proxies.close()
+        self.hosts.close()
         if self.web:
             self.web.stop()
         self.control.close()

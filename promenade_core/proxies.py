@@ -1,0 +1,64 @@
+"""The CORS proxies of a config's services, started and stopped with their service and
+reconfigured in place by a hot reload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from promenade_core.config import ServiceConfig
+from promenade_core.corsproxy import CorsProxy
+from promenade_core.errors import PromenadeError
+from promenade_core.service import Service
+from promenade_core.states import ALIVE
+
+
+class Proxies:
+    """Follows the supervisor's service events (its Attachments protocol)."""
+
+    def __init__(self, emit: Callable[[str, str], None],
+                 hostnames: Callable[[], Iterable[str]]) -> None:
+        self._emit = emit
+        self._hostnames = hostnames
+        self._proxies: dict[str, CorsProxy] = {}
+
+    def _open(self, service: Service) -> None:
+        svc = service.config
+        if not (svc.cors_proxy and svc.cors_proxy_port and svc.port):
+            return
+        proxy = CorsProxy(service.name, svc.cors_proxy_port, svc.port,
+                          svc.cors_allow_origins, self._hostnames)
+        try:
+            proxy.start()
+        except PromenadeError as exc:
+            self._emit(f"{service.name}: CORS proxy not started: {exc}", "error")
+            return
+        self._proxies[service.name] = proxy
+        self._emit(f"{service.name}: CORS proxy on http://127.0.0.1:{svc.cors_proxy_port} "
+                   f"-> {svc.port}", "info")
+
+    def _close(self, name: str) -> None:
+        proxy = self._proxies.pop(name, None)
+        if proxy is not None:
+            proxy.stop()
+
+    def on_started(self, service: Service) -> None:
+        if service.name not in self._proxies:
+            self._open(service)
+
+    def on_stopped(self, service: Service) -> None:
+        self._close(service.name)
+
+    def on_updated(self, service: Service, old: ServiceConfig) -> None:
+        new = service.config
+        proxy = self._proxies.get(service.name)
+        if proxy is not None and new.cors_proxy and new.cors_proxy_port == old.cors_proxy_port:
+            if new.port is not None:
+                proxy.reconfigure(new.port, new.cors_allow_origins)
+            return
+        self._close(service.name)
+        if service.status in ALIVE:
+            self._open(service)
+
+    def close(self) -> None:
+        for name in list(self._proxies):
+            self._close(name)
