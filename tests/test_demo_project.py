@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support import Manager, live_marked, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scripts" / "demo-project"
@@ -253,3 +256,86 @@ def test_site_is_served_by_http_server(programs: Callable[..., Program]) -> None
     status, headers, body = get(f"http://127.0.0.1:{port}/")
     assert status == 200 and str(headers["Content-Type"]).startswith("text/html")
     assert "<title>Promenade demo site</title>" in body
+
+
+# ------------------------------------------------------------ under a real manager
+
+
+def swap(text: str, old: str, new: str) -> str:
+    """`text` with `old` replaced; fails when `old` is gone, so no edit is silently lost."""
+    assert old in text, f"{old!r} is no longer in the demo files: update this test"
+    return text.replace(old, new)
+
+
+def demo_copy(folder: Path) -> tuple[str, dict[str, int]]:
+    """The demo project copied into `folder` with free ports; returns its config text.
+
+    The ports are rewritten in the config and the reporter's env file (the page is
+    only served here, so its ports do not matter); the API's warm-up, the worker's
+    pace, the reporter's interval and the flaky job's life are shortened.
+    """
+    shutil.copytree(DEMO, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    ports = {"api": free_port(), "site": free_port(), "proxy": free_port(), "ui": free_port()}
+    text = CONFIG.read_text()
+    for old, new in (
+        ('DEMO_API_WARMUP: "2"', 'DEMO_API_WARMUP: "0.3"'),
+        (
+            "command: python worker.py\n",
+            'command: python worker.py\n    env: {DEMO_WORKER_INTERVAL: "0.1"}\n',
+        ),
+        (
+            "command: python flaky_export.py\n",
+            'command: python flaky_export.py\n    env: {DEMO_FLAKY_SECONDS: "0.3"}\n',
+        ),
+        ("5301", str(ports["api"])),
+        ("5302", str(ports["site"])),
+        ("5311", str(ports["proxy"])),
+        ("9410", str(ports["ui"])),
+    ):
+        text = swap(text, old, new)
+    env_file = folder / "reporter.env"
+    env_text = swap(env_file.read_text(), "REPORT_INTERVAL=5", "REPORT_INTERVAL=0.3")
+    env_file.write_text(swap(env_text, ":5301", f":{ports['api']}"))
+    return text, ports
+
+
+@pytest.mark.timeout(60)
+def test_demo_under_manager(manager: Callable[..., Manager], tmp_path: Path) -> None:
+    """The whole demo starts, the reporter waits for a healthy API, Ctrl-C stops it all.
+
+    hosts_management is `auto` and no hostsd runs (the test environment points the
+    manager at a socket that does not exist): the demo must work anyway.
+    """
+    text, ports = demo_copy(tmp_path / "demo")
+    m = manager(text, args=(), name="demo/promenade.yaml", start=False)
+    # As ./scripts/demo does: the services' `python` is the one with Promenade's Flask.
+    m.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{m.env['PATH']}"
+    m.start()
+    for name in ("api", "site", "worker", "reporter"):
+        m.wait_status(name, "running")
+    assert m.wait_status("api", "running")["health"] == "healthy"
+    out = m.wait_output("reporter started")
+    assert out.index("reporter waiting for api (healthy)") < out.index("reporter started")
+
+    wait_for(
+        lambda: any("requests so far" in line for line in m.lines("reporter")),
+        10,
+        "a report from the reporter",
+    )
+    wait_for(
+        lambda: any(
+            e["stream"] == "stderr" and "\x1b[" in e["line"]
+            for e in m.request("logs", service="worker")["lines"]
+        ),
+        10,
+        "a coloured stderr line from the worker (colour codes are kept in the data)",
+    )
+    flaky = m.wait_status("flaky-export", "gave_up")
+    assert (flaky["restart_count"], flaky["last_exit_code"]) == (1, 1)
+    assert get(f"http://127.0.0.1:{ports['ui']}/")[0] == 200
+    assert "Promenade demo site" in get(f"http://127.0.0.1:{ports['site']}/")[2]
+
+    m.signal(signal.SIGINT)
+    assert m.wait_exit() == 0
+    assert "all services stopped" in m.output()
+    assert not live_marked(m.instance)
