@@ -86,6 +86,9 @@ def logs_stream(ws: Any) -> None:
     options: StreamOptions = g.stream_options
     raw = _raw_socket(request.environ)
     sub = hub.subscribe(options.services, options.events)
+    # The reader greenlet ends when the browser closes or vanishes: wake the pump now
+    # rather than at its next line.
+    ws.thread.link(lambda _: sub.close())
     try:
         if options.events:
             _send(ws, [event_item("status", {"status": backend.request("status")})], options)
@@ -105,10 +108,12 @@ def logs_stream(ws: Any) -> None:
 
 
 def _raw_socket(environ: dict[str, Any]) -> socket.socket | None:
+    """The connection's socket under gevent.pywsgi (whose `wsgi.input` is the socket's
+    reader itself for upgrade requests, an `Input` wrapping it otherwise)."""
     stream = environ.get("wsgi.input")
-    rfile = getattr(stream, "rfile", None)
-    raw = getattr(rfile, "raw", None)
-    return getattr(raw, "_sock", None)
+    if not hasattr(stream, "raw"):
+        stream = getattr(stream, "rfile", None)
+    return getattr(getattr(stream, "raw", None), "_sock", None)
 
 
 def _replay(ws: Any, backend: Any, options: StreamOptions) -> int | None:
