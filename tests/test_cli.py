@@ -1,0 +1,190 @@
+"""The CLI end to end: real commands against a real manager."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from promenade_core import runtime
+from tests.support import PROMENADE, Manager, isolated_env, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+
+CONFIG = """
+    manager: {hosts_management: disabled}
+    services:
+      api: {command: "echo api says hi; echo oops >&2; sleep 60"}
+      worker: {command: "sleep 60"}
+"""
+
+
+def test_version_and_help() -> None:
+    out = subprocess.run([*PROMENADE, "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and re.search(r"promenade, version \d", out.stdout)
+    helped = subprocess.run([*PROMENADE, "--help"], capture_output=True, text=True)
+    for cmd in ("start", "stop", "restart", "status", "logs", "config", "hosts", "reload"):
+        assert cmd in helped.stdout
+
+
+def test_config_check_and_path(tmp_path: Path) -> None:
+    m = Manager(tmp_path, CONFIG)
+    ok = m.cli("config", "check")
+    assert ok.returncode == 0 and "ok (2 services)" in ok.stdout
+    assert m.cli("config", "path").stdout.strip() == str(m.path)
+    m.path.write_text("services:\n  api: {commnd: x}\n")
+    bad = m.cli("config", "check")
+    assert bad.returncode == 2
+    assert "promenade.yaml:2: services.api" in bad.stderr and "did you mean 'command'" in bad.stderr
+
+
+def test_lookup_uses_the_current_folder(tmp_path: Path) -> None:
+    (tmp_path / "promenade.yaml").write_text("services:\n  a: {command: x}\n")
+    out = subprocess.run([*PROMENADE, "config", "path"], cwd=tmp_path, capture_output=True,
+                         text=True, env={**os.environ, "HOME": str(tmp_path / "home")})
+    assert out.stdout.strip() == str(tmp_path / "promenade.yaml")
+
+
+def test_control_commands_without_a_manager_exit_3(tmp_path: Path) -> None:
+    m = Manager(tmp_path, CONFIG)
+    for args in (["status"], ["stop"], ["restart", "api"], ["logs"], ["start", "api"],
+                 ["reload"]):
+        out = m.cli(*args)
+        assert out.returncode == 3, args
+        assert f"no Promenade manager is running for {m.path}" in out.stderr
+
+
+def test_status_table_and_json(manager) -> None:
+    m = manager(CONFIG)
+    m.wait_status("worker", "running")
+    table = m.cli("status")
+    assert table.returncode == 0
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["NAME", "STATUS", "HEALTH", "PID", "PORT", "URL", "UPTIME",
+                              "RESTARTS", "EXIT"]
+    assert rows[0].split()[:3] == ["api", "running", "unknown"]
+    doc = json.loads(m.cli("status", "--json").stdout)
+    assert doc["services"]["worker"]["status"] == "running"
+
+
+def test_service_commands_and_unknown_service(manager) -> None:
+    m = manager(CONFIG)
+    m.wait_status("worker", "running")
+    assert m.cli("stop", "worker").stdout.strip() == "worker: stopped"
+    assert m.cli("start", "worker").stdout.startswith("worker: running (pid ")
+    assert m.cli("restart", "worker").stdout.startswith("worker: running (pid ")
+    out = m.cli("restart")
+    assert out.returncode == 0 and out.stdout.strip() == "restarted api, worker"
+    bad = m.cli("stop", "wrker")
+    assert bad.returncode == 2 and "unknown service 'wrker' (known: api, worker)" in bad.stderr
+    bad_logs = m.cli("logs", "wrker")
+    assert bad_logs.returncode == 2 and "known: api, worker" in bad_logs.stderr
+
+
+def test_logs_tail_and_streams(manager) -> None:
+    m = manager(CONFIG)
+    wait_for(lambda: len(m.lines("api")) == 2, what="api's lines")
+    out = m.cli("logs", "api", "-n", "5").stdout.splitlines()
+    # two streams: their relative order is the reader's, so compare as a set
+    assert {re.sub(r"^\S+ ", "", line) for line in out} == {
+        "[api] api says hi", "[api] [stderr] oops"}
+    assert len(m.cli("logs", "-n", "1").stdout.splitlines()) == 1
+
+
+def test_logs_follow_has_no_gap_and_no_duplicate(manager, tmp_path: Path) -> None:
+    (tmp_path / "count.py").write_text(
+        "import time\nfor i in range(400):\n    print(i, flush=True)\n    time.sleep(0.005)\n"
+        "time.sleep(60)\n")
+    m = manager(f"""
+        services:
+          count: {{command: {sys.executable} count.py}}
+    """)
+    wait_for(lambda: len(m.lines("count")) >= 50, what="some lines")
+    proc = subprocess.Popen([*PROMENADE, "logs", "-f", "-n", "1000", "-c", str(m.path)],
+                            env=m.env, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        got: list[int] = []
+        assert proc.stdout is not None
+        while len(got) < 400:
+            line = proc.stdout.readline()
+            assert line, "logs -f ended early"
+            got.append(int(line.rsplit(" ", 1)[1]))
+        assert got == list(range(400))
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_second_start_says_already_running(manager) -> None:
+    m = manager(CONFIG)
+    again = m.cli("start", "--no-ui")
+    assert again.returncode == 1
+    assert f"already running for {m.path} (pid {m.proc.pid}" in again.stderr
+
+
+def test_daemon_start_and_stop(tmp_path: Path) -> None:
+    m = Manager(tmp_path, CONFIG)
+    try:
+        out = m.cli("start", "--daemon", "--no-ui")
+        assert out.returncode == 0, out.stderr
+        assert "running in the background" in out.stdout
+        log_line = next(line for line in out.stdout.splitlines() if line.startswith("log: "))
+        log_path = Path(log_line[5:])
+        assert log_path.exists() and str(tmp_path / "state") in str(log_path)
+        wait_for(lambda: m.request("status")["services"]["worker"]["status"] == "running",
+                 what="worker running")
+        wait_for(lambda: "worker started" in log_path.read_text(), what="the daemon's log")
+        stopped = m.cli("stop")
+        assert stopped.returncode == 0 and "Promenade stopped" in stopped.stdout
+        assert m.cli("status").returncode == 3
+    finally:
+        m.cleanup()
+
+
+def test_stale_manager_json_is_cleaned_up(tmp_path: Path) -> None:
+    m = Manager(tmp_path, CONFIG)
+    env = isolated_env(tmp_path)
+    m.env = env
+    folder = Path(env["XDG_RUNTIME_DIR"]) / "promenade" / runtime.instance_id(m.path)
+    folder.mkdir(parents=True, mode=0o700)
+    (folder / "manager.json").write_text(json.dumps({
+        "pid": 999999, "version": "0", "config_path": str(m.path),
+        "events": "ipc:///nonexistent/e", "control": "ipc:///nonexistent/c",
+        "dashboard_url": None, "started_at": "x"}))
+    out = m.cli("status")
+    assert out.returncode == 3 and not (folder / "manager.json").exists()
+
+
+def test_foreground_output_prefixes_and_messages(manager) -> None:
+    m = manager(CONFIG)
+    m.wait_output("[api] api says hi")
+    out = m.output()
+    assert f"[promenade] config {m.path}" in out
+    assert re.search(r"\[promenade\] api started \(pid \d+\)", out)
+    assert "[api] [stderr] oops" in out
+    m.signal(signal.SIGINT)
+    assert m.wait_exit() == 0
+    final = m.output()
+    assert "stopping api" in final and "api stopped" in final
+
+
+def test_reload_cli_dry_run(manager) -> None:
+    m = manager(CONFIG)
+    m.wait_status("worker", "running")
+    m.path.write_text(m.path.read_text().replace('worker: {command: "sleep 60"}',
+                                                 'worker: {command: "sleep 61"}'))
+    out = m.cli("reload", "--dry-run")
+    assert out.returncode == 0
+    assert out.stdout.strip() == "would apply: reload: restarted worker (command changed)"
+    time.sleep(0.2)
+    assert m.status("worker")["restart_count"] == 0
