@@ -122,13 +122,14 @@ def test_slow_stop_does_not_delay_ping(manager, tmp_path: Path) -> None:
     write_script(tmp_path, "stubborn.py", """
         import signal, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ready", flush=True)
         time.sleep(600)
     """)
     m = manager(f"""
         services:
           stubborn: {{command: {PY} stubborn.py}}
     """)
-    m.wait_status("stubborn", "running")
+    wait_for(lambda: m.lines("stubborn") == ["ready"], what="TERM ignored")
     info = m.info()
     done: list[dict] = []
 
