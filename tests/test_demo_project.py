@@ -333,6 +333,13 @@ def test_demo_under_manager(manager: Callable[..., Manager], tmp_path: Path) -> 
     flaky = m.wait_status("flaky-export", "gave_up")
     assert (flaky["restart_count"], flaky["last_exit_code"]) == (1, 1)
     assert get(f"http://127.0.0.1:{ports['ui']}/")[0] == 200
+    page_origin = f"http://127.0.0.1:{ports['site']}"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{ports['proxy']}/api/hello?name=proxy", headers={"Origin": page_origin}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.headers["Access-Control-Allow-Origin"] == page_origin
+        assert b"Hello, proxy!" in response.read()
     assert "Promenade demo site" in get(f"http://127.0.0.1:{ports['site']}/")[2]
 
     m.signal(signal.SIGINT)
