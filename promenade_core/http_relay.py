@@ -16,6 +16,7 @@ import contextlib
 import select
 import socket as stdlib_socket
 from collections.abc import Callable
+from http import HTTPStatus
 
 import gevent
 import h11
@@ -31,6 +32,9 @@ KEEPALIVE_IDLE = 120.0  # a client connection idle this long between requests is
 LINGER_TIMEOUT = 1.0
 LINGER_BYTES = 1024 * 1024
 SWITCHED_CLOSE_GRACE = 5.0
+# A response slower than this starts a watch on the client, so that a page leaving an
+# idle event stream closes the relay; quick responses skip the cost of that greenlet.
+WATCH_CLIENT_AFTER = 1.0
 
 
 class _UpstreamLost(Exception):
@@ -94,14 +98,23 @@ class _Upstream:
     def reusable_for(self, policy: ProxyPolicy) -> bool:
         return self.addr == (policy.upstream_host, policy.upstream_port) and _still_idle(self.sock)
 
-    def read_event(self, before_wait: Callable[[], None]) -> Step:
-        """The next event, reading as needed; `before_wait` runs before each blocking read."""
+    def read_event(self, before_wait: Callable[[], None], on_idle: Callable[[], None]) -> Step:
+        """The next event, reading as needed.
+
+        `before_wait` runs before each read; `on_idle` when a read outlasts the socket's
+        timeout (set while nobody watches the client), after which reads wait forever.
+        """
         while True:
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
             before_wait()
-            data = self.sock.recv(RECV_SIZE)
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except TimeoutError:
+                self.sock.settimeout(None)
+                on_idle()
+                continue
             self.answered = self.answered or bool(data)
             self.conn.receive_data(data)
 
@@ -201,7 +214,9 @@ class ClientRelay:
             headers.append((b"Content-Length", str(len(body)).encode()))
         if not complete:
             headers.append((b"Connection", b"close"))
-        self._write(self._client.send(h11.Response(status_code=status, headers=headers)))
+        reason = HTTPStatus(status).phrase.encode()
+        response = h11.Response(status_code=status, headers=headers, reason=reason)
+        self._write(self._client.send(response))
         if body:
             self._write(self._client.send(h11.Data(data=body)))
         self._write(self._client.send(h11.EndOfMessage()))
@@ -220,7 +235,9 @@ class ClientRelay:
             (b"Content-Length", str(len(body)).encode()),
             (b"Connection", b"close"),
         ]
-        response = h11.Response(status_code=exc.error_status_hint, headers=headers)
+        status = exc.error_status_hint
+        reason = HTTPStatus(status).phrase.encode()
+        response = h11.Response(status_code=status, headers=headers, reason=reason)
         with contextlib.suppress(OSError, h11.LocalProtocolError):
             self._write(self._client.send(response))
             self._write(self._client.send(h11.Data(data=body)))
@@ -261,8 +278,9 @@ class ClientRelay:
         origin: bytes | None,
     ) -> bool:
         up = self._upstream(policy)
-        target = f"{policy.upstream_host}:{policy.upstream_port}"
-        upstream_headers = ph.upstream_request_headers(headers, self._client_ip, target)
+        upstream_headers = ph.upstream_request_headers(
+            headers, self._client_ip, policy.upstream_address
+        )
         head = h11.Request(method=request.method, target=request.target, headers=upstream_headers)
         self._body_done = False
         pieces = [up.conn.send(head) or b""]
@@ -272,11 +290,16 @@ class ClientRelay:
         except OSError as exc:
             self._drop_upstream()
             raise _UpstreamLost(policy.unavailable(_connect_reason(exc))) from exc
-        self._pump = gevent.spawn(self._pump_client, up)
+        if self._body_done:
+            up.sock.settimeout(WATCH_CLIENT_AFTER)
+        else:
+            self._watch_client(up)
         try:
             switched = self._relay_response(up, request, policy, origin)
         finally:
             self._stop_pump()
+            with contextlib.suppress(OSError):
+                up.sock.settimeout(None)
         if switched:
             return False
         if not self._body_done:
@@ -334,6 +357,9 @@ class ClientRelay:
         self._client_gone = True
         up.abort()
 
+    def _watch_client(self, up: _Upstream) -> None:
+        self._pump = gevent.spawn(self._pump_client, up)
+
     def _stop_pump(self) -> None:
         if self._pump is not None:
             self._pump.kill(block=True)
@@ -371,7 +397,7 @@ class ClientRelay:
 
     @staticmethod
     def _informational(event: h11.InformationalResponse) -> h11.InformationalResponse:
-        headers = ph.client_response_headers(event.headers.raw_items(), None)
+        headers = ph.end_to_end_headers(event.headers.raw_items())
         return h11.InformationalResponse(
             status_code=event.status_code, headers=headers, reason=event.reason
         )
@@ -379,7 +405,7 @@ class ClientRelay:
     def _response_event(self, up: _Upstream, policy: ProxyPolicy, started: bool) -> Step:
         """The next response event; before the response starts, failures become a 502."""
         try:
-            event = up.read_event(self._flush)
+            event = up.read_event(self._flush, lambda: self._watch_client(up))
             if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
                 raise h11.RemoteProtocolError("connection closed before a response")
             return event
@@ -401,6 +427,7 @@ class ClientRelay:
         headers = ph.client_response_headers(event.headers.raw_items(), origin, switching=True)
         self._write(self._client.send(h11.InformationalResponse(status_code=101, headers=headers)))
         self._stop_pump()  # it may be reading the client socket we now relay raw
+        up.sock.settimeout(None)
         up_extra, _ = up.conn.trailing_data
         client_extra, _ = self._client.trailing_data
         self._write(bytes(up_extra))

@@ -119,12 +119,17 @@ class ProxyPolicy:
             )
         return None
 
+    @property
+    def upstream_address(self) -> str:
+        """`host:port` as in a URL (`[::1]:5001`): the default Host and error messages."""
+        host = f"[{self.upstream_host}]" if ":" in self.upstream_host else self.upstream_host
+        return f"{host}:{self.upstream_port}"
+
     def unavailable(self, reason: str) -> Refusal:
-        where = f"{self.upstream_host}:{self.upstream_port}"
         return Refusal(
             502,
             "upstream_unavailable",
-            f"service {self.service!r} is not answering on {where} ({reason})",
+            f"service {self.service!r} is not answering on {self.upstream_address} ({reason})",
         )
 
     def bad_upstream(self, reason: str) -> Refusal:
@@ -184,6 +189,11 @@ def _end_to_end(headers: Sequence[Header], keep_upgrade: bool) -> Iterator[Heade
         name = raw.lower()
         if (name == b"upgrade" and keep_upgrade) or (name not in HOP_BY_HOP and name not in tokens):
             yield raw, value
+
+
+def end_to_end_headers(headers: Sequence[Header]) -> list[Header]:
+    """Without the hop-by-hop ones (`100 Continue`, `103 Early Hints` pass like this)."""
+    return list(_end_to_end(headers, keep_upgrade=False))
 
 
 def upstream_request_headers(

@@ -537,6 +537,12 @@ def test_origin_policy_local_only_unless_allowed() -> None:
     assert anyone.origin_allowed("https://evil.example")
 
 
+def test_ipv6_upstream_is_written_as_in_a_url() -> None:
+    policy = ph.ProxyPolicy("api", "::1", 5001, (), lambda: [], True)
+    assert policy.upstream_address == "[::1]:5001"
+    assert "on [::1]:5001 (connection refused)" in policy.unavailable("connection refused").message
+
+
 def test_bad_ports_are_refused_before_binding() -> None:
     from promenade_core.corsproxy import CorsProxy, CorsProxyError
 
@@ -659,7 +665,7 @@ def test_foreign_origin_is_refused_without_cors_headers(proxy: Proxy) -> None:
 
 def test_non_local_host_is_refused_against_dns_rebinding(proxy: Proxy) -> None:
     response, body = request(proxy.port, "GET", "/hello", {"Host": "attacker.example:80"})
-    assert response.status == 403
+    assert (response.status, response.reason) == (403, "Forbidden")
     assert error_of(body)["code"] == "host_refused"
 
 
@@ -878,6 +884,25 @@ def test_malformed_requests_get_400_and_the_proxy_lives_on(proxy: Proxy) -> None
         assert status.split(b" ")[1] in (b"400", b"431"), (raw[:40], reply[:200])
         assert error_of(reply.partition(b"\r\n\r\n")[2])["code"] == "bad_request"
     assert request(proxy.port, "GET", "/hello")[1] == b"hello"
+
+
+def test_expect_100_continue_is_relayed(proxy: Proxy) -> None:
+    """curl sends `Expect: 100-continue` for big uploads and waits for the interim answer."""
+    body = b"c" * 300_000
+    head = (
+        b"POST /sha HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        sock.sendall(head)
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            interim += sock.recv(1)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
+        sock.sendall(body)
+        reply = read_http(sock)
+    assert reply.startswith(b"HTTP/1.1 200 OK")
+    assert hashlib.sha256(body).hexdigest().encode() in reply
 
 
 def test_service_answering_before_reading_the_body(proxy: Proxy) -> None:
