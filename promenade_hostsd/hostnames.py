@@ -35,6 +35,8 @@ def hostname_problem(name: object) -> str | None:
                 f"hostname {name!r}: label {label!r} may hold only letters, digits and "
                 "inner hyphens"
             )
+    if label.isdigit():  # the last label: RFC 1123 2.1 keeps names apart from addresses
+        return f"hostname {name!r} looks like an IP address; end it with a name like '.test'"
     if name.lower() == "localhost" or name.lower().endswith(".localhost"):
         return f"hostname {name!r} is reserved for localhost"
     return None

@@ -98,22 +98,15 @@ def write(path: str, data: bytes) -> None:
     """Temp file beside it, fsync, rename; rewrite in place where rename cannot work.
 
     A bind-mounted /etc/hosts (containers) refuses rename with EBUSY, a read-only folder
-    refuses the temp file; a symlinked hosts file must stay a symlink (realpath).
+    (our systemd unit) refuses the temp file; a symlinked hosts file stays one (realpath).
     """
     path = os.path.realpath(path)
-    st = os.stat(path)
-    folder = os.path.dirname(path)
+    st, folder = os.stat(path), os.path.dirname(path)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.promenade-tmp")
     try:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)  # left by a crash; one hostsd per file (the state lock)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        _write_in_place(path, data)
-        return
-    try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             os.fchown(f.fileno(), st.st_uid, st.st_gid)
@@ -122,19 +115,16 @@ def write(path: str, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        os.unlink(tmp)
-        if exc.errno not in (errno.EBUSY, errno.EXDEV, errno.EPERM):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.EBUSY, errno.EXDEV):
             raise
-        _write_in_place(path, data)
+        with open(path, "r+b") as f:  # in place: write, truncate, fsync
+            f.write(data)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
         return
     dir_fd = os.open(folder, os.O_RDONLY)
     os.fsync(dir_fd)  # the rename itself must survive a crash
     os.close(dir_fd)
-
-
-def _write_in_place(path: str, data: bytes) -> None:
-    with open(path, "r+b") as f:
-        f.write(data)
-        f.truncate()
-        f.flush()
-        os.fsync(f.fileno())

@@ -15,6 +15,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -32,9 +33,7 @@ FIELDS = {"add": {"op", "service", "hostname", "persist", "address"}, "list": {"
 
 
 class Refused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    """Refused(code, message): a clear no, with nothing written."""
 
 
 def peer_uid(conn: socket.socket) -> int:
@@ -155,7 +154,7 @@ class Hostsd:
             handler = getattr(self, f"op_{op}")
             return {"ok": True, **handler(uid, None if persist else conn_id, req)}
         except Refused as exc:
-            return {"ok": False, "error": {"code": exc.code, "message": str(exc)}}
+            return {"ok": False, "error": {"code": exc.args[0], "message": exc.args[1]}}
         except OSError as exc:
             self.log(f"uid {uid}: {self.hosts_file}: {exc}")
             message = f"could not update {self.hosts_file}: {exc.strerror or exc}"
@@ -231,7 +230,12 @@ class Hostsd:
 
     def serve(self, listener: socket.socket) -> None:
         while True:
-            conn, _ = listener.accept()
+            try:
+                conn, _ = listener.accept()
+            except OSError as exc:  # out of file descriptors, say: wait, never die
+                self.log(f"accept failed: {exc}")
+                time.sleep(0.5)
+                continue
             threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
 
     def handle(self, conn: socket.socket) -> None:

@@ -111,9 +111,9 @@ def test_a_restarted_hostsd_gets_the_names_again(daemon: Hostsd, emitted: Messag
         assert daemon.read() == ORIGINAL
         gwait(lambda: any("lost promenade-hostsd" in m for m in emitted), "the loss noticed")
         daemon.start()
-        gwait(lambda: our_lines(daemon.read()) == ["127.0.0.1  api.test  # promenade:api"],
-              "the name mapped again")
-        assert hosts.mapped() == {"api": "api.test"}
+        # hostsd writes the file before it replies: wait for the reply too.
+        gwait(lambda: hosts.mapped() == {"api": "api.test"}, "the name mapped again")
+        assert our_lines(daemon.read()) == ["127.0.0.1  api.test  # promenade:api"]
     finally:
         hosts.close()
     assert daemon.read() == ORIGINAL

@@ -78,9 +78,10 @@ _line = st.text(st.characters(min_codepoint=1, max_codepoint=0x2FF, blacklist_ch
                 max_size=40)
 _unmanaged = st.lists(_line, max_size=8).map(lambda lines: "\n".join(lines).encode())
 _label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+_last = st.sampled_from(["local", "test", "x1", "dev-box"])  # never all digits
 _entry = st.builds(
     Entry,
-    st.lists(_label, min_size=1, max_size=3).map(".".join),
+    st.tuples(st.lists(_label, max_size=2), _last).map(lambda t: ".".join([*t[0], t[1]])),
     st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True),
     st.sampled_from(["127.0.0.1", "127.0.0.2", "::1"]),
 )

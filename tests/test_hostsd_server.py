@@ -216,7 +216,7 @@ def test_two_projects_of_one_user_with_the_same_service_name(hostsd: Hostsd) -> 
 BAD_HOSTNAMES = ["", "a b.test", "a\nb.test", "a#b.test", "a\tb", "x\x00y", "x" * 254,
                  "a..test", ".a.test", "a.test.", "-a.test", "a-.test", "caf\u00e9.test",
                  "a_b.test", "localhost", "LOCALHOST", "foo.localhost", 42, None,
-                 ("a" * 64) + ".test"]
+                 ("a" * 64) + ".test", "127.0.0.1", "10.0.0.1", "a.123", "::1"]
 
 
 @pytest.mark.parametrize("hostname", BAD_HOSTNAMES)
