@@ -138,7 +138,7 @@ class Hostsd:
         try:
             try:
                 req = json.loads(line)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # [[[[… nests past the limit
                 raise Refused("bad_request", f"malformed JSON: {exc}") from None
             if not isinstance(req, dict):
                 raise Refused("bad_request", "a request is a JSON object with an 'op'")

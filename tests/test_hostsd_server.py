@@ -260,6 +260,8 @@ def test_invalid_service_names_are_refused(hostsd: Hostsd, service: Any) -> None
     (b'{"op": "add", "service": "api", "hostname": "a.test", "persist": "yes"}\n',
      "bad_request"),
     (b'{"op": "add", "service": "api", "hostname": "a.\xff"}\n', "bad_request"),
+    (b"[" * 4000 + b"\n", "bad_request"),
+    (b"NaN\n", "bad_request"),
 ])
 def test_malformed_requests_are_refused_and_the_connection_survives(
         hostsd: Hostsd, data: bytes, code: str) -> None:
