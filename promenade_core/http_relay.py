@@ -13,8 +13,6 @@ is a `gevent.socket` one.
 from __future__ import annotations
 
 import contextlib
-import select
-import socket as stdlib_socket
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -23,116 +21,24 @@ import h11
 from gevent import socket
 
 from promenade_core import proxy_headers as ph
-from promenade_core.proxy_headers import ProxyPolicy, Refusal
+from promenade_core.proxy_headers import ProxyPolicy
+from promenade_core.proxy_upstream import (
+    MAX_HEAD_SIZE,
+    RECV_SIZE,
+    Step,
+    Upstream,
+    UpstreamLost,
+    connect_reason,
+    copy_both_ways,
+    nodelay,
+)
 
-RECV_SIZE = 64 * 1024
-MAX_HEAD_SIZE = 64 * 1024  # request/response line plus headers (big cookies fit)
-CONNECT_TIMEOUT = 5.0
 KEEPALIVE_IDLE = 120.0  # a client connection idle this long between requests is closed
 LINGER_TIMEOUT = 1.0
 LINGER_BYTES = 1024 * 1024
-SWITCHED_CLOSE_GRACE = 5.0
 # A response slower than this starts a watch on the client, so that a page leaving an
 # idle event stream closes the relay; quick responses skip the cost of that greenlet.
 WATCH_CLIENT_AFTER = 1.0
-
-
-class _UpstreamLost(Exception):
-    """The service's side broke before its response began; the client gets a 502."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.message)
-        self.refusal = refusal
-
-
-def _connect_reason(exc: OSError) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError | stdlib_socket.timeout):
-        return f"no answer within {CONNECT_TIMEOUT:g} s"
-    return (exc.strerror or str(exc)).lower()
-
-
-# What h11's next_event() returns: an event, or a sentinel class.
-Step = h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]
-
-
-def _nodelay(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _still_idle(sock: socket.socket) -> bool:
-    """A kept-alive upstream socket the service has neither closed nor written to since.
-
-    A zero-timeout select never blocks the hub; anything readable here is an EOF or bytes
-    nobody asked for, and either way the connection cannot carry the next request.
-    """
-    try:
-        readable, _, _ = select.select([sock.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    return not readable
-
-
-class _Upstream:
-    """One connection to the service, kept alive across a client's requests."""
-
-    def __init__(self, sock: socket.socket, addr: tuple[str, int]) -> None:
-        self.sock = sock
-        self.addr = addr
-        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
-        self.answered = False  # any byte came back for the current request
-
-    @classmethod
-    def open(cls, policy: ProxyPolicy) -> _Upstream:
-        addr = (policy.upstream_host, policy.upstream_port)
-        try:
-            sock = socket.create_connection(addr, timeout=CONNECT_TIMEOUT)
-        except OSError as exc:
-            raise _UpstreamLost(policy.unavailable(_connect_reason(exc))) from exc
-        sock.settimeout(None)
-        _nodelay(sock)
-        return cls(sock, addr)
-
-    def reusable_for(self, policy: ProxyPolicy) -> bool:
-        return self.addr == (policy.upstream_host, policy.upstream_port) and _still_idle(self.sock)
-
-    def read_event(self, before_wait: Callable[[], None], on_idle: Callable[[], None]) -> Step:
-        """The next event, reading as needed.
-
-        `before_wait` runs before each read; `on_idle` when a read outlasts the socket's
-        timeout (set while nobody watches the client), after which reads wait forever.
-        """
-        while True:
-            event = self.conn.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            before_wait()
-            try:
-                data = self.sock.recv(RECV_SIZE)
-            except TimeoutError:
-                self.sock.settimeout(None)
-                on_idle()
-                continue
-            self.answered = self.answered or bool(data)
-            self.conn.receive_data(data)
-
-    def recycle(self) -> bool:
-        """Readies the connection for the next request; False if it cannot carry one."""
-        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
-            self.conn.start_next_cycle()
-            self.answered = False
-            return True
-        return False
-
-    def abort(self) -> None:
-        """Wakes whoever is reading it (with an EOF) from another greenlet."""
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class ClientRelay:
@@ -146,11 +52,11 @@ class ClientRelay:
         self._policy_source = policy
         self._client = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
         self._out: list[bytes] = []
-        self._up: _Upstream | None = None
+        self._up: Upstream | None = None
         self._pump: gevent.Greenlet | None = None
         self._body_done = False
         self._client_gone = False
-        _nodelay(sock)
+        nodelay(sock)
 
     # ---- the connection loop ----
 
@@ -180,7 +86,7 @@ class ClientRelay:
         origin = ph.header_value(headers, b"origin")
         try:
             return self._proxy(request, headers, policy, origin)
-        except _UpstreamLost as lost:
+        except UpstreamLost as lost:
             cors = ph.cors_headers(origin) if origin is not None else []
             cors.append((b"Vary", b"Origin"))
             return self._answer(lost.refusal.status, cors, lost.refusal.body())
@@ -289,7 +195,7 @@ class ClientRelay:
             up.sock.sendall(b"".join(pieces))
         except OSError as exc:
             self._drop_upstream()
-            raise _UpstreamLost(policy.unavailable(_connect_reason(exc))) from exc
+            raise UpstreamLost(policy.unavailable(connect_reason(exc))) from exc
         if self._body_done:
             up.sock.settimeout(WATCH_CLIENT_AFTER)
         else:
@@ -309,15 +215,15 @@ class ClientRelay:
             self._drop_upstream()
         return self._client.our_state is h11.DONE and self._client.their_state is h11.DONE
 
-    def _upstream(self, policy: ProxyPolicy) -> _Upstream:
+    def _upstream(self, policy: ProxyPolicy) -> Upstream:
         """The kept-alive upstream connection if still good for this request, or a new one."""
         if self._up is not None and not self._up.reusable_for(policy):
             self._drop_upstream()
         if self._up is None:
-            self._up = _Upstream.open(policy)
+            self._up = Upstream.open(policy)
         return self._up
 
-    def _ready_body(self, up: _Upstream) -> list[bytes]:
+    def _ready_body(self, up: Upstream) -> list[bytes]:
         """Request body events already buffered, encoded for the service (no waiting)."""
         pieces: list[bytes] = []
         while not self._body_done:
@@ -327,7 +233,7 @@ class ClientRelay:
             pieces.append(self._body_bytes(up, event))
         return pieces
 
-    def _body_bytes(self, up: _Upstream, event: Step) -> bytes:
+    def _body_bytes(self, up: Upstream, event: Step) -> bytes:
         if isinstance(event, h11.Data):
             return up.conn.send(h11.Data(data=event.data)) or b""
         if isinstance(event, h11.EndOfMessage):
@@ -335,7 +241,7 @@ class ClientRelay:
             return up.conn.send(h11.EndOfMessage()) or b""  # trailers are dropped
         raise h11.RemoteProtocolError(f"unexpected {event!r} in a request body")
 
-    def _pump_client(self, up: _Upstream) -> None:
+    def _pump_client(self, up: Upstream) -> None:
         """Streams the rest of the request body up, then watches the client for a hang-up.
 
         Without the watch, a client that leaves an idle event stream would leave this
@@ -357,7 +263,7 @@ class ClientRelay:
         self._client_gone = True
         up.abort()
 
-    def _watch_client(self, up: _Upstream) -> None:
+    def _watch_client(self, up: Upstream) -> None:
         self._pump = gevent.spawn(self._pump_client, up)
 
     def _stop_pump(self) -> None:
@@ -368,7 +274,7 @@ class ClientRelay:
     # ---- bringing the response down ----
 
     def _relay_response(
-        self, up: _Upstream, request: h11.Request, policy: ProxyPolicy, origin: bytes | None
+        self, up: Upstream, request: h11.Request, policy: ProxyPolicy, origin: bytes | None
     ) -> bool:
         """Streams the response to the client; True if the protocol switched."""
         legacy_client = request.http_version == b"1.0"
@@ -402,7 +308,7 @@ class ClientRelay:
             status_code=event.status_code, headers=headers, reason=event.reason
         )
 
-    def _response_event(self, up: _Upstream, policy: ProxyPolicy, started: bool) -> Step:
+    def _response_event(self, up: Upstream, policy: ProxyPolicy, started: bool) -> Step:
         """The next response event; before the response starts, failures become a 502."""
         try:
             event = up.read_event(self._flush, lambda: self._watch_client(up))
@@ -414,16 +320,14 @@ class ClientRelay:
             if started or self._client_gone:
                 raise ConnectionAbortedError("relay aborted") from exc
             if isinstance(exc, OSError):
-                raise _UpstreamLost(policy.unavailable(_connect_reason(exc))) from exc
+                raise UpstreamLost(policy.unavailable(connect_reason(exc))) from exc
             if not up.answered:
-                raise _UpstreamLost(policy.unavailable("connection closed")) from exc
-            raise _UpstreamLost(policy.bad_upstream(str(exc))) from exc
+                raise UpstreamLost(policy.unavailable("connection closed")) from exc
+            raise UpstreamLost(policy.bad_upstream(str(exc))) from exc
 
     # ---- after 101 Switching Protocols ----
 
-    def _switch(
-        self, up: _Upstream, event: h11.InformationalResponse, origin: bytes | None
-    ) -> None:
+    def _switch(self, up: Upstream, event: h11.InformationalResponse, origin: bytes | None) -> None:
         headers = ph.client_response_headers(event.headers.raw_items(), origin, switching=True)
         self._write(self._client.send(h11.InformationalResponse(status_code=101, headers=headers)))
         self._stop_pump()  # it may be reading the client socket we now relay raw
@@ -434,28 +338,7 @@ class ClientRelay:
         self._flush()
         if client_extra:
             up.sock.sendall(bytes(client_extra))
-        pipes = [
-            gevent.spawn(self._copy, self._sock, up.sock),
-            gevent.spawn(self._copy, up.sock, self._sock),
-        ]
-        try:
-            gevent.wait(pipes, count=1)  # one side has closed: give the other a moment
-            gevent.joinall(pipes, timeout=SWITCHED_CLOSE_GRACE)
-        finally:
-            gevent.killall(pipes, block=True)
-
-    @staticmethod
-    def _copy(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while True:
-                data = src.recv(RECV_SIZE)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
+        copy_both_ways(self._sock, up.sock)
 
     # ---- output and cleanup ----
 

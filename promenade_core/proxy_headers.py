@@ -14,6 +14,7 @@ import ipaddress
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from promenade_core.origins import is_local_host_header, is_local_origin
 
@@ -64,13 +65,15 @@ def normalize_origins(origins: Iterable[str]) -> tuple[str, ...]:
 
 
 class _LazyNames:
-    """Managed hostnames, asked for only when a name is not plainly local."""
+    """Managed hostnames (and any extra), asked for only when a name is not plainly local."""
 
-    def __init__(self, source: Callable[[], Iterable[str]]) -> None:
+    def __init__(self, source: Callable[[], Iterable[str]], extra: Iterable[str] = ()) -> None:
         self._source = source
+        self._extra = extra
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._source())
+        yield from self._source()
+        yield from self._extra
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,18 @@ class ProxyPolicy:
             return True
         return is_local_origin(origin, _LazyNames(self.managed_hostnames))
 
+    def host_allowed(self, host: str) -> bool:
+        """The DNS-rebinding guard: the proxy answers to local names only.
+
+        Names of the allowed origins count as local: a user who trusts
+        `http://dev.example.test:3000` may well reach the proxy by that name too. With
+        `*` any origin may read responses anyway, so the guard has nothing left to guard.
+        """
+        if not self.check_host or "*" in self.allow_origins:
+            return True
+        origin_hosts = (urlsplit(o).hostname or "" for o in self.allow_origins)
+        return is_local_host_header(host, _LazyNames(self.managed_hostnames, origin_hosts))
+
     def refusal(self, method: bytes, headers: Sequence[Header]) -> Refusal | None:
         """Why this request is answered by the proxy with an error, or None to go on."""
         if method == b"CONNECT":
@@ -97,11 +112,7 @@ class ProxyPolicy:
             # RFC 9112 6.1: ambiguous framing is how requests get smuggled past a proxy.
             return Refusal(400, "bad_request", "both Content-Length and Transfer-Encoding set")
         host = header_value(headers, b"host")
-        if (
-            self.check_host
-            and host is not None
-            and not is_local_host_header(host.decode("latin-1"), _LazyNames(self.managed_hostnames))
-        ):
+        if host is not None and not self.host_allowed(host.decode("latin-1")):
             return Refusal(
                 403,
                 "host_refused",

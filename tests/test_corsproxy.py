@@ -537,6 +537,18 @@ def test_origin_policy_local_only_unless_allowed() -> None:
     assert anyone.origin_allowed("https://evil.example")
 
 
+def test_host_guard_accepts_local_managed_and_allowed_origin_names() -> None:
+    allowed = ph.normalize_origins(["http://dev.example.test:3000"])
+    policy = ph.ProxyPolicy("api", "127.0.0.1", 1, allowed, lambda: ["api.myapp.local"], True)
+    for host in ("localhost:5002", "127.0.0.1:5002", "[::1]:5002", "api.myapp.local:5002"):
+        assert policy.host_allowed(host), host
+    assert policy.host_allowed("dev.example.test:5002")
+    assert not policy.host_allowed("attacker.example")
+    assert ph.ProxyPolicy("api", "127.0.0.1", 1, ("*",), list, True).host_allowed("a.example")
+    # listening beyond loopback on purpose: the names used there are the user's business
+    assert ph.ProxyPolicy("api", "127.0.0.1", 1, (), list, False).host_allowed("a.example")
+
+
 def test_ipv6_upstream_is_written_as_in_a_url() -> None:
     policy = ph.ProxyPolicy("api", "::1", 5001, (), lambda: [], True)
     assert policy.upstream_address == "[::1]:5001"
