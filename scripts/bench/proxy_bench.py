@@ -6,7 +6,7 @@ proxy, in one run, with requests/s and p50/p99 latency per scenario.
 The service is a gevent WSGI app in its own process; the proxy is a real `CorsProxy` in
 another (as in the supervisor: gevent, not monkey-patched); each client connection is a
 process of its own doing keep-alive requests back to back with h11. Direct and proxied
-runs alternate per scenario, so both see the same machine. Prints a markdown table.
+runs alternate in short slices, so both meet the same machine load. Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h11
 
@@ -127,19 +128,30 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[index]
 
 
-def measure(port: int, scenario: Scenario, duration: float, warmup: float) -> dict:
-    with ProcessPoolExecutor(scenario.concurrency) as pool:
-        futures = [
-            pool.submit(client, port, scenario, duration, warmup)
-            for _ in range(scenario.concurrency)
-        ]
-        latencies = sorted(x for f in futures for x in f.result())
+def summary(latencies: list[float], duration: float) -> dict:
+    latencies.sort()
     return {
         "requests": len(latencies),
         "rps": len(latencies) / duration,
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
     }
+
+
+def measure(
+    pool: ProcessPoolExecutor, ports: dict[str, int], scenario: Scenario, options: Any
+) -> dict[str, dict]:
+    """Direct and proxied in alternating slices, so both meet the same machine load."""
+    latencies: dict[str, list[float]] = {route: [] for route in ports}
+    piece = options.duration / options.rounds
+    for _ in range(options.rounds):
+        for route, port in ports.items():
+            futures = [
+                pool.submit(client, port, scenario, piece, options.warmup)
+                for _ in range(scenario.concurrency)
+            ]
+            latencies[route] += [x for f in futures for x in f.result()]
+    return {route: summary(values, options.duration) for route, values in latencies.items()}
 
 
 def spawn(code: str, *args: str) -> subprocess.Popen:
@@ -183,7 +195,8 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
-    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--rounds", type=int, default=6, help="direct/proxy alternations")
+    parser.add_argument("--warmup", type=float, default=0.1, help="seconds per slice")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     options = parser.parse_args()
 
@@ -197,18 +210,24 @@ def main() -> None:
         children.append(proxy)
         first_line(proxy, "the proxy")
         rows = []
-        for scenario in SCENARIOS:
-            direct = measure(service_port, scenario, options.duration, options.warmup)
-            proxied = measure(proxy_port, scenario, options.duration, options.warmup)
-            base = {"scenario": scenario.name, "concurrency": scenario.concurrency}
-            rows.append({**base, "route": "direct", **direct})
-            overhead = proxied["p99_ms"] - direct["p99_ms"]
-            rows.append({**base, "route": "proxy", **proxied, "overhead_ms": overhead})
+        ports = {"direct": service_port, "proxy": proxy_port}
+        workers = max(s.concurrency for s in SCENARIOS)
+        with ProcessPoolExecutor(workers) as pool:
+            for scenario in SCENARIOS:
+                result = measure(pool, ports, scenario, options)
+                base = {"scenario": scenario.name, "concurrency": scenario.concurrency}
+                rows.append({**base, "route": "direct", **result["direct"]})
+                overhead = result["proxy"]["p99_ms"] - result["direct"]["p99_ms"]
+                rows.append({**base, "route": "proxy", **result["proxy"], "overhead_ms": overhead})
     finally:
         for child in children:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
-    print(f"{os.cpu_count()} cores, {options.duration:g} s per measurement\n")
+    load = os.getloadavg()[0]
+    print(
+        f"{os.cpu_count()} cores, load {load:.1f}; {options.duration:g} s per route and "
+        f"scenario in {options.rounds} alternating slices\n"
+    )
     print(table(rows))
     if options.json:
         options.json.write_text(json.dumps(rows, indent=2))
