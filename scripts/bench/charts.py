@@ -1,0 +1,123 @@
+"""PNG charts of the medians (matplotlib, installed in the bench environment only).
+
+One figure per theme plus `summary.png`, the one the README shows. Bars are medians;
+the thin marks are the individual rounds, so the spread is visible. Missing values
+(timeouts, hangs) are drawn as a hatched bar at the axis top with their label.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+PROMENADE_COLOUR = "#1f6feb"
+PEER_COLOUR = "#8c959f"
+BASELINE_COLOUR = "#d0d7de"
+BASELINES = ("cat>/dev/null", "python-lines")
+
+#: (file, title, [(scenario, key, axis label, log scale)])
+FIGURES = [
+    ("flood", "Flood of 1M lines", [
+        ("flood", "wall_s", "launch → last line (s)", True),
+        ("flood", "cpu_s", "manager CPU (s)", True),
+    ]),
+    ("latency", "A quiet line's delay while another service floods", [
+        ("latency", "stdout.p50_ms", "p50 to manager output (ms)", True),
+        ("latency", "stdout.p99_ms", "p99 to manager output (ms)", True),
+    ]),
+    ("startup", "Start-up with 20 services", [
+        ("spawn", "spawn_s", "all spawned (s)", False),
+        ("http", "http_ready_s", "all HTTP ports accepting (s)", False),
+    ]),
+    ("idle", "Idle with 20 services", [
+        ("idle", "cpu_pct", "CPU (%)", False),
+        ("idle", "pss_mb", "PSS of manager processes (MB)", False),
+    ]),
+    ("stop", "Stopping", [
+        ("stop", "stop_s", "20 well-behaved services (s)", False),
+        ("stop-stubborn", "stop_s", "one ignores SIGTERM (s)", False),
+    ]),
+]
+SUMMARY = [
+    ("flood", "wall_s", "Flood 1M lines: launch → last line (s)", True),
+    ("latency", "stdout.p99_ms", "p99 line delay during a flood (ms)", True),
+    ("http", "http_ready_s", "20 HTTP services ready (s)", False),
+    ("idle", "cpu_pct", "Idle CPU, 20 services (%)", False),
+    ("idle", "pss_mb", "Manager PSS (MB)", False),
+    ("stop", "stop_s", "Stop 20 services (s)", False),
+]
+
+
+def _values(raw: dict, scenario: str, key: str, name: str) -> list[float]:
+    from report import flatten
+
+    out = []
+    for run in raw.get(scenario, {}).get(name, []):
+        value = flatten(run).get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out.append(float(value))
+    return out
+
+
+def _panel(ax: Any, raw: dict, names: list[str], scenario: str, key: str, label: str,
+           log: bool) -> bool:
+    import statistics
+
+    shown = [n for n in names if raw.get(scenario, {}).get(n)]
+    if not shown:
+        return False
+    medians = [statistics.median(v) if (v := _values(raw, scenario, key, n)) else None
+               for n in shown]
+    top = max([m for m in medians if m is not None] or [1.0])
+    for i, (name, med) in enumerate(zip(shown, medians, strict=True)):
+        colour = (PROMENADE_COLOUR if name.startswith("promenade")
+                  else BASELINE_COLOUR if name in BASELINES else PEER_COLOUR)
+        if med is None:
+            ax.bar(i, top * 1.1, color="white", edgecolor=colour, hatch="//")
+            ax.text(i, top * 1.1, "n/a", ha="center", va="bottom", fontsize=7)
+            continue
+        ax.bar(i, med, color=colour)
+        ax.plot([i] * len(v := _values(raw, scenario, key, name)), v, "_", color="black",
+                markersize=10)
+        ax.text(i, med, f"{med:.3g}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(shown)), shown, rotation=35, ha="right", fontsize=8)
+    ax.set_title(label, fontsize=9)
+    if log and top > 0 and all(m is None or m > 0 for m in medians):
+        ax.set_yscale("log")
+    return True
+
+
+def draw(out: Path, raw: dict[str, Any], names: list[str]) -> list[Path]:
+    """Write the PNGs; returns them (none when matplotlib is not installed)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    summary = out / "summary.png"
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    for ax, (scenario, key, label, log) in zip(axes.flat, SUMMARY, strict=True):
+        if not _panel(ax, raw, names, scenario, key, label, log):
+            ax.set_visible(False)
+    fig.suptitle("Promenade and its peers (medians; lower is better)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(summary, dpi=110)
+    plt.close(fig)
+    made.append(summary)
+    for stem, title, panels in FIGURES:
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4))
+        drawn = [
+            _panel(ax, raw, names, scenario, key, label, log)
+            for ax, (scenario, key, label, log) in zip(axes, panels, strict=True)
+        ]
+        if any(drawn):
+            fig.suptitle(title, fontsize=11)
+            fig.tight_layout()
+            path = out / f"{stem}.png"
+            fig.savefig(path, dpi=100)
+            made.append(path)
+        plt.close(fig)
+    return made

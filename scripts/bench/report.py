@@ -1,0 +1,225 @@
+"""Medians, the markdown table with ratios to the best peer and targets, and the charts.
+
+Every row is one metric; a cell is the median over the rounds of that manager's runs.
+A cell without a number says why: `timeout` (cut off), `hung` (did not exit when
+asked), `error` (see raw.json), `—` (not applicable). The ratio column is Promenade's
+median over the best peer's (baselines are shown, not ranked); the target column is
+issue 7's goal for Promenade and whether the median meets it.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import charts as charting
+
+
+def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        elif not isinstance(value, list):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@dataclass(frozen=True)
+class Metric:
+    scenario: str
+    key: str
+    label: str
+    fmt: str = "{:.3g}"
+    lower: bool = True
+    target: float | None = None
+    ratio: bool = True
+
+
+METRICS = [
+    Metric("flood", "wall_s", "Flood {lines:,} lines: launch → last line out (s)", target=1.0),
+    Metric("flood", "first_to_last_s", "Flood: first → last line out (s)", target=0.5),
+    Metric("flood", "cpu_s", "Flood: manager CPU (s)"),
+    Metric("flood", "missing", "Flood: lines missing", "{:.0f}", target=0, ratio=False),
+    Metric("flood", "unstamped", "Flood: lines without a timestamp", "{:.0f}", target=0,
+           ratio=False),
+    Metric("integrity", "missing", "2 floods at once: lines missing", "{:.0f}", target=0,
+           ratio=False),
+    Metric("integrity", "duplicated", "2 floods at once: lines duplicated", "{:.0f}",
+           target=0, ratio=False),
+    Metric("integrity", "broken", "2 floods at once: lines broken mid-line", "{:.0f}",
+           target=0, ratio=False),
+    Metric("latency", "stdout.p50_ms", "Line → manager output, p50 (ms), {rate:,} lines/s + flood"),
+    Metric("latency", "stdout.p99_ms", "Line → manager output, p99 (ms)"),
+    Metric("latency", "bus.p50_ms", "Line → bus subscriber, p50 (ms)", ratio=False),
+    Metric("latency", "bus.p99_ms", "Line → bus subscriber, p99 (ms)", target=4.0,
+           ratio=False),
+    Metric("latency", "ws.p50_ms", "Line → WebSocket client, p50 (ms)", ratio=False),
+    Metric("latency", "ws.p99_ms", "Line → WebSocket client, p99 (ms)", target=20.0,
+           ratio=False),
+    Metric("latency", "stdout.quiet_missing", "Quiet lines lost to the flood (output)",
+           "{:.0f}", target=0, ratio=False),
+    Metric("latency", "bus.quiet_missing", "Quiet lines lost to the flood (bus)", "{:.0f}",
+           target=0, ratio=False),
+    Metric("latency", "ws.quiet_missing", "Quiet lines lost to the flood (WebSocket)",
+           "{:.0f}", target=0, ratio=False),
+    Metric("latency", "flood_lines_per_s", "Flood lines/s out during the latency run",
+           "{:,.0f}", lower=False),
+    Metric("spawn", "spawn_s", "{services} services: launch → all spawned (s)"),
+    Metric("http", "http_ready_s", "{services} HTTP services: launch → all ports accepting (s)",
+           target=0.7),
+    Metric("idle", "cpu_pct", "Idle CPU, {services} services over {idle_s:g} s (%)", "{:.3f}",
+           target=0.05),
+    Metric("idle", "pss_mb", "PSS of all manager processes (MB)", "{:.1f}", target=60.0),
+    Metric("idle", "processes", "Manager processes", "{:.0f}", ratio=False),
+    Metric("stop", "stop_s", "Stop {services} well-behaved services (s)", target=0.3),
+    Metric("stop", "left_behind", "Service processes left after that stop", "{:.0f}",
+           target=0, ratio=False),
+    Metric("stop-stubborn", "stop_s", "Stop with one service ignoring SIGTERM (s)",
+           ratio=False),
+    Metric("stop-stubborn", "left_behind", "TERM-ignoring processes left behind", "{:.0f}",
+           target=0, ratio=False),
+    Metric("orphans", "stop_survivors", "Orphans of `sh -c 'sleep & sleep & wait'` after stop",
+           "{:.0f}", target=0, ratio=False),
+    Metric("orphans", "kill_survivors", "… 2.5 s after SIGKILL of the manager", "{:.0f}",
+           target=0, ratio=False),
+    Metric("bus", "bus_lines_per_s", "Flood of {lines:,} lines: lines/s to a bus subscriber",
+           "{:,.0f}", lower=False, ratio=False),
+    Metric("bus", "bus_messages_per_s", "Bus messages/s during the flood", "{:,.0f}",
+           lower=False, ratio=False),
+    Metric("bus", "bus_lost", "Flood lines the bus subscriber missed", "{:.0f}", target=0,
+           ratio=False),
+    Metric("memory", "growth_mb",
+           "PSS growth, {memory_s:g} s flood + stalled bus sub + stalled tab (MB)", "{:.1f}",
+           target=20.0, ratio=False),
+]
+
+PROMENADE = "promenade"
+
+
+def median(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [v for r in runs if isinstance(v := flatten(r).get(key), int | float)
+              and not isinstance(v, bool)]
+    return statistics.median(values) if values else None
+
+
+def _why_empty(runs: list[dict[str, Any]], metric: Metric) -> str:
+    if not runs:
+        return "—"
+    if any("error" in r for r in runs):
+        return "error"
+    if any(r.get("timed_out") for r in runs):
+        return "timeout"
+    if metric.key.endswith("stop_s") and any(r.get("stop_s", 0) is None for r in runs):
+        return "hung"
+    return "—"
+
+
+def cell(raw: dict[str, dict[str, list[dict[str, Any]]]], metric: Metric, name: str) -> str:
+    runs = raw.get(metric.scenario, {}).get(name, [])
+    value = median(runs, metric.key)
+    if value is None:
+        return _why_empty(runs, metric)
+    return metric.fmt.format(value)
+
+
+def best_peer(raw: dict, metric: Metric, peers: list[str]) -> tuple[str, float] | None:
+    scored = [(n, v) for n in peers if (v := median(raw.get(metric.scenario, {}).get(n, []),
+                                                   metric.key)) is not None]
+    if not scored:
+        return None
+    pick = min if metric.lower else max
+    return pick(scored, key=lambda item: item[1])
+
+
+def _target(metric: Metric, value: float | None) -> str:
+    if metric.target is None:
+        return ""
+    sign = "≤" if metric.lower else "≥"
+    if value is None:
+        return f"{sign} {metric.fmt.format(metric.target)} ?"
+    met = value <= metric.target if metric.lower else value >= metric.target
+    return f"{sign} {metric.fmt.format(metric.target)} {'✅' if met else '❌'}"
+
+
+def table(raw: dict, names: list[str], peers: list[str], sizes: dict[str, Any],
+          targets: bool) -> str:
+    """The markdown table; targets are judged only at the full sizes they are set for."""
+    header = ["Metric", *[f"**{n}**" if n == PROMENADE else n for n in names],
+              "Promenade / best peer"] + (["Target (Promenade)"] if targets else [])
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for metric in METRICS:
+        if not any(raw.get(metric.scenario, {}).get(n) for n in names):
+            continue
+        cells = [cell(raw, metric, n) for n in names]
+        if all(c == "—" for c in cells):
+            continue
+        ours = median(raw.get(metric.scenario, {}).get(PROMENADE, []), metric.key)
+        ratio = ""
+        best = best_peer(raw, metric, peers)
+        if metric.ratio and ours is not None and best and best[1] > 0:
+            ratio = f"{ours / best[1]:.2f} ({best[0]})"
+        label = metric.label.format(**sizes)
+        verdict = [_target(metric, ours)] if targets else []
+        rows.append("| " + " | ".join([label, *cells, ratio, *verdict]) + " |")
+    return "\n".join(rows)
+
+
+def errors(raw: dict) -> list[str]:
+    return [f"{scenario} {name}: {r['error']}"
+            for scenario, by_name in raw.items() for name, runs in by_name.items()
+            for r in runs if "error" in r]
+
+
+def peer_version(tools: Any, name: str, exe: str) -> str | None:
+    path = tools.peer(exe)
+    if path is None:
+        return None
+    if name in ("pm2", "concurrently"):
+        package = Path(path).resolve().parents[1] / "package.json"
+        while package.parent != package.parent.parent and not package.exists():
+            package = package.parent.parent / "package.json"
+        try:
+            return str(json.loads(package.read_text())["version"])
+        except (OSError, KeyError, ValueError):
+            return None
+    python = Path(path).with_name("python")
+    probe = subprocess.run([str(python), "-c", f"import importlib.metadata as m; "
+                            f"print(m.version({name!r}))"], capture_output=True, text=True)
+    return probe.stdout.strip() or None
+
+
+def _environment(env: dict[str, Any]) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items() if v)
+    skipped = "; ".join(f"{k}: {v}" for k, v in env.get("skipped", {}).items())
+    load = lambda x: "/".join(f"{v:.2f}" for v in x)  # noqa: E731
+    lines = [
+        f"- {env.get('date')}, {env.get('cpus')} CPUs, Linux {env.get('kernel')}, "
+        f"Python {env.get('python')}; {env.get('rounds')} rounds, "
+        f"{env.get('duration_s')} s in all.",
+        f"- Load average at start {load(env['load_at_start'])}, at end "
+        f"{load(env['load_at_end'])} (1/5/15 min).",
+        f"- Peers: {versions or 'none'}.",
+    ]
+    if skipped:
+        lines.append(f"- Skipped: {skipped}.")
+    return "\n".join(lines)
+
+
+def write(out: Path, raw: dict, names: list[str], env: dict[str, Any], charts: bool,
+          targets: bool) -> str:
+    peers = [n for n in names if not n.startswith(PROMENADE)
+             and n not in ("cat>/dev/null", "python-lines")]
+    text = table(raw, names, peers, env["sizes"], targets)
+    problems = errors(raw)
+    body = ["# Promenade benchmark results", "", _environment(env), "", text, ""]
+    if problems:
+        body += ["## Errors", "", *[f"- {p}" for p in problems], ""]
+    made = charting.draw(out, raw, names) if charts else []
+    body += [f"![{p.stem}]({p.name})" for p in made]
+    (out / "results.md").write_text("\n".join(body) + "\n")
+    return text
