@@ -109,6 +109,7 @@ class Manager:
                                   self.supervisor.emit)
         self.proxies = Proxies(self.supervisor.emit, self._hostnames)
         self.supervisor.attachments += [self.hosts, self.proxies]
+        self.supervisor.hostname_mapped = lambda name: name in self.hosts.mapped()
         self.reloader = Reloader(self, config)
         self.control = ControlServer(self.context, self.endpoints["control"],
                                      Commands(self).table())

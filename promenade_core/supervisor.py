@@ -49,6 +49,8 @@ class Supervisor:
         self.ops = ops or ProcessOps()
         self._track = track
         self.attachments: list[Attachments] = []
+        #: whether hostsd has the service's hostname (set by the manager)
+        self.hostname_mapped: Callable[[str], bool] = lambda name: False
         self.started = time.time()
         self.sampler = TreeSampler()
         self.services: dict[str, Service] = {}
@@ -107,9 +109,13 @@ class Supervisor:
     # -- what clients see ---------------------------------------------------------
 
     def url(self, svc: ServiceConfig) -> str | None:
+        """By hostname only where the name resolves: mapped by hostsd, or added by hand
+        in `manual` mode; otherwise localhost, so the link always works."""
         if svc.port is None:
             return None
-        mapped = svc.hostname and self.config.manager.hosts_management != "disabled"
+        mode = self.config.manager.hosts_management
+        mapped = bool(svc.hostname) and (
+            mode == "manual" or (mode == "auto" and self.hostname_mapped(svc.name)))
         return f"http://{svc.hostname if mapped else 'localhost'}:{svc.port}"
 
     def describe(self, service: Service, stats: tuple[float | None, int | None] = (None, None),

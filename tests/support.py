@@ -135,6 +135,19 @@ class Manager:
     def lines(self, name: str) -> list[str]:
         return [e["line"] for e in self.request("logs", service=name)["lines"]]
 
+    def wait_lines(self, name: str, expected: list[str], timeout: float = 10) -> None:
+        """Wait until the service's buffer holds exactly `expected` (reports what it has)."""
+        got: list[str] = []
+
+        def check() -> bool:
+            got[:] = self.lines(name)
+            return got == expected
+
+        try:
+            wait_for(check, timeout, f"{name}'s lines to be {expected!r}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; had {got!r}") from None
+
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 

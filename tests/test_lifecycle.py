@@ -193,7 +193,7 @@ def test_port_in_use_fails_the_service_naming_the_holder(manager) -> None:
         expected = f"port {port} is already in use by pid {os.getpid()}"
         assert any(expected in line for line in m.lines("api"))
         assert expected in m.output()
-        assert m.status("other")["status"] == "running"
+        m.wait_status("other", "running")
     finally:
         holder.close()
 
@@ -239,6 +239,7 @@ def test_manual_start_stop_restart_keep_buffer(manager) -> None:
     wait_for(lambda: m.lines("tick") == ["started"], what="first line")
     assert m.request("stop", service="tick")["status"] == "stopped"
     assert m.request("start", service="tick")["status"] == "running"
+    m.wait_lines("tick", ["started"] * 2)
     again = m.request("restart", service="tick")
     assert again["status"] == "running" and again["pid"] != first["pid"]
-    wait_for(lambda: m.lines("tick") == ["started"] * 3, what="three runs' lines")
+    m.wait_lines("tick", ["started"] * 3)
