@@ -59,9 +59,11 @@ class LineSplitter:
             return self._split_long() if len(data) > self._max else []
         if end + 1 < len(data):
             self._pending = data[end + 1 :]
-        lines = data[:end].decode("utf-8", "replace").split("\n")
-        lines = self._clean(lines)
-        if len(data) > self._max and any(len(line) > self._max for line in lines):
+        text = str(memoryview(data)[:end], "utf-8", "replace")
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = self._clean(lines)
+        if end > self._max and max(map(len, lines)) > self._max:
             lines = [piece for line in lines for piece in _pieces(line, self._max)]
         if len(self._pending) > self._max:
             lines.extend(self._split_long())
@@ -69,23 +71,23 @@ class LineSplitter:
 
     def _split_long(self) -> list[str]:
         """Emit full-size pieces of an over-long pending line, keep the rest pending."""
-        out = []
+        out: list[str] = []
         data = self._pending
         while len(data) > self._max:
             cut = _utf8_cut(data, self._max)
             out.append(data[:cut].decode("utf-8", "replace"))
             data = data[cut:]
         self._pending = data
-        return self._clean(out)
+        return self._clean(out) if any("\r" in piece for piece in out) else out
 
     @staticmethod
     def _clean(lines: list[str]) -> list[str]:
-        if any("\r" in line for line in lines):
-            return [
-                line[:-1] if line.endswith("\r") and "\r" not in line[:-1] else _overwrite(line)
-                for line in lines
-            ]
-        return lines
+        return [
+            line if "\r" not in line
+            else line[:-1] if line.endswith("\r") and "\r" not in line[:-1]
+            else _overwrite(line)
+            for line in lines
+        ]
 
     def flush(self) -> list[str]:
         """The last line without a final newline, when the stream ends."""

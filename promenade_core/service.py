@@ -373,6 +373,8 @@ class Service:
                 break
             if not data:
                 break
+            if len(data) < READ_SIZE:
+                data = _read_more(fd, data)
             lines = splitter.feed(data)
             if lines:
                 self.host.on_lines(self, stream, lines)
@@ -397,6 +399,26 @@ class Service:
                     )
                 self._set_health(Health.UNHEALTHY)
             gevent.sleep(check.interval)
+
+
+def _read_more(fd: int, data: bytes) -> bytes:
+    """Take what else is already waiting, up to READ_SIZE, into the same batch.
+
+    A pty hands out a flood in pieces of a few KiB; one batch per piece would multiply
+    the per-batch costs (JSON, publish, terminal) several times over.
+    """
+    chunks = [data]
+    size = len(data)
+    while size < READ_SIZE:
+        try:
+            more = os.read(fd, READ_SIZE - size)
+        except OSError:  # EAGAIN: nothing more now; EIO: seen again at the next read
+            break
+        if not more:
+            break
+        chunks.append(more)
+        size += len(more)
+    return b"".join(chunks) if len(chunks) > 1 else data
 
 
 def _exit_words(code: int | None) -> str:
