@@ -76,7 +76,7 @@ def state_topic(service: str) -> str:
 try:  # orjson encodes a 650-line batch ~35x faster; the log path depends on it
     import orjson
 except ImportError:  # pragma: no cover - a user script without it still works
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 
 def encode(message: dict[str, Any]) -> bytes:

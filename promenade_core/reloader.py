@@ -9,6 +9,7 @@ caught half-way.
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +159,5 @@ class Reloader:
             service.submit(service.start)
         else:
             service = sup.services[change.service]
-            svc = new.services[change.service]
-            service.submit(lambda s=service, c=svc, r=change.action == "restart":
-                           s.reconfigure(c, restart=r))
+            service.submit(partial(service.reconfigure, new.services[change.service],
+                                   restart=change.action == "restart"))
