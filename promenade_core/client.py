@@ -243,10 +243,22 @@ def follow(
             backlog = backlog[-tail:] if tail > 0 else []
         for entry in backlog:
             yield "line", entry
-        yield from _live(sub, last, tuple(topics), wanted, idle)
+        for kind, item in _live(sub, last, tuple(topics), wanted, idle):
+            if kind == "gap":
+                _report_gap(bus, item["missed"])
+            yield kind, item
     finally:
         sub.close()
         bus.close()
+
+
+def _report_gap(bus: ControlClient, missed: int) -> None:
+    """Tell the manager, so lost messages show in `status` (bus.dropped): a PUB socket
+    drops silently, only subscribers can see what they missed."""
+    try:
+        bus.request("gap", timeout=1.0, count=missed)
+    except BusError:
+        pass
 
 
 def _live(
