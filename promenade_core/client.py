@@ -214,6 +214,7 @@ def follow(
     tail: int | None = None,
     context: zmq.Context | None = None,
     idle: float | None = None,
+    rcvhwm: int = 100_000,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Backlog then live events, with no gap and no duplicate between them.
 
@@ -226,7 +227,7 @@ def follow(
     wanted = set(services) if services else None
     # Everything is subscribed and filtered here: seq is one counter across all
     # topics, so only the whole feed shows which gaps are real losses.
-    sub = EventSubscriber(info.events, ("",), context=context)
+    sub = EventSubscriber(info.events, ("",), context=context, rcvhwm=rcvhwm)
     bus = ControlClient(info.control, context=context)
     try:
         await_subscription(sub, bus)

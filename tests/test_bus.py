@@ -248,3 +248,38 @@ def test_shutdown_command_stops_everything(manager) -> None:
     assert m.request("shutdown") == {"stopping": True}
     assert m.wait_exit(20) == 0
     assert "shutdown requested over the bus" in m.output()
+
+
+def test_a_stalled_subscriber_loses_messages_not_the_supervisor(manager, tmp_path: Path) -> None:
+    write_script(tmp_path, "burst.py", """
+        import sys, time
+        for _ in range(8000):  # one message each: more than the queues between us hold
+            sys.stdout.write("x" * 200 + "\\n")
+            sys.stdout.flush()
+            time.sleep(0.0001)
+        while True:
+            print("tick", flush=True)
+            time.sleep(0.05)
+    """)
+    m = manager(f"""
+        services:
+          burst: {{command: {PY} burst.py, tty: false}}
+          quiet: {{command: "sleep 60"}}
+    """, start=False)
+    m.path.write_text(m.path.read_text().replace("burst: {", "burst: {depends_on: [quiet], "))
+    m.start()
+    m.wait_status("quiet", "running")
+    info = m.info()
+    feed = follow(info, rcvhwm=1, idle=5)
+    kinds = [next(feed)[0]]        # joined; now stall while the burst runs
+    wait_for(lambda: "tick" in m.lines("burst"), what="the burst in the buffer")
+    time.sleep(0.5)
+    deadline = time.monotonic() + 20
+    for kind, _item in feed:
+        kinds.append(kind)
+        if kind == "gap" or time.monotonic() > deadline:
+            break
+    feed.close()
+    assert "gap" in kinds
+    assert m.request("status")["bus"]["dropped"] > 0
+    assert m.request("ping")["pid"] == m.proc.pid
