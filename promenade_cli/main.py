@@ -38,10 +38,10 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def resolve(config: str | None) -> Path:
+def resolve(config: str | None, home: Path | None = None) -> Path:
     from promenade_core.config import find_config
 
-    return find_config(config)
+    return find_config(config, home=home)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -76,13 +76,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def find_manager(config_path: Path) -> ManagerInfo | None:
-    """The manager running for this config, or None.
+def find_manager(config_path: Path, uid: int | None = None) -> ManagerInfo | None:
+    """The manager running for this config (as user `uid`, default: us), or None.
 
     A `manager.json` whose manager is gone (lock free or pid dead) is stale: it is
     removed so that the next reader does not trip on it.
     """
-    folder = runtime.runtime_dir(config_path)
+    folder = runtime.runtime_dir(config_path, uid=uid)
     data = runtime.read_manager_json(folder)
     if data is None:
         return None

@@ -44,15 +44,25 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
-def runtime_base() -> Path:
+def runtime_base(uid: int | None = None) -> Path:
+    """Our folder under XDG_RUNTIME_DIR, else /tmp/promenade-<uid>/.
+
+    With `uid` (root looking for the manager `sudo promenade start -d` left running as
+    the user): that user's `/run/user/<uid>` when it is theirs, as the manager chose.
+    """
+    if uid is not None and uid != os.geteuid():
+        user_run = Path(f"/run/user/{uid}")
+        if user_run.is_dir() and user_run.stat().st_uid == uid:
+            return user_run / "promenade"
+        return Path(tempfile.gettempdir()) / f"promenade-{uid}"
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and Path(xdg).is_dir() and os.access(xdg, os.W_OK):
         return Path(xdg) / "promenade"
     return Path(tempfile.gettempdir()) / f"promenade-{os.geteuid()}"
 
 
-def runtime_dir(config_path: Path, create: bool = False) -> Path:
-    base = runtime_base()
+def runtime_dir(config_path: Path, create: bool = False, uid: int | None = None) -> Path:
+    base = runtime_base(uid)
     path = base / instance_id(config_path)
     if create:
         _private_dir(base)
