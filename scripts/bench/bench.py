@@ -41,7 +41,7 @@ DEFAULT_MANAGERS = [
     "promenade", "honcho", "supervisor", "circus", "pm2", "concurrently",
     "cat>/dev/null", "python-lines",
 ]
-SCENARIOS = ["flood", "integrity", "latency", "spawn", "http", "idle", "stop",
+SCENARIOS = ["flood", "integrity", "latency", "observed", "spawn", "http", "idle", "stop",
              "stop-stubborn", "orphans", "bus", "memory"]
 
 
@@ -65,6 +65,7 @@ SMOKE = Sizes(20_000, 1.0, 500, 5, 1.0, 1.0, 20.0, 0.5)
 APPLIES: dict[str, Callable[[Manager], bool]] = {
     "flood": lambda m: True,
     "integrity": lambda m: m.output,
+    "observed": lambda m: m.name.startswith("promenade"),
     "bus": lambda m: m.name.startswith("promenade"),
     "memory": lambda m: m.name.startswith("promenade"),
 }
@@ -80,9 +81,11 @@ def run_one(ctx: Context, scenario: str, manager: Manager, sizes: Sizes) -> dict
         return scen_flood.flood(ctx, manager, sizes.lines, ["F"], sizes.flood_timeout)
     if scenario == "integrity":
         return scen_flood.flood(ctx, manager, sizes.lines, ["A", "B"], sizes.flood_timeout)
-    if scenario == "latency":
-        observers = manager.name.startswith("promenade") and ctx.observer_python is not None
-        return scen_latency.latency(ctx, manager, sizes.latency_s, sizes.rate, observers)
+    if scenario in ("latency", "observed"):
+        # Peers and Promenade alike are timed without extra readers; `observed` adds
+        # Promenade's bus subscriber and WebSocket client in a run of its own.
+        observed = scenario == "observed" and ctx.observer_python is not None
+        return scen_latency.latency(ctx, manager, sizes.latency_s, sizes.rate, observed)
     if scenario == "spawn":
         return scen_lifecycle.spawn(ctx, manager, sizes.services)
     if scenario == "http":

@@ -4,10 +4,11 @@ Every manager is launched with `BENCH_RUN=<token>` in its environment, which eve
 process it starts inherits (helpers, daemons that double-fork, services), so a run's
 processes are found by reading `/proc/PID/environ` rather than by walking a tree that
 a daemonising manager would escape. A process is a *service* process when its
-environment carries `BENCH_SVC=1` (set by the service wrappers) or its command line
-names the benchmark's service folder (`svcbin`, for shell trees and the marked
-`sleep`); everything else with the token is a *manager* process: supervisor, web
-process, helpers, per-child reader processes.
+environment carries `BENCH_SVC=1` (set by the service wrappers), when it runs a
+program from the benchmark's service folder (`svcbin`: the marked `sleep`), when it
+is a shell running such a command, or when it descends from one of those;
+everything else with the token is a *manager* process: supervisor, web process,
+helpers, per-child reader processes.
 """
 
 from __future__ import annotations
@@ -58,18 +59,73 @@ class RunProcesses:
     service: tuple[int, ...]
 
 
-def run_processes(token: str) -> RunProcesses:
+SHELLS = ("sh", "dash", "bash")
+
+
+def _is_service(pid: int) -> bool:
+    """Marked by the wrappers' env, or running a svcbin program, or a shell running one.
+
+    Only argv[0] and a shell's script or `-c` text count: a manager's own command line
+    (concurrently's, the relay's) lists the service commands as arguments too.
+    """
+    if SERVICE_ENV in _environ(pid):
+        return True
+    argv = (_read(f"/proc/{pid}/cmdline") or b"").split(b"\0")
+    marker = SERVICE_DIR.encode()
+    if marker in argv[0]:
+        return True
+    return os.path.basename(argv[0]).decode(errors="replace") in SHELLS and any(
+        marker in arg for arg in argv[1:3]
+    )
+
+
+def _parents() -> dict[int, int]:
+    parents = {}
+    for pid in all_pids():
+        stat = _read(f"/proc/{pid}/stat")
+        if stat:
+            parents[pid] = int(stat[stat.rfind(b")") + 2 :].split()[1])
+    return parents
+
+
+def _descendants(root: int, parents: dict[int, int]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def run_processes(token: str, root: int | None = None) -> RunProcesses:
+    """The run's processes: those with its token, plus `root`'s tree.
+
+    The tree covers programs whose /proc environ no longer shows the token (Node
+    rewrites that memory when it sets its process title); the token covers daemons
+    and orphans that left the tree.
+    """
     marker = f"BENCH_RUN={token}".encode()
+    parents = _parents()
+    family = {pid for pid in parents if marker in _environ(pid)}
+    if root is not None and root in parents:
+        family |= _descendants(root, parents)
+    service_roots = {pid for pid in family if _is_service(pid)}
     manager: list[int] = []
     service: list[int] = []
-    for pid in all_pids():
-        env = _environ(pid)
-        if marker not in env or _is_zombie(pid):
+    for pid in sorted(family):
+        if _is_zombie(pid):
             continue
-        if SERVICE_ENV in env or SERVICE_DIR in cmdline(pid):
-            service.append(pid)
-        else:
-            manager.append(pid)
+        ancestor, in_service = pid, False
+        while ancestor in family:
+            if ancestor in service_roots:
+                in_service = True
+                break
+            ancestor = parents.get(ancestor, 0)
+        (service if in_service else manager).append(pid)
     return RunProcesses(tuple(manager), tuple(service))
 
 
@@ -104,12 +160,12 @@ def marked_alive(marker: str) -> list[int]:
     return [pid for pid in all_pids() if marker in cmdline(pid) and not _is_zombie(pid)]
 
 
-def kill_run(token: str, grace: float = 3.0) -> int:
+def kill_run(token: str, root: int | None = None, grace: float = 3.0) -> int:
     """SIGKILL every process of a run until none is left; returns how many were seen."""
     seen: set[int] = set()
     deadline = time.monotonic() + grace
     while True:
-        procs = run_processes(token)
+        procs = run_processes(token, root)
         alive = procs.manager + procs.service
         if not alive:
             return len(seen)

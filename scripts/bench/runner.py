@@ -125,6 +125,10 @@ class ManagerRun:
     def pid(self) -> int:
         return self.proc.pid
 
+    def processes(self) -> procs.RunProcesses:
+        """The run's manager and service processes right now."""
+        return procs.run_processes(self.token, None if self.rusage else self.proc.pid)
+
     def exited(self) -> bool:
         """Reap the manager if it has exited, keeping its rusage (children included)."""
         if self.rusage is not None:
@@ -186,10 +190,12 @@ class ManagerRun:
     def close(self) -> None:
         self.drain()
         if not self.exited():
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            tree = self.processes()
+            for pid in (*tree.manager, *tree.service):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.wait_exit(5.0)
         procs.kill_run(self.token)
         for folder in self.launch.scratch:
@@ -274,10 +280,8 @@ def wait_for(predicate: Callable[[], T], timeout: float, step: float = 0.005) ->
         time.sleep(step)
 
 
-def service_processes(token: str, program: str) -> list[int]:
+def service_processes(run: ManagerRun, program: str) -> list[int]:
     """The run's live service processes running `program` (argv[0])."""
     return [
-        pid
-        for pid in procs.run_processes(token).service
-        if procs.cmdline(pid).startswith(program + " ")
+        pid for pid in run.processes().service if procs.cmdline(pid).startswith(program + " ")
     ]

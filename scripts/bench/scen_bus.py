@@ -58,8 +58,8 @@ def bus_throughput(ctx: Context, manager: Manager, lines: int) -> dict[str, Any]
     }
 
 
-def _pss(token: str) -> tuple[float, int]:
-    pids = procs.run_processes(token).manager
+def _pss(run: ManagerRun) -> tuple[float, int]:
+    pids = run.processes().manager
     return procs.total_pss_mb(pids), len(pids)
 
 
@@ -79,13 +79,13 @@ def memory_bound(ctx: Context, manager: Manager, seconds: float) -> dict[str, An
             if problem:
                 return {"error": problem}
             time.sleep(1.0)  # the web process and the bus settle after the joins
-            start_mb, count = _pss(run.token)
+            start_mb, count = _pss(run)
             go.touch()
             peak_mb = start_mb
             while not done.exists() and time.monotonic() - run.t0 < seconds + 60:
                 time.sleep(SAMPLE_S)
-                peak_mb = max(peak_mb, _pss(run.token)[0])
-            end_mb = _pss(run.token)[0]
+                peak_mb = max(peak_mb, _pss(run)[0])
+            end_mb = _pss(run)[0]
         finally:
             collector.halt.set()
             collector.join(2)

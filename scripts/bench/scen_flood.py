@@ -129,7 +129,7 @@ def flood(ctx: Context, manager: Manager, lines: int, tags: list[str],
         "first_s": None if first is None else first - run.t0,
         "first_to_last_s": None if first is None or last is None else last - first,
         "lines_out": got["seen"],
-        "cpu_s": cpu,
+        "cpu_s": None if got["timed_out"] else cpu,  # a cut-off run's CPU is partial
         "timed_out": got["timed_out"],
     }
     if got["timed_out"] and first is not None and last is not None and last > first:

@@ -18,8 +18,8 @@ from runner import Context, ManagerRun, SpawnWatch
 from scen_lifecycle import START_LIMIT_S, _up_services
 
 
-def _cpu(token: str) -> dict[int, int]:
-    return {pid: procs.cpu_ns(pid) for pid in procs.run_processes(token).manager}
+def _cpu(run: ManagerRun) -> dict[int, int]:
+    return {pid: procs.cpu_ns(pid) for pid in run.processes().manager}
 
 
 def idle(ctx: Context, managers: Sequence[Manager], count: int, seconds: float,
@@ -40,12 +40,12 @@ def idle(ctx: Context, managers: Sequence[Manager], count: int, seconds: float,
                 results[name] = {"error": f"only {len(watch.seen)} of {count} services started"}
         time.sleep(settle)
         live = {name: run for name, run in runs.items() if name not in results}
-        before = {name: _cpu(run.token) for name, run in live.items()}
+        before = {name: _cpu(run) for name, run in live.items()}
         start = time.monotonic()
         time.sleep(seconds)
         elapsed = time.monotonic() - start
         for name, run in live.items():
-            after = _cpu(run.token)
+            after = _cpu(run)
             used = sum(ns - before[name].get(pid, 0) for pid, ns in after.items())
             pids = tuple(after)
             results[name] = {

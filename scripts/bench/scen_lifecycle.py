@@ -13,12 +13,11 @@ import socket
 import time
 from typing import Any
 
-import procs
 from peers import Manager, Service, free_port
 from runner import Context, ManagerRun, SpawnWatch, service_processes, wait_for
 
 START_LIMIT_S = 30.0
-STOP_LIMIT_S = 20.0
+STOP_LIMIT_S = 15.0
 #: Managers mark a service "running" a moment after spawning it; stop after that.
 SETTLE_S = 1.0
 #: DESIGN.md: every service group is killed within 2 s of the supervisor's SIGKILL.
@@ -71,8 +70,8 @@ def http_ready(ctx: Context, manager: Manager, count: int) -> dict[str, Any]:
     return {"http_ready_s": None if pending else done - run.t0, "ready": count - len(pending)}
 
 
-def _left(token: str) -> int:
-    return len(procs.run_processes(token).service)
+def _left(run: ManagerRun) -> int:
+    return len(run.processes().service)
 
 
 def stop(ctx: Context, manager: Manager, count: int, stubborn: int = 0) -> dict[str, Any]:
@@ -87,8 +86,8 @@ def stop(ctx: Context, manager: Manager, count: int, stubborn: int = 0) -> dict[
             time.sleep(SETTLE_S)
             stop_s = run.stop(STOP_LIMIT_S)
             # Whatever a manager leaves behind after exiting is an orphan.
-            gone = wait_for(lambda: _left(run.token) == 0, 1.0)
-            return {"stop_s": stop_s, "left_behind": 0 if gone else _left(run.token)}
+            gone = wait_for(lambda: _left(run) == 0, 1.0)
+            return {"stop_s": stop_s, "left_behind": 0 if gone else _left(run)}
     finally:
         watch.close()
 
@@ -99,7 +98,7 @@ def orphans(ctx: Context, manager: Manager, kill: bool) -> dict[str, Any]:
     label = "orphans-kill" if kill else "orphans-stop"
     with ManagerRun(ctx, manager, [Service("tree", ctx.sleeper_tree())], label) as run:
         run.drain()
-        if not wait_for(lambda: len(service_processes(run.token, marker)) >= 2, START_LIMIT_S):
+        if not wait_for(lambda: len(service_processes(run, marker)) >= 2, START_LIMIT_S):
             return {"error": "the service tree did not start"}
         time.sleep(SETTLE_S)
         start = time.monotonic()
@@ -111,7 +110,7 @@ def orphans(ctx: Context, manager: Manager, kill: bool) -> dict[str, Any]:
             if run.stop(STOP_LIMIT_S) is None:
                 return {"error": f"the manager did not stop within {STOP_LIMIT_S:g} s"}
             limit = 1.0
-        gone = wait_for(lambda: not service_processes(run.token, marker), limit)
-        survivors = 0 if gone else len(service_processes(run.token, marker))
+        gone = wait_for(lambda: not service_processes(run, marker), limit)
+        survivors = 0 if gone else len(service_processes(run, marker))
         return {"survivors": survivors,
                 "cleaned_s": time.monotonic() - start if gone else None}
