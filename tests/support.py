@@ -56,6 +56,25 @@ def write_script(folder: Path, name: str, body: str) -> Path:
     return path
 
 
+STUBBORN = """
+    import signal, time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def stubborn_manager(manager: Callable[..., Manager], tmp: Path) -> Manager:
+    """A manager running one service that ignores SIGTERM, once it is ignoring it."""
+    write_script(tmp, "stubborn.py", STUBBORN)
+    m = manager(f"""
+        services:
+          stubborn: {{command: {sys.executable} stubborn.py}}
+    """)
+    m.wait_lines("stubborn", ["ready"])
+    return m
+
+
 def isolated_env(tmp: Path) -> dict[str, str]:
     """Environment for a manager: its own short runtime and state folders."""
     run = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))

@@ -19,7 +19,7 @@ from promenade_core.client import (
     await_subscription,
     follow,
 )
-from tests.support import free_port, wait_for, write_script
+from tests.support import free_port, stubborn_manager, wait_for, write_script
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(90)
@@ -119,17 +119,7 @@ def test_error_codes(manager) -> None:
 
 
 def test_slow_stop_does_not_delay_ping(manager, tmp_path: Path) -> None:
-    write_script(tmp_path, "stubborn.py", """
-        import signal, time
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("ready", flush=True)
-        time.sleep(600)
-    """)
-    m = manager(f"""
-        services:
-          stubborn: {{command: {PY} stubborn.py}}
-    """)
-    wait_for(lambda: m.lines("stubborn") == ["ready"], what="TERM ignored")
+    m = stubborn_manager(manager, tmp_path)
     info = m.info()
     done: list[dict] = []
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, wait_for, write_script
+from tests.support import free_port, stubborn_manager, wait_for, write_script
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(60)
@@ -118,17 +118,7 @@ def test_missing_command_gives_up_and_manager_keeps_running(manager) -> None:
 
 
 def test_stop_kills_a_term_ignoring_service_after_5_s(manager, tmp_path: Path) -> None:
-    write_script(tmp_path, "stubborn.py", """
-        import signal, time
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("ready", flush=True)
-        time.sleep(600)
-    """)
-    m = manager(f"""
-        services:
-          stubborn: {{command: {PY} stubborn.py}}
-    """)
-    wait_for(lambda: m.lines("stubborn") == ["ready"], what="ready line")
+    m = stubborn_manager(manager, tmp_path)
     began = time.monotonic()
     s = m.request("stop", service="stubborn")
     took = time.monotonic() - began
