@@ -11,7 +11,8 @@
   const Ansi = window.PromenadeAnsi;
   const MAX_DOM = 5000;        // lines in the DOM
   const MAX_BUFFER = 20000;    // lines kept in memory (re-filtering draws from these)
-  const LINES_PER_FRAME = 2500;
+  const LINES_PER_FRAME = 1500;
+  const CHUNK = 200;           // lines per DOM block; blocks off screen skip layout
   const INITIAL_TAIL = MAX_DOM;
   const POLL_MS = 2000;
   const TOAST_LIMIT = 6;
@@ -215,7 +216,8 @@
     const now = msg.status.status;
     if (now !== previous && TOAST_FOR[now]) {
       const [level, text] = TOAST_FOR[now];
-      toast(text(name, msg.status), level);
+      toast(text(name, msg.status), level,
+        level === "error" || level === "warning" ? `trouble:${name}` : null);
       if (level === "error") flash(entry.card);
     } else if (msg.status.health === "unhealthy" && previousHealth !== "unhealthy") {
       toast(`${name} is unhealthy`, "warning");
@@ -314,7 +316,6 @@
   function applyConfigEvent(msg) {
     if (msg.event === "invalid") {
       showConfigError(msg.error);
-      toast("The config file is invalid", "error");
     } else if (msg.event === "reloaded") {
       showBanner("reloaded", "Config reloaded.", msg.summary || "");
       poll();
@@ -323,9 +324,27 @@
     }
   }
 
-  function toast(text, level) {
+  const toastsByKey = new Map();
+
+  /* A toast; one with the same `key` (e.g. one service's failure, reported both by
+   * its state change and by the manager's message) gains a line instead. */
+  function toast(text, level, key) {
+    const existing = key ? toastsByKey.get(key) : null;
+    if (existing && existing.isConnected && level === "error" && existing.dataset.level !== "error") {
+      existing.remove(); // a warning that became an error gets a fresh, sticky toast
+    } else if (existing && existing.isConnected) {
+      const body = existing.querySelector("span");
+      if (!body.textContent.includes(text)) {
+        const more = document.createElement("div");
+        more.className = "detail";
+        more.textContent = text;
+        body.appendChild(more);
+      }
+      return;
+    }
     const node = document.createElement("div");
     node.className = `toast ${level || "info"}`;
+    node.dataset.level = level || "info";
     node.setAttribute("role", level === "error" ? "alert" : "status");
     const body = document.createElement("span");
     body.textContent = text;
@@ -337,9 +356,26 @@
     close.addEventListener("click", () => node.remove());
     node.append(body, close);
     el.toasts.appendChild(node);
+    if (key) toastsByKey.set(key, node);
     while (el.toasts.children.length > TOAST_LIMIT) el.toasts.firstElementChild.remove();
     // Errors stay until dismissed: a failing service must be impossible to miss.
     if (level !== "error") setTimeout(() => node.remove(), level === "warning" ? 8000 : 4000);
+  }
+
+  /* The manager's own messages: a line in the log view; warnings and errors a toast. */
+  function applyManagerMessage(msg) {
+    if (!msg.message) return;
+    const level = msg.level || "info";
+    addRecords([{
+      seq: msg.seq, ts: new Date().toISOString(), service: "promenade",
+      stream: level === "info" ? "stdout" : "stderr", text: msg.message,
+      tag: level === "info" ? null : `[${level}]`,
+      plain: Ansi.plainText(msg.message),
+    }]);
+    if (level === "warning" || level === "error") {
+      const name = [...services.keys()].find((n) => msg.message.startsWith(`${n} `));
+      toast(msg.message, level, name ? `trouble:${name}` : null);
+    }
   }
 
   /* ----------------------------------------------------------------------- logs */
@@ -349,6 +385,7 @@
   let frameScheduled = false;
   let unseen = 0;               // lines that arrived while auto-scroll was paused
   let lastLogSeq = null;
+  let domLines = 0;
   let filterService = "";
   let filterText = "";
   const timeCache = new Map();
@@ -425,7 +462,7 @@
     if (rec.stream === "stderr") {
       const tag = document.createElement("span");
       tag.className = "tag-stderr";
-      tag.textContent = "[stderr]";
+      tag.textContent = rec.tag || "[stderr]";
       row.appendChild(tag);
     }
     const msg = document.createElement("span");
@@ -450,22 +487,51 @@
     }
     const batch = pending.length > LINES_PER_FRAME ? pending.splice(0, LINES_PER_FRAME) : pending;
     if (batch === pending) pending = [];
-    const fragment = document.createDocumentFragment();
-    for (const rec of batch) fragment.appendChild(lineNode(rec, filterText));
-    el.view.appendChild(fragment);
-    trimDom();
+    appendLines(batch);
     el.view.scrollTop = el.view.scrollHeight;
     updateStats();
     if (pending.length) schedule();
   }
 
+  /* Lines live in blocks of CHUNK; `content-visibility: auto` lets the browser skip
+   * the layout of blocks off screen, which is what keeps a flood cheap. */
+  function appendLines(records) {
+    let i = 0;
+    while (i < records.length) {
+      let chunk = el.view.lastElementChild;
+      if (!chunk || chunk.childElementCount >= CHUNK) {
+        chunk = document.createElement("div");
+        chunk.className = "chunk";
+        el.view.appendChild(chunk);
+      }
+      const room = Math.min(CHUNK - chunk.childElementCount, records.length - i);
+      const fragment = document.createDocumentFragment();
+      for (let k = 0; k < room; k++) fragment.appendChild(lineNode(records[i + k], filterText));
+      chunk.appendChild(fragment);
+      i += room;
+    }
+    domLines += records.length;
+    trimDom();
+  }
+
   function trimDom() {
-    const excess = el.view.childElementCount - MAX_DOM;
-    if (excess <= 0) return;
-    const range = document.createRange();
-    range.setStartBefore(el.view.firstChild);
-    range.setEndBefore(el.view.children[excess]);
-    range.deleteContents();
+    let excess = domLines - MAX_DOM;
+    while (excess > 0 && el.view.firstElementChild) {
+      const first = el.view.firstElementChild;
+      const n = first.childElementCount;
+      if (n <= excess) {
+        first.remove();
+        excess -= n;
+        domLines -= n;
+      } else {
+        const range = document.createRange();
+        range.setStart(first, 0);
+        range.setEnd(first, excess);
+        range.deleteContents();
+        domLines -= excess;
+        excess = 0;
+      }
+    }
   }
 
   /* Redraw from the buffer: after a filter change, a clear, or leaving pause. */
@@ -479,12 +545,13 @@
     }
     chosen.reverse();
     el.view.textContent = "";
+    domLines = 0;
     pending = chosen;
     schedule();
   }
 
   function updateStats() {
-    const shown = el.view.childElementCount;
+    const shown = domLines;
     const text = filterService || filterText
       ? `${shown.toLocaleString()} matching`
       : `${shown.toLocaleString()} line(s)`;
@@ -503,10 +570,26 @@
     return v.scrollHeight - v.scrollTop - v.clientHeight < 24;
   }
 
-  el.view.addEventListener("scroll", () => {
-    // Scrolling up pauses auto-scroll; coming back to the bottom resumes it.
+  /* Pausing follows what the user does (wheel, keys, dragging the scrollbar, touch),
+   * not every scroll event: blocks being laid out also move the scroll position. */
+  let userScrolling = false;
+  function userScrolled() {
     if (el.autoscroll.checked && !atBottom()) setAutoscroll(false);
-    else if (!el.autoscroll.checked && atBottom() && unseen > 0) setAutoscroll(true);
+  }
+  el.view.addEventListener("wheel", (e) => {
+    if (e.deltaY < 0 && el.view.scrollHeight > el.view.clientHeight) setAutoscroll(false);
+  }, { passive: true });
+  el.view.addEventListener("keydown", (e) => {
+    if (["PageUp", "ArrowUp", "Home"].includes(e.key)) setAutoscroll(false);
+  });
+  el.view.addEventListener("pointerdown", () => { userScrolling = true; });
+  el.view.addEventListener("touchstart", () => { userScrolling = true; }, { passive: true });
+  window.addEventListener("pointerup", () => { userScrolling = false; });
+  window.addEventListener("touchend", () => { userScrolling = false; });
+  el.view.addEventListener("scroll", () => {
+    if (userScrolling) userScrolled();
+    // Coming back to the bottom resumes.
+    if (!el.autoscroll.checked && unseen > 0 && atBottom()) setAutoscroll(true);
   }, { passive: true });
   el.autoscroll.addEventListener("change", () => {
     if (el.autoscroll.checked) redraw();
@@ -559,9 +642,7 @@
       case "status": applyStatusDocument(msg.status, false); break;
       case "state": applyState(msg); break;
       case "config": applyConfigEvent(msg); break;
-      case "manager":
-        if (msg.message && msg.event !== "started") toast(msg.message, msg.level || "info");
-        break;
+      case "manager": applyManagerMessage(msg); break;
       case "gap": addGap(msg); break;
       default: break;
     }
@@ -577,7 +658,7 @@
   // For tests and the curious: a read-only view of the page's state.
   window.promenade = {
     get bufferedLines() { return buffer.length; },
-    get domLines() { return el.view.childElementCount; },
+    get domLines() { return domLines; },
     get lastLogSeq() { return lastLogSeq; },
   };
 })();
