@@ -60,26 +60,54 @@ def scan_proc(root: Path = Path("/proc")) -> dict[int, ProcStat]:
         names = os.listdir(root)
     except OSError:
         return table
+    base = str(root)
     for name in names:
         if not name.isdigit():
             continue
         try:
-            with open(root / name / "stat", encoding="utf-8", errors="replace") as f:
-                text = f.read()
+            # os.open/os.read: a third of the cost of open() in text mode, which counts
+            # when the supervisor scans hundreds of processes between two requests.
+            fd = os.open(f"{base}/{name}/stat", os.O_RDONLY)
+            try:
+                data = os.read(fd, 4096)
+            finally:
+                os.close(fd)
         except OSError:
             continue
-        stat = parse_stat(int(name), text)
+        stat = parse_stat(int(name), data.decode("utf-8", "replace"))
         if stat is not None:
             table[stat.pid] = stat
     return table
 
 
-def tree_members(pid: int, table: Mapping[int, ProcStat]) -> set[int]:
-    """`pid`, its descendants, and the members of the process group it leads."""
+def children_of(table: Mapping[int, ProcStat]) -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for stat in table.values():
         children.setdefault(stat.ppid, []).append(stat.pid)
-    members = {p for p, stat in table.items() if stat.pgrp == pid}
+    return children
+
+
+def group_members(table: Mapping[int, ProcStat]) -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
+    for stat in table.values():
+        groups.setdefault(stat.pgrp, []).append(stat.pid)
+    return groups
+
+
+def tree_members(
+    pid: int,
+    table: Mapping[int, ProcStat],
+    children: Mapping[int, list[int]] | None = None,
+    groups: Mapping[int, list[int]] | None = None,
+) -> set[int]:
+    """`pid`, its descendants, and the members of the process group it leads.
+
+    `children` and `groups` (from children_of / group_members) can be passed in so
+    that one scan serves every service.
+    """
+    children = children if children is not None else children_of(table)
+    groups = groups if groups is not None else group_members(table)
+    members = set(groups.get(pid, ()))
     if pid in table:
         members.add(pid)
     todo = list(members)
@@ -132,7 +160,10 @@ class TreeSampler:
             return {name: self._cached(name, pid) for name, pid in wanted.items()}
         table = scan_proc(self._root)
         self._last_scan, self._last_pids = now, wanted
-        result = {name: self._measure(name, pid, table, now) for name, pid in wanted.items()}
+        tree = (children_of(table), group_members(table))
+        result = {
+            name: self._measure(name, pid, table, tree, now) for name, pid in wanted.items()
+        }
         for gone in set(self._previous) - set(wanted):
             del self._previous[gone]
         return result
@@ -142,12 +173,17 @@ class TreeSampler:
         return prev.value if prev is not None and prev.pid == pid else (None, None)
 
     def _measure(
-        self, name: str, pid: int | None, table: Mapping[int, ProcStat], now: float
+        self,
+        name: str,
+        pid: int | None,
+        table: Mapping[int, ProcStat],
+        tree: tuple[Mapping[int, list[int]], Mapping[int, list[int]]],
+        now: float,
     ) -> tuple[float | None, int | None]:
         if pid is None or pid not in table:
             self._previous.pop(name, None)
             return (None, None)
-        members = tree_members(pid, table)
+        members = tree_members(pid, table, *tree)
         # Totals, not per-pid deltas: a child reaped inside the tree moves its time into
         # its parent's cutime, so the tree's total stays steady across its exit.
         ticks = sum(table[p].ticks for p in members)
