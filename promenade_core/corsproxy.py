@@ -3,7 +3,8 @@
 A page on one local port (a Vite app on :3000) can then call a service on another (a Flask
 API on :5001, reached as :5002) with cookies, without the service knowing about CORS. The
 supervisor starts and stops a proxy with its service and reconfigures it on reload; the
-relay itself lives in `http_relay`, the header rules in `proxy_headers`.
+relay lives in `http_relay` (client side) and `proxy_upstream` (service side), the header
+rules in `proxy_headers`.
 
 Lives in the supervisor's gevent hub, which is not monkey-patched: the listener must be a
 `gevent.socket` (a stdlib one never calls the handler).
