@@ -25,9 +25,9 @@ class Proxies:
         svc = service.config
         if not (svc.cors_proxy and svc.cors_proxy_port and svc.port):
             return
-        proxy = CorsProxy(service.name, svc.cors_proxy_port, svc.port,
-                          svc.cors_allow_origins, self._hostnames)
         try:
+            proxy = CorsProxy(service.name, svc.cors_proxy_port, svc.port,
+                              svc.cors_allow_origins, self._hostnames)
             proxy.start()
         except PromenadeError as exc:
             self._emit(f"{service.name}: CORS proxy not started: {exc}", "error")
