@@ -173,7 +173,13 @@ def batches_from_lines(lines: Iterable[dict[str, Any]]) -> list[Item]:
 
 
 class Subscription:
-    """One WebSocket client's bounded queue and filters."""
+    """One WebSocket client's bounded queue and filters.
+
+    When the queue holds more than `max_lines` lines, the OLDEST queued lines are
+    dropped and one `gap` marker takes their place at the front: a client that fell
+    behind skips ahead, and the end of a burst (often the line that explains it) is
+    never the part that is lost. State and config events are never dropped.
+    """
 
     def __init__(
         self,
@@ -189,7 +195,6 @@ class Subscription:
         self._queued_lines = 0
         self._queued_events = 0
         self._ready = gevent.event.Event()
-        self._dropping = False
         self._dropped = 0
         self._drop_from: int | None = None
         self._drop_to: int | None = None
@@ -201,11 +206,7 @@ class Subscription:
         if item.kind == "logs":
             if self.services is not None and item.service not in self.services:
                 return
-            n = item.lines
-            if self._dropping or self._queued_lines + n > self.max_lines:
-                self._drop(item)
-                return
-            self._queued_lines += n
+            self._queued_lines += item.lines
         elif item.kind != "gap" and not self.events:
             return
         else:
@@ -214,14 +215,24 @@ class Subscription:
                 self.close()  # a client that reads nothing at all: let it reconnect
                 return
         self._queue.append(item)
+        if self._queued_lines > self.max_lines:
+            self._shed()
         self._ready.set()
 
-    def _drop(self, item: Item) -> None:
-        self._dropping = True
-        self._dropped += item.lines
-        if self._drop_from is None:
-            self._drop_from = item.first_seq
-        self._drop_to = item.seq
+    def _shed(self) -> None:
+        """Drop the oldest log lines until the queue fits again."""
+        kept: list[Item] = []
+        while self._queued_lines > self.max_lines and self._queue:
+            old = self._queue.popleft()
+            if old.kind != "logs":
+                kept.append(old)
+                continue
+            self._queued_lines -= old.lines
+            self._dropped += old.lines
+            if self._drop_from is None:
+                self._drop_from = old.first_seq
+            self._drop_to = old.seq
+        self._queue.extendleft(reversed(kept))
 
     def take(self, timeout: float, max_lines: int = 5_000) -> list[Item]:
         """Queued items (up to about `max_lines` lines), waiting up to `timeout`."""
@@ -229,6 +240,11 @@ class Subscription:
             self._ready.clear()
             self._ready.wait(timeout)
         out: list[Item] = []
+        if self._dropped:
+            # Everything dropped is older than everything still queued.
+            out.append(gap_item("slow_client", self._dropped, self._drop_from, self._drop_to))
+            self._dropped = 0
+            self._drop_from = self._drop_to = None
         lines = 0
         while self._queue and lines < max_lines:
             item = self._queue.popleft()
@@ -238,11 +254,6 @@ class Subscription:
             else:
                 self._queued_events -= 1
             out.append(item)
-        if not self._queue and self._dropping:
-            # Everything queued before the loss is out: mark the hole, resume live.
-            out.append(gap_item("slow_client", self._dropped, self._drop_from, self._drop_to))
-            self._dropping, self._dropped = False, 0
-            self._drop_from = self._drop_to = None
         return out
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ then the replay is fetched, then queued lines up to the replay's seq are dropped
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from wsproto.events import TextMessage
 
+from promenade_core.client import BusError
 from promenade_web.api import BadParameter, bool_arg, int_arg
 from promenade_web.errors import error_response
 from promenade_web.hub import Hub, Item, Subscription, batches_from_lines, event_item
@@ -96,6 +98,11 @@ def logs_stream(ws: Any) -> None:
         _pump(ws, sub, cut, options)
     except (ConnectionClosed, OSError, gevent.Timeout):
         pass
+    except BusError as exc:
+        # The manager failed the status or replay request: say so, then close (1011).
+        with contextlib.suppress(ConnectionClosed, OSError, gevent.Timeout):
+            _send_text(ws, _error_text(exc))
+            ws.close(reason=1011, message=exc.code)
     finally:
         hub.unsubscribe(sub)
         with contextlib.suppress(ConnectionClosed, OSError):
@@ -105,6 +112,10 @@ def logs_stream(ws: Any) -> None:
         if raw is not None:
             with contextlib.suppress(OSError):
                 raw.shutdown(socket.SHUT_RDWR)
+
+
+def _error_text(exc: BusError) -> str:
+    return json.dumps({"type": "error", "code": exc.code, "message": exc.message})
 
 
 def _raw_socket(environ: dict[str, Any]) -> socket.socket | None:

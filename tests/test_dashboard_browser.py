@@ -190,6 +190,27 @@ def test_filter_by_service_and_by_text_with_highlighting(page: Any) -> None:
                            ".map(e => e.textContent)).size > 1")
 
 
+def test_scrolling_up_pauses_auto_scroll_until_the_user_comes_back(page: Any) -> None:
+    page.wait_for_function(
+        "() => { const v = document.getElementById('log-view');"
+        " return v.scrollHeight > v.clientHeight + 200; }", timeout=30000)
+    box = page.locator("#log-view").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)
+    page.wait_for_function("() => !document.getElementById('autoscroll').checked")
+    top = page.evaluate("() => document.getElementById('log-view').scrollTop")
+    jump = page.locator("#jump-latest")
+    jump.wait_for(state="visible")  # new lines arrived and were held back
+    assert "new line" in (jump.text_content() or "")
+    assert page.evaluate("() => document.getElementById('log-view').scrollTop") == top
+    jump.click()
+    page.wait_for_function(
+        "() => { const v = document.getElementById('log-view');"
+        " return document.getElementById('autoscroll').checked"
+        " && v.scrollHeight - v.scrollTop - v.clientHeight < 30; }")
+    assert jump.is_hidden()
+
+
 def test_a_coloured_line_is_rendered_in_colour(page: Any) -> None:
     red = page.locator(".line .msg .ansi-fg-1", has_text="RED ALERT")
     red.wait_for()

@@ -337,10 +337,10 @@ def test_restart_all_restarts_every_running_service(dash: Dashboard) -> None:
     assert reply.status == 200, reply.raw
     assert set(reply.body["services"]) == {"api", "printer", "toggler", "crasher"}
 
-    def all_new() -> dict[str, Any]:
+    def all_new() -> dict[str, Any] | None:
         now = {n: dash.service(n) for n in before}
         ok = all(s["status"] == "running" and s["pid"] != before[n] for n, s in now.items())
-        return ok and now
+        return now if ok else None
 
     wait_for(all_new, 20, "every service to run with a new pid")
 
@@ -425,11 +425,12 @@ def test_web_process_exits_when_the_supervisor_is_killed(tmp_path: Path) -> None
     d = start_dashboard(tmp_path, "services:\n  a:\n    command: sleep 60\n", port=port,
                         args=("--port", str(port)))
     try:
-        assert d.manager.proc is not None
-        web = wait_for(lambda: [p for p in _children(d.manager.proc.pid) if _is_web(p)], 10,
+        manager = d.manager.proc
+        assert manager is not None
+        web = wait_for(lambda: [p for p in _children(manager.pid) if _is_web(p)], 10,
                        "the web process among the manager's children")[0]
-        d.manager.proc.send_signal(signal.SIGKILL)
-        d.manager.proc.wait(5)
+        manager.send_signal(signal.SIGKILL)
+        manager.wait(5)
         wait_for(lambda: not _alive(web), 10, f"web process {web} to exit")
     finally:
         d.manager.cleanup()
@@ -440,16 +441,22 @@ def test_web_process_restarted_by_the_supervisor_after_a_crash(tmp_path: Path) -
     d = start_dashboard(tmp_path, "services:\n  a:\n    command: sleep 60\n", port=port,
                         args=("--port", str(port)))
     try:
-        assert d.manager.proc is not None
-        web = wait_for(lambda: [p for p in _children(d.manager.proc.pid) if _is_web(p)], 10,
+        manager = d.manager.proc
+        assert manager is not None
+        web = wait_for(lambda: [p for p in _children(manager.pid) if _is_web(p)], 10,
                        "the web process")[0]
         os.kill(web, signal.SIGKILL)
-        wait_for(lambda: [p for p in _children(d.manager.proc.pid)
+        wait_for(lambda: [p for p in _children(manager.pid)
                           if _is_web(p) and p != web and _alive(p)], 15, "a new web process")
         wait_for(lambda: d.get("/api/status", timeout=2).status == 200, 15,
                  "the new web process to answer")
     finally:
         d.manager.cleanup()
+
+
+def _accepts(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), 1):
+        return True
 
 
 def test_sigterm_stops_the_web_process_promptly(tmp_path: Path) -> None:
@@ -461,8 +468,7 @@ def test_sigterm_stops_the_web_process_promptly(tmp_path: Path) -> None:
         assert info is not None
         own = free_port()
         proc = web_process(info.control, info.events, own)
-        wait_for(lambda: socket.create_connection(("127.0.0.1", own), 1).close() or True, 15,
-                 "our web process to listen")
+        wait_for(lambda: _accepts(own), 15, "our web process to listen")
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)

@@ -3,6 +3,7 @@ events, many clients, prompt close, and a slow client that must not stall anyone
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simple_websocket import Client
+from simple_websocket import Client, ConnectionClosed
 
 from tests.support import free_port, wait_for, write_script
 from tests.test_web_api import Dashboard, start_dashboard, ws_handshake
@@ -153,6 +154,15 @@ def test_bad_parameters_are_refused_before_the_upgrade(dash: Dashboard) -> None:
     status, sock = ws_handshake(dash.port, {}, path="/api/logs/stream?since=abc")
     sock.close()
     assert status == 400
+
+
+def test_a_replay_the_manager_refuses_ends_with_an_error_message(dash: Dashboard) -> None:
+    ws = connect(dash, "?services=nope&tail=5")
+    msg = receive_json(ws)
+    with contextlib.suppress(ConnectionClosed):  # the server closed first (1011)
+        ws.close()
+    assert msg["type"] == "error" and msg["code"] == "unknown_service"
+    assert "'nope'" in msg["message"]
 
 
 def frames(ws: Client, timeout: float = 10) -> Iterator[dict[str, Any]]:
@@ -349,3 +359,28 @@ def test_a_slow_client_gets_a_gap_marker_and_stalls_nobody(dash: Dashboard) -> N
     assert gap is not None and gap["reason"] == "slow_client" and gap["dropped"] > 0, gap
     assert gap["from_seq"] <= gap["to_seq"]
     assert all(line.startswith(("after", "flood")) for line in after_gap), after_gap
+
+
+def test_an_overflowing_queue_drops_the_oldest_lines_behind_one_gap_marker() -> None:
+    """Pure queue policy: the newest lines and every state event survive."""
+    from promenade_web.hub import Subscription, event_item, log_item
+
+    sub = Subscription(services=None, events=True, max_lines=100)
+    seq = 0
+    for batch in range(30):
+        lines = [f"line {seq + i}" for i in range(10)]
+        sub.offer(log_item({"seq": seq + 9, "first_seq": seq, "service": "a",
+                            "stream": "stdout", "timestamp": "t", "lines": lines}))
+        seq += 10
+        if batch == 3:
+            sub.offer(event_item("state", {"seq": seq, "service": "a", "status": {}}))
+            seq += 1
+    out = sub.take(timeout=0)
+    assert out[0].kind == "gap"
+    assert out[0].message["dropped"] == 200 and out[0].message["reason"] == "slow_client"
+    assert [i.kind for i in out[1:]].count("state") == 1
+    logs = [i for i in out if i.kind == "logs"]
+    assert sum(i.lines for i in logs) == 100
+    assert logs[-1].seq == seq - 1, "the newest line must survive"
+    assert out[0].message["to_seq"] < logs[0].first_seq
+    assert sub.take(timeout=0) == []

@@ -289,10 +289,11 @@ def run(lines: int, keep: bool) -> dict[str, Any]:
         cpu_before, rss_peak = cpu_seconds(web), rss_bytes(web)
         flood_start = time.monotonic()
         (folder / "flood.go").write_text("go")
-        assert drain.stdout is not None
+        drain_out = drain.stdout
+        assert drain_out is not None
         drained: dict[str, Any] = {}
         reader = threading.Thread(
-            target=lambda: drained.update(json.loads(drain.stdout.readline() or "{}")),
+            target=lambda: drained.update(json.loads(drain_out.readline() or "{}")),
             daemon=True)
         reader.start()
         while reader.is_alive() and time.monotonic() - flood_start < 300:
