@@ -1,8 +1,8 @@
 """One SUB socket on the manager's events, fanned out to every WebSocket client.
 
 The hub greenlet never waits for a browser: each client has a bounded queue, and a
-client whose queue is full loses lines (counted) until it has drained what it had,
-then gets one `gap` marker and continues from live. A slow tab therefore costs
+client whose queue is full loses its oldest queued lines (counted), replaced by one
+`gap` marker, and goes on with the newest. A slow tab therefore costs
 bounded memory and never delays the feed, the REST API or the other clients.
 Serialisation is lazy and shared: the first client that sends an event encodes it, the
 others reuse the text.

@@ -12,8 +12,10 @@ Query parameters:
 
 Without `batch`, each frame is one SPEC.md message
 `{"type": "log", "timestamp", "service", "stream", "line", "seq"}`. A client too slow
-for the feed gets `{"type": "gap", "reason": "slow_client", "dropped", "from_seq",
-"to_seq"}` and continues from live.
+for the feed loses its oldest queued lines and gets `{"type": "gap", "reason":
+"slow_client", "dropped", "from_seq", "to_seq"}` in their place, then the newest lines;
+`"reason": "bus"` marks lines the web process itself missed. A replay the manager
+refuses (e.g. an unknown service) ends with `{"type": "error", "code", "message"}`.
 
 The join is the Clone pattern: the client's queue is registered with the hub first,
 then the replay is fetched, then queued lines up to the replay's seq are dropped.
