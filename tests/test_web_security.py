@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, wait_for
 from tests.test_web_api import Dashboard, start_dashboard, ws_handshake
 
 PY = sys.executable
@@ -43,6 +43,8 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             hostname: myapp.test
     """, port=port)
     d.wait_status("api", "running")
+    wait_for(lambda: b"secret log line" in d.get("/api/services/api/logs").raw, 15,
+             "api's first line in its log buffer")
     yield d
     d.manager.cleanup()
 
