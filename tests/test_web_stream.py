@@ -71,6 +71,8 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             command: {PY} flood.py {FLOOD_LINES}
     """, port=port)
     d.wait_status("ticker", "running")
+    for name in ("ticker", "other"):
+        wait_for(lambda n=name: rest_lines(d, n), 15, f"{name}'s first lines")
     yield d
     d.manager.cleanup()
 
