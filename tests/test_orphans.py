@@ -76,3 +76,45 @@ def test_leftover_from_a_crash_is_named_and_stopped_at_next_start(manager, tmp_p
     again.wait_output("left over from an earlier run of this config; stopping it")
     wait_for(lambda: {p for p, _, _ in live_marked(m.instance)}.isdisjoint(
         {p for p, _, _ in survivors}), what="the survivors to be gone")
+
+
+def _children_running(parent: int, needle: bytes) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and fields[0] != b"Z" and needle in cmd:
+            found.append(int(name))
+    return found
+
+
+def test_sigkill_of_the_manager_takes_the_dashboard_too(manager) -> None:
+    from tests.support import free_port
+
+    m = manager("""
+        manager: {hosts_management: disabled}
+        services:
+          s: {command: "sleep 1000"}
+    """, args=("--port", str(free_port())))
+    web = wait_for(lambda: _children_running(m.proc.pid, b"promenade_web"),
+                   what="the dashboard process")
+    m.signal(signal.SIGKILL)
+
+    def web_alive() -> bool:
+        for pid in web:
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    if f.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                        return True
+            except OSError:
+                continue
+        return False
+
+    wait_for(lambda: not web_alive(), timeout=2.0, what="the dashboard to exit")
