@@ -107,6 +107,7 @@ def start_dashboard(folder: Path, config: str, port: int | None = None,
 
     try:
         wait_for(answers, 20, f"the dashboard on port {port}")
+        wait_for(m.info, 10, "manager.json")  # written once the dashboard is up
     except BaseException:
         m.cleanup()
         raise
