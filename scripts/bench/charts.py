@@ -72,19 +72,35 @@ def _panel(ax: Any, raw: dict, names: list[str], scenario: str, key: str, label:
     for i, (name, med) in enumerate(zip(shown, medians, strict=True)):
         colour = (PROMENADE_COLOUR if name.startswith("promenade")
                   else BASELINE_COLOUR if name in BASELINES else PEER_COLOUR)
+        runs = raw[scenario][name]
         if med is None:
+            why = "timeout" if any(r.get("timed_out") for r in runs) else "n/a"
             ax.bar(i, top * 1.1, color="white", edgecolor=colour, hatch="//")
-            ax.text(i, top * 1.1, "n/a", ha="center", va="bottom", fontsize=7)
+            ax.text(i, top * 1.1, why, ha="center", va="bottom", fontsize=7)
             continue
-        ax.bar(i, med, color=colour)
+        lost = scenario in ("flood", "integrity") and _median_missing(runs)
+        ax.bar(i, med, color=colour, hatch="xx" if lost else None, edgecolor="white")
         ax.plot([i] * len(v := _values(raw, scenario, key, name)), v, "_", color="black",
                 markersize=10)
-        ax.text(i, med, f"{med:.3g}", ha="center", va="bottom", fontsize=7)
+        text = f"{med:,.0f}" if med >= 1000 else f"{med:.3g}"
+        ax.text(i, med, text + (" †" if lost else ""), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(shown)), shown, rotation=35, ha="right", fontsize=8)
     ax.set_title(label, fontsize=9)
     if log and top > 0 and all(m is None or m > 0 for m in medians):
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     return True
+
+
+def _median_missing(runs: list[dict[str, Any]]) -> bool:
+    import statistics
+
+    values = [r["missing"] for r in runs if isinstance(r.get("missing"), int)]
+    return bool(values) and statistics.median(values) > 0
 
 
 def draw(out: Path, raw: dict[str, Any], names: list[str]) -> list[Path]:
@@ -102,7 +118,8 @@ def draw(out: Path, raw: dict[str, Any], names: list[str]) -> list[Path]:
     for ax, (scenario, key, label, log) in zip(axes.flat, SUMMARY, strict=True):
         if not _panel(ax, raw, names, scenario, key, label, log):
             ax.set_visible(False)
-    fig.suptitle("Promenade and its peers (medians; lower is better)", fontsize=11)
+    fig.suptitle("Promenade and its peers (medians, marks = rounds; lower is better; "
+                 "† hatched = lost lines)", fontsize=11)
     fig.tight_layout()
     fig.savefig(summary, dpi=110)
     plt.close(fig)

@@ -151,7 +151,7 @@ def _ws_lines(payload: Any) -> list[str]:
     """Lines of one WebSocket message, whether it holds one line or a batch."""
     if isinstance(payload, list):
         return [line for item in payload for line in _ws_lines(item)]
-    if not isinstance(payload, dict) or payload.get("type", "log") != "log":
+    if not isinstance(payload, dict) or payload.get("type", "log") not in ("log", "logs"):
         return []
     if "lines" in payload:
         return [str(line) for line in payload["lines"]]

@@ -69,6 +69,8 @@ METRICS = [
            target=0, ratio=False),
     Metric("observed", "ws.quiet_missing", "Quiet lines lost to the flood (WebSocket)",
            "{:.0f}", target=0, ratio=False),
+    Metric("latency", "stdout.quiet_broken", "Quiet lines broken mid-line (output)", "{:.0f}",
+           target=0, ratio=False),
     Metric("latency", "flood_lines_per_s", "Flood lines/s out during the latency run",
            "{:,.0f}", lower=False),
     Metric("spawn", "spawn_s", "{services} services: launch → all spawned (s)"),
@@ -117,7 +119,7 @@ def median(runs: list[dict[str, Any]], key: str) -> float | None:
 
 
 def _why_empty(runs: list[dict[str, Any]], metric: Metric) -> str:
-    if not runs:
+    if not runs or not any(metric.key in flatten(r) or "error" in r for r in runs):
         return "—"
     if any("error" in r for r in runs):
         return "error"
@@ -166,13 +168,24 @@ def _target(metric: Metric, value: float | None) -> str:
     return f"{sign} {metric.fmt.format(metric.target)} {'✅' if met else '❌'}"
 
 
+HEADLINE = {
+    ("flood", "wall_s"), ("flood", "first_to_last_s"), ("flood", "cpu_s"), ("flood", "missing"),
+    ("integrity", "broken"), ("latency", "stdout.p99_ms"), ("observed", "bus.p99_ms"),
+    ("observed", "ws.p99_ms"), ("http", "http_ready_s"), ("idle", "cpu_pct"),
+    ("idle", "pss_mb"), ("stop", "stop_s"), ("orphans", "kill_survivors"),
+    ("memory", "growth_mb"),
+}
+
+
 def table(raw: dict, names: list[str], peers: list[str], sizes: dict[str, Any],
-          targets: bool) -> str:
+          targets: bool, only: set[tuple[str, str]] | None = None) -> str:
     """The markdown table; targets are judged only at the full sizes they are set for."""
     header = ["Metric", *[f"**{n}**" if n == PROMENADE else n for n in names],
               "Promenade / best peer"] + (["Target (Promenade)"] if targets else [])
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for metric in METRICS:
+        if only is not None and (metric.scenario, metric.key) not in only:
+            continue
         if not any(raw.get(metric.scenario, {}).get(n) for n in names):
             continue
         cells = [cell(raw, metric, n) for n in names]
@@ -240,6 +253,8 @@ def write(out: Path, raw: dict, names: list[str], env: dict[str, Any], charts: b
             LEGEND, ""]
     if problems:
         body += ["## Errors", "", *[f"- {p}" for p in problems], ""]
+    headline = table(raw, names, peers, env["sizes"], targets, HEADLINE)
+    (out / "headline.md").write_text(headline + "\n\n" + LEGEND + "\n")
     made = charting.draw(out, raw, names) if charts else []
     body += [f"![{p.stem}]({p.name})" for p in made]
     (out / "results.md").write_text("\n".join(body) + "\n")

@@ -121,13 +121,15 @@ def flood(ctx: Context, manager: Manager, lines: int, tags: list[str],
                     "lines_out": lines if finished else None, "timed_out": not finished}
         got = _read_flood(run, [b"@@" + t.encode() for t in tags], per * len(tags), done,
                           timeout)
-        run.stop()
+        if not got["timed_out"]:  # a cut-off manager is killed: its stop is not measured
+            run.stop()
         cpu = run.cpu_s(service_cpu(done))
     first, last = got["first"], got["last"]
+    cut = got["timed_out"]
     result: dict[str, Any] = {
-        "wall_s": None if got["timed_out"] or last is None else last - run.t0,
+        "wall_s": None if cut or last is None else last - run.t0,
         "first_s": None if first is None else first - run.t0,
-        "first_to_last_s": None if first is None or last is None else last - first,
+        "first_to_last_s": None if cut or first is None or last is None else last - first,
         "lines_out": got["seen"],
         "cpu_s": None if got["timed_out"] else cpu,  # a cut-off run's CPU is partial
         "timed_out": got["timed_out"],
@@ -135,4 +137,6 @@ def flood(ctx: Context, manager: Manager, lines: int, tags: list[str],
     if got["timed_out"] and first is not None and last is not None and last > first:
         result["lines_per_s"] = got["seen"] / (last - first)
     result.update(integrity(got["data"], tags, per, manager.stamp))
+    if cut:
+        result["missing"] = None  # not lost: never written before the cut-off
     return result

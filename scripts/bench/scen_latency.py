@@ -38,6 +38,7 @@ class StdoutCollector(threading.Thread):
         self.chunks = Chunks(fd)
         self.quiet: list[list[int]] = []
         self.flood_lines = 0
+        self.broken = 0
         self.halt = threading.Event()
 
     def run(self) -> None:
@@ -49,9 +50,22 @@ class StdoutCollector(threading.Thread):
             self.flood_lines += data.count(b"@@F")
             at = data.find(b"@@Q")
             while at >= 0:
-                end = data.index(b":", at + 12)
-                self.quiet.append([int(data[at + 3 : at + 11]), int(data[at + 12 : end]), arrived])
-                at = data.find(b"@@Q", end)
+                sample = quiet_sample(data, at)
+                if sample is None:
+                    self.broken += 1
+                else:
+                    self.quiet.append([*sample, arrived])
+                at = data.find(b"@@Q", at + 3)
+
+
+def quiet_sample(data: bytes, at: int) -> tuple[int, int] | None:
+    """(seq, written ns) of the quiet line at `at`, or None when a manager cut it."""
+    seq, colon = data[at + 3 : at + 11], data[at + 11 : at + 12]
+    end = data.find(b":", at + 12, at + 40)
+    stamp = data[at + 12 : end] if end > 0 else b""
+    if colon != b":" or not seq.isdigit() or not stamp.isdigit():
+        return None
+    return int(seq), int(stamp)
 
 
 def delays(samples: list[list[int]], window: tuple[int, int], total: int | None) -> dict:
@@ -118,7 +132,7 @@ def latency(ctx: Context, manager: Manager, seconds: float, rate: int,
     total = int(quiet["lines"])
     flood_s = (window[1] - window[0]) / 1e9
     out: dict[str, Any] = {
-        "stdout": delays(collector.quiet, window, total),
+        "stdout": {**delays(collector.quiet, window, total), "quiet_broken": collector.broken},
         "flood_lines_per_s": collector.flood_lines / flood_s if flood_s else None,
         "flood_written_per_s": int(flood["lines"]) / flood_s if flood_s else None,
     }
