@@ -20,8 +20,8 @@ from promenade_core import protocol
 from promenade_core.logs import Batch
 
 #: Bounded by bytes as much as by count: a log message holds up to one 64 KiB read,
-#: so a stalled subscriber costs at most ~HWM x 64 KiB of memory.
-EVENTS_HWM = 256
+#: so a stalled subscriber costs at most ~HWM x 64 KiB (about 6 MB) of memory.
+EVENTS_HWM = 100
 #: Requests larger than this never reach the handler; libzmq drops the peer.
 MAX_WIRE_BYTES = 1024 * 1024
 

@@ -114,11 +114,15 @@ class Manager:
         self.control = ControlServer(self.context, self.endpoints["control"],
                                      Commands(self).table())
         try:
-            self._start_web(config)
+            self._prepare_web(config)
             self._announce()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 gevent.signal_handler(sig, self._on_signal, sig)
             self.supervisor.start_all()
+            if self.web:
+                # After the services: they need not wait for Flask to import.
+                url = self.web.url
+                self.web.launch(lambda: self.printer.message(f"dashboard {url}"))
             self.reloader.start()
             self._stop.wait()
         finally:
@@ -132,13 +136,14 @@ class Manager:
         """Managed hostnames count as local origins for the CORS proxies."""
         return [s.hostname for s in self.supervisor.config.services.values() if s.hostname]
 
-    def _start_web(self, config: Config) -> None:
+    def _prepare_web(self, config: Config) -> None:
+        """A taken dashboard port is an error before anything starts."""
         if self.no_ui:
             return
         port = self.port_override or config.manager.port
         self.web = WebProcess(config.manager.host, port, self.endpoints,
                               self.supervisor.emit, self._track)
-        self.web.start()
+        self.web.check_port()
 
     def _announce(self) -> None:
         runtime.write_manager_json(self.folder, {
@@ -151,8 +156,6 @@ class Manager:
             "started_at": iso_timestamp(self.started_at),
         })
         self.printer.message(f"config {self.config_path}")
-        if self.web:
-            self.printer.message(f"dashboard {self.web.url}")
         self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid})
 
     # -- shutdown -------------------------------------------------------------------

@@ -63,15 +63,26 @@ class WebProcess:
                 gevent.sleep(0.02)
         raise PromenadeError(f"the dashboard did not open {self.url} within {READY_TIMEOUT:g} s")
 
-    def start(self) -> None:
-        """Launch and wait until the dashboard accepts connections."""
+    def check_port(self) -> None:
         if ports.port_in_use(self.port):
             raise PromenadeError(
                 f"dashboard {ports.describe_port_in_use(self.port)}; "
                 "choose another with --port or manager.port")
+
+    def launch(self, ready: Callable[[], None]) -> None:
+        """Spawn now; a greenlet waits until it accepts, calls `ready`, then watches it."""
         self._proc = self._spawn()
-        self._wait_ready(self._proc)
-        self._watcher = gevent.spawn(self._watch)
+        self._watcher = gevent.spawn(self._first_start, ready)
+
+    def _first_start(self, ready: Callable[[], None]) -> None:
+        assert self._proc is not None
+        try:
+            self._wait_ready(self._proc)
+        except PromenadeError as exc:
+            self._emit(str(exc), "error")
+        else:
+            ready()
+        self._watch()
 
     def _watch(self) -> None:
         attempt = 0
