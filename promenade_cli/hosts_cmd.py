@@ -8,11 +8,14 @@ carry no `# promenade:` marker on purpose, since hostsd treats marked lines as i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from promenade_cli.main import ExitCode, config_option, reports_errors, resolve
-from promenade_core.config import Config, load_config
-from promenade_core.hosts import host_lines, hostsd_request
+
+if TYPE_CHECKING:
+    from promenade_core.config import Config
 
 
 def _named(config: Config) -> list[tuple[str, str]]:
@@ -21,6 +24,8 @@ def _named(config: Config) -> list[tuple[str, str]]:
 
 
 def _load(config: str | None) -> tuple[Config, list[tuple[str, str]]]:
+    from promenade_core.config import load_config
+
     path = resolve(config)
     loaded = load_config(path)
     named = _named(loaded)
@@ -39,6 +44,8 @@ def hosts() -> None:
 @reports_errors
 def show(config: str | None) -> ExitCode:
     """Print the /etc/hosts lines for the config's hostnames."""
+    from promenade_core.hosts import host_lines
+
     _loaded, named = _load(config)
     for _service, hostname in named:
         for line in host_lines(hostname):
@@ -51,6 +58,8 @@ def show(config: str | None) -> ExitCode:
 @reports_errors
 def add(config: str | None) -> ExitCode:
     """Map every hostname of the config until `promenade hosts remove`."""
+    from promenade_core.hosts import hostsd_request
+
     loaded, named = _load(config)
     socket_path = loaded.manager.hostsd_socket
     failed = 0
@@ -70,6 +79,8 @@ def add(config: str | None) -> ExitCode:
 @reports_errors
 def remove(config: str | None) -> ExitCode:
     """Remove the hostnames that `promenade hosts add` mapped for this config."""
+    from promenade_core.hosts import hostsd_request
+
     loaded, named = _load(config)
     socket_path = loaded.manager.hostsd_socket
     listed = hostsd_request(socket_path, {"op": "list"}).get("entries") or []
