@@ -191,6 +191,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--flood-timeout", type=float, help="seconds before a flood is cut off")
     parser.add_argument("--out", type=Path, help="results folder (default scripts/bench/results)")
     parser.add_argument("--no-charts", action="store_true")
+    parser.add_argument("--report", type=Path, metavar="RAW_JSON",
+                        help="only rebuild the table and charts from a raw.json")
     parser.add_argument("--promenade", default="", help="command that runs promenade")
     parser.add_argument("--observer-python", default="",
                         help="Python with promenade_core, pyzmq and wsproto (the project venv)")
@@ -210,9 +212,22 @@ def _exit_on_term(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def rebuild(raw_json: Path, out: Path | None, charts: bool) -> int:
+    """Table and charts again from a saved run (after a change to the report)."""
+    saved = json.loads(raw_json.read_text())
+    env, raw = saved["environment"], saved["results"]
+    names = list(dict.fromkeys(n for by_name in raw.values() for n in by_name))
+    names.sort(key=lambda n: DEFAULT_MANAGERS.index(n) if n in DEFAULT_MANAGERS else 99)
+    targets = env["sizes"] == vars(FULL)
+    print(report.write(out or raw_json.parent, raw, names, env, charts, targets))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _exit_on_term)
     args = parse(argv)
+    if args.report:
+        return rebuild(args.report, args.out, not args.no_charts)
     sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     sizes = Sizes(**{**vars(sizes),
                      **({"lines": args.lines} if args.lines else {}),

@@ -55,8 +55,8 @@ METRICS = [
            target=0, ratio=False),
     Metric("latency", "stdout.p50_ms", "Line → manager output, p50 (ms), {rate:,} lines/s + flood"),
     Metric("latency", "stdout.p99_ms", "Line → manager output, p99 (ms)"),
-    Metric("observed", "stdout.p99_ms", "… the same with a bus subscriber and a WebSocket "
-           "client attached", ratio=False),
+    Metric("observed", "stdout.p99_ms", "Line → manager output, p99 (ms), with a bus "
+           "subscriber and a WebSocket client attached", ratio=False),
     Metric("observed", "bus.p50_ms", "Line → bus subscriber, p50 (ms)", ratio=False),
     Metric("observed", "bus.p99_ms", "Line → bus subscriber, p99 (ms)", target=4.0,
            ratio=False),
@@ -87,9 +87,9 @@ METRICS = [
            ratio=False),
     Metric("stop-stubborn", "left_behind", "TERM-ignoring processes left behind", "{:.0f}",
            target=0, ratio=False),
-    Metric("orphans", "stop_survivors", "Orphans of `sh -c 'sleep & sleep & wait'` after stop",
+    Metric("orphans", "stop_survivors", "Orphans of `sh -c 'sleep & sleep & wait'` after a stop",
            "{:.0f}", target=0, ratio=False),
-    Metric("orphans", "kill_survivors", "… 2.5 s after SIGKILL of the manager", "{:.0f}",
+    Metric("orphans", "kill_survivors", "Orphans 2.5 s after SIGKILL of the manager", "{:.0f}",
            target=0, ratio=False),
     Metric("bus", "bus_lines_per_s", "Flood of {lines:,} lines: lines/s to a bus subscriber",
            "{:,.0f}", lower=False, ratio=False),
@@ -146,7 +146,8 @@ def cell(raw: dict[str, dict[str, list[dict[str, Any]]]], metric: Metric, name: 
     value = median(runs, metric.key)
     if value is None:
         return _why_empty(runs, metric)
-    return metric.fmt.format(value) + (" †" if lossy(raw, metric, name) else "")
+    text = f"{value:,.0f}" if abs(value) >= 1000 else metric.fmt.format(value)
+    return text + (" †" if lossy(raw, metric, name) else "")
 
 
 def best_peer(raw: dict, metric: Metric, peers: list[str]) -> tuple[str, float] | None:

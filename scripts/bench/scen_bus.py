@@ -63,7 +63,9 @@ def _pss(run: ManagerRun) -> tuple[float, int]:
     return procs.total_pss_mb(pids), len(pids)
 
 
-def memory_bound(ctx: Context, manager: Manager, seconds: float) -> dict[str, Any]:
+def memory_bound(ctx: Context, manager: Manager, seconds: float,
+                 stalled: bool = True) -> dict[str, Any]:
+    """`stalled=False` runs the same flood with no stalled readers (to tell causes apart)."""
     scratch = ctx.scratch("memory")
     go, done = scratch / "go", scratch / "flood.done"
     services = [Service("flood", ctx.py("flood-for", "F", seconds, done, go))]
@@ -71,7 +73,9 @@ def memory_bound(ctx: Context, manager: Manager, seconds: float) -> dict[str, An
         collector = StdoutCollector(run.fd)
         collector.start()
         watchers = [Observer(ctx, run, "bus-stall", "--config", str(run.launch.config))]
-        if run.launch.web_port:
+        if not stalled:
+            watchers = []
+        elif run.launch.web_port:
             url = f"ws://127.0.0.1:{run.launch.web_port}/api/logs/stream"
             watchers.append(Observer(ctx, run, "ws-stall", "--url", url))
         try:
