@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "scripts" / "bench"
-sys.path.insert(0, str(BENCH))
+sys.path.append(str(BENCH))  # appended: its module names never shadow others
 
 from scen_flood import integrity  # noqa: E402
 from workloads import flood_line  # noqa: E402
