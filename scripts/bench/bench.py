@@ -219,7 +219,9 @@ def rebuild(raw_json: Path, out: Path | None, charts: bool) -> int:
     names = list(dict.fromkeys(n for by_name in raw.values() for n in by_name))
     names.sort(key=lambda n: DEFAULT_MANAGERS.index(n) if n in DEFAULT_MANAGERS else 99)
     targets = env["sizes"] == vars(FULL)
-    print(report.write(out or raw_json.parent, raw, names, env, charts, targets))
+    out = out or raw_json.parent
+    out.mkdir(parents=True, exist_ok=True)
+    print(report.write(out, raw, names, env, charts, targets))
     return 0
 
 
