@@ -30,6 +30,11 @@ from promenade_core.client import BusError
 CLIENT_QUEUE_LINES = 20_000
 #: Non-log events (rare) a client may have queued on top; beyond that it is dropped.
 CLIENT_QUEUE_EVENTS = 5_000
+#: Messages the SUB socket may hold (each up to one 64 KiB read): past that the
+#: manager's PUB drops and the clients get a gap marker, instead of this process growing.
+RCVHWM = 200
+#: Always followed; `log/` only while a client wants lines.
+EVENT_TOPICS = (protocol.STATE_PREFIX, protocol.CONFIG_TOPIC, protocol.MANAGER_TOPIC)
 #: How long the hub handles messages before letting other greenlets run.
 HUB_SLICE_SECONDS = 0.002
 
@@ -276,21 +281,27 @@ class Hub:
         self._socket: zmq.Socket | None = None
         self._subs: set[Subscription] = set()
         self._expected: int | None = None
+        self._logs_on = False
+        self._logs_live = gevent.event.Event()
+        self._sync_waiters: dict[str, gevent.event.Event] = {}
         self.hostnames: dict[str, str] = {}
         self.bus_gaps = 0
 
     # --- joining -----------------------------------------------------------------
 
     def connect(self, timeout: float = 5.0) -> None:
-        """Subscribe to everything and wait until the feed is live (the slow joiner)."""
+        """Subscribe to the events (not the logs: those only while a client wants them)
+        and wait until the feed is live (the slow joiner)."""
         sock = self._context.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, 200_000)
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.setsockopt(zmq.RCVHWM, RCVHWM)
+        for topic in EVENT_TOPICS:
+            sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
         sock.connect(self._endpoint)
         self._socket = sock
         token = os.urandom(6).hex()
         marker = f"{protocol.SYNC_PREFIX}{token}".encode()
+        sock.setsockopt(zmq.SUBSCRIBE, marker)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -300,9 +311,45 @@ class Hub:
             poll_until = time.monotonic() + 0.1
             while time.monotonic() < poll_until:
                 if sock.poll(20, zmq.POLLIN) and sock.recv_multipart()[0] == marker:
+                    sock.setsockopt(zmq.UNSUBSCRIBE, marker)
                     self.refresh_hostnames()
                     return
         raise BusError(protocol.TIMEOUT, f"could not join the events feed within {timeout:g} s")
+
+    def _logs(self, on: bool, timeout: float = 5.0) -> None:
+        """Follow `log/` only while some client wants lines: a flood then costs this
+        process nothing while no dashboard is open.
+
+        Turning it on returns once the subscription is live: a fresh `sync/<token>`
+        subscription made after the `log/` one is answered only after the publisher has
+        taken both, so a replay fetched after this misses nothing.
+        """
+        assert self._socket is not None, "connect() first"
+        if on == self._logs_on:
+            if on:  # another client is turning it on: its join counts for us too
+                self._logs_live.wait(timeout)
+            return
+        self._logs_on = on
+        self._expected = None
+        self._logs_live.clear()
+        if not on:
+            self._socket.setsockopt(zmq.UNSUBSCRIBE, protocol.LOG_PREFIX.encode())
+            return
+        self._socket.setsockopt(zmq.SUBSCRIBE, protocol.LOG_PREFIX.encode())
+        token = os.urandom(6).hex()
+        marker = f"{protocol.SYNC_PREFIX}{token}"
+        joined = self._sync_waiters[token] = gevent.event.Event()
+        self._socket.setsockopt(zmq.SUBSCRIBE, marker.encode())
+        deadline = time.monotonic() + timeout
+        try:
+            while not joined.is_set() and time.monotonic() < deadline:
+                with contextlib.suppress(BusError):
+                    self._request("sync", token=token, timeout=1.0)
+                joined.wait(0.1)
+        finally:
+            self._sync_waiters.pop(token, None)
+            self._socket.setsockopt(zmq.UNSUBSCRIBE, marker.encode())
+            self._logs_live.set()
 
     def refresh_hostnames(self) -> None:
         try:
@@ -320,11 +367,14 @@ class Hub:
     def subscribe(self, services: frozenset[str] | None, events: bool) -> Subscription:
         sub = Subscription(services, events)
         self._subs.add(sub)
+        self._logs(True)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         sub.close()
         self._subs.discard(sub)
+        if not self._subs:
+            self._logs(False)
 
     def close_all(self) -> None:
         for sub in list(self._subs):
@@ -353,6 +403,9 @@ class Hub:
 
     def handle(self, topic: str, body: bytes) -> None:
         if topic.startswith(protocol.SYNC_PREFIX):
+            joined = self._sync_waiters.get(topic[len(protocol.SYNC_PREFIX):])
+            if joined is not None:
+                joined.set()
             return
         if topic.startswith(protocol.LOG_PREFIX):
             if not self._wanted(topic[4:-1]):
@@ -392,6 +445,10 @@ class Hub:
             self.hostnames[name] = hostname
 
     def _check_gap(self, seq: int, first: int) -> None:
+        if not self._logs_on:
+            # without `log/` the seqs of log messages are missing from what we see
+            self._expected = None
+            return
         if self._expected is not None and first > self._expected:
             missed = first - self._expected
             self.bus_gaps += missed
