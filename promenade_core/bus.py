@@ -19,9 +19,12 @@ import zmq.green as zmq
 from promenade_core import protocol
 from promenade_core.logs import Batch
 
-#: Bounded by bytes as much as by count: a log message holds up to one 64 KiB read,
-#: so a stalled subscriber costs at most ~HWM x 64 KiB (about 6 MB) of memory.
-EVENTS_HWM = 100
+#: ZeroMQ bounds a subscriber's queue by message count, so log messages are capped in
+#: size (a big read is published as several messages): a stalled subscriber then costs
+#: at most about HWM x MAX_LOG_MESSAGE (8 MB), while a subscriber briefly behind on
+#: small messages still has 500 of slack.
+EVENTS_HWM = 500
+MAX_LOG_MESSAGE = 16 * 1024
 #: Requests larger than this never reach the handler; libzmq drops the peer.
 MAX_WIRE_BYTES = 1024 * 1024
 
@@ -59,15 +62,23 @@ class Publisher:
         return seq
 
     def publish_batch(self, service: str, batch: Batch) -> None:
-        self._send(protocol.log_topic(service), {
-            "v": protocol.VERSION,
-            "seq": batch.last_seq,
-            "first_seq": batch.first_seq,
-            "service": service,
-            "stream": batch.stream,
-            "timestamp": batch.timestamp,
-            "lines": batch.lines,
-        })
+        topic = protocol.log_topic(service)
+        lines = batch.lines
+        size = sum(map(len, lines))
+        step = len(lines) if size <= MAX_LOG_MESSAGE else max(
+            1, len(lines) * MAX_LOG_MESSAGE // size)
+        for start in range(0, len(lines), step):
+            part = lines[start:start + step] if step < len(lines) else lines
+            first = batch.first_seq + start
+            self._send(topic, {
+                "v": protocol.VERSION,
+                "seq": first + len(part) - 1,
+                "first_seq": first,
+                "service": service,
+                "stream": batch.stream,
+                "timestamp": batch.timestamp,
+                "lines": part,
+            })
 
     def sync(self, token: str) -> None:
         self._send(f"{protocol.SYNC_PREFIX}{token}", {"v": protocol.VERSION, "seq": self.seq})

@@ -7,7 +7,8 @@ strictly increasing).
 
 Topics (subscribe by prefix):
 - `log/<service>/`  {"v", "seq", "first_seq", "service", "stream", "timestamp",
-  "lines": [...]} — the lines of one read of one stream; line i has seq first_seq+i,
+  "lines": [...]} — the lines of one read of one stream (a large read is split into
+  messages of at most 16 KiB that share its timestamp); line i has seq first_seq+i,
   `seq` is the last line's; all share the read's timestamp.
 - `state/<service>/` {"v", "seq", "service", "status": <status object>} — one per
   transition and per health change.

@@ -30,9 +30,10 @@ from promenade_core.client import BusError
 CLIENT_QUEUE_LINES = 20_000
 #: Non-log events (rare) a client may have queued on top; beyond that it is dropped.
 CLIENT_QUEUE_EVENTS = 5_000
-#: Messages the SUB socket may hold (each up to one 64 KiB read): past that the
+#: Messages the SUB socket may hold (log messages are at most 16 KiB: 64 MB at worst,
+#: reached only when this process is starved of CPU during a flood): past that the
 #: manager's PUB drops and the clients get a gap marker, instead of this process growing.
-RCVHWM = 200
+RCVHWM = 4000
 #: Always followed; `log/` only while a client wants lines.
 EVENT_TOPICS = (protocol.STATE_PREFIX, protocol.CONFIG_TOPIC, protocol.MANAGER_TOPIC)
 #: How long the hub handles messages before letting other greenlets run.
