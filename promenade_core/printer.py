@@ -1,19 +1,27 @@
 """The manager's terminal output: every service's lines, prefixed and coloured.
 
-Writes happen on a thread of their own behind a bounded queue, so a slow terminal (or
-a pipe nobody reads) never stalls the supervisor and so never stalls a service. When
-the queue is full, lines are counted instead of shown, and a notice says so; they stay
-in the buffers, the dashboard and `promenade logs`.
+Output goes through a bounded queue drained by a greenlet that writes to a
+non-blocking descriptor of its own (a reopened /proc/self/fd/1, so the terminal's
+shared description stays blocking for the shell). When the queue passes HIGH_WATER the
+services' readers wait for room: every line reaches the terminal intact, and a
+terminal that is too slow slows the services down, as with any program writing to it.
+A terminal that goes away (EPIPE) stops the output, never the manager.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 import sys
-import threading
+import time
 from collections import deque
 from typing import TextIO
+
+import gevent
+import gevent.event
+from gevent.socket import wait_write
 
 from promenade_core.logs import iso_timestamp
 
@@ -21,7 +29,23 @@ ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-
 PALETTE = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
 RESET = "\x1b[0m"
 LEVEL_COLOURS = {"info": "", "warning": "\x1b[33m", "error": "\x1b[1;31m"}
-MAX_PENDING = 8 * 1024 * 1024
+HIGH_WATER = 4 * 1024 * 1024
+LOW_WATER = 1024 * 1024
+
+
+def _output_fd(fd: int) -> tuple[int, bool]:
+    """A descriptor for `fd` that is ours to make non-blocking; (fd, non_blocking).
+
+    A regular file never blocks for long and keeps its own offset, so it is used as it
+    is; where /proc cannot reopen the output (a socket, macOS) writes stay blocking.
+    """
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd, False
+    try:
+        return os.open(f"/proc/self/fd/{fd}",
+                       os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY), True
+    except OSError:
+        return fd, False
 
 
 def wants_colour(stream: TextIO) -> bool:
@@ -73,18 +97,19 @@ class Printer(Formatter):
                  verbose: bool = False) -> None:
         stream = stream or sys.stdout
         super().__init__(wants_colour(stream) if colour is None else colour)
-        self._fd = stream.fileno()
+        stream.flush()
+        self._fd, self._nonblocking = _output_fd(stream.fileno())
         self.verbose = verbose
         self._queue: deque[bytes] = deque()
         self._pending = 0
-        self._dropped = 0
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._write_loop, name="printer", daemon=True)
-        self._thread.start()
+        self._broken = False
+        self._room = gevent.event.Event()
+        self._room.set()
+        self._wake = gevent.event.Event()
+        self._writer = gevent.spawn(self._write_loop)
 
     def lines(self, service: str, stream: str, timestamp: str, lines: list[str]) -> None:
-        self._put(self.block(service, stream, timestamp, lines).encode(), len(lines))
+        self._put(self.block(service, stream, timestamp, lines).encode())
 
     def message(self, text: str, level: str = "info") -> None:
         """A manager event (`api started (pid 123)`)."""
@@ -95,49 +120,57 @@ class Printer(Formatter):
             label = f"\x1b[1m{label}{RESET}"
             text = f"{LEVEL_COLOURS.get(level, '')}{text}{RESET}" if LEVEL_COLOURS.get(level) \
                 else text
-        self._put(f"{iso_timestamp()} {label} {text}\n".encode(), 0, force=True)
+        self._put(f"{iso_timestamp()} {label} {text}\n".encode())
 
-    def _put(self, data: bytes, count: int, force: bool = False) -> None:
-        with self._cond:
-            if self._pending > MAX_PENDING and not force:
-                self._dropped += count
-                return
-            if self._dropped and self._pending < MAX_PENDING // 2:
-                notice = (f"{iso_timestamp()} [promenade] {self._dropped} lines not shown: "
-                          "the terminal was too slow (they are in `promenade logs`)\n")
-                self._queue.append(notice.encode())
-                self._dropped = 0
-            self._queue.append(data)
-            self._pending += len(data)
-            self._cond.notify()
+    def wait_room(self) -> None:
+        """Readers call this before reading more: it returns once the queue has room."""
+        self._room.wait()
+
+    def _put(self, data: bytes) -> None:
+        if self._broken:
+            return
+        self._queue.append(data)
+        self._pending += len(data)
+        self._wake.set()
+        if self._pending > HIGH_WATER:
+            self._room.clear()
 
     def _write_loop(self) -> None:
         while True:
-            with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                chunks = list(self._queue)
+            self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                data = b"".join(self._queue)
                 self._queue.clear()
-            data = b"".join(chunks)
+                self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view):]
-            except OSError:
-                pass  # the terminal went away; the manager keeps running
-            with self._cond:
-                self._pending -= len(data)
-                self._cond.notify_all()
+                written = os.write(self._fd, view)
+            except BlockingIOError:
+                wait_write(self._fd)
+                continue
+            except OSError:  # the terminal went away: drop output, keep running
+                self._broken = True
+                self._queue.clear()
+                self._pending = 0
+                self._room.set()
+                return
+            view = view[written:]
+            self._pending -= written
+            if self._pending < LOW_WATER:
+                self._room.set()
 
     def flush(self, timeout: float = 2.0) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._pending <= 0, timeout)
+        deadline = time.monotonic() + timeout
+        while self._pending > 0 and not self._broken and time.monotonic() < deadline:
+            gevent.sleep(0.01)
 
     def close(self) -> None:
         self.flush()
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout=2.0)
+        self._writer.kill(block=False)
+        if self._nonblocking:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)

@@ -159,3 +159,46 @@ def test_tty_false_gives_pipes(manager, tmp_path: Path) -> None:
     """)
     m.wait_status("t", "stopped")
     wait_for(lambda: m.lines("t") == ["pipe"], what="pipe")
+
+
+@pytest.mark.timeout(60)
+def test_a_slow_terminal_gets_every_line_by_backpressure(tmp_path: Path) -> None:
+    """Regression: the terminal queue used to drop lines ("N lines not shown") when the
+    reader of the manager's output fell behind; now the services wait instead."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.support import PROMENADE, isolated_env
+
+    count = 300_000
+    write_script(tmp_path, "flood.py", f"""
+        import sys
+        for i in range({count}):
+            sys.stdout.write(f"line {{i:07d}} " + "x" * 80 + "\\n")
+        sys.stdout.flush()
+    """)
+    (tmp_path / "promenade.yaml").write_text(
+        f"manager: {{hosts_management: disabled}}\n"
+        f"services:\n  flood: {{command: {PY} flood.py, tty: false, restart_policy: never}}\n")
+    proc = subprocess.Popen([*PROMENADE, "start", "--no-ui", "-c",
+                             str(tmp_path / "promenade.yaml")], stdout=subprocess.PIPE,
+                            env=isolated_env(tmp_path), start_new_session=True)
+    try:
+        time.sleep(2.0)  # read nothing for a while: the pipe and the queue fill up
+        seen = 0
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            if b"[flood] line " in raw:
+                assert raw.endswith(b"x" * 80 + b"\n"), raw[-100:]
+                seen += 1
+            elif b"flood exited with code 0" in raw:
+                break
+            assert b"not shown" not in raw
+        assert seen == count
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(20)
+        if proc.stdout is not None:
+            proc.stdout.close()
