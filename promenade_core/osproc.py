@@ -25,7 +25,7 @@ from gevent import subprocess
 from promenade_core import ports
 from promenade_core.errors import PromenadeError
 
-REAPER = Path(__file__).with_name("reaper.py")
+REAPER = Path(__file__).with_name("reaper.sh")
 ENV_INSTANCE = "PROMENADE_INSTANCE"
 ENV_SERVICE = "PROMENADE_SERVICE"
 #: A terminal size for services on a pty: wide enough that tools do not wrap early.
@@ -130,7 +130,7 @@ def start_reaper() -> tuple[subprocess.Popen, int]:
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, False)
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-S", str(REAPER)],
+        ["/bin/sh", str(REAPER)],
         stdin=read_end,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

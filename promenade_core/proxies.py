@@ -4,12 +4,15 @@ reconfigured in place by a hot reload."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from promenade_core.config import ServiceConfig
-from promenade_core.corsproxy import CorsProxy
 from promenade_core.errors import PromenadeError
 from promenade_core.service import Service
 from promenade_core.states import ALIVE
+
+if TYPE_CHECKING:
+    from promenade_core.corsproxy import CorsProxy
 
 
 class Proxies:
@@ -25,6 +28,9 @@ class Proxies:
         svc = service.config
         if not (svc.cors_proxy and svc.cors_proxy_port and svc.port):
             return
+        # Imported here: h11 and the relay cost memory only in configs that use a proxy.
+        from promenade_core.corsproxy import CorsProxy
+
         try:
             proxy = CorsProxy(service.name, svc.cors_proxy_port, svc.port,
                               svc.cors_allow_origins, self._hostnames)

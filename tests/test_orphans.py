@@ -65,7 +65,7 @@ def test_leftover_from_a_crash_is_named_and_stopped_at_next_start(manager, tmp_p
                 ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        if b"reaper.py" in cmd and ppid == m.proc.pid:
+        if b"reaper.sh" in cmd and ppid == m.proc.pid:
             os.kill(pid, signal.SIGKILL)
     os.killpg(m.proc.pid, signal.SIGKILL)
     m.wait_exit(5)
