@@ -392,7 +392,7 @@ class Hub:
         assert self._socket is not None, "connect() first"
         sock = self._socket
         while True:
-            sock.poll(1000, zmq.POLLIN)
+            sock.poll(None, zmq.POLLIN)  # no timeout: an idle dashboard never wakes up
             slice_end = time.monotonic() + HUB_SLICE_SECONDS
             while time.monotonic() < slice_end:
                 try:

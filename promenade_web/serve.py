@@ -32,7 +32,7 @@ from promenade_web.app import Backend, create_app
 from promenade_web.bus import ControlPool
 from promenade_web.hub import Hub
 
-PING_EVERY_SECONDS = 10.0
+PING_EVERY_SECONDS = 30.0
 PING_TIMEOUT_SECONDS = 5.0
 PING_FAILURES_TO_EXIT = 3
 
