@@ -14,13 +14,16 @@ import os
 import pty
 import signal
 import struct
+import subprocess
 import sys
 import termios
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gevent import subprocess
+import gevent
+import gevent.event
+from gevent import subprocess as green_subprocess
 
 from promenade_core import ports
 from promenade_core.errors import PromenadeError
@@ -34,14 +37,35 @@ PTY_COLUMNS, PTY_ROWS = 160, 50
 
 @dataclass
 class Spawned:
-    popen: subprocess.Popen
+    popen: subprocess.Popen[bytes]
     stdout: int     # read ends, non-blocking
     stderr: int
+    exited: gevent.event.AsyncResult   # the exit code, minus the signal number if killed
     readers: list[Any] = field(default_factory=list)   # the greenlets draining both streams
 
     @property
     def pid(self) -> int:
         return int(self.popen.pid)
+
+    def wait(self) -> int:
+        """Wait (cooperatively) for the exit; the code, or minus the killing signal."""
+        code = int(self.exited.get())
+        self.popen.returncode = code   # reaped by the event loop, not by Popen
+        return code
+
+
+def _watch_exit(pid: int) -> gevent.event.AsyncResult:
+    """An event-loop child watcher for `pid`, started before the loop runs again, so
+    an exit that comes at once is not missed."""
+    result = gevent.event.AsyncResult()
+    watcher = gevent.get_hub().loop.child(pid, False)
+
+    def exited() -> None:
+        watcher.stop()
+        result.set(os.waitstatus_to_exitcode(watcher.rstatus))
+
+    watcher.start(exited)
+    return result
 
 
 def _raw_pty() -> tuple[int, int]:
@@ -76,6 +100,8 @@ class ProcessOps:
         out_r, out_w = _output_pair(tty)
         err_r, err_w = _output_pair(tty)
         try:
+            # The standard library's Popen forks with vfork (about 1 ms); gevent's
+            # copies the whole manager (about 12 ms). Exits are watched by the loop.
             popen = subprocess.Popen(
                 ["/bin/sh", "-c", command],
                 stdin=subprocess.DEVNULL,
@@ -93,9 +119,10 @@ class ProcessOps:
         finally:
             os.close(out_w)
             os.close(err_w)
+        exited = _watch_exit(popen.pid)
         for fd in (out_r, err_r):
             os.set_blocking(fd, False)
-        return Spawned(popen, out_r, err_r)
+        return Spawned(popen, out_r, err_r, exited)
 
     def signal_group(self, pgid: int, sig: int) -> bool:
         """Signal a whole process group; False when it is already gone."""
@@ -125,11 +152,11 @@ def become_subreaper() -> bool:
     return libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
 
 
-def start_reaper() -> tuple[subprocess.Popen, int]:
+def start_reaper() -> tuple[green_subprocess.Popen, int]:
     """Start the reaper; returns it and the write end of its pipe (ours alone)."""
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, False)
-    proc = subprocess.Popen(
+    proc = green_subprocess.Popen(
         ["/bin/sh", str(REAPER)],
         stdin=read_end,
         stdout=subprocess.DEVNULL,

@@ -282,7 +282,7 @@ class Service:
         except PromenadeError as exc:
             return self._fail_to_start(str(exc))
         self._begin(spawned)
-        code = spawned.popen.wait()
+        code = spawned.wait()
         ran_for = time.time() - (self.started_at or time.time())
         self._end(spawned, code)
         return self._after_exit(code, ran_for)
