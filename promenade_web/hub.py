@@ -11,7 +11,6 @@ others reuse the text.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -28,12 +27,14 @@ from promenade_core.client import BusError
 
 #: Lines a client may have queued before it starts losing them.
 CLIENT_QUEUE_LINES = 20_000
+#: Lines the pump takes at a time: its working set (frames built, not yet sent).
+TAKE_LINES = 1_000
 #: Non-log events (rare) a client may have queued on top; beyond that it is dropped.
 CLIENT_QUEUE_EVENTS = 5_000
-#: Messages the SUB socket may hold (log messages are at most 16 KiB: 64 MB at worst,
-#: reached only when this process is starved of CPU during a flood): past that the
-#: manager's PUB drops and the clients get a gap marker, instead of this process growing.
-RCVHWM = 4000
+#: Messages the SUB socket may hold (log messages are at most 16 KiB: 8 MB at worst,
+#: reached when this process is starved of CPU during a flood): past that the manager's
+#: PUB drops and the clients get a gap marker, instead of this process growing.
+RCVHWM = 500
 #: Always followed; `log/` only while a client wants lines.
 EVENT_TOPICS = (protocol.STATE_PREFIX, protocol.CONFIG_TOPIC, protocol.MANAGER_TOPIC)
 #: How long the hub handles messages before letting other greenlets run.
@@ -41,7 +42,7 @@ HUB_SLICE_SECONDS = 0.002
 
 
 def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    return protocol.encode(message).decode()
 
 
 class Item:
@@ -133,7 +134,7 @@ def raw_log_item(body: bytes) -> Item:
     cut = body.find(b'"lines":[')
     if cut > 0:
         try:
-            header = json.loads(body[:cut] + b'"lines":[]}')
+            header = protocol.decode(body[:cut] + b'"lines":[]}')
             return Item("logs", raw=body, service=str(header["service"]),
                         seq=int(header["seq"]), first_seq=int(header["first_seq"]))
         except (ValueError, KeyError, TypeError):
@@ -240,7 +241,7 @@ class Subscription:
             self._drop_to = old.seq
         self._queue.extendleft(reversed(kept))
 
-    def take(self, timeout: float, max_lines: int = 5_000) -> list[Item]:
+    def take(self, timeout: float, max_lines: int = TAKE_LINES) -> list[Item]:
         """Queued items (up to about `max_lines` lines), waiting up to `timeout`."""
         if not self._queue and not self.closed:
             self._ready.clear()
@@ -400,7 +401,7 @@ class Hub:
                 except zmq.Again:
                     break
                 self.handle(topic.decode("utf-8", "replace"), body)
-            gevent.sleep(0.0005)  # not sleep(0): that starves timers and sockets
+            gevent.idle()  # let the rest run; not sleep(0), which starves timers and I/O
 
     def handle(self, topic: str, body: bytes) -> None:
         if topic.startswith(protocol.SYNC_PREFIX):

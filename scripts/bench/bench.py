@@ -38,7 +38,7 @@ from peers import MANAGERS, Manager, Tools, missing_reason  # noqa: E402
 from runner import Context, make_svcbin  # noqa: E402
 
 DEFAULT_MANAGERS = [
-    "promenade", "honcho", "supervisor", "circus", "pm2", "concurrently",
+    "promenade", "promenade-pipes", "honcho", "supervisor", "circus", "pm2", "concurrently",
     "cat>/dev/null", "python-lines",
 ]
 SCENARIOS = ["flood", "integrity", "latency", "observed", "spawn", "http", "idle", "stop",
@@ -69,9 +69,13 @@ APPLIES: dict[str, Callable[[Manager], bool]] = {
     "bus": lambda m: m.name.startswith("promenade"),
     "memory": lambda m: m.name.startswith("promenade"),
 }
+#: `tty: false` changes only how output is read: it takes part where output is measured.
+PIPES_ONLY_IN = {"flood", "integrity", "latency", "observed", "bus"}
 
 
 def applies(scenario: str, manager: Manager) -> bool:
+    if manager.name == "promenade-pipes" and scenario not in PIPES_ONLY_IN:
+        return False
     rule = APPLIES.get(scenario, lambda m: m.kind == "manager")
     return rule(manager)
 

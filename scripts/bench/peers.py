@@ -104,7 +104,10 @@ class Tools:
         return None
 
 
-def _promenade(ui: bool) -> Builder:
+def _promenade(ui: bool, tty: bool = True) -> Builder:
+    """Promenade as configured by default (a pty per stream, so colours survive), or with
+    `tty: false` (plain pipes, as every peer uses)."""
+
     def build(services: Sequence[Service], folder: Path, tools: Tools) -> Launch:
         port = free_port()
         lines = [
@@ -116,6 +119,8 @@ def _promenade(ui: bool) -> Builder:
         for svc in services:
             lines += [f"  {svc.name}:", f"    command: {json.dumps(svc.command)}"]
             lines.append("    restart_policy: never")
+            if not tty:
+                lines.append("    tty: false")
             if svc.port is not None:
                 lines += [f"    port: {svc.port}", "    ready_check: {type: tcp}"]
         config = folder / "promenade.yaml"
@@ -240,6 +245,7 @@ MANAGERS: dict[str, Manager] = {
     for m in (
         Manager("promenade", "manager", _promenade(ui=True), PROMENADE_STAMP),
         Manager("promenade-noui", "manager", _promenade(ui=False), PROMENADE_STAMP),
+        Manager("promenade-pipes", "manager", _promenade(ui=True, tty=False), PROMENADE_STAMP),
         Manager("honcho", "manager", _honcho),
         Manager("supervisor", "manager", _supervisor),
         Manager("circus", "manager", _circus),
