@@ -29,8 +29,8 @@ ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-
 PALETTE = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
 RESET = "\x1b[0m"
 LEVEL_COLOURS = {"info": "", "warning": "\x1b[33m", "error": "\x1b[1;31m"}
-HIGH_WATER = 4 * 1024 * 1024
-LOW_WATER = 1024 * 1024
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
 
 
 def _output_fd(fd: int) -> tuple[int, bool]:
