@@ -31,10 +31,10 @@ CLIENT_QUEUE_LINES = 20_000
 TAKE_LINES = 1_000
 #: Non-log events (rare) a client may have queued on top; beyond that it is dropped.
 CLIENT_QUEUE_EVENTS = 5_000
-#: Messages the SUB socket may hold (log messages are at most 16 KiB: 8 MB at worst,
-#: reached when this process is starved of CPU during a flood): past that the manager's
-#: PUB drops and the clients get a gap marker, instead of this process growing.
-RCVHWM = 500
+#: Messages the SUB socket may hold (log messages are at most 16 KiB: 32 MB at worst,
+#: reached only when this process is starved of CPU during a flood): past that the
+#: manager's PUB drops, the clients get a gap marker and a fresh status document.
+RCVHWM = 2000
 #: Always followed; `log/` only while a client wants lines.
 EVENT_TOPICS = (protocol.STATE_PREFIX, protocol.CONFIG_TOPIC, protocol.MANAGER_TOPIC)
 #: How long the hub handles messages before letting other greenlets run.
@@ -458,8 +458,21 @@ class Hub:
             for sub in list(self._subs):
                 sub.offer(gap)
             gevent.spawn(self._report_gap, missed)
+            gevent.spawn(self._resync)
         if seq:
             self._expected = seq + 1
+
+    def _resync(self) -> None:
+        """After lost messages, state events may be among them: send the event clients
+        a fresh status document so no card stays on a stale state."""
+        try:
+            status = self._request("status")
+        except BusError:
+            return
+        item = event_item("status", {"status": status})
+        for sub in list(self._subs):
+            if sub.events:
+                sub.offer(item)
 
     def _report_gap(self, missed: int) -> None:
         with contextlib.suppress(BusError):

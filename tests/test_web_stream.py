@@ -206,10 +206,17 @@ def test_events_mode_sends_status_state_and_config(dash: Dashboard) -> None:
         good = path.read_text()
         try:
             path.write_text(good + "  extra:\n    command: sleep 600\n")
-            msg = wait_message(ws, lambda m: m["type"] == "config", "a config event")
-            assert msg["event"] in ("changed", "reloaded")
-            wait_message(ws, lambda m: m["type"] == "state" and m["service"] == "extra",
-                         "the new service's state")
+            # The new service's first state events may come before or after the
+            # config event (the start runs in its own greenlet): wait for both.
+            seen: dict[str, dict[str, Any]] = {}
+            for msg in frames(ws, 15):
+                if msg["type"] == "config":
+                    seen["config"] = msg
+                elif msg["type"] == "state" and msg["service"] == "extra":
+                    seen["state"] = msg
+                if len(seen) == 2:
+                    break
+            assert seen["config"]["event"] in ("changed", "reloaded")
         finally:
             path.write_text(good)
         wait_message(ws, lambda m: m["type"] == "config" and m["event"] == "reloaded",
