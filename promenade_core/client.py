@@ -24,6 +24,20 @@ import zmq
 from promenade_core import protocol, runtime
 from promenade_core.errors import PromenadeError
 
+#: How often a wait without a timeout lets Python see pending signals.
+SIGNAL_CHECK_MS = 200
+
+
+def _poll(sock: zmq.Socket, timeout: float) -> bool:
+    """poll() in short steps, so that Ctrl-C is seen even while a long request waits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if sock.poll(int(min(left * 1000, SIGNAL_CHECK_MS)) or 1, zmq.POLLIN):
+            return True
+
 
 class BusError(PromenadeError):
     """The manager answered `{"ok": false}`; `code` is one of protocol's stable codes."""
@@ -131,7 +145,7 @@ class ControlClient:
         wait = self.timeout if timeout is None else timeout
         try:
             sock.send(protocol.encode({"cmd": cmd, **args}))
-            if not sock.poll(int(wait * 1000), zmq.POLLIN):
+            if not _poll(sock, wait):
                 self._reset()
                 raise BusTimeout(f"the manager did not answer {cmd!r} within {wait:g} s")
             reply = protocol.decode(sock.recv())
@@ -174,6 +188,10 @@ class EventSubscriber:
     def recv(self, timeout: float | None = None) -> tuple[str, dict[str, Any]] | None:
         if timeout is not None and not self._socket.poll(int(timeout * 1000), zmq.POLLIN):
             return None
+        # Without a timeout, wait in short polls: a signal (Ctrl-C) may be delivered to
+        # one of libzmq's threads, and a blocking recv in this one would never see it.
+        while timeout is None and not self._socket.poll(SIGNAL_CHECK_MS, zmq.POLLIN):
+            pass
         topic, body = self._socket.recv_multipart()
         return topic.decode(), protocol.decode(body)
 
