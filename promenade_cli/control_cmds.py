@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -142,15 +143,19 @@ def logs(services: tuple[str, ...], config: str | None, count: int, follow_: boo
         for e in result["lines"]:
             out.write(fmt.block(e["service"], e["stream"], e["timestamp"], [e["line"]]))
         return 0
+    # closing(): a Ctrl-C that lands while a line is being printed must still close the
+    # feed's sockets now; left to the garbage collector, they would make the exit wait.
+    feed = follow(info, services=services or None, tail=count)
     try:
-        for kind, item in follow(info, services=services or None, tail=count):
-            if kind == "line":
-                out.write(fmt.block(item["service"], item["stream"], item["timestamp"],
-                                    [item["line"]]))
-                out.flush()
-            elif kind == "gap":
-                click.echo(f"[promenade] {item['missed']} messages lost (reader too slow)",
-                           err=True)
+        with contextlib.closing(feed):
+            for kind, item in feed:
+                if kind == "line":
+                    out.write(fmt.block(item["service"], item["stream"], item["timestamp"],
+                                        [item["line"]]))
+                    out.flush()
+                elif kind == "gap":
+                    click.echo(f"[promenade] {item['missed']} messages lost (reader too slow)",
+                               err=True)
     except KeyboardInterrupt:
         return 0
     return 0

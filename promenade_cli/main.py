@@ -96,4 +96,16 @@ _register()
 
 
 def main() -> None:
-    cli(prog_name="promenade")
+    try:
+        cli(prog_name="promenade")
+    finally:
+        _close_bus()
+
+
+def _close_bus() -> None:
+    """Close whatever bus sockets are still open: a ZeroMQ context left with an open
+    socket makes the interpreter's exit wait forever (say, after a Ctrl-C)."""
+    zmq = sys.modules.get("zmq")
+    context = getattr(zmq.Context, "_instance", None) if zmq is not None else None
+    if context is not None:
+        context.destroy(linger=0)

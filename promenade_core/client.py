@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,7 +233,7 @@ def follow(
     context: zmq.Context | None = None,
     idle: float | None = None,
     rcvhwm: int = 100_000,
-) -> Iterator[tuple[str, dict[str, Any]]]:
+) -> Generator[tuple[str, dict[str, Any]], None, None]:
     """Backlog then live events, with no gap and no duplicate between them.
 
     The Clone pattern: subscribe first, then take a snapshot, then drop every event
