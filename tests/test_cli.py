@@ -119,7 +119,9 @@ def test_logs_follow_has_no_gap_and_no_duplicate(manager, tmp_path: Path) -> Non
             got.append(int(line.rsplit(" ", 1)[1]))
         assert got == list(range(400))
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        # SIGTERM, not SIGINT: a runner started in the background (as CI may be) hands
+        # its children SIGINT ignored, and Python then never turns it into Ctrl-C.
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
