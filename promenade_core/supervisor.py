@@ -157,9 +157,8 @@ class Supervisor:
         return names
 
     def shutdown(self) -> None:
-        alive = [n for n, s in self.services.items() if s.status.value != "stopped"]
-        for name in alive:
-            if self.services[name].status in ALIVE:
+        for name, service in self.services.items():
+            if service.status in ALIVE:
                 self.printer.message(f"stopping {name}")
         self.stop_many(list(self.services))
         for service in self.services.values():

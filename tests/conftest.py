@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,3 +23,12 @@ def manager(tmp_path: Path) -> Iterator[Callable[..., Manager]]:
     yield make
     for m in started:
         m.cleanup()
+
+
+@pytest.fixture
+def children() -> Iterator[list[Any]]:
+    """Processes a test started (anything with `kill()`), killed in teardown."""
+    started: list[Any] = []
+    yield started
+    for child in started:
+        child.kill()

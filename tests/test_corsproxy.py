@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -387,14 +387,6 @@ def scripts(tmp_path: Path) -> dict[str, Path]:
         paths[name] = tmp_path / f"{name}.py"
         paths[name].write_text(text)
     return paths
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    started: list[Child] = []
-    yield started
-    for child in started:
-        child.kill()
 
 
 @pytest.fixture

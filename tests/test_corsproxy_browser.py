@@ -97,14 +97,6 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def children() -> Iterator[list[Child]]:
-    started: list[Child] = []
-    yield started
-    for child in started:
-        child.kill()
-
-
-@pytest.fixture
 def spawn(tmp_path: Path, children: list[Child]) -> Callable[..., Any]:
     """Starts a tiny service, the page server or a proxy, killed after the test."""
     scripts = {}

@@ -421,15 +421,21 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_web_process_exits_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+def _dashboard_and_web(tmp_path: Path) -> tuple[Dashboard, subprocess.Popen[bytes], int]:
+    """A manager with its dashboard; returns it, the manager process and the web pid."""
     port = free_port()
     d = start_dashboard(tmp_path, "services:\n  a:\n    command: sleep 60\n", port=port,
                         args=("--port", str(port)))
+    manager = d.manager.proc
+    assert manager is not None
+    web = wait_for(lambda: [p for p in _children(manager.pid) if _is_web(p)], 10,
+                   "the web process among the manager's children")[0]
+    return d, manager, web
+
+
+def test_web_process_exits_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    d, manager, web = _dashboard_and_web(tmp_path)
     try:
-        manager = d.manager.proc
-        assert manager is not None
-        web = wait_for(lambda: [p for p in _children(manager.pid) if _is_web(p)], 10,
-                       "the web process among the manager's children")[0]
         manager.send_signal(signal.SIGKILL)
         manager.wait(5)
         wait_for(lambda: not _alive(web), 10, f"web process {web} to exit")
@@ -438,14 +444,8 @@ def test_web_process_exits_when_the_supervisor_is_killed(tmp_path: Path) -> None
 
 
 def test_web_process_restarted_by_the_supervisor_after_a_crash(tmp_path: Path) -> None:
-    port = free_port()
-    d = start_dashboard(tmp_path, "services:\n  a:\n    command: sleep 60\n", port=port,
-                        args=("--port", str(port)))
+    d, manager, web = _dashboard_and_web(tmp_path)
     try:
-        manager = d.manager.proc
-        assert manager is not None
-        web = wait_for(lambda: [p for p in _children(manager.pid) if _is_web(p)], 10,
-                       "the web process")[0]
         os.kill(web, signal.SIGKILL)
         wait_for(lambda: [p for p in _children(manager.pid)
                           if _is_web(p) and p != web and _alive(p)], 15, "a new web process")
