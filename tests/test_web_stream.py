@@ -365,7 +365,10 @@ def test_a_slow_client_gets_a_gap_marker_and_stalls_nobody(dash: Dashboard) -> N
         elif gap is not None:
             after_gap.append(msg["line"])
     slow.close()
-    assert gap is not None and gap["reason"] == "slow_client" and gap["dropped"] > 0, gap
+    # Usually the client's own queue sheds ("slow_client"); on a loaded machine the web
+    # process may itself fall behind the bus first ("bus"): either way, a gap marker.
+    assert gap is not None and gap["reason"] in ("slow_client", "bus"), gap
+    assert gap["dropped"] > 0, gap
     assert gap["from_seq"] <= gap["to_seq"]
     assert all(line.startswith(("after", "flood")) for line in after_gap), after_gap
 
