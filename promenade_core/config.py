@@ -243,14 +243,18 @@ def load_config_text(text: str, path: Path) -> Config:
     if doc is None:
         raise ConfigError(problems)
     state = _State(path, file, doc, problems)
-    sections = _load_sections(state)
-    built = _apply_defaults(state, sections)
-    validate(state, built.manager, built.services)
-    if state.problems:
+    try:
+        built = _apply_defaults(state, _load_sections(state))
+        validate(state, built.manager, built.services)
+        config = None if state.problems else _freeze(state, built)
+    except Exception as exc:  # no input may crash the loader
+        state.add(state.at, f"cannot load this setting ({type(exc).__name__}: {exc})")
+        config = None
+    if config is None:
         raise ConfigError(
             sorted(state.problems, key=lambda p: (p.file != file, p.file, p.line or 0))
         )
-    return _freeze(state, built)
+    return config
 
 
 @dataclass
@@ -259,6 +263,8 @@ class _State:
     file: str
     doc: Document
     problems: list[Problem]
+    #: the section being loaded: the best-known line for a problem nobody foresaw
+    at: Path_ = ()
 
     def add(self, path: Path_, message: str) -> None:
         self.problems.append(Problem(self.file, self.doc.line(path), key_label(path), message))
@@ -295,7 +301,9 @@ def _load_sections(state: _State) -> _Sections:
     for key in data:
         if key not in TOP_LEVEL_KEYS and not key.startswith("x-"):
             state.add((key,), f"unknown key {key!r}{suggest(key, TOP_LEVEL_KEYS)}")
+    state.at = ("manager",)
     manager = _load_one(state, ("manager",), ManagerSchema(), data.get("manager"))
+    state.at = ("defaults",)
     defaults = _load_one(state, ("defaults",), DefaultsSchema(), data.get("defaults"))
     return _Sections(manager, defaults, _load_services(state, data))
 
@@ -320,6 +328,7 @@ def _load_services(state: _State, data: dict[str, Any]) -> dict[str, dict[str, A
         return {}
     loaded = {}
     for name, raw in services.items():
+        state.at = ("services", name)
         problem = service_name_problem(name)
         if problem:
             state.add(("services", name), problem)
@@ -345,6 +354,7 @@ def _apply_defaults(state: _State, sections: _Sections) -> _Built:
     )
     built = _Built(manager, defaults, {}, [])
     for name, loaded in sections.services.items():
+        state.at = ("services", name)
         built.services[name] = _service_fields(state, name, loaded, built)
     return built
 

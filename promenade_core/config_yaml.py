@@ -84,6 +84,11 @@ def parse_yaml(text: str) -> tuple[Document | None, list[YamlProblem]]:
         data = walker.value(root, ())
     except _TooBig as exc:
         return None, [YamlProblem(root.start_mark.line + 1, (), str(exc))]
+    except Exception as exc:  # no input may crash the loader
+        # PyYAML's constructors raise whatever they meet (a TypeError for a merge that
+        # refers to itself); any of it is a problem at the last node we were reading.
+        message = f"cannot read this YAML ({type(exc).__name__}: {exc})"
+        return None, [YamlProblem(walker.line, walker.path, message)]
     doc = Document(data, walker.lines)
     doc.lines.setdefault((), root.start_mark.line + 1)
     return doc, walker.problems
@@ -98,8 +103,11 @@ class _Walker:
         self.problems: list[YamlProblem] = []
         self.budget = MAX_NODES
         self.active: set[int] = set()
+        self.line = 1  # where the walk is, for a problem nobody foresaw
+        self.path: Path_ = ()
 
     def value(self, node: Node, path: Path_) -> Any:
+        self.line, self.path = node.start_mark.line + 1, path
         self.budget -= 1
         if self.budget < 0:
             raise _TooBig(f"the YAML expands to more than {MAX_NODES} values (alias bomb?)")
@@ -161,7 +169,12 @@ class _Walker:
             if not isinstance(source, MappingNode):
                 self._problem(source, path, "'<<' merges only mappings")
                 continue
-            result.update(self.value(source, path))
+            if id(source) in self.active:
+                self._problem(source, path, "'<<' merges a mapping into itself")
+                continue
+            merged = self.value(source, path)
+            if isinstance(merged, dict):
+                result.update(merged)
         return result
 
     def _problem(self, node: Node, path: Path_, message: str) -> None:

@@ -94,8 +94,12 @@ class Reloader:
     def _poll(self) -> None:
         while True:
             gevent.sleep(self.config.manager.config_poll_interval)
-            if self._changed() or self._retry:
-                self.reload()
+            try:
+                if self._changed() or self._retry:
+                    self.reload()
+            except Exception as exc:  # a dead watcher fails silently
+                self.m.supervisor.emit(
+                    f"config watcher: {type(exc).__name__}: {exc}; still watching", "error")
 
     # -- reload -------------------------------------------------------------------
 

@@ -164,3 +164,27 @@ def test_log_buffer_resized_in_place(manager) -> None:
     edit(m, "log_buffer_lines: 100", "log_buffer_lines: 2")
     wait_for(lambda: m.lines("w") == ["4", "5"], what="buffer trimmed to 2")
     assert pids(m)["w"] == pid
+
+
+def test_self_merge_edit_is_reported_and_a_later_valid_edit_still_applies(running) -> None:
+    """`env: &x {A: "1", <<: *x}` raised a TypeError inside the watcher greenlet: nothing
+    was reported and hot reload was dead, so every later valid edit was ignored."""
+    m = running
+    before = pids(m)
+    info = m.info()
+    with EventSubscriber(info.events, ("config/",)) as sub, \
+            ControlClient(info.control) as bus:
+        await_subscription(sub, bus)
+        edit(m, 'worker: {command: "sleep 60"}',
+             'worker: {command: "sleep 60", env: &x {A: "1", <<: *x}}')
+        got = sub.recv(timeout=15)
+    assert got is not None, "no config event: the watcher died silently"
+    _, msg = got
+    assert msg["event"] == "invalid" and "merges a mapping into itself" in msg["error"]["message"]
+    assert msg["error"]["line"] == 5
+    assert m.request("status")["config_error"]["line"] == 5
+    edit(m, 'worker: {command: "sleep 60", env: &x {A: "1", <<: *x}}',
+         'worker: {command: "sleep 65"}')
+    m.wait_output("reload: restarted worker (command changed)")
+    wait_for(lambda: m.request("status")["config_error"] is None, what="error cleared")
+    assert pids(m)["api"] == before["api"]
