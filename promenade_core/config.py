@@ -42,6 +42,7 @@ from promenade_core.config_yaml import Document, Path_, parse_yaml
 from promenade_core.envfile import read_env_file
 from promenade_core.errors import ConfigError, Problem
 from promenade_core.origins import is_local_hostname
+from promenade_core.userfile import UnreadableFile, folder_problem, read_user_file
 
 CONFIG_NAME = "promenade.yaml"
 DEFAULT_HOSTSD_SOCKET = "/run/promenade/hostsd.sock"
@@ -218,14 +219,10 @@ def load_config(path: Path) -> Config:
     """Load and check a config file; raises ConfigError listing every problem."""
     path = _abs(Path(path).expanduser())
     try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
+        text = read_user_file(path).decode("utf-8")
+    except UnreadableFile as exc:
         raise ConfigError(
-            [Problem(display_path(path), None, "", "config file does not exist")]
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            [Problem(display_path(path), None, "", f"cannot read: {exc.strerror}")]
+            [Problem(display_path(path), None, "", f"config file {exc.reason}")]
         ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
@@ -364,19 +361,20 @@ def _service_fields(
 ) -> dict[str, Any]:
     prefix = ("services", name)
     directory = _resolve(state.path.parent, loaded.get("directory", "."))
-    if "directory" in loaded and not directory.is_dir():
-        why = "is not a folder" if directory.exists() else "does not exist"
+    why = folder_problem(directory) if "directory" in loaded else None
+    if why:
         state.add((*prefix, "directory"), f"directory {directory} {why}")
     file_env: dict[str, str] = {}
     env_file = None
     if "env_file" in loaded:
         env_file = _resolve(state.path.parent, loaded["env_file"])
         built.env_files.append(env_file)
-        if env_file.is_file():
+        try:
             file_env, problems = read_env_file(env_file, display_path(env_file))
-            state.problems.extend(problems)
+        except UnreadableFile as exc:
+            state.add((*prefix, "env_file"), f"env file {env_file} {exc.reason}")
         else:
-            state.add((*prefix, "env_file"), f"env file {env_file} does not exist")
+            state.problems.extend(problems)
     own_env = loaded.get("env", {})
     ready = loaded.get("ready_check")
     return {

@@ -26,8 +26,9 @@ RESTART_POLICIES = ("never", "once", "always")
 HOSTS_MODES = ("auto", "manual", "disabled")
 READY_TYPES = ("http", "tcp")
 TOP_LEVEL_KEYS = ("manager", "defaults", "services")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SERVICE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+# Used with fullmatch: `$` also matches before a final newline, so "api\n" passed.
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SERVICE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _UNKNOWN = "\x00unknown key"  # marker swapped for a did-you-mean message
 
 
@@ -178,6 +179,8 @@ class EnvMap(_Field):
                 problem = f'has no value; write {name}: "" for an empty string'
             elif problem is None and not isinstance(item, str):
                 problem = f"must be a single value, not {describe(item)}"
+            elif problem is None:
+                problem = env_value_problem(item)
             if problem:
                 errors[name] = [problem]
         if errors:
@@ -186,9 +189,17 @@ class EnvMap(_Field):
 
 
 def env_name_problem(name: str) -> str | None:
-    if ENV_NAME.match(name):
+    if ENV_NAME.fullmatch(name):
         return None
     return f"invalid variable name {name!r}: use letters, digits and '_', not starting with a digit"
+
+
+def env_value_problem(value: str) -> str | None:
+    """A NUL cannot be in an environment: the spawn would fail ("embedded null byte").
+    The value is never quoted: it may be a secret."""
+    if "\x00" in value:
+        return "the value contains a NUL character, which no environment can hold"
+    return None
 
 
 def url_path_problem(value: str) -> str | None:
@@ -236,7 +247,7 @@ def absolute_problem(value: str) -> str | None:
 
 
 def service_name_problem(name: str) -> str | None:
-    if SERVICE_NAME.match(name):
+    if SERVICE_NAME.fullmatch(name):
         return None
     return f"invalid service name {name!r}: use only letters, digits, '_' and '-'"
 

@@ -11,15 +11,21 @@ Grammar, one assignment per line:
 - Blank lines and lines starting with `#` are ignored; a later assignment wins.
 - No `${VAR}` expansion: what is written is what the service gets.
 
-Every malformed line is reported (with the file and its line), not only the first.
+Every malformed line is reported (with the file and its line), not only the first. A
+message names the line and the key, never the text: an env file holds secrets, and a
+config check's output lands in terminals, CI logs and bug reports.
+
+Parsing is linear in the file's size: a quote left open swallows the rest of the file,
+and rescanning the growing value at every line made 2,000 such lines take 7 s.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from promenade_core.config_schema import env_name_problem
+from promenade_core.config_schema import env_name_problem, env_value_problem
 from promenade_core.errors import Problem
+from promenade_core.userfile import UnreadableFile, read_user_file
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
 
@@ -32,9 +38,8 @@ def parse_dotenv(text: str, file: str) -> tuple[dict[str, str], list[Problem]]:
     index = 0
     while index < len(lines):
         start = index
-        raw = lines[index]
+        line = lines[index].strip()
         index += 1
-        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         if line.startswith("export ") or line.startswith("export\t"):
@@ -42,22 +47,18 @@ def parse_dotenv(text: str, file: str) -> tuple[dict[str, str], list[Problem]]:
         key, sep, rest = line.partition("=")
         key = key.strip()
         if not sep:
-            problems.append(
-                _problem(file, start, f"malformed line {raw.strip()!r} (expected KEY=VALUE)")
-            )
+            problems.append(_problem(file, start, "malformed line (expected KEY=VALUE)"))
             continue
         name_problem = env_name_problem(key)
         if name_problem:
             problems.append(_problem(file, start, name_problem))
             continue
         if rest.lstrip()[:1] in ("'", '"'):
-            rest = rest.lstrip()
-            while _closing_quote(rest) < 0 and index < len(lines):
-                rest += "\n" + lines[index]
-                index += 1
+            rest, index = _take_quoted(rest.lstrip(), lines, index)
             value, problem = _quoted(rest)
         else:
             value, problem = _unquoted(rest), None
+        problem = problem or env_value_problem(value)
         if problem:
             problems.append(_problem(file, start, f"{key}: {problem}"))
             continue
@@ -66,13 +67,12 @@ def parse_dotenv(text: str, file: str) -> tuple[dict[str, str], list[Problem]]:
 
 
 def read_env_file(path: Path, file: str) -> tuple[dict[str, str], list[Problem]]:
-    """Read and parse `path`; an unreadable file is one problem (the caller checks existence)."""
+    """Read and parse `path`; raises UnreadableFile (missing, not a regular file, too big,
+    not UTF-8) for the caller to report on the config line that names the file."""
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        return {}, [Problem(file, None, "", f"cannot read env file: {exc.strerror}")]
+        text = read_user_file(path).decode("utf-8")
     except UnicodeDecodeError as exc:
-        return {}, [Problem(file, None, "", f"env file is not UTF-8 text ({exc.reason})")]
+        raise UnreadableFile(f"is not UTF-8 text ({exc.reason})") from None
     return parse_dotenv(text, file)
 
 
@@ -80,27 +80,42 @@ def _problem(file: str, index: int, message: str) -> Problem:
     return Problem(file, index + 1, "", message)
 
 
-def _closing_quote(rest: str) -> int:
-    """Index of the quote closing `rest[0]`, or -1 if it is not closed yet."""
-    quote = rest[0]
-    i = 1
-    while i < len(rest):
-        if quote == '"' and rest[i] == "\\":
+def _take_quoted(first: str, lines: list[str], index: int) -> tuple[str, int]:
+    """The quoted value's text, from its opening quote through the line that closes it
+    (or the end of the file), and the index of the line after it. Each line is scanned
+    once, resuming where the previous scan stopped."""
+    quote = first[0]
+    parts = [first]
+    end, skip = _scan(first, quote, 1)
+    while end < 0 and index < len(lines):
+        part = "\n" + lines[index]
+        index += 1
+        parts.append(part)
+        end, skip = _scan(part, quote, skip)
+    return "".join(parts), index
+
+
+def _scan(text: str, quote: str, start: int) -> tuple[int, int]:
+    """(index of the closing quote in text[start:], or -1; where the next piece's scan
+    starts: 1 when text ends in a backslash that escapes the next piece's newline)."""
+    i = start
+    while i < len(text):
+        if quote == '"' and text[i] == "\\":
             i += 2
             continue
-        if rest[i] == quote:
-            return i
+        if text[i] == quote:
+            return i, 0
         i += 1
-    return -1
+    return -1, i - len(text)
 
 
 def _quoted(rest: str) -> tuple[str, str | None]:
-    end = _closing_quote(rest)
+    end, _ = _scan(rest, rest[0], 1)
     if end < 0:
         return "", f"the {rest[0]} quote is never closed"
     tail = rest[end + 1 :].strip()
     if tail and not tail.startswith("#"):
-        return "", f"unexpected text {tail!r} after the closing quote"
+        return "", "unexpected text after the closing quote"
     body = rest[1:end]
     return (_unescape(body) if rest[0] == '"' else body), None
 

@@ -10,7 +10,7 @@ import re
 
 MAX_NAME = 253
 MAX_LABEL = 63
-_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")  # fullmatch: `$` allows "\n"
 
 
 def hostname_problem(name: object) -> str | None:
@@ -30,7 +30,7 @@ def hostname_problem(name: object) -> str | None:
             return f"hostname {name!r} has an empty label"
         if len(label) > MAX_LABEL:
             return f"hostname {name!r} has a label over {MAX_LABEL} characters"
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             return (
                 f"hostname {name!r}: label {label!r} may hold only letters, digits and "
                 "inner hyphens"

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
@@ -683,7 +688,7 @@ def test_a_malformed_env_file_line_names_the_env_file_and_its_line(
     (tmp_path / "backend").mkdir()
     (tmp_path / "backend" / ".env").write_text("A=1\n# note\nFOO\n")
     found = one_problem(tmp_path, "services:\n  api: {command: x, env_file: backend/.env}\n")
-    assert str(found) == "backend/.env:3: malformed line 'FOO' (expected KEY=VALUE)"
+    assert str(found) == "backend/.env:3: malformed line (expected KEY=VALUE)"
 
 
 @pytest.mark.parametrize(
@@ -819,3 +824,108 @@ def test_a_world_writable_folder_and_open_dashboard_are_warned_about(secured: Co
         "manager: {host: 0.0.0.0}\nservices: {a: {command: x}}\n", secured.path
     )
     assert any("0.0.0.0" in w and "authentication" in w for w in security_warnings(exposed))
+
+
+# --------------------------------------------------------------------------- issue 10.14
+
+
+@pytest.mark.parametrize("name", ["api\n", "api\r\n"])
+def test_service_name_ending_in_a_newline_is_refused(tmp_path: Path, name: str) -> None:
+    """`"api\\n"` passed as a service name: the regex ended in `$`, which also matches
+    before a final newline."""
+    text = f"services:\n  {json.dumps(name)}: {{command: x}}\n"
+    found = one_problem(tmp_path, text)
+    assert found.line == 2 and "invalid service name" in found.message, str(found)
+
+
+@pytest.mark.parametrize("section", ["services.api.env", "defaults.env"])
+def test_env_key_ending_in_a_newline_is_refused(tmp_path: Path, section: str) -> None:
+    """Env key `"FOO\\n"` passed validation (regex `$`) and reached the environment."""
+    text = ("defaults:\n  env: {\"FOO\\n\": x}\nservices:\n  api: {command: x}\n"
+            if section == "defaults.env" else
+            "services:\n  api:\n    command: x\n    env: {\"FOO\\n\": x}\n")
+    found = one_problem(tmp_path, text)
+    assert found.key == f"{section}.FOO\n" and "invalid variable name" in found.message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        ("services:\n  api:\n    command: x\n    env: {SECRET: \"a\\0b\"}\n", 4,
+         "services.api.env.SECRET"),
+        ("defaults:\n  env: {SECRET: \"a\\0b\"}\nservices:\n  api: {command: x}\n", 2,
+         "defaults.env.SECRET"),
+    ],
+)
+def test_nul_byte_in_an_env_value_is_refused_at_validation(
+    tmp_path: Path, text: str, line: int, key: str
+) -> None:
+    """A NUL byte in an env value passed validation, then the spawn raised ValueError
+    ("embedded null byte") and wedged the service; it is a config problem instead."""
+    found = one_problem(tmp_path, text)
+    assert (found.line, found.key) == (line, key), str(found)
+    assert "NUL" in found.message and "a\x00b" not in found.message
+
+
+def test_nul_byte_in_an_env_file_value_is_refused_at_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same NUL byte from an env_file: reported at the env file's line and key."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_bytes(b"A=1\nSECRET=hunter\x002\n")
+    found = one_problem(tmp_path, "services:\n  api: {command: x, env_file: .env}\n")
+    assert str(found).startswith(".env:2: SECRET: "), str(found)
+    assert "NUL" in found.message and "hunter" not in str(found)
+
+
+def test_env_file_through_a_non_folder_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    """`env_file: notdir/x.env` where notdir is a file: a problem that says why."""
+    (tmp_path / "notdir").write_text("")
+    text = "services:\n  api: {command: x, env_file: notdir/x.env}\n"
+    found = one_problem(tmp_path, text)
+    assert (found.line, found.key) == (2, "services.api.env_file"), str(found)
+    assert "not a folder" in found.message
+
+
+def _as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, *args],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": "/"})
+
+
+def _nobody_can_run_promenade() -> bool:
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        return False
+    return _as_nobody("-c", "import promenade_cli.main").returncode == 0
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder under /tmp that another user can enter (tmp_path's parent is 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix="pm-cfg-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(not _nobody_can_run_promenade(),
+                    reason="needs root, setpriv and a venv that uid 65534 can run")
+@pytest.mark.parametrize("target", ["env_file: private/x.env", "directory: private/sub"])
+def test_env_file_in_an_unreadable_folder_is_a_problem_not_a_traceback(
+    shared_folder: Path, target: str
+) -> None:
+    """An env_file (or directory) in a folder the user cannot enter raised
+    PermissionError out of `Path.is_file()`: `config check` printed a traceback."""
+    private = shared_folder / "private"
+    (private / "sub").mkdir(parents=True)
+    (private / "x.env").write_text("A=1\n")
+    private.chmod(0o700)
+    config = shared_folder / "promenade.yaml"
+    config.write_text(f"services:\n  api: {{command: x, {target}}}\n")
+    config.chmod(0o644)
+    done = _as_nobody("-m", "promenade_cli", "config", "check", "-c", str(config))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    key = target.split(":")[0]
+    assert f"promenade.yaml:2: services.api.{key}: " in done.stderr, done.stderr
+    assert "permission denied" in done.stderr.lower(), done.stderr
