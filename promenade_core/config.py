@@ -42,7 +42,12 @@ from promenade_core.config_yaml import Document, Path_, parse_yaml
 from promenade_core.envfile import read_env_file
 from promenade_core.errors import ConfigError, Problem
 from promenade_core.origins import is_local_hostname
-from promenade_core.userfile import UnreadableFile, folder_problem, read_user_file
+from promenade_core.userfile import (
+    UnreadableFile,
+    folder_problem,
+    os_reason,
+    read_user_file,
+)
 
 CONFIG_NAME = "promenade.yaml"
 DEFAULT_HOSTSD_SOCKET = "/run/promenade/hostsd.sock"
@@ -182,10 +187,10 @@ def find_config(
     cwd = Path(cwd) if cwd is not None else Path.cwd()
     if explicit is not None:
         given = cwd / Path(explicit).expanduser()
-        if given.is_dir() and (given / CONFIG_NAME).is_file():
+        if folder_problem(given) is None and _lookup_problem(given / CONFIG_NAME) is None:
             given = given / CONFIG_NAME
-        if not given.is_file():
-            why = "is a folder without a promenade.yaml" if given.is_dir() else "does not exist"
+        why = _lookup_problem(given)
+        if why:
             raise ConfigError(
                 [Problem(str(explicit), None, "", f"config file {_abs(given)} {why}")]
             )
@@ -193,11 +198,22 @@ def find_config(
     home = Path(home) if home is not None else Path.home()
     candidates = [cwd / CONFIG_NAME, home / ".config" / "promenade" / CONFIG_NAME]
     for candidate in candidates:
-        if candidate.is_file():
+        if _lookup_problem(candidate) is None:
             return _abs(candidate)
     looked = ", ".join(str(_abs(c)) for c in candidates)
     message = f"no config file found (looked for {looked}); create one or pass --config PATH"
     raise ConfigError([Problem(CONFIG_NAME, None, "", message)])
+
+
+def _lookup_problem(path: Path) -> str | None:
+    """Why no config is at `path`, or None when a file is there (load_config judges it: a
+    FIFO or an oversize file is its problem). os.stat, not Path.is_file, which raises
+    PermissionError for a folder we cannot enter."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return os_reason(exc)
+    return "is a folder without a promenade.yaml" if stat.S_ISDIR(info.st_mode) else None
 
 
 def _abs(path: Path) -> Path:

@@ -929,3 +929,39 @@ def test_env_file_in_an_unreadable_folder_is_a_problem_not_a_traceback(
     key = target.split(":")[0]
     assert f"promenade.yaml:2: services.api.{key}: " in done.stderr, done.stderr
     assert "permission denied" in done.stderr.lower(), done.stderr
+
+
+@pytest.mark.skipif(not _nobody_can_run_promenade(),
+                    reason="needs root, setpriv and a venv that uid 65534 can run")
+def test_config_in_an_unreadable_folder_is_an_error_not_a_traceback(
+    shared_folder: Path,
+) -> None:
+    """`config check -c private/promenade.yaml` for a folder the user cannot enter: the
+    lookup's `Path.is_file()` raised PermissionError, a traceback with exit 1."""
+    private = shared_folder / "private"
+    private.mkdir(mode=0o700)
+    (private / "promenade.yaml").write_text("services: {api: {command: x}}\n")
+    done = _as_nobody("-m", "promenade_cli", "config", "check",
+                      "-c", str(private / "promenade.yaml"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "permission denied" in done.stderr.lower(), done.stderr
+
+
+def test_config_check_names_a_fifo_and_an_oversize_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO given as the config was reported as "does not exist"; an env_file over the
+    4 MiB cap was read whole. Both are problems that say what is wrong."""
+    from click.testing import CliRunner
+
+    from promenade_cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "fifo.yaml")
+    result = CliRunner().invoke(cli, ["config", "check", "-c", "fifo.yaml"])
+    assert result.exit_code == 2 and "is a FIFO (named pipe)" in result.output, result.output
+    with open(tmp_path / "big.env", "wb") as out:
+        out.truncate(4 * 1024 * 1024 + 1)
+    found = one_problem(tmp_path, "services:\n  api: {command: x, env_file: big.env}\n")
+    assert (found.line, found.key) == (2, "services.api.env_file"), str(found)
+    assert "the limit is 4,194,304" in found.message
