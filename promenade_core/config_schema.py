@@ -188,10 +188,13 @@ class EnvMap(_Field):
         return dict(value)
 
 
-def env_name_problem(name: str) -> str | None:
+def env_name_problem(name: str, shown: bool = True) -> str | None:
+    """`shown=False` for env_file lines: what precedes `=` on a malformed line may be a
+    pasted secret (`postgres://app:pw@db/x?sslmode=require`), so it is not quoted."""
     if ENV_NAME.fullmatch(name):
         return None
-    return f"invalid variable name {name!r}: use letters, digits and '_', not starting with a digit"
+    what = f"invalid variable name {name!r}" if shown else "invalid variable name"
+    return f"{what}: use letters, digits and '_', not starting with a digit"
 
 
 def env_value_problem(value: str) -> str | None:

@@ -49,7 +49,7 @@ def parse_dotenv(text: str, file: str) -> tuple[dict[str, str], list[Problem]]:
         if not sep:
             problems.append(_problem(file, start, "malformed line (expected KEY=VALUE)"))
             continue
-        name_problem = env_name_problem(key)
+        name_problem = env_name_problem(key, shown=False)
         if name_problem:
             problems.append(_problem(file, start, name_problem))
             continue

@@ -74,7 +74,7 @@ def test_every_bad_line_is_reported_and_good_ones_still_parse() -> None:
     assert env == {"GOOD": "1"}
     assert [(p.line, p.message) for p in problems] == [
         (2, "malformed line (expected KEY=VALUE)"),
-        (3, "invalid variable name '1BAD': use letters, digits and '_', not starting with a digit"),
+        (3, "invalid variable name: use letters, digits and '_', not starting with a digit"),
         (4, 'Q: the " quote is never closed'),
     ]
 
@@ -84,8 +84,8 @@ def test_every_bad_line_is_reported_and_good_ones_still_parse() -> None:
     [
         ("A='x' y", "unexpected text after the closing quote"),
         ('A="x"y', "unexpected text after the closing quote"),
-        ("MY-KEY=1", "invalid variable name 'MY-KEY'"),
-        ("=1", "invalid variable name ''"),
+        ("MY-KEY=1", "invalid variable name"),
+        ("=1", "invalid variable name"),
         ("export", "malformed line"),
     ],
 )
@@ -132,6 +132,7 @@ SECRET = "sk_live_51HxYzSECRETvalue"
         f'STRIPE_KEY="{SECRET}\nOTHER=1\n',  # the quote is never closed
         f"STRIPE_KEY='{SECRET}' {SECRET}\n",  # text after the closing quote
         f"{SECRET}\n",  # a line that is not KEY=VALUE (a pasted token)
+        f"postgres://app:{SECRET}@db/x?sslmode=require\n",  # not a KEY before the `=`
         f"STRIPE_KEY={SECRET}\x00\n",  # a NUL in the value
     ],
 )
