@@ -17,8 +17,9 @@ import os
 import stat
 from pathlib import Path
 
-#: Far above any real promenade.yaml or .env (a few KB); small enough to parse in a
-#: second or two and to keep a typo'd path (a log, a database) from being read whole.
+#: Far above any real promenade.yaml or .env (a few KB); small enough to parse in a few
+#: seconds (in a worker thread) and to keep a mistyped path (a log, a database) from
+#: being read whole.
 MAX_BYTES = 4 * 1024 * 1024
 
 _CHUNK = 1024 * 1024
@@ -27,10 +28,9 @@ _CHUNK = 1024 * 1024
 class UnreadableFile(Exception):
     """Why a file cannot be used, worded to follow its name: `… does not exist`."""
 
-    def __init__(self, reason: str, missing: bool = False) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.missing = missing
 
 
 def read_user_file(path: Path, limit: int = MAX_BYTES) -> bytes:
@@ -39,7 +39,7 @@ def read_user_file(path: Path, limit: int = MAX_BYTES) -> bytes:
         _check(os.stat(path), limit)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
-        raise UnreadableFile(os_reason(exc), exc.errno == errno.ENOENT) from None
+        raise UnreadableFile(os_reason(exc)) from None
     try:
         _check(os.fstat(fd), limit)  # what was opened, in case it was swapped meanwhile
         return _read_capped(fd, limit)
