@@ -217,6 +217,9 @@ def origin_problem(value: str) -> str | None:
     """`*` or `scheme://host[:port]`, exactly as browsers send the Origin header."""
     if value == "*":
         return None
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        # urlsplit drops "\n" and "\t" silently; the origin would then never match
+        return f"{value!r} must not contain spaces or control characters"
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises on a bad port

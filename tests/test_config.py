@@ -965,3 +965,13 @@ def test_config_check_names_a_fifo_and_an_oversize_env_file(
     found = one_problem(tmp_path, "services:\n  api: {command: x, env_file: big.env}\n")
     assert (found.line, found.key) == (2, "services.api.env_file"), str(found)
     assert "the limit is 4,194,304" in found.message
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:3000\\n", "http://local\\thost:3000"])
+def test_cors_origin_with_a_newline_or_tab_is_refused(tmp_path: Path, origin: str) -> None:
+    """urlsplit silently drops newlines and tabs, so `"http://localhost:3000\\n"` passed as
+    an origin that no browser's Origin header can ever equal."""
+    text = f'services:\n  api:\n    command: a\n    cors_allow_origins: ["{origin}"]\n'
+    found = one_problem(tmp_path, text)
+    assert (found.line, found.key) == (4, "services.api.cors_allow_origins"), str(found)
+    assert "control characters" in found.message
