@@ -169,3 +169,11 @@ def test_backslash_at_line_end_escapes_the_newline_inside_double_quotes() -> Non
     """The resumed scan keeps an escape that straddles two lines."""
     assert parse('A="one\\\n" # c\nB=2\n') == {"A": "one\\\n", "B": "2"}
     assert parse('A="x\\\n\\"y"\n') == {"A": 'x\\\n"y'}
+
+
+@given(st.text(alphabet=st.sampled_from(list("AB=\"'\\# \t\nx\x00export")), max_size=200))
+def test_any_text_parses_or_reports_every_value_a_valid_environment_entry(text: str) -> None:
+    """The parser never raises, and whatever it accepts can be put in an environment."""
+    env, problems = parse_dotenv(text, ".env")
+    assert all(p.line and p.line >= 1 for p in problems)
+    assert all("\x00" not in k + v and k.isidentifier() for k, v in env.items())
