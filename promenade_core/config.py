@@ -180,9 +180,7 @@ def find_config(
     """
     cwd = Path(cwd) if cwd is not None else Path.cwd()
     if explicit is not None:
-        given = cwd / Path(explicit).expanduser()
-        if given.is_dir() and (given / CONFIG_NAME).is_file():
-            given = given / CONFIG_NAME
+        given = explicit_config_path(explicit, cwd)
         if not given.is_file():
             why = "is a folder without a promenade.yaml" if given.is_dir() else "does not exist"
             raise ConfigError(
@@ -197,6 +195,14 @@ def find_config(
     looked = ", ".join(str(_abs(c)) for c in candidates)
     message = f"no config file found (looked for {looked}); create one or pass --config PATH"
     raise ConfigError([Problem(CONFIG_NAME, None, "", message)])
+
+
+def explicit_config_path(explicit: str | os.PathLike[str], cwd: Path | None = None) -> Path:
+    """What `--config X` names, absolute, whether or not it exists (`config path`)."""
+    given = (Path(cwd) if cwd is not None else Path.cwd()) / Path(explicit).expanduser()
+    if given.is_dir() and (given / CONFIG_NAME).is_file():
+        given = given / CONFIG_NAME
+    return _abs(given)
 
 
 def _abs(path: Path) -> Path:
