@@ -84,13 +84,20 @@ def drop_to_sudo_user(hostsd_socket: str, *, start_hostsd: bool = True,
         pw = pwd.getpwnam(user)
     except KeyError:
         raise PromenadeError(f"SUDO_USER is {user!r}, which is not a user here") from None
-    if start_hostsd and not hostsd_answers(hostsd_socket):
+    if start_hostsd and not _answers_as(pw, hostsd_socket):
         try:
             hostsd_socket = _start_private_hostsd(pw.pw_uid, private_dir, hostsd_args)
         except PromenadeError as exc:
             warn(str(exc))
     become(pw)
     return hostsd_socket
+
+
+def _answers_as(pw: pwd.struct_passwd, socket_path: str) -> bool:
+    """Whether hostsd at `socket_path` answers the user: the path comes from their config,
+    so root does not connect to it; and a hostsd the user cannot reach is of no use."""
+    answer, _fds = run_as_user(pw, lambda: ({"answers": hostsd_answers(socket_path)}, []))
+    return answer.get("answers") is True
 
 
 def _start_private_hostsd(uid: int, folder: str, extra: Sequence[str]) -> str:

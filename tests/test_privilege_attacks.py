@@ -15,10 +15,13 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
+import struct
 import subprocess
 import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -286,3 +289,51 @@ def test_squatted_tmp_fallback_is_not_trusted(user: UserHome) -> None:
             "the squatter's files are left alone"
     finally:
         os.close(lock_fd)
+
+
+def test_sudo_start_does_not_probe_the_configured_hostsd_socket_as_root() -> None:
+    """`sudo promenade start` connected as root to `manager.hostsd_socket` (a path from
+    the user's config or environment) to see whether hostsd answers: a confused deputy
+    reaching sockets only root may use. The probe now runs as the user."""
+    from tests.test_hostsd_private import Sudo
+
+    folder = Path(tempfile.mkdtemp(prefix="pm-rootsock-"))
+    folder.chmod(0o700)
+    given = folder / "root-only.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(given))
+    listener.listen()
+    listener.settimeout(0.1)
+    peers: list[int] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+                peers.append(struct.unpack("3i", creds)[1])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    root = Path(tempfile.mkdtemp(prefix="sudo-"))
+    root.chmod(0o755)
+    sudo = Sudo(root)
+    try:
+        out = sudo.run(given=given)
+        assert out["ids"] == [NOBODY, NOBODY, NOBODY]
+        assert out["socket"] != str(given), "the user cannot reach it: a private hostsd"
+        assert out["reply"]["ok"] is True
+        sudo.end()
+    finally:
+        if sudo.proc and sudo.proc.poll() is None:
+            sudo.end(signal.SIGKILL)
+        done.set()
+        thread.join(5)
+        listener.close()
+        shutil.rmtree(root)
+        shutil.rmtree(folder)
+    assert peers == [], "nothing connected to the configured socket as root"
