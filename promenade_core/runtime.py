@@ -77,9 +77,12 @@ def _problem(path: Path, folder: bool = True) -> str | None:
 
 def _private_dir(path: Path) -> Path:
     """Create `path` 0700 if missing and refuse one that another user could tamper with."""
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    info = path.lstat()
+    try:
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        info = path.lstat()
+    except OSError as exc:
+        raise PromenadeError(f"cannot create {path}: {exc.strerror}") from None
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         raise PromenadeError(f"{path} is not a directory; remove it and try again")
     if info.st_uid != os.geteuid():
@@ -127,15 +130,15 @@ def runtime_base(create: bool = False) -> Path | None:
         return _trusted(xdg / "promenade", create)
     shared = Path(tempfile.gettempdir()) / f"promenade-{os.geteuid()}"
     if create:
-        with contextlib.suppress(FileExistsError):
+        with contextlib.suppress(OSError):  # taken or not creatable: _problem says which
             shared.mkdir(mode=0o700)
     problem = _problem(shared)
     if problem is None:
         if create and stat.S_IMODE(shared.lstat().st_mode) & 0o077:
             os.chmod(shared, 0o700)
         return shared
-    if problem == "does not exist":  # a manager may still run in a recorded fallback
-        return None if create else _fallback_base(create=False)
+    if problem == "does not exist" and not create:
+        return _fallback_base(create=False)  # a manager may run in a recorded fallback
     fallback = _fallback_base(create)
     if fallback is not None:
         _warn(f"{shared} {problem}: another user may be trying to intercept Promenade's "
@@ -164,9 +167,12 @@ def _fallback_base(create: bool) -> Path | None:
             return folder
     if not create:
         return None
-    folder = Path(tempfile.mkdtemp(prefix=f"promenade-{os.geteuid()}-"))
-    _state_folder(record.parent)
-    _write_private_file(record, f"{folder}\n".encode())
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f"promenade-{os.geteuid()}-"))
+        _state_folder(record.parent)
+        _write_private_file(record, f"{folder}\n".encode())
+    except OSError as exc:
+        raise PromenadeError(f"cannot make a private runtime folder: {exc}") from None
     return folder
 
 
@@ -185,7 +191,10 @@ def find_runtime_dir(config_path: Path) -> Path | None:
 
 def _state_folder(path: Path) -> Path:
     """Create `path` (and missing parents) as ours; refuse one we do not own."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PromenadeError(f"cannot create {path}: {exc.strerror}") from None
     problem = _problem(path)
     if problem is not None:
         raise PromenadeError(f"{path} {problem}: refusing to use it; remove it and try again")

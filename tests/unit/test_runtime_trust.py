@@ -90,3 +90,43 @@ def test_a_hostile_manager_json_is_refused(change: dict[str, object]) -> None:
     raise on a wrong type; every value is now checked."""
     with pytest.raises((ValueError, KeyError, TypeError)):
         ManagerInfo.from_json({**GOOD, **change}, FOLDER)
+
+
+@pytest.fixture
+def no_xdg_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runtime files under a temp TMPDIR, state under tmp_path; returns the fallback path."""
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(runtime.tempfile, "tempdir", None)
+    return tmp_path / "tmp" / f"promenade-{os.geteuid()}"
+
+
+def test_a_free_tmp_fallback_is_created_private(no_xdg_runtime: Path) -> None:
+    assert runtime.runtime_base(create=False) is None
+    assert runtime.runtime_base(create=True) == no_xdg_runtime
+    assert stat.S_IMODE(no_xdg_runtime.stat().st_mode) == 0o700
+    assert runtime.runtime_base(create=False) == no_xdg_runtime
+
+
+@pytest.mark.parametrize("squat", ["symlink", "other-uid"])
+def test_a_squatted_tmp_fallback_is_replaced_by_a_recorded_private_folder(
+        no_xdg_runtime: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        squat: str) -> None:
+    """Another user's /tmp/promenade-<uid> stopped the manager from starting."""
+    if squat == "symlink":
+        no_xdg_runtime.symlink_to(tmp_path)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to make a folder of another uid")
+        no_xdg_runtime.mkdir(mode=0o755)
+        os.chown(no_xdg_runtime, 54321, 54321)
+    base = runtime.runtime_base(create=True)
+    assert base is not None and base != no_xdg_runtime
+    assert base.parent == tmp_path / "tmp" and runtime.distrust(base.lstat(), os.geteuid()) is None
+    record = tmp_path / "state" / "promenade" / "runtime-dir"
+    assert record.read_text() == f"{base}\n"
+    assert f"{no_xdg_runtime} " in capsys.readouterr().err
+    assert runtime.runtime_base(create=False) == base, "clients find it through the record"
+    assert runtime.runtime_base(create=True) == base, "and so does the next manager"
