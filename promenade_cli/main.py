@@ -74,8 +74,10 @@ def config_check(config: str | None) -> ExitCode:
 @config_option
 @reports_errors
 def config_path(config: str | None) -> ExitCode:
-    """Print the resolved config path."""
-    click.echo(str(resolve(config)))
+    """Print the resolved config path (with -c, even when the file does not exist yet)."""
+    from promenade_core.config import explicit_config_path
+
+    click.echo(str(explicit_config_path(config) if config is not None else resolve(config)))
     return 0
 
 

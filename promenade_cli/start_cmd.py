@@ -1,4 +1,9 @@
-"""`promenade start`: the manager in the foreground, in the background, or one service."""
+"""`promenade start`: the manager in the foreground, in the background, or one service.
+
+Under sudo, root only starts a private hostsd: the config, its env_files and the
+daemon's log are opened by the user (privileges.run_as_user), and every process that
+lives on runs as the user.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import pwd
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,6 +22,17 @@ from promenade_cli.main import ExitCode, config_option, reports_errors, resolve
 from promenade_core.errors import PromenadeError
 
 DAEMON_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `start` learnt, as the user, before anything runs."""
+
+    path: Path
+    hosts_auto: bool
+    hostsd_socket: str
+    log: Path | None = None  # the daemon's log (with -d), opened as log_fd
+    log_fd: int | None = None
 
 
 @click.command("start")
@@ -28,23 +46,23 @@ DAEMON_TIMEOUT = 30.0
 def start(service: str | None, config: str | None, port: int | None, daemon: bool,
           no_ui: bool, verbose: bool) -> ExitCode:
     """Start the manager and every service, or start one SERVICE of a running manager."""
-    from promenade_core.client import find_manager
+    from promenade_core.privileges import become, drop_to_sudo_user
 
     owner = _sudo_user()
-    path = resolve(config, home=Path(owner.pw_dir) if owner else None)
     if service:
         from promenade_cli.control_cmds import service_action
 
-        return service_action(path, "start", service)
+        if owner:
+            become(owner)
+        return service_action(resolve(config), "start", service)
+    plan = _prepare(config, owner, daemon)
     if daemon:
-        return _daemonize(path, port, no_ui, verbose, owner)
-    hostsd_socket = _drop_privileges(path) if owner else None
-    info = find_manager(path)
-    if info is not None:
-        raise PromenadeError(
-            f"Promenade is already running for {path} (pid {info.pid}, dashboard "
-            f"{info.dashboard_url or 'off'})")
-    return _foreground(path, port, no_ui, verbose, hostsd_socket)
+        return _daemonize(plan, port, no_ui, verbose, owner)
+    hostsd_socket = None
+    if owner:
+        hostsd_socket = drop_to_sudo_user(plan.hostsd_socket, start_hostsd=plan.hosts_auto)
+    _refuse_if_running(plan.path)
+    return _foreground(plan.path, port, no_ui, verbose, hostsd_socket)
 
 
 def _sudo_user() -> pwd.struct_passwd | None:
@@ -58,14 +76,47 @@ def _sudo_user() -> pwd.struct_passwd | None:
         raise PromenadeError(f"SUDO_USER is {user!r}, which is not a user here") from None
 
 
-def _drop_privileges(path: Path) -> str:
-    """Keep root only for a private hostsd; run the manager and services as the user."""
-    from promenade_core.config import load_config
-    from promenade_core.privileges import drop_to_sudo_user
+def _prepare(config: str | None, owner: pwd.struct_passwd | None, daemon: bool) -> Plan:
+    """Find and validate the config (and open the daemon's log), as the user.
 
+    Under sudo this runs in a child that has dropped root; without sudo, right here.
+    Either way an invalid config fails now, before anything is forked (exit 2).
+    """
+    from promenade_core.privileges import run_as_user
+
+    def task() -> tuple[dict[str, Any], list[int]]:
+        return _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon)
+
+    answer, fds = run_as_user(owner, task) if owner else task()
+    return Plan(Path(answer["path"]), bool(answer["hosts_auto"]), str(answer["hostsd_socket"]),
+                Path(answer["log"]) if answer.get("log") else None, fds[0] if fds else None)
+
+
+def _prepare_here(config: str | None, home: Path | None,
+                  daemon: bool) -> tuple[dict[str, Any], list[int]]:
+    from promenade_core.config import load_config
+    from promenade_core.runtime import open_private_file, state_dir
+
+    path = resolve(config, home=home)
     manager = load_config(path).manager
-    return drop_to_sudo_user(manager.hostsd_socket,
-                             start_hostsd=manager.hosts_management == "auto")
+    answer: dict[str, Any] = {"path": str(path), "hosts_auto": manager.hosts_management == "auto",
+                              "hostsd_socket": manager.hostsd_socket}
+    if not daemon:
+        return answer, []
+    _refuse_if_running(path)
+    log = state_dir(path) / "manager.log"
+    answer["log"] = str(log)
+    return answer, [open_private_file(log, os.O_WRONLY | os.O_APPEND)]
+
+
+def _refuse_if_running(path: Path) -> None:
+    from promenade_core.client import find_manager
+
+    info = find_manager(path)
+    if info is not None:
+        raise PromenadeError(
+            f"Promenade is already running for {path} (pid {info.pid}, dashboard "
+            f"{info.dashboard_url or 'off'})")
 
 
 def _foreground(path: Path, port: int | None, no_ui: bool, verbose: bool,
@@ -80,57 +131,35 @@ def _foreground(path: Path, port: int | None, no_ui: bool, verbose: bool,
         printer.close()
 
 
-def _log_file(path: Path, owner: pwd.struct_passwd | None) -> Path:
-    """The daemon's log in the user's state folder, owned by the user even under sudo."""
-    from promenade_core.runtime import state_dir
-
-    if owner is None:
-        return state_dir(path) / "manager.log"
-    saved = os.environ.get("HOME")
-    os.environ["HOME"] = owner.pw_dir
-    try:
-        folder = state_dir(path)
-    finally:
-        if saved is not None:
-            os.environ["HOME"] = saved
-    log = folder / "manager.log"
-    log.touch()
-    home = Path(owner.pw_dir)
-    for item in [log, *[p for p in log.parents if home in p.parents]]:
-        os.chown(item, owner.pw_uid, owner.pw_gid)
-    return log
-
-
-def _daemonize(path: Path, port: int | None, no_ui: bool, verbose: bool,
+def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
                owner: pwd.struct_passwd | None) -> ExitCode:
     """Start a detached manager; return once it answers `ping`.
 
     Under sudo the child is the one that starts the private hostsd and drops to the
-    user, so that hostsd lives as long as the manager, not as long as this command.
+    user, so that hostsd lives as long as the manager, not as long as this command;
+    this process drops to the user as soon as the child is started.
     """
     from promenade_core.client import ControlClient, find_manager
+    from promenade_core.privileges import become
 
-    info = find_manager(path, uid=owner.pw_uid if owner else None)
-    if info is not None:
-        raise PromenadeError(
-            f"Promenade is already running for {path} (pid {info.pid}, dashboard "
-            f"{info.dashboard_url or 'off'})")
-    log_path = _log_file(path, owner)
-    args = [sys.executable, "-m", "promenade_cli", "start", "-c", str(path)]
+    assert plan.log is not None and plan.log_fd is not None
+    args = [sys.executable, "-m", "promenade_cli", "start", "-c", str(plan.path)]
     args += ["--port", str(port)] if port else []
     args += ["--no-ui"] if no_ui else []
     args += ["--verbose"] if verbose else []
-    with open(log_path, "ab") as log:
+    with os.fdopen(plan.log_fd, "ab") as log:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 close_fds=True)
+    if owner:
+        become(owner)
     deadline = time.monotonic() + DAEMON_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-10:]
+            tail = plan.log.read_text(errors="replace").splitlines()[-10:]
             raise PromenadeError("the manager exited at start:\n" + "\n".join(tail)
-                                 + f"\n(full log: {log_path})")
-        info = find_manager(path, uid=owner.pw_uid if owner else None)
+                                 + f"\n(full log: {plan.log})")
+        info = find_manager(plan.path)
         if info is not None:
             try:
                 with ControlClient(info.control, timeout=1.0) as bus:
@@ -141,8 +170,8 @@ def _daemonize(path: Path, port: int | None, no_ui: bool, verbose: bool,
                 click.echo(f"Promenade is running in the background (pid {info.pid})")
                 if info.dashboard_url:
                     click.echo(f"dashboard: {info.dashboard_url}")
-                click.echo(f"log: {log_path}")
+                click.echo(f"log: {plan.log}")
                 return 0
         time.sleep(0.05)
     raise PromenadeError(f"the manager did not answer within {DAEMON_TIMEOUT:g} s "
-                         f"(log: {log_path})")
+                         f"(log: {plan.log})")

@@ -24,6 +24,8 @@ import zmq
 from promenade_core import protocol, runtime
 from promenade_core.errors import PromenadeError
 
+#: Linux's largest pid_max (2**22)
+MAX_PID = 4_194_304
 #: How often a wait without a timeout lets Python see pending signals.
 SIGNAL_CHECK_MS = 200
 
@@ -68,16 +70,53 @@ class ManagerInfo:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], folder: Path) -> ManagerInfo:
+        """Raises ValueError (or KeyError, TypeError) on anything not as a manager writes it."""
         return cls(
-            pid=int(data["pid"]),
-            version=str(data.get("version", "")),
-            config_path=str(data["config_path"]),
-            events=str(data["events"]),
-            control=str(data["control"]),
-            dashboard_url=data.get("dashboard_url"),
-            started_at=str(data.get("started_at", "")),
+            pid=_pid(data["pid"]),
+            version=_text(data.get("version", "")),
+            config_path=_text(data["config_path"]),
+            events=endpoint(data["events"], folder),
+            control=endpoint(data["control"], folder),
+            dashboard_url=_url(data.get("dashboard_url")),
+            started_at=_text(data.get("started_at", "")),
             runtime_dir=folder,
         )
+
+
+def _pid(value: Any) -> int:
+    if type(value) is not int or not 0 < value <= MAX_PID:
+        raise ValueError(f"not a pid: {value!r}")
+    return value
+
+
+def _text(value: Any, limit: int = 4096) -> str:
+    """A string safe to print: manager.json is shown on terminals."""
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        raise ValueError("not a printable string")
+    return value
+
+
+def _url(value: Any) -> str | None:
+    if value is None:
+        return None
+    url = _text(value)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not a dashboard URL: {url!r}")
+    return url
+
+
+def endpoint(value: Any, folder: Path) -> str:
+    """A bus endpoint a client may connect to: an ipc socket in the (checked) runtime
+    folder, or TCP on loopback; anything else in manager.json is not the manager's."""
+    text = _text(value)
+    if text.startswith("ipc://"):
+        if Path(text[len("ipc://"):]).parent == folder:
+            return text
+    elif text.startswith("tcp://127.0.0.1:"):
+        port = text[len("tcp://127.0.0.1:"):]
+        if port.isdigit() and port.isascii() and 0 < int(port) < 65536:
+            return text
+    raise ValueError(f"not an endpoint of this manager: {text!r}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -90,13 +129,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def find_manager(config_path: Path, uid: int | None = None) -> ManagerInfo | None:
-    """The manager running for this config (as user `uid`, default: us), or None.
+def find_manager(config_path: Path) -> ManagerInfo | None:
+    """The manager running for this config as this user, or None; never raises.
 
-    A `manager.json` whose manager is gone (lock free or pid dead) is stale: it is
-    removed so that the next reader does not trip on it.
+    Only a runtime folder and manager.json that are ours are read (runtime checks
+    them). A `manager.json` whose manager is gone (lock free or pid dead), or that does
+    not hold what a manager writes, is stale: it is removed so that the next reader
+    does not trip on it.
     """
-    folder = runtime.runtime_dir(config_path, uid=uid)
+    folder = runtime.find_runtime_dir(config_path)
+    if folder is None:
+        return None
     data = runtime.read_manager_json(folder)
     if data is None:
         return None

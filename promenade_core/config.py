@@ -186,9 +186,7 @@ def find_config(
     """
     cwd = Path(cwd) if cwd is not None else Path.cwd()
     if explicit is not None:
-        given = cwd / Path(explicit).expanduser()
-        if folder_problem(given) is None and _lookup_problem(given / CONFIG_NAME) is None:
-            given = given / CONFIG_NAME
+        given = explicit_config_path(explicit, cwd)
         why = _lookup_problem(given)
         if why:
             raise ConfigError(
@@ -214,6 +212,14 @@ def _lookup_problem(path: Path) -> str | None:
     except OSError as exc:
         return os_reason(exc)
     return "is a folder without a promenade.yaml" if stat.S_ISDIR(info.st_mode) else None
+
+
+def explicit_config_path(explicit: str | os.PathLike[str], cwd: Path | None = None) -> Path:
+    """What `--config X` names, absolute, whether or not it exists (`config path`)."""
+    given = (Path(cwd) if cwd is not None else Path.cwd()) / Path(explicit).expanduser()
+    if folder_problem(given) is None and _lookup_problem(given / CONFIG_NAME) is None:
+        given = given / CONFIG_NAME
+    return _abs(given)
 
 
 def _abs(path: Path) -> Path:

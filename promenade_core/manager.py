@@ -54,7 +54,7 @@ class Manager:
     # -- start-up ---------------------------------------------------------------
 
     def _lock(self) -> None:
-        self.folder = runtime.runtime_dir(self.config_path, create=True)
+        self.folder = runtime.runtime_dir(self.config_path)
         self.lock = runtime.InstanceLock(self.folder)
         if not self.lock.acquire():
             info = runtime.read_manager_json(self.folder) or {}
@@ -94,7 +94,10 @@ class Manager:
         try:
             return self._run(config)
         finally:
-            self.lock.release()
+            # Under the lock no other manager uses these files: remove them all, so a
+            # stop leaves no stale sockets, manager.json or lock behind.
+            runtime.remove_runtime_files(self.folder)
+            self.lock.release(remove=True)
 
     def _run(self, config: Config) -> int:
         instance = runtime.instance_id(self.config_path)

@@ -5,6 +5,13 @@ root would leave root-owned files in the user's project (`node_modules`, `.pyc`,
 and give every dev server root. So, first thing at start-up and before any file is
 written: if no hostsd answers, start a private one as root, then drop to `$SUDO_USER`.
 
+Root never opens, creates or reads a path the user names or controls (the config, its
+env_files, the state folder, the runtime folder): a planted symlink would make root
+write /etc/passwd, an `env_file: /etc/shadow` would be quoted in an error. What root must
+learn from the config before dropping (is hostsd wanted, where) is read by
+`run_as_user`: a forked child that has dropped for good does the reading and sends back
+a small JSON answer and, for the daemon's log, an open descriptor.
+
 The private hostsd:
 - listens on a socket in a root-owned folder (`/var/run/promenade/private-<pid>.sock`),
   owned by the user, mode 0600 — no one else can use it;
@@ -27,15 +34,19 @@ import json
 import os
 import pwd
 import socket
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from promenade_core.errors import PromenadeError
 
 PRIVATE_DIR = "/var/run/promenade"
 START_TIMEOUT = 5.0
+#: The largest answer a `run_as_user` task sends back (a config's problems, say).
+MAX_ANSWER = 1 << 20
 #: The private hostsd and the manager's end of its lifeline (never closed while we live).
 _private: subprocess.Popen[bytes] | None = None
 _lifeline: int | None = None
@@ -73,13 +84,20 @@ def drop_to_sudo_user(hostsd_socket: str, *, start_hostsd: bool = True,
         pw = pwd.getpwnam(user)
     except KeyError:
         raise PromenadeError(f"SUDO_USER is {user!r}, which is not a user here") from None
-    if start_hostsd and not hostsd_answers(hostsd_socket):
+    if start_hostsd and not _answers_as(pw, hostsd_socket):
         try:
             hostsd_socket = _start_private_hostsd(pw.pw_uid, private_dir, hostsd_args)
         except PromenadeError as exc:
             warn(str(exc))
-    _become(pw)
+    become(pw)
     return hostsd_socket
+
+
+def _answers_as(pw: pwd.struct_passwd, socket_path: str) -> bool:
+    """Whether hostsd at `socket_path` answers the user: the path comes from their config,
+    so root does not connect to it; and a hostsd the user cannot reach is of no use."""
+    answer, _fds = run_as_user(pw, lambda: ({"answers": hostsd_answers(socket_path)}, []))
+    return answer.get("answers") is True
 
 
 def _start_private_hostsd(uid: int, folder: str, extra: Sequence[str]) -> str:
@@ -112,11 +130,68 @@ def _start_private_hostsd(uid: int, folder: str, extra: Sequence[str]) -> str:
     return path
 
 
-def _become(pw: pwd.struct_passwd) -> None:
-    """initgroups, setgid, setuid, in that order; then check root cannot come back."""
+class UserSideError(PromenadeError):
+    """An error a `run_as_user` task raised, with its exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+Task = Callable[[], tuple[dict[str, Any], list[int]]]
+
+
+def run_as_user(pw: pwd.struct_passwd, task: Task) -> tuple[dict[str, Any], list[int]]:
+    """Run `task` as `pw` in a forked child; return its JSON answer and descriptors.
+
+    The child drops root for good before `task` touches anything, so the kernel checks
+    every open as the user, and a bug in what it parses cannot regain root (a temporary
+    seteuid could). A PromenadeError in `task` is raised here with its exit code.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, which never returns
+        code = 0
+        try:
+            ours.close()
+            become(pw)
+            try:
+                answer, fds = task()
+            except PromenadeError as exc:
+                answer, fds = {"error": str(exc), "exit_code": exc.exit_code}, []
+            except Exception as exc:  # anything else is reported, never a traceback
+                answer, fds = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}, []
+            socket.send_fds(theirs, [json.dumps(answer).encode()[:MAX_ANSWER]], fds)
+        except BaseException:
+            code = 70
+        finally:
+            os._exit(code)
+    theirs.close()
+    with ours:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(ours, MAX_ANSWER, 8)
+        except OSError:
+            data, fds = b"", []
+    os.waitpid(pid, 0)
+    reply: Any = None
+    with contextlib.suppress(ValueError):
+        reply = json.loads(data) if data else None
+    if not isinstance(reply, dict) or "error" in reply:
+        for fd in fds:
+            os.close(fd)
+        if not isinstance(reply, dict):
+            raise PromenadeError(f"could not prepare the start as user {pw.pw_name}")
+        exit_code = reply.get("exit_code")
+        raise UserSideError(str(reply["error"]),
+                            exit_code if isinstance(exit_code, int) else 1)
+    return reply, fds
+
+
+def become(pw: pwd.struct_passwd) -> None:
+    """Drop to `pw` for good: groups, then gid, then uid; check root cannot come back."""
     os.initgroups(pw.pw_name, pw.pw_gid)
-    os.setgid(pw.pw_gid)
-    os.setuid(pw.pw_uid)
+    os.setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid)
+    os.setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid)
     try:
         os.setuid(0)
     except PermissionError:
@@ -125,7 +200,15 @@ def _become(pw: pwd.struct_passwd) -> None:
         raise PromenadeError("could not drop root privileges (setuid(0) still works)")
     os.environ.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
     runtime = f"/run/user/{pw.pw_uid}"
-    if os.path.isdir(runtime) and os.stat(runtime).st_uid == pw.pw_uid:
+    if _own_private_folder(runtime, pw.pw_uid):
         os.environ["XDG_RUNTIME_DIR"] = runtime
     else:  # root's (or none): the bus falls back to /tmp/promenade-<uid>/
         os.environ.pop("XDG_RUNTIME_DIR", None)
+
+
+def _own_private_folder(path: str, uid: int) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == uid and not info.st_mode & 0o022
