@@ -25,7 +25,19 @@ from gevent.socket import wait_write
 
 from promenade_core.logs import iso_timestamp
 
-ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+#: Every control sequence and control character of ECMA-48 (see `terminal_safe`), SGR
+#: (group 1) first. Each alternative is runs of disjoint character classes and at most
+#: one optional character, so a failed attempt never backtracks: matching is linear.
+CONTROLS = re.compile(
+    r"(\x1b\[[0-9;:]*m)"                        # SGR, kept when colouring
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"       # any other CSI, or one cut short
+    r"|(?:\x1b[]PX^_]|[\x90\x98\x9d-\x9f])"     # OSC DCS SOS PM APC strings ...
+    r"[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"   # ... to BEL, ST or the line's end
+    r"|\x1b[ -/]*[0-~]?"                          # other escapes, a lone ESC
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"            # every other control character
+)
+#: Cheap test for the common line with nothing to remove.
+_ANY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 PALETTE = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
 RESET = "\x1b[0m"
 LEVEL_COLOURS = {"info": "", "warning": "\x1b[33m", "error": "\x1b[1;31m"}
@@ -58,8 +70,48 @@ def wants_colour(stream: TextIO) -> bool:
         return False
 
 
+def _keep_sgr(match: re.Match[str]) -> str:
+    return match.group(1) or ""
+
+
+def terminal_safe(text: str, colour: bool) -> str:
+    """`text` (a service's output) made safe to write to the user's terminal.
+
+    Service output is untrusted: a terminal obeys what it receives, so a line could set
+    the clipboard (OSC 52), the window title (OSC 0/2), move the cursor and erase lines
+    already printed (CSI A, CSI K), print links that lie about their target (OSC 8),
+    ring the bell or reset the terminal (ESC c). What is KEPT:
+
+    - printable characters (anything not listed below, including all of Unicode above
+      U+009F), TAB, and LF (the line separator of a block of lines);
+    - with `colour`, SGR sequences in their 7-bit form `ESC [ params m` whose
+      parameters are only digits, `;` and `:` (colours and bold, underline ...).
+
+    Everything else is REMOVED, whole, as ECMA-48 delimits it:
+
+    - CSI: `ESC [` or U+009B, parameter bytes 0x30-0x3F, intermediate bytes 0x20-0x2F,
+      one final byte 0x40-0x7E (a sequence cut short by another character loses its
+      introducer and the bytes read so far);
+    - control strings: OSC (`ESC ]`, U+009D), DCS (`ESC P`, U+0090), SOS (`ESC X`,
+      U+0098), PM (`ESC ^`, U+009E), APC (`ESC _`, U+009F), up to and including their
+      terminator: ST (`ESC \\`, U+009C) or BEL; an ESC ends the string as it does in a
+      terminal's parser, and an unterminated string runs to the end of its line;
+    - other escape sequences: ESC, intermediates 0x20-0x2F, one final byte 0x30-0x7E
+      (`ESC 7`, `ESC ( B`, `ESC c`), and a lone ESC;
+    - every other C0 control (U+0000-U+001F but TAB and LF: BEL, BS, CR, ...), DEL and
+      every C1 control (U+0080-U+009F).
+
+    One pass of one regex whose every alternative is linear: a hostile line of any
+    length costs time in proportion to its length.
+    """
+    if not _ANY_CONTROL.search(text):
+        return text
+    return CONTROLS.sub(_keep_sgr if colour else "", text)
+
+
 def strip_ansi(text: str) -> str:
-    return ANSI.sub("", text) if "\x1b" in text else text
+    """`text` without any control sequence, SGR included (for output without colour)."""
+    return terminal_safe(text, colour=False)
 
 
 class Formatter:
@@ -84,11 +136,11 @@ class Formatter:
         prefix = f"{timestamp} {self._label(service)} "
         if stream == "stderr":
             prefix += "[stderr] "
-        body = ("\n" + prefix).join(lines)
-        if self.colour:
-            body = body.replace("\n", RESET + "\n") + RESET if "\x1b" in body else body
-        else:
-            body = strip_ansi(body)
+        # The prefixes hold no control characters but SGR: sanitising the joined body
+        # is one regex call per read, and cleans each line as it would alone.
+        body = terminal_safe(("\n" + prefix).join(lines), self.colour)
+        if self.colour and "\x1b" in body:
+            body = body.replace("\n", RESET + "\n") + RESET
         return f"{prefix}{body}\n"
 
 
@@ -116,6 +168,7 @@ class Printer(Formatter):
         if level == "debug" and not self.verbose:
             return
         label = "[promenade]"
+        text = terminal_safe(text, colour=False)  # may quote a service's command or name
         if self.colour:
             label = f"\x1b[1m{label}{RESET}"
             text = f"{LEVEL_COLOURS.get(level, '')}{text}{RESET}" if LEVEL_COLOURS.get(level) \
