@@ -23,6 +23,7 @@ from promenade_core.control import Commands
 from promenade_core.errors import PromenadeError
 from promenade_core.hosts import HostsManager
 from promenade_core.logs import iso_timestamp
+from promenade_core.masking import mask_config
 from promenade_core.printer import Printer
 from promenade_core.proxies import Proxies
 from promenade_core.reloader import Reloader
@@ -208,12 +209,13 @@ class Manager:
         }
 
     def config_document(self) -> dict[str, Any]:
-        return {
+        """The `config` command's reply, secrets masked: any local client may ask."""
+        return mask_config({
             "path": str(self.config_path),
             "last_modified": self.reloader.last_modified(),
             "error": self.reloader.error,
             "config": self.supervisor.config.to_dict(),
-        }
+        })
 
     def reload(self, dry_run: bool = False, forced: bool = False) -> dict[str, Any]:
         return self.reloader.reload(dry_run=dry_run, forced=forced)

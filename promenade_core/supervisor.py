@@ -17,6 +17,7 @@ from promenade_core import protocol
 from promenade_core.bus import Publisher
 from promenade_core.config import Config, ServiceConfig, dependency_order
 from promenade_core.logs import Batch, iso_timestamp
+from promenade_core.masking import mask_command
 from promenade_core.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
 from promenade_core.printer import Printer
 from promenade_core.procstats import TreeSampler
@@ -125,6 +126,7 @@ class Supervisor:
     def describe(self, service: Service, stats: tuple[float | None, int | None] = (None, None),
                  ) -> dict[str, Any]:
         doc = service.describe(self.url(service.config))
+        doc["command"] = mask_command(doc["command"])  # shown by the dashboard and CLI
         doc["cpu_percent"], doc["memory_bytes"] = stats
         return doc
 
