@@ -130,11 +130,20 @@ class Supervisor:
         doc["cpu_percent"], doc["memory_bytes"] = stats
         return doc
 
-    def describe_all(self) -> dict[str, dict[str, Any]]:
+    def _stats(self) -> dict[str, tuple[float | None, int | None]]:
+        """CPU and memory of every service, from the one sampler: sampling a subset
+        would make the sampler forget the others' previous readings."""
         pids = {name: (s.pid if s.status in ALIVE else None) for name, s in self.services.items()}
-        stats = self.sampler.sample(pids)
+        return self.sampler.sample(pids)
+
+    def describe_all(self) -> dict[str, dict[str, Any]]:
+        stats = self._stats()
         return {name: self.describe(s, stats.get(name, (None, None)))
                 for name, s in self.services.items()}
+
+    def describe_sampled(self, service: Service) -> dict[str, Any]:
+        """One status object with its CPU and memory, as describe_all gives them."""
+        return self.describe(service, self._stats().get(service.name, (None, None)))
 
     # -- whole-config actions -------------------------------------------------------
 

@@ -302,6 +302,19 @@ def test_logs_tail_since_and_line_fields(dash: Dashboard) -> None:
     assert dash.get("/api/services/printer/logs?tail=0").body["lines"] == []
 
 
+def test_service_endpoint_has_the_same_cpu_and_memory_as_status(dash: Dashboard) -> None:
+    """Regression: `GET /api/services/{name}` had null cpu_percent and memory_bytes
+    where `/api/status` had values for the same running service."""
+    dash.wait_status("api", "running")
+    listed = dash.service("api")
+    one = dash.get("/api/services/api").body
+    assert isinstance(listed["memory_bytes"], int) and listed["memory_bytes"] > 0
+    assert isinstance(one["memory_bytes"], int) and one["memory_bytes"] > 0
+    assert isinstance(one["cpu_percent"], float) and one["cpu_percent"] >= 0
+    stopped = dash.get("/api/services/crasher").body
+    assert stopped["cpu_percent"] is None and stopped["memory_bytes"] is None
+
+
 def test_config_masks_secret_looking_env_values(dash: Dashboard) -> None:
     reply = dash.get("/api/config")
     assert reply.status == 200

@@ -167,6 +167,24 @@ def test_a_replay_the_manager_refuses_ends_with_an_error_message(dash: Dashboard
     assert "'nope'" in msg["message"]
 
 
+def test_unknown_service_filter_gets_an_error_and_a_close(dash: Dashboard) -> None:
+    """Regression: `?services=nope` was accepted and then silent for ever, so a typo in
+    a script's filter looked like a service that logs nothing."""
+    ws = connect(dash, "?services=ticker,nope")
+    try:
+        msg = receive_json(ws)
+        assert msg["type"] == "error"
+        assert msg["error"]["code"] == msg["code"] == "unknown_service"
+        assert "'nope'" in msg["error"]["message"] and "ticker" in msg["error"]["message"]
+        with pytest.raises(ConnectionClosed):  # nothing else comes: then the close
+            data = ws.receive(timeout=10)
+            raise AssertionError(f"expected the close, got {data!r}")
+        assert ws.close_reason == 4004
+    finally:
+        with contextlib.suppress(ConnectionClosed, OSError):
+            ws.close()
+
+
 def frames(ws: Client, timeout: float = 10) -> Iterator[dict[str, Any]]:
     """Typed messages of batch mode, one by one."""
     deadline = time.monotonic() + timeout
