@@ -23,6 +23,7 @@ from promenade_core.control import Commands
 from promenade_core.errors import PromenadeError
 from promenade_core.hosts import HostsManager
 from promenade_core.logs import iso_timestamp
+from promenade_core.mapped_names import MappedNames
 from promenade_core.masking import mask_config
 from promenade_core.printer import Printer
 from promenade_core.proxies import Proxies
@@ -108,9 +109,14 @@ class Manager:
         self.hosts = HostsManager(config.manager.hosts_management,
                                   self.hostsd_socket or config.manager.hostsd_socket,
                                   self.supervisor.emit)
-        self.proxies = Proxies(self.supervisor.emit, self._hostnames)
-        self.supervisor.attachments += [self.hosts, self.proxies]
+        self.proxies = Proxies(self.supervisor.emit, self.supervisor.local_hostnames)
+        self.mapped_names = MappedNames(
+            lambda: [s.hostname for s in self.supervisor.config.services.values()],
+            self.supervisor.publish_hostname_changes)
+        # After hosts: a service's start has reached hostsd when the names are checked.
+        self.supervisor.attachments += [self.hosts, self.proxies, self.mapped_names]
         self.supervisor.hostname_mapped = lambda name: name in self.hosts.mapped()
+        self.supervisor.resolves_to_loopback = self.mapped_names.resolves_to_loopback
         self.reloader = Reloader(self, config)
         self.control = ControlServer(self.context, self.endpoints["control"],
                                      Commands(self).table())
@@ -119,6 +125,7 @@ class Manager:
             self._announce()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 gevent.signal_handler(sig, self._on_signal, sig)
+            self.mapped_names.start()
             self.supervisor.start_all()
             if self.web:
                 # After the services: they need not wait for Flask to import.
@@ -132,10 +139,6 @@ class Manager:
             self._reaper_fd = None
             reaper.wait()
         return 0
-
-    def _hostnames(self) -> list[str]:
-        """Managed hostnames count as local origins for the CORS proxies."""
-        return [s.hostname for s in self.supervisor.config.services.values() if s.hostname]
 
     def _prepare_web(self, config: Config) -> None:
         """A taken dashboard port is an error before anything starts."""
@@ -183,6 +186,7 @@ class Manager:
         self.reloader.stop()
         self.supervisor.shutdown()
         self.proxies.close()
+        self.mapped_names.close()
         self.hosts.close()
         if self.web:
             self.web.stop()

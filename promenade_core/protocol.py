@@ -11,7 +11,8 @@ Topics (subscribe by prefix):
   messages of at most 16 KiB that share its timestamp); line i has seq first_seq+i,
   `seq` is the last line's; all share the read's timestamp.
 - `state/<service>/` {"v", "seq", "service", "status": <status object>} — one per
-  transition and per health change.
+  transition, per health change, and when `hostname_mapped` (the hostname leads to
+  this machine now: the web process trusts it as a local origin only then) changes.
 - `config/` {"v", "seq", "event": "reloaded"|"invalid"|"changed", ...}
 - `manager/` {"v", "seq", "event": "started"|"stopping"|"message"|..., "message": str}
 
