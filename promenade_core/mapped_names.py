@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -109,15 +110,19 @@ class MappedNames:
         self._loop = gevent.spawn(self._refresh_forever)
 
     def close(self) -> None:
+        """Stop refreshing. The pool is left alone: killing it waits for a lookup in
+        flight (seconds, with a DNS server that does not answer) and would slow the
+        shutdown; its thread does not keep the process alive."""
         if self._loop is not None:
             self._loop.kill(block=False)
-        if self._pool is not None:
-            self._pool.kill()
 
     def _refresh_forever(self) -> None:
         while True:
             self._wake.clear()
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception as exc:  # one bad round must not end the refreshing
+                print(f"promenade: checking hostnames failed: {exc!r}", file=sys.stderr)
             self._wake.wait(self._interval)
 
     # The supervisor's Attachments protocol.
