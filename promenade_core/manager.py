@@ -24,7 +24,7 @@ from promenade_core.errors import PromenadeError
 from promenade_core.hosts import HostsManager
 from promenade_core.logs import iso_timestamp
 from promenade_core.mapped_names import MappedNames
-from promenade_core.masking import mask_config
+from promenade_core.masking import mask_command, mask_config
 from promenade_core.printer import Printer
 from promenade_core.proxies import Proxies
 from promenade_core.reloader import Reloader
@@ -68,8 +68,8 @@ class Manager:
         found = osproc.find_leftovers(instance)
         for pid, service, cmd in found:
             self.printer.message(
-                f"found pid {pid} ({cmd}) of service {service} left over from an earlier run "
-                "of this config; stopping it", "warning")
+                f"found pid {pid} ({mask_command(cmd)}) of service {service} left over from "
+                "an earlier run of this config; stopping it", "warning")
         if found:
             osproc.kill_pids([pid for pid, _, _ in found], signal.SIGTERM)
             gevent.sleep(0.3)
