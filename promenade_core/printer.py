@@ -25,19 +25,26 @@ from gevent.socket import wait_write
 
 from promenade_core.logs import iso_timestamp
 
-#: Every control sequence and control character of ECMA-48 (see `terminal_safe`), SGR
-#: (group 1) first. Each alternative is runs of disjoint character classes and at most
-#: one optional character, so a failed attempt never backtracks: matching is linear.
-CONTROLS = re.compile(
-    r"(\x1b\[[0-9;:]*m)"                        # SGR, kept when colouring
-    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"       # any other CSI, or one cut short
-    r"|(?:\x1b[]PX^_]|[\x90\x98\x9d-\x9f])"     # OSC DCS SOS PM APC strings ...
-    r"[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"   # ... to BEL, ST or the line's end
-    r"|\x1b[ -/]*[0-~]?"                          # other escapes, a lone ESC
-    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"            # every other control character
+#: The sequences ECMA-48 starts with ESC (see `terminal_safe`). Each pattern is a literal
+#: introducer, then runs of disjoint character classes and at most one optional
+#: character: a failed attempt never backtracks, so matching is linear, and the literal
+#: first character lets the regex engine skip plain text quickly.
+_AFTER_ESC = (
+    r"\[[0-?]*[ -/]*[@-~]?"                      # CSI (SGR included), or one cut short
+    r"|[]PX^_][^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"  # OSC DCS SOS PM APC strings
+    r"|[ -/]*[0-~]?"                             # other escapes, a lone ESC
 )
-#: Cheap test for the common line with nothing to remove.
-_ANY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+ESC_ALL = re.compile(r"\x1b(?:" + _AFTER_ESC + ")")
+#: The same but SGR (the lookahead scans one parameter run: still linear).
+ESC_BUT_SGR = re.compile(r"\x1b(?!\[[0-9;:]*m)(?:" + _AFTER_ESC + ")")
+#: Their 8-bit forms: CSI U+009B, and DCS SOS OSC PM APC strings (U+0090 U+0098 U+009D-F).
+C1_SEQUENCES = re.compile(
+    r"\x9b[0-?]*[ -/]*[@-~]?|[\x90\x98\x9d-\x9f][^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+)
+#: Single control characters left after the sequences are gone: C0 but TAB, LF and ESC
+#: (every ESC left starts a kept SGR), DEL, C1.
+_CONTROL_CHARS = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x1B), *range(0x1C, 0x20),
+                                *range(0x7F, 0xA0)])
 PALETTE = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
 RESET = "\x1b[0m"
 LEVEL_COLOURS = {"info": "", "warning": "\x1b[33m", "error": "\x1b[1;31m"}
@@ -70,10 +77,6 @@ def wants_colour(stream: TextIO) -> bool:
         return False
 
 
-def _keep_sgr(match: re.Match[str]) -> str:
-    return match.group(1) or ""
-
-
 def terminal_safe(text: str, colour: bool) -> str:
     """`text` (a service's output) made safe to write to the user's terminal.
 
@@ -101,12 +104,15 @@ def terminal_safe(text: str, colour: bool) -> str:
     - every other C0 control (U+0000-U+001F but TAB and LF: BEL, BS, CR, ...), DEL and
       every C1 control (U+0080-U+009F).
 
-    One pass of one regex whose every alternative is linear: a hostile line of any
-    length costs time in proportion to its length.
+    Three linear passes: ESC sequences, their 8-bit forms (only in non-ASCII text), then
+    single characters; a hostile line of any length costs time in proportion to its
+    length, and plain text costs about one copy.
     """
-    if not _ANY_CONTROL.search(text):
-        return text
-    return CONTROLS.sub(_keep_sgr if colour else "", text)
+    if "\x1b" in text:
+        text = (ESC_BUT_SGR if colour else ESC_ALL).sub("", text)
+    if not text.isascii():  # O(1) in CPython: C1 characters are not ASCII
+        text = C1_SEQUENCES.sub("", text)
+    return text.translate(_CONTROL_CHARS)
 
 
 def strip_ansi(text: str) -> str:
@@ -136,11 +142,12 @@ class Formatter:
         prefix = f"{timestamp} {self._label(service)} "
         if stream == "stderr":
             prefix += "[stderr] "
-        # The prefixes hold no control characters but SGR: sanitising the joined body
-        # is one regex call per read, and cleans each line as it would alone.
-        body = terminal_safe(("\n" + prefix).join(lines), self.colour)
+        # One regex call per read, on the lines alone (no SGR of our prefixes to skip);
+        # it cleans each line as it would alone, an unterminated string ends at "\n".
+        body = terminal_safe("\n".join(lines), self.colour)
         if self.colour and "\x1b" in body:
             body = body.replace("\n", RESET + "\n") + RESET
+        body = body.replace("\n", "\n" + prefix)
         return f"{prefix}{body}\n"
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promenade_core.printer import Formatter, terminal_safe
 
 ESC, BEL, ST = "\x1b", "\x07", "\x1b\\"
+SGR = re.compile(r"\x1b\[[0-9;:]*m")
 
 #: (what it is, hostile text, what remains) — the same with colour on and off.
 HOSTILE = [
@@ -62,8 +67,8 @@ def test_terminal_safe_keeps_sgr_only_with_colour(sgr: str) -> None:
 
 def test_terminal_safe_keeps_text_tabs_newlines_and_unicode() -> None:
     text = "naïve\tcafé — 日本語 ✓ \u00a0nbsp\nnext line"
-    assert terminal_safe(text, colour=True) is text
-    assert terminal_safe(text, colour=False) is text
+    assert terminal_safe(text, colour=True) == text
+    assert terminal_safe(text, colour=False) == text
 
 
 def test_unterminated_string_does_not_swallow_the_next_line() -> None:
@@ -99,3 +104,18 @@ def test_formatter_block_sanitises_lines_and_keeps_colours() -> None:
     assert f"{ESC}[32mok{ESC}[0m" in coloured and "\x07" not in coloured
     plain = Formatter(colour=False).block("api", "stdout", "T", lines)
     assert plain == "T [api] ok\nT [api] bad\n"
+
+
+_ALPHABET = "\x1b\x9b\x9d\x90\x9c\x07\x08\r\n\t\x00\x7f\x85[]P_^X\\;:0123m?HJK A é"
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(alphabet=_ALPHABET, max_size=60), colour=st.booleans())
+def test_nothing_but_text_and_sgr_ever_comes_out(text: str, colour: bool) -> None:
+    """Whatever a service prints, every ESC left starts a complete SGR sequence (and
+    only with colour), and no other control character is left but TAB and LF."""
+    out = terminal_safe(text, colour)
+    rest = SGR.sub("", out) if colour else out
+    assert not any((ord(ch) < 0x20 and ch not in "\t\n") or 0x7F <= ord(ch) <= 0x9F
+                   for ch in rest), (text, out)
+    assert terminal_safe(out, colour) == out  # sanitising twice changes nothing
