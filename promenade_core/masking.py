@@ -5,7 +5,8 @@ CLI and any local script, and end up in screenshots and bug reports. A value is
 masked when its key looks secret (the key stays, so the user sees which one is set),
 when it is the password part of a URL (`postgres://app:****@db/app`), and, inside a
 service's `command`, when it is assigned inline to a secret-looking name
-(`STRIPE_SECRET=**** python app.py`, `export TOKEN=****;`, `--password=****`).
+(`STRIPE_SECRET=**** python app.py`, `export TOKEN=****;`, `--password=****`,
+`--token ****`).
 
 Pure functions over text, standard library only; every regex is linear (no two ways to
 match the same character), because a command or an env value is user input of any
@@ -38,6 +39,12 @@ _ASSIGNMENT = re.compile(
 )
 
 
+#: `--name value` / `-name value`: the next word, unless it is an option itself.
+_OPTION_VALUE = re.compile(
+    r"(?<![^\s;&|(`])(--?[A-Za-z][A-Za-z0-9_.-]*)([ \t]+)(?![-;&|)])(" + _WORD + ")"
+)
+
+
 def is_secret_key(key: str) -> bool:
     """A key whose value is a secret: it contains SECRET, TOKEN, PASSWORD, PASSWD, KEY,
     CREDENTIAL or AUTH, in any case."""
@@ -63,11 +70,22 @@ def _mask_assignment(match: re.Match[str]) -> str:
     return f"{name}={MASK}"
 
 
+def _mask_option_value(match: re.Match[str]) -> str:
+    name, space, value = match.groups()
+    if not value or not is_secret_key(name.lstrip("-")):
+        return match.group(0)
+    return f"{name}{space}{MASK}"
+
+
 def mask_command(command: str) -> str:
-    """A shell command with inline secrets masked: values assigned to secret-looking
-    names (`API_TOKEN=…`, `--password=…`) and URL passwords."""
+    """A shell command with inline secrets masked: values given to secret-looking names
+    (`API_TOKEN=…`, `--password=…`, `--token …`) and URL passwords. Display only: an
+    option named like a secret whose value is not one (`--key-file k.pem`) is masked
+    too, which costs nothing but a less informative status line."""
     if "=" in command:
         command = _ASSIGNMENT.sub(_mask_assignment, command)
+    if "-" in command:
+        command = _OPTION_VALUE.sub(_mask_option_value, command)
     return mask_url_credentials(command)
 
 

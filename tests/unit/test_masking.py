@@ -47,6 +47,12 @@ def test_url_credentials_are_masked(text: str, expected: str) -> None:
     ("echo MYTOKEN==x", "echo MYTOKEN=****"),
     ("python -c 'x=TOKEN'", "python -c 'x=TOKEN'"),
     ("TOKEN= python app.py", "TOKEN= python app.py"),
+    ("cloudflared tunnel run --token eyJh.x", "cloudflared tunnel run --token ****"),
+    ("app --api-key 'a b' --port 80", "app --api-key **** --port 80"),
+    ("app --no-auth --port 80", "app --no-auth --port 80"),
+    ("app --password=x --token y", "app --password=**** --token ****"),
+    ("app --token; next", "app --token; next"),
+    ("make -j 4 --debug", "make -j 4 --debug"),
 ])
 def test_inline_secrets_in_commands_are_masked(command: str, expected: str) -> None:
     """Regression: `STRIPE_SECRET=sk_live… python app.py` as a service command was shown
@@ -87,6 +93,8 @@ def test_secret_key_rule_is_unchanged() -> None:
     "TOKEN=\"" + "\\" * 300_000,                     # escapes without end
     "A" * 300_000 + "=",                             # a long name
     "a=b " * 100_000,                                # many harmless assignments
+    "--token " * 100_000,                            # options that take options
+    "--t" + " " * 300_000 + "x",                     # a long gap before a value
 ])
 def test_masking_is_linear_on_hostile_input(hostile: str) -> None:
     """Commands and env values are user input: a backtracking regex would hang the
