@@ -67,12 +67,12 @@ class Commands:
         return self.m.status_document()
 
     def cmd_service(self, request: dict[str, Any]) -> Any:
-        return self.m.supervisor.describe(self._service(request))
+        return self.m.supervisor.describe_sampled(self._service(request))
 
     def _run(self, request: dict[str, Any], service: Service, action: str) -> Any:
         self._not_stopping()
         wait = _arg(request, "wait", bool, True)
-        describe = self.m.supervisor.describe
+        describe = self.m.supervisor.describe_sampled
 
         def act() -> dict[str, Any]:
             getattr(service, action)()

@@ -23,6 +23,8 @@ from promenade_core.control import Commands
 from promenade_core.errors import PromenadeError
 from promenade_core.hosts import HostsManager
 from promenade_core.logs import iso_timestamp
+from promenade_core.mapped_names import MappedNames
+from promenade_core.masking import mask_command, mask_config
 from promenade_core.printer import Printer
 from promenade_core.proxies import Proxies
 from promenade_core.reloader import Reloader
@@ -66,8 +68,8 @@ class Manager:
         found = osproc.find_leftovers(instance)
         for pid, service, cmd in found:
             self.printer.message(
-                f"found pid {pid} ({cmd}) of service {service} left over from an earlier run "
-                "of this config; stopping it", "warning")
+                f"found pid {pid} ({mask_command(cmd)}) of service {service} left over from "
+                "an earlier run of this config; stopping it", "warning")
         if found:
             osproc.kill_pids([pid for pid, _, _ in found], signal.SIGTERM)
             gevent.sleep(0.3)
@@ -110,9 +112,14 @@ class Manager:
         self.hosts = HostsManager(config.manager.hosts_management,
                                   self.hostsd_socket or config.manager.hostsd_socket,
                                   self.supervisor.emit)
-        self.proxies = Proxies(self.supervisor.emit, self._hostnames)
-        self.supervisor.attachments += [self.hosts, self.proxies]
+        self.proxies = Proxies(self.supervisor.emit, self.supervisor.local_hostnames)
+        self.mapped_names = MappedNames(
+            lambda: [s.hostname for s in self.supervisor.config.services.values()],
+            self.supervisor.publish_hostname_changes)
+        # After hosts: a service's start has reached hostsd when the names are checked.
+        self.supervisor.attachments += [self.hosts, self.proxies, self.mapped_names]
         self.supervisor.hostname_mapped = lambda name: name in self.hosts.mapped()
+        self.supervisor.resolves_to_loopback = self.mapped_names.resolves_to_loopback
         self.reloader = Reloader(self, config)
         self.control = ControlServer(self.context, self.endpoints["control"],
                                      Commands(self).table())
@@ -121,6 +128,7 @@ class Manager:
             self._announce()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 gevent.signal_handler(sig, self._on_signal, sig)
+            self.mapped_names.start()
             self.supervisor.start_all()
             if self.web:
                 # After the services: they need not wait for Flask to import.
@@ -134,10 +142,6 @@ class Manager:
             self._reaper_fd = None
             reaper.wait()
         return 0
-
-    def _hostnames(self) -> list[str]:
-        """Managed hostnames count as local origins for the CORS proxies."""
-        return [s.hostname for s in self.supervisor.config.services.values() if s.hostname]
 
     def _prepare_web(self, config: Config) -> None:
         """A taken dashboard port is an error before anything starts."""
@@ -185,6 +189,7 @@ class Manager:
         self.reloader.stop()
         self.supervisor.shutdown()
         self.proxies.close()
+        self.mapped_names.close()
         self.hosts.close()
         if self.web:
             self.web.stop()
@@ -211,12 +216,13 @@ class Manager:
         }
 
     def config_document(self) -> dict[str, Any]:
-        return {
+        """The `config` command's reply, secrets masked: any local client may ask."""
+        return mask_config({
             "path": str(self.config_path),
             "last_modified": self.reloader.last_modified(),
             "error": self.reloader.error,
             "config": self.supervisor.config.to_dict(),
-        }
+        })
 
     def reload(self, dry_run: bool = False, forced: bool = False) -> dict[str, Any]:
         return self.reloader.reload(dry_run=dry_run, forced=forced)

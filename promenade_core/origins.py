@@ -2,8 +2,10 @@
 and the CORS proxies.
 
 A foreign web page must neither read logs nor stop services, while pages served by the
-user's own local services (any port on localhost, `*.localhost`, managed hostnames)
-may. Standard library only.
+user's own local services (any port on localhost, `*.localhost`, configured hostnames
+while they are mapped to loopback: see promenade_core.mapped_names) may. Callers pass
+only the mapped names as `managed`; a configured name that nothing maps is not local.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def _is_loopback_ip(host: str) -> bool:
 
 
 def is_local_hostname(host: str, managed: Iterable[str] = ()) -> bool:
-    """True for loopback names and addresses, `*.localhost`, and managed hostnames."""
+    """True for loopback names and addresses, `*.localhost`, and the `managed` names
+    (the configured hostnames mapped to loopback right now)."""
     host = host.lower().rstrip(".")
     if host in LOCAL_NAMES or host.endswith(".localhost") or _is_loopback_ip(host):
         return True

@@ -13,6 +13,8 @@ import os
 import socket
 from pathlib import Path
 
+from promenade_core.masking import mask_command
+
 PROC = Path("/proc")
 
 
@@ -79,4 +81,6 @@ def describe_port_in_use(port: int) -> str:
     if holder is None:
         return f"port {port} is already in use"
     pid, cmd = holder
-    return f"port {port} is already in use by pid {pid} ({cmd})"
+    # A command line may carry a secret (`--password=…`); the message reaches the
+    # dashboard and the bus.
+    return f"port {port} is already in use by pid {pid} ({mask_command(cmd)})"

@@ -11,7 +11,8 @@ Topics (subscribe by prefix):
   messages of at most 16 KiB that share its timestamp); line i has seq first_seq+i,
   `seq` is the last line's; all share the read's timestamp.
 - `state/<service>/` {"v", "seq", "service", "status": <status object>} — one per
-  transition and per health change.
+  transition, per health change, and when `hostname_mapped` (the hostname leads to
+  this machine now: the web process trusts it as a local origin only then) changes.
 - `config/` {"v", "seq", "event": "reloaded"|"invalid"|"changed", ...}
 - `manager/` {"v", "seq", "event": "started"|"stopping"|"message"|..., "message": str}
 
@@ -23,6 +24,9 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+# Re-exported: the masking rules were born here, and user scripts may import them.
+from promenade_core.masking import MASK, SECRET_MARKERS, is_secret_key, mask_env  # noqa: F401
 
 VERSION = 1
 MAX_REQUEST_BYTES = 64 * 1024
@@ -61,9 +65,6 @@ COMMANDS: dict[str, str] = {
     "gap": "{count} -> {}; a subscriber reports messages it lost (shown in status as bus.dropped)",
     "shutdown": "{} -> {stopping: true}; the manager then stops every service and exits",
 }
-
-SECRET_MARKERS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH")
-MASK = "****"
 
 
 def log_topic(service: str) -> str:
@@ -114,12 +115,3 @@ def log_entries(message: dict[str, Any]) -> list[dict[str, Any]]:
         for i, line in enumerate(message["lines"])
     ]
 
-
-def is_secret_key(key: str) -> bool:
-    upper = key.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
-
-
-def mask_env(env: dict[str, str]) -> dict[str, str]:
-    """Env with secret-looking values replaced by `****`; keys stay."""
-    return {k: (MASK if is_secret_key(k) else v) for k, v in env.items()}

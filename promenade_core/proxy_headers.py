@@ -65,7 +65,9 @@ def normalize_origins(origins: Iterable[str]) -> tuple[str, ...]:
 
 
 class _LazyNames:
-    """Managed hostnames (and any extra), asked for only when a name is not plainly local."""
+    """The mapped hostnames (configured ones that lead to loopback now, see
+    promenade_core.mapped_names) and any extra, asked for only when a name is not
+    plainly local."""
 
     def __init__(self, source: Callable[[], Iterable[str]], extra: Iterable[str] = ()) -> None:
         self._source = source

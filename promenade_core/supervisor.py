@@ -17,6 +17,7 @@ from promenade_core import protocol
 from promenade_core.bus import Publisher
 from promenade_core.config import Config, ServiceConfig, dependency_order
 from promenade_core.logs import Batch, iso_timestamp
+from promenade_core.masking import mask_command
 from promenade_core.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
 from promenade_core.printer import Printer
 from promenade_core.procstats import TreeSampler
@@ -49,8 +50,12 @@ class Supervisor:
         self.ops = ops or ProcessOps()
         self._track = track
         self.attachments: list[Attachments] = []
-        #: whether hostsd has the service's hostname (set by the manager)
+        #: whether hostsd has the service's hostname (set by the manager); one of the
+        #: two ways a hostname is mapped (see hostname_is_local)
         self.hostname_mapped: Callable[[str], bool] = lambda name: False
+        #: whether a hostname resolves to loopback addresses only (set by the manager)
+        self.resolves_to_loopback: Callable[[str], bool] = lambda hostname: False
+        self._local_hostname: dict[str, bool] = {}
         self.started = time.time()
         self.sampler = TreeSampler()
         self.services: dict[str, Service] = {}
@@ -122,17 +127,49 @@ class Supervisor:
             mode == "manual" or (mode == "auto" and self.hostname_mapped(svc.name)))
         return f"http://{svc.hostname if mapped else 'localhost'}:{svc.port}"
 
+    def hostname_is_local(self, name: str, hostname: str | None) -> bool:
+        """Whether service `name`'s `hostname` leads to this machine now: hostsd mapped
+        it, or it resolves to loopback only. Only then may pages served under it count
+        as local origins (a configured name nobody mapped resolves anywhere)."""
+        return bool(hostname) and (self.hostname_mapped(name) or
+                                   self.resolves_to_loopback(hostname or ""))
+
+    def local_hostnames(self) -> list[str]:
+        """The configured hostnames that are local now (see hostname_is_local)."""
+        return [svc.hostname for name, svc in self.config.services.items()
+                if svc.hostname and self.hostname_is_local(name, svc.hostname)]
+
+    def publish_hostname_changes(self) -> None:
+        """A state event for each service whose hostname started or stopped leading
+        here, so that the web process's guard follows (it learns from state events)."""
+        for name, service in self.services.items():
+            local = self.hostname_is_local(name, service.config.hostname)
+            if self._local_hostname.get(name, False) != local:
+                self._local_hostname[name] = local
+                self.on_change(service)
+
     def describe(self, service: Service, stats: tuple[float | None, int | None] = (None, None),
                  ) -> dict[str, Any]:
         doc = service.describe(self.url(service.config))
+        doc["command"] = mask_command(doc["command"])  # shown by the dashboard and CLI
+        doc["hostname_mapped"] = self.hostname_is_local(service.name, service.config.hostname)
         doc["cpu_percent"], doc["memory_bytes"] = stats
         return doc
 
-    def describe_all(self) -> dict[str, dict[str, Any]]:
+    def _stats(self) -> dict[str, tuple[float | None, int | None]]:
+        """CPU and memory of every service, from the one sampler: sampling a subset
+        would make the sampler forget the others' previous readings."""
         pids = {name: (s.pid if s.status in ALIVE else None) for name, s in self.services.items()}
-        stats = self.sampler.sample(pids)
+        return self.sampler.sample(pids)
+
+    def describe_all(self) -> dict[str, dict[str, Any]]:
+        stats = self._stats()
         return {name: self.describe(s, stats.get(name, (None, None)))
                 for name, s in self.services.items()}
+
+    def describe_sampled(self, service: Service) -> dict[str, Any]:
+        """One status object with its CPU and memory, as describe_all gives them."""
+        return self.describe(service, self._stats().get(service.name, (None, None)))
 
     # -- whole-config actions -------------------------------------------------------
 

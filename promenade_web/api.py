@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from promenade_core import protocol
+from promenade_core.masking import mask_config
 from promenade_web.errors import error_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -94,7 +95,9 @@ def restart_all() -> Response:
 @bp.get("/config")
 def config() -> Response:
     result = bus_request("config")
-    return jsonify({**result, "config": mask_config(result.get("config"))})
+    # The manager masks its document already; masking again costs little and keeps
+    # the page safe should a manager of another version not do it.
+    return jsonify(mask_config(result))
 
 
 @bp.post("/reload")
@@ -108,26 +111,3 @@ def reload() -> Response:
             details=error, result=result,
         )
     return jsonify(result)
-
-
-def mask_config(value: Any) -> Any:
-    """A copy of the config with secrets masked.
-
-    Every mapping under a key that names an environment (`env`, `own_env`, ...) has its
-    secret-looking values replaced, and so has any other text value whose own key looks
-    secret: the manager's document may grow new env-like fields, and those must not
-    leak by default.
-    """
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if "env" in str(key).lower() and isinstance(item, dict):
-                out[key] = protocol.mask_env({str(k): v for k, v in item.items()})
-            elif isinstance(item, str) and protocol.is_secret_key(str(key)):
-                out[key] = protocol.MASK
-            else:
-                out[key] = mask_config(item)
-        return out
-    if isinstance(value, list):
-        return [mask_config(item) for item in value]
-    return value

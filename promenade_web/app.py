@@ -33,6 +33,7 @@ class Backend:
     hub: Hub
 
     def managed_hostnames(self) -> list[str]:
+        """The configured hostnames the manager reports as mapped to loopback now."""
         return list(self.hub.hostnames.values())
 
 

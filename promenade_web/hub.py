@@ -361,7 +361,7 @@ class Hub:
         self.hostnames = {
             name: svc["hostname"]
             for name, svc in (status.get("services") or {}).items()
-            if svc.get("hostname")
+            if svc.get("hostname") and svc.get("hostname_mapped") is True
         }
 
     # --- clients -----------------------------------------------------------------
@@ -441,10 +441,16 @@ class Hub:
         return any(sub.services is None or service in sub.services for sub in self._subs)
 
     def _note_hostname(self, message: dict[str, Any]) -> None:
+        """Follow which hostnames are local origins: only those the manager reports as
+        mapped to this machine (`hostname_mapped`), never merely configured ones."""
         status = message.get("status") or {}
         name, hostname = message.get("service"), status.get("hostname")
-        if name and hostname:
+        if not name:
+            return
+        if hostname and status.get("hostname_mapped") is True:
             self.hostnames[name] = hostname
+        else:
+            self.hostnames.pop(name, None)
 
     def _check_gap(self, seq: int, first: int) -> None:
         if not self._logs_on:

@@ -89,7 +89,8 @@ def install(app: Flask, guard: Guard) -> None:
             return error_response(
                 403, FORBIDDEN_ORIGIN,
                 f"requests from {origin!r} are refused: only pages served from this "
-                "machine (localhost, 127.0.0.1, *.localhost, managed hostnames) may use "
+                "machine (localhost, 127.0.0.1, *.localhost, configured hostnames while "
+                "they are mapped to 127.0.0.1) may use "
                 "the Promenade API",
             )
         if request.method == "OPTIONS":

@@ -14,8 +14,13 @@ Without `batch`, each frame is one SPEC.md message
 `{"type": "log", "timestamp", "service", "stream", "line", "seq"}`. A client too slow
 for the feed loses its oldest queued lines and gets `{"type": "gap", "reason":
 "slow_client", "dropped", "from_seq", "to_seq"}` in their place, then the newest lines;
-`"reason": "bus"` marks lines the web process itself missed. A replay the manager
-refuses (e.g. an unknown service) ends with `{"type": "error", "code", "message"}`.
+`"reason": "bus"` marks lines the web process itself missed.
+
+A stream that cannot be served ends with one error message, `{"type": "error", "code",
+"message", "error": {"code", "message"}}` (the top-level pair for older clients, the
+nested one in the REST API's error shape), then a close: code 4004 when `services`
+names a service the manager does not have (`unknown_service`: checked before anything
+is sent, so a typo is never a silent stream), 1011 when the manager failed a request.
 
 The join is the Clone pattern: the client's queue is registered with the hub first,
 then the replay is fetched, then queued lines up to the replay's seq are dropped.
@@ -35,6 +40,7 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from wsproto.events import TextMessage
 
+from promenade_core import protocol
 from promenade_core.client import BusError
 from promenade_web.api import BadParameter, bool_arg, int_arg
 from promenade_web.errors import error_response
@@ -49,6 +55,9 @@ SEND_TIMEOUT = 30.0
 FRAME_BYTES = 256 * 1024
 #: Replay never sends more than this many lines, whatever `tail`/`since` ask.
 MAX_REPLAY = 50_000
+#: Close codes (RFC 6455 7.4: 4000-4999 are the application's own).
+CLOSE_UNKNOWN_SERVICE = 4004
+CLOSE_MANAGER_ERROR = 1011
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ def logs_stream(ws: Any) -> None:
     # rather than at its next line.
     ws.thread.link(lambda _: sub.close())
     try:
+        _check_services(backend, options)
         if options.events:
             _send(ws, [event_item("status", {"status": backend.request("status")})], options)
         cut = _replay(ws, backend, options)
@@ -101,10 +111,12 @@ def logs_stream(ws: Any) -> None:
     except (ConnectionClosed, OSError, gevent.Timeout):
         pass
     except BusError as exc:
-        # The manager failed the status or replay request: say so, then close (1011).
+        # An unknown service, or the manager failed a request: say so, then close.
+        code = (CLOSE_UNKNOWN_SERVICE if exc.code == protocol.UNKNOWN_SERVICE
+                else CLOSE_MANAGER_ERROR)
         with contextlib.suppress(ConnectionClosed, OSError, gevent.Timeout):
             _send_text(ws, _error_text(exc))
-            ws.close(reason=1011, message=exc.code)
+            ws.close(reason=code, message=exc.code)
     finally:
         hub.unsubscribe(sub)
         with contextlib.suppress(ConnectionClosed, OSError):
@@ -116,8 +128,22 @@ def logs_stream(ws: Any) -> None:
                 raw.shutdown(socket.SHUT_RDWR)
 
 
+def _check_services(backend: Any, options: StreamOptions) -> None:
+    """Raise BusError(unknown_service) when the filter names a service that does not
+    exist: such a stream would otherwise stay open and silent for ever."""
+    if options.services is None:
+        return
+    known = backend.request("status").get("services") or {}
+    unknown = sorted(options.services - set(known))
+    if unknown:
+        raise BusError(protocol.UNKNOWN_SERVICE,
+                       f"unknown service {unknown[0]!r} in services= "
+                       f"(known: {', '.join(known) or 'none'})")
+
+
 def _error_text(exc: BusError) -> str:
-    return json.dumps({"type": "error", "code": exc.code, "message": exc.message})
+    error = {"code": exc.code, "message": exc.message}
+    return json.dumps({"type": "error", **error, "error": error})
 
 
 def _raw_socket(environ: dict[str, Any]) -> socket.socket | None:

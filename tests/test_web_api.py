@@ -148,10 +148,11 @@ services:
       API_TOKEN: hunter2
       DB_PASSWORD: sw0rdfish
       PLAIN_SETTING: visible
+      DATABASE_URL: postgres://app:pg-s3cret@db.internal:5432/app
   printer:
     command: {PY} printer.py
   toggler:
-    command: {PY} -c "import time; time.sleep(600)"
+    command: STRIPE_SECRET=sk_live_abc123 {PY} -c "import time; time.sleep(600)"
   crasher:
     command: {PY} -c "print('about to fail', flush=True); raise SystemExit(3)"
     restart_policy: never
@@ -301,13 +302,50 @@ def test_logs_tail_since_and_line_fields(dash: Dashboard) -> None:
     assert dash.get("/api/services/printer/logs?tail=0").body["lines"] == []
 
 
+def test_service_endpoint_has_the_same_cpu_and_memory_as_status(dash: Dashboard) -> None:
+    """Regression: `GET /api/services/{name}` had null cpu_percent and memory_bytes
+    where `/api/status` had values for the same running service."""
+    dash.wait_status("api", "running")
+    listed = dash.service("api")
+    one = dash.get("/api/services/api").body
+    assert isinstance(listed["memory_bytes"], int) and listed["memory_bytes"] > 0
+    assert isinstance(one["memory_bytes"], int) and one["memory_bytes"] > 0
+    assert isinstance(one["cpu_percent"], float) and one["cpu_percent"] >= 0
+    stopped = dash.get("/api/services/crasher").body
+    assert stopped["cpu_percent"] is None and stopped["memory_bytes"] is None
+
+
 def test_config_masks_secret_looking_env_values(dash: Dashboard) -> None:
     reply = dash.get("/api/config")
     assert reply.status == 200
     assert reply.body["path"] == str(dash.manager.path)
     assert b"hunter2" not in reply.raw and b"sw0rdfish" not in reply.raw
     env = reply.body["config"]["services"]["api"]["env"]
-    assert env == {"API_TOKEN": "****", "DB_PASSWORD": "****", "PLAIN_SETTING": "visible"}
+    assert env == {"API_TOKEN": "****", "DB_PASSWORD": "****", "PLAIN_SETTING": "visible",
+                   "DATABASE_URL": "postgres://app:****@db.internal:5432/app"}
+
+
+def test_config_and_status_mask_url_passwords_and_inline_command_secrets(
+        dash: Dashboard) -> None:
+    """Regression: masking went by env key only. `DATABASE_URL: postgres://app:pw@db`
+    and a command `STRIPE_SECRET=sk_live… python …` were shown verbatim by /api/config,
+    /api/status, /api/services/NAME, the bus `config` command and `promenade status`."""
+    dash.wait_status("toggler", "running")
+    shown = {
+        "/api/config": dash.get("/api/config").raw,
+        "/api/status": dash.get("/api/status").raw,
+        "/api/services/toggler": dash.get("/api/services/toggler").raw,
+        "bus config": json.dumps(dash.manager.request("config")).encode(),
+        "bus status": json.dumps(dash.manager.request("status")).encode(),
+        "promenade status --json": dash.manager.cli("status", "--json").stdout.encode(),
+    }
+    for where, raw in shown.items():
+        assert b"sk_live_abc123" not in raw and b"pg-s3cret" not in raw, where
+    toggler = dash.service("toggler")
+    assert toggler["command"].startswith("STRIPE_SECRET=**** ")
+    config = dash.get("/api/config").body["config"]["services"]
+    assert config["toggler"]["command"] == toggler["command"]
+    assert config["api"]["env"]["DATABASE_URL"] == "postgres://app:****@db.internal:5432/app"
 
 
 def test_reload_reports_invalid_config_and_recovers(dash: Dashboard) -> None:

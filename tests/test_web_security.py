@@ -73,7 +73,6 @@ def test_a_foreign_origin_can_neither_read_nor_control(dash: Dashboard, origin: 
 @pytest.mark.parametrize("origin", [
     "http://localhost:3000", "http://127.0.0.1:5173", "http://[::1]:8080",
     "http://app.localhost:3000", "https://localhost", "http://127.0.0.2:4000",
-    "http://myapp.test:8000",  # a hostname this manager manages
 ])
 def test_local_pages_may_use_the_api(dash: Dashboard, origin: str) -> None:
     reply = dash.get("/api/services/api/logs", headers={"Origin": origin})
@@ -111,7 +110,7 @@ def test_a_foreign_host_header_is_refused(dash: Dashboard, host: str) -> None:
 
 
 @pytest.mark.parametrize("host", ["localhost:{port}", "127.0.0.1:{port}", "[::1]:{port}",
-                                  "dash.localhost:{port}", "myapp.test:{port}", "localhost"])
+                                  "dash.localhost:{port}", "localhost"])
 def test_local_host_headers_are_served(dash: Dashboard, host: str) -> None:
     assert dash.get("/api/status", headers={"Host": host.format(port=dash.port)}).status == 200
 
@@ -139,9 +138,30 @@ def test_websocket_handshake_with_a_foreign_host_is_refused(dash: Dashboard) -> 
     assert status == 403
 
 
-@pytest.mark.parametrize("origin", ["http://localhost:3000", "http://myapp.test:8000", None])
+@pytest.mark.parametrize("origin", ["http://localhost:3000", None])
 def test_websocket_handshake_from_local_pages_is_accepted(dash: Dashboard,
                                                           origin: str | None) -> None:
     status, sock = ws_handshake(dash.port, {"Origin": origin} if origin else {})
     sock.close()
     assert status == 101
+
+
+def test_an_unmapped_configured_hostname_is_not_a_local_origin(dash: Dashboard) -> None:
+    """Regression: a configured hostname counted as a local origin even though nothing
+    mapped it (`hosts_management: disabled` here, so `myapp.test` resolves wherever DNS
+    says): a page served under that name by someone else could stop services and read
+    logs. Only names mapped to loopback count; the status says which are."""
+    api = dash.service("api")
+    assert api["hostname"] == "myapp.test" and api["hostname_mapped"] is False
+    origin, host = "http://myapp.test:8000", f"myapp.test:{dash.port}"
+    for method, path in [("GET", "/api/services/api/logs"), ("POST", "/api/services/api/stop")]:
+        reply = dash.call(method, path, headers={"Origin": origin})
+        assert reply.status == 403 and reply.body["error"]["code"] == "forbidden_origin"
+        assert b"secret log line" not in reply.raw
+    reply = dash.get("/api/status", headers={"Host": host})
+    assert reply.status == 403 and reply.body["error"]["code"] == "forbidden_host"
+    status, sock = ws_handshake(dash.port, {"Origin": origin})
+    sock.close()
+    assert status == 403
+    after = dash.service("api")
+    assert after["status"] == "running" and after["pid"] == api["pid"]

@@ -3,7 +3,7 @@ events, many clients, prompt close, and a slow client that must not stall anyone
 
 from __future__ import annotations
 
-import contextlib
+import base64
 import json
 import os
 import socket
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simple_websocket import Client, ConnectionClosed
+from simple_websocket import Client
 
 from tests.support import free_port, wait_for, write_script
 from tests.test_web_api import Dashboard, start_dashboard, ws_handshake
@@ -158,13 +158,57 @@ def test_bad_parameters_are_refused_before_the_upgrade(dash: Dashboard) -> None:
     assert status == 400
 
 
+def closed_stream(port: int, query: str) -> tuple[list[Any], int | None]:
+    """Open a stream the server is expected to end by itself: its text messages and
+    its close code, read from a raw socket until EOF.
+
+    simple-websocket's Client would do, but it drops frames that arrive in the same
+    read as the handshake's reply (it parses only the first event), which the error
+    and the close right after the upgrade often do.
+    """
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall((f"GET /api/logs/stream{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                      ).encode())
+        data = b""
+        deadline = time.monotonic() + 15  # a stream that never ends fails, not hangs
+        while time.monotonic() < deadline and (chunk := sock.recv(65536)):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    messages: list[Any] = []
+    while body:
+        opcode, length, at = body[0] & 0x0F, body[1] & 0x7F, 2
+        if length == 126:
+            length, at = struct.unpack("!H", body[2:4])[0], 4
+        if len(body) < at + length:
+            break  # cut off by the deadline
+        payload, body = body[at:at + length], body[at + length:]
+        if opcode == 0x1:
+            messages.append(json.loads(payload))
+        elif opcode == 0x8:
+            return messages, struct.unpack("!H", payload[:2])[0] if payload else None
+    return messages, None
+
+
 def test_a_replay_the_manager_refuses_ends_with_an_error_message(dash: Dashboard) -> None:
-    ws = connect(dash, "?services=nope&tail=5")
-    msg = receive_json(ws)
-    with contextlib.suppress(ConnectionClosed, OSError):  # the server closed first (1011)
-        ws.close()
-    assert msg["type"] == "error" and msg["code"] == "unknown_service"
-    assert "'nope'" in msg["message"]
+    messages, code = closed_stream(dash.port, "?services=nope&tail=5")
+    assert [m["type"] for m in messages] == ["error"]
+    assert messages[0]["code"] == "unknown_service" and "'nope'" in messages[0]["message"]
+    assert code == 4004
+
+
+def test_unknown_service_filter_gets_an_error_and_a_close(dash: Dashboard) -> None:
+    """Regression: `?services=nope` was accepted and then silent for ever, so a typo in
+    a script's filter looked like a service that logs nothing."""
+    messages, code = closed_stream(dash.port, "?services=ticker,nope")
+    assert [m["type"] for m in messages] == ["error"], messages
+    error = messages[0]["error"]
+    assert error["code"] == messages[0]["code"] == "unknown_service"
+    assert "'nope'" in error["message"] and "ticker" in error["message"]
+    assert code == 4004
 
 
 def frames(ws: Client, timeout: float = 10) -> Iterator[dict[str, Any]]:
