@@ -24,14 +24,21 @@ def _named(config: Config) -> list[tuple[str, str]]:
 
 
 def _load(config: str | None) -> tuple[Config, list[tuple[str, str]]]:
+    """The names that need a hosts entry; `*.localhost` ones resolve by themselves."""
     from promenade_core.config import load_config
+    from promenade_hostsd.hostnames import resolves_by_itself
 
     path = resolve(config)
     loaded = load_config(path)
     named = _named(loaded)
+    for service, hostname in named:
+        if resolves_by_itself(hostname):
+            click.echo(f"{service}: {hostname} needs no hosts entry (*.localhost resolves "
+                       "to loopback in browsers by itself)", err=True)
+    needed = [(s, h) for s, h in named if not resolves_by_itself(h)]
     if not named:
         click.echo(f"no service in {path} has a hostname", err=True)
-    return loaded, named
+    return loaded, needed
 
 
 @click.group("hosts")

@@ -24,6 +24,7 @@ import gevent.socket
 
 from promenade_core.errors import PromenadeError
 from promenade_core.states import ALIVE
+from promenade_hostsd.hostnames import resolves_by_itself
 
 MODES = ("auto", "manual", "disabled")
 INSTALL_COMMAND = "sudo ./scripts/install-hostsd"
@@ -130,6 +131,7 @@ class HostsManager:
         self.keepalive = keepalive
         self._wanted: dict[str, str] = {}
         self._mapped: dict[str, str] = {}
+        self._builtin: dict[str, str] = {}  # `*.localhost`: resolves with no entry at all
         self._refused: dict[str, str] = {}  # not retried until the hostname changes
         self._told: set[str] = set()  # manual mode: hostnames already explained
         self._sock: gevent.socket.socket | None = None
@@ -142,9 +144,17 @@ class HostsManager:
     # -- what the supervisor calls -----------------------------------------------------
 
     def map(self, service: str, hostname: str) -> None:
-        """On service start; idempotent; a new hostname replaces the service's old one."""
+        """On service start; idempotent; a new hostname replaces the service's old one.
+
+        A `*.localhost` name is never sent to hostsd (it would refuse it: no entry is
+        needed) and never explained in `manual` mode: it counts as mapped at once."""
         if self.mode == "disabled" or self._closed.is_set():
             return
+        if resolves_by_itself(hostname):
+            self._builtin[service] = hostname
+            self._forget(service)  # a reload may have put it in place of a hostsd name
+            return
+        self._builtin.pop(service, None)
         if self.mode == "manual":
             if hostname.lower() not in self._told:
                 self._told.add(hostname.lower())
@@ -158,6 +168,10 @@ class HostsManager:
 
     def unmap(self, service: str) -> None:
         """On service stop."""
+        self._builtin.pop(service, None)
+        self._forget(service)
+
+    def _forget(self, service: str) -> None:
         if self.mode == "auto" and self._wanted.pop(service, None) is not None:
             self._sync()
 
@@ -167,6 +181,7 @@ class HostsManager:
             return
         self._closed.set()
         self._wanted.clear()
+        self._builtin.clear()
         with self._lock:  # waits for a request in flight (bounded by the timeout)
             if self._sock is not None and self._mapped:
                 self._request({"op": "clear"})
@@ -175,8 +190,9 @@ class HostsManager:
             self._keeper.join(self.timeout)
 
     def mapped(self) -> dict[str, str]:
-        """What hostsd has confirmed: service -> hostname (empty unless `auto`)."""
-        return dict(self._mapped)
+        """Names that resolve now: service -> hostname, as hostsd confirmed them (`auto`),
+        plus every `*.localhost` name (`auto` and `manual`)."""
+        return {**self._mapped, **self._builtin}
 
     # The supervisor's Attachments protocol, so the manager can attach us directly.
     def on_started(self, service: _ServiceLike) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promenade_hostsd import hostsfile
-from promenade_hostsd.hostnames import hostname_problem
+from promenade_hostsd.hostnames import entry_problem
 from promenade_hostsd.hostsfile import SERVICE_RE, Entry
 from promenade_hostsd.state import Owned, StateDir, folder_problem
 
@@ -185,7 +185,7 @@ class Hostsd:
     def op_add(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
         service = self._service(req)
         hostname, address = req.get("hostname"), req.get("address", "127.0.0.1")
-        for code, problem in (("invalid_hostname", hostname_problem(hostname)),
+        for code, problem in (("invalid_hostname", entry_problem(hostname)),
                               ("invalid_address", hostsfile.loopback_problem(address))):
             if problem:
                 raise Refused(code, problem)

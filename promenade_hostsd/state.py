@@ -13,7 +13,7 @@ import os
 import stat
 from typing import NamedTuple
 
-from promenade_hostsd.hostnames import hostname_problem
+from promenade_hostsd.hostnames import entry_problem
 from promenade_hostsd.hostsfile import SERVICE_RE, Entry, loopback_problem
 
 
@@ -86,7 +86,7 @@ class StateDir:
             return []
         except (ValueError, KeyError, TypeError) as exc:
             raise SystemExit(f"{path} is unreadable ({exc!r}): fix or remove it") from None
-        return [o for o in owned if not hostname_problem(o.entry.hostname)
+        return [o for o in owned if not entry_problem(o.entry.hostname)
                 and SERVICE_RE.fullmatch(o.entry.service) and not loopback_problem(o.entry.address)]
 
     def save(self, owned: list[Owned]) -> None:

@@ -636,6 +636,5 @@ def test_a_slow_drip_client_is_cut_off_at_the_request_deadline(
             sent += 1
     assert json.loads(reply)["error"]["code"] == "timeout", reply
     assert "no complete request within 1 s" in json.loads(reply)["error"]["message"]
-    assert sent > 1, "cut off after the first byte: no drip happened"
     assert c.closed_by_peer()
     ok(hostsd.client()(op="ping"))
