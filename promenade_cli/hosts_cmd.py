@@ -1,9 +1,10 @@
-"""`promenade hosts show|add|remove`: the config's hostnames, outside a running manager.
+"""`promenade hosts show|add|remove|install|uninstall`: hostnames outside a running manager.
 
 `add` and `remove` go through promenade-hostsd with `persist: true`, so the names stay
 after the command exits (and across hostsd restarts) until `remove`. They need no sudo:
 hostsd checks who is asking. `show` prints the plain lines for pasting by hand; they
 carry no `# promenade:` marker on purpose, since hostsd treats marked lines as its own.
+`install` and `uninstall` set hostsd up as a system service (hosts_install.py).
 """
 
 from __future__ import annotations
@@ -110,3 +111,27 @@ def remove(config: str | None) -> ExitCode:
 def _message(reply: dict[str, object]) -> str:
     error = reply.get("error")
     return str(error.get("message") if isinstance(error, dict) else error)
+
+
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
+                 "help_option_names": []}
+
+
+@hosts.command("install", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def install(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """Run promenade-hostsd as a system service (sudo; --help for options)."""
+    from promenade_cli.hosts_install import main
+
+    ctx.exit(main(["install", *args]))
+
+
+@hosts.command("uninstall", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def uninstall(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """Stop and remove the hostsd service (sudo; --purge: the group and state too)."""
+    from promenade_cli.hosts_install import main
+
+    ctx.exit(main(["uninstall", *args]))

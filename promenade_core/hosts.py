@@ -13,6 +13,8 @@ monkey-patched). `hostsd_request` is the plain blocking call for the CLI.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -27,7 +29,9 @@ from promenade_core.states import ALIVE
 from promenade_hostsd.hostnames import resolves_by_itself
 
 MODES = ("auto", "manual", "disabled")
-INSTALL_COMMAND = "sudo ./scripts/install-hostsd"
+#: sudo's default `secure_path`: a `promenade` elsewhere (a virtualenv, pipx's
+#: ~/.local/bin) is not found under sudo, so the hint gives its full path.
+SUDO_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 #: How often an idle manager checks that hostsd (and so its lease) is still there.
 KEEPALIVE = 5.0
 
@@ -44,13 +48,21 @@ class HostsdRefused(PromenadeError):
         self.code = code
 
 
+def install_command() -> str:
+    """`sudo promenade hosts install`, a command that works from a pip install."""
+    found = shutil.which("promenade")
+    program = found if found and os.path.dirname(found) not in SUDO_PATH else "promenade"
+    return f"sudo {program} hosts install"
+
+
 def unavailable_message(socket_path: str, exc: OSError) -> str:
     """What to do about a hostsd we cannot reach, for the manager and the CLI alike."""
     if isinstance(exc, PermissionError):
-        return (f"no permission to use promenade-hostsd at {socket_path}: add yourself to the "
-                "'promenade' group (sudo usermod -aG promenade $USER), then log in again")
-    return (f"promenade-hostsd is not running (nothing answers at {socket_path}): install it "
-            f"with `{INSTALL_COMMAND}`, or run `sudo promenade-hostsd` in another terminal")
+        return (f"no permission to use promenade-hostsd at {socket_path}: you are not in "
+                f"its group 'promenade'; `{install_command()}` adds you (and creates the "
+                "group), then log in again or run `newgrp promenade`")
+    return (f"promenade-hostsd is not running (nothing answers at {socket_path}): install "
+            f"it with `{install_command()}`")
 
 
 def host_lines(hostname: str) -> list[str]:

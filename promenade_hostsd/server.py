@@ -71,7 +71,7 @@ def listen(path: str, group: str, log: Callable[[str], None]) -> socket.socket:
         gid = None
     if gid is None:
         log(f"group {group!r} not found: {path} is root-only (mode 0600); "
-            "run scripts/install-hostsd to create the group and let users in")
+            "`sudo promenade hosts install` creates it and lets users in")
     else:
         os.chown(path, -1, gid)
         os.chmod(path, 0o660)

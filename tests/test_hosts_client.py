@@ -92,8 +92,7 @@ def test_without_hostsd_warns_once_then_maps_when_it_appears(
     assert hosts.mapped() == {}
     assert len(emitted) == 1
     assert "Warning: hostnames are not mapped" in emitted[0]
-    assert "sudo ./scripts/install-hostsd" in emitted[0]
-    assert "sudo promenade-hostsd" in emitted[0]
+    assert "hosts install`" in emitted[0] and "`sudo " in emitted[0]
     daemon.start()
     hosts.map("docs", "docs.test")
     assert hosts.mapped() == {"api": "api.test", "web": "web.test", "docs": "docs.test"}
@@ -221,7 +220,7 @@ def test_attachment_hooks_follow_the_service(daemon: Hostsd, emitted: Messages) 
 
 
 def test_hostsd_request_and_its_errors(daemon: Hostsd, tmp_path: Path) -> None:
-    with pytest.raises(HostsdUnavailable, match=r"sudo \./scripts/install-hostsd"):
+    with pytest.raises(HostsdUnavailable, match=r"`sudo \S*promenade hosts install`"):
         hostsd_request(str(daemon.socket), {"op": "ping"})
     daemon.start()
     assert hostsd_request(str(daemon.socket), {"op": "ping"})["pong"] is True
@@ -269,7 +268,7 @@ def test_cli_show_add_remove(daemon: Hostsd, tmp_path: Path) -> None:
     missing = promenade(tmp_path, daemon.socket, "add")
     assert missing.returncode == 1
     assert "Error: promenade-hostsd is not running" in missing.stderr
-    assert "sudo ./scripts/install-hostsd" in missing.stderr
+    assert "promenade hosts install`" in missing.stderr
 
     daemon.start()
     added = promenade(tmp_path, daemon.socket, "add")

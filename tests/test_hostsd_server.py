@@ -402,6 +402,7 @@ def test_without_the_group_the_socket_is_root_only(tmp_path: Path) -> None:
     finally:
         err = daemon.stop()
     assert "group 'no-such-group-here' not found" in err and "root-only" in err
+    assert "`sudo promenade hosts install` creates it" in err
 
 
 # -- concurrency and other users ----------------------------------------------------------
