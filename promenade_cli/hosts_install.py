@@ -177,8 +177,8 @@ class Installer:
         return self.start
 
     def hand_start(self) -> str:
-        return (f"sudo {self.python} -B -E -s {self.prefix}/promenade-hostsd.py --state-dir "
-                f"{STATE} &")
+        return (f"sudo {self.python} -B -E -s {self.prefix}/promenade-hostsd.py --socket "
+                f"{SOCKET} --state-dir {STATE} &")
 
     # -- uninstall ---------------------------------------------------------------------
 
@@ -197,6 +197,9 @@ class Installer:
             if self.start and systemd_runs():
                 self._run(["systemctl", "daemon-reload"], check=False)
         self.say("service stopped and removed")
+        if self.live and hostsd_answers(SOCKET, timeout=0.5):
+            self.say(f"a promenade-hostsd started by hand still answers on {SOCKET}: stop "
+                     "it (Ctrl-C or kill its pid) to drop its names")
 
     def remove_entries(self) -> None:
         """Persisted entries outlive the service: drop them with hostsd's own parser."""
