@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None, prog: str = "promenade hosts") -> int:
     remove.add_argument("--purge", action="store_true",
                         help="also remove the state folder and the group")
     args = parser.parse_args(argv)
+    for option, value in (("--prefix", args.prefix), ("--python", getattr(args, "python", "/"))):
+        if not os.path.isabs(value):  # the unit names them: systemd needs absolute paths
+            parser.error(f"{option} must be an absolute path, not {value!r}")
     me = f"{prog} {args.action}"
     if os.geteuid() != 0:
         print(f"{me}: error: run it as root: sudo {me}", file=sys.stderr)

@@ -118,6 +118,12 @@ def test_hosts_install_refuses_a_prefix_others_can_write_to(root: Path) -> None:
     assert not (shared / "hostsd" / "promenade_hostsd").exists()
 
 
+def test_hosts_install_wants_absolute_paths(root: Path) -> None:
+    out = promenade("install", "--root", str(root), "--python", "python3")
+    assert out.returncode == 2 and "--python must be an absolute path" in out.stderr
+    assert not (root / PREFIX).exists()
+
+
 @pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv")
 def test_hosts_install_without_root_says_to_use_sudo() -> None:
     out = subprocess.run(

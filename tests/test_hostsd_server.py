@@ -639,3 +639,17 @@ def test_a_slow_drip_client_is_cut_off_at_the_request_deadline(
     assert "no complete request within 1 s" in json.loads(reply)["error"]["message"]
     assert c.closed_by_peer()
     ok(hostsd.client()(op="ping"))
+
+
+def test_hostsd_does_not_follow_a_planted_lock_symlink(tmp_path: Path) -> None:
+    """The lock was opened with open(…, "a"): a planted `lock` symlink made root create
+    (or open for writing) any file; now hostsd refuses to start and names the file."""
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(ORIGINAL)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "lock").symlink_to(tmp_path / "created-by-root")
+    result = run_hostsd(hosts, state, tmp_path / "s.sock")
+    assert result.returncode == 1, result
+    assert "lock" in result.stderr and "error" in result.stderr, result.stderr
+    assert not (tmp_path / "created-by-root").exists()
