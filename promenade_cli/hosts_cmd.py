@@ -1,9 +1,10 @@
-"""`promenade hosts show|add|remove`: the config's hostnames, outside a running manager.
+"""`promenade hosts show|add|remove|install|uninstall`: hostnames outside a running manager.
 
 `add` and `remove` go through promenade-hostsd with `persist: true`, so the names stay
 after the command exits (and across hostsd restarts) until `remove`. They need no sudo:
 hostsd checks who is asking. `show` prints the plain lines for pasting by hand; they
 carry no `# promenade:` marker on purpose, since hostsd treats marked lines as its own.
+`install` and `uninstall` set hostsd up as a system service (hosts_install.py).
 """
 
 from __future__ import annotations
@@ -24,14 +25,21 @@ def _named(config: Config) -> list[tuple[str, str]]:
 
 
 def _load(config: str | None) -> tuple[Config, list[tuple[str, str]]]:
+    """The names that need a hosts entry; `*.localhost` ones resolve by themselves."""
     from promenade_core.config import load_config
+    from promenade_hostsd.hostnames import resolves_by_itself
 
     path = resolve(config)
     loaded = load_config(path)
     named = _named(loaded)
+    for service, hostname in named:
+        if resolves_by_itself(hostname):
+            click.echo(f"{service}: {hostname} needs no hosts entry (*.localhost resolves "
+                       "to loopback in browsers by itself)", err=True)
+    needed = [(s, h) for s, h in named if not resolves_by_itself(h)]
     if not named:
         click.echo(f"no service in {path} has a hostname", err=True)
-    return loaded, named
+    return loaded, needed
 
 
 @click.group("hosts")
@@ -103,3 +111,27 @@ def remove(config: str | None) -> ExitCode:
 def _message(reply: dict[str, object]) -> str:
     error = reply.get("error")
     return str(error.get("message") if isinstance(error, dict) else error)
+
+
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
+                 "help_option_names": []}
+
+
+@hosts.command("install", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def install(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """Run promenade-hostsd as a system service (sudo; --help for options)."""
+    from promenade_cli.hosts_install import main
+
+    ctx.exit(main(["install", *args]))
+
+
+@hosts.command("uninstall", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def uninstall(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """Stop and remove the hostsd service (sudo; --purge: the group and state too)."""
+    from promenade_cli.hosts_install import main
+
+    ctx.exit(main(["uninstall", *args]))

@@ -13,6 +13,8 @@ monkey-patched). `hostsd_request` is the plain blocking call for the CLI.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -24,9 +26,12 @@ import gevent.socket
 
 from promenade_core.errors import PromenadeError
 from promenade_core.states import ALIVE
+from promenade_hostsd.hostnames import resolves_by_itself
 
 MODES = ("auto", "manual", "disabled")
-INSTALL_COMMAND = "sudo ./scripts/install-hostsd"
+#: sudo's default `secure_path`: a `promenade` elsewhere (a virtualenv, pipx's
+#: ~/.local/bin) is not found under sudo, so the hint gives its full path.
+SUDO_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 #: How often an idle manager checks that hostsd (and so its lease) is still there.
 KEEPALIVE = 5.0
 
@@ -43,13 +48,21 @@ class HostsdRefused(PromenadeError):
         self.code = code
 
 
+def install_command() -> str:
+    """`sudo promenade hosts install`, a command that works from a pip install."""
+    found = shutil.which("promenade")
+    program = found if found and os.path.dirname(found) not in SUDO_PATH else "promenade"
+    return f"sudo {program} hosts install"
+
+
 def unavailable_message(socket_path: str, exc: OSError) -> str:
     """What to do about a hostsd we cannot reach, for the manager and the CLI alike."""
     if isinstance(exc, PermissionError):
-        return (f"no permission to use promenade-hostsd at {socket_path}: add yourself to the "
-                "'promenade' group (sudo usermod -aG promenade $USER), then log in again")
-    return (f"promenade-hostsd is not running (nothing answers at {socket_path}): install it "
-            f"with `{INSTALL_COMMAND}`, or run `sudo promenade-hostsd` in another terminal")
+        return (f"no permission to use promenade-hostsd at {socket_path}: you are not in "
+                f"its group 'promenade'; `{install_command()}` adds you (and creates the "
+                "group), then log in again or run `newgrp promenade`")
+    return (f"promenade-hostsd is not running (nothing answers at {socket_path}): install "
+            f"it with `{install_command()}`")
 
 
 def host_lines(hostname: str) -> list[str]:
@@ -130,6 +143,7 @@ class HostsManager:
         self.keepalive = keepalive
         self._wanted: dict[str, str] = {}
         self._mapped: dict[str, str] = {}
+        self._builtin: dict[str, str] = {}  # `*.localhost`: resolves with no entry at all
         self._refused: dict[str, str] = {}  # not retried until the hostname changes
         self._told: set[str] = set()  # manual mode: hostnames already explained
         self._sock: gevent.socket.socket | None = None
@@ -142,9 +156,17 @@ class HostsManager:
     # -- what the supervisor calls -----------------------------------------------------
 
     def map(self, service: str, hostname: str) -> None:
-        """On service start; idempotent; a new hostname replaces the service's old one."""
+        """On service start; idempotent; a new hostname replaces the service's old one.
+
+        A `*.localhost` name is never sent to hostsd (it would refuse it: no entry is
+        needed) and never explained in `manual` mode: it counts as mapped at once."""
         if self.mode == "disabled" or self._closed.is_set():
             return
+        if resolves_by_itself(hostname):
+            self._builtin[service] = hostname
+            self._forget(service)  # a reload may have put it in place of a hostsd name
+            return
+        self._builtin.pop(service, None)
         if self.mode == "manual":
             if hostname.lower() not in self._told:
                 self._told.add(hostname.lower())
@@ -158,6 +180,10 @@ class HostsManager:
 
     def unmap(self, service: str) -> None:
         """On service stop."""
+        self._builtin.pop(service, None)
+        self._forget(service)
+
+    def _forget(self, service: str) -> None:
         if self.mode == "auto" and self._wanted.pop(service, None) is not None:
             self._sync()
 
@@ -167,6 +193,7 @@ class HostsManager:
             return
         self._closed.set()
         self._wanted.clear()
+        self._builtin.clear()
         with self._lock:  # waits for a request in flight (bounded by the timeout)
             if self._sock is not None and self._mapped:
                 self._request({"op": "clear"})
@@ -175,8 +202,9 @@ class HostsManager:
             self._keeper.join(self.timeout)
 
     def mapped(self) -> dict[str, str]:
-        """What hostsd has confirmed: service -> hostname (empty unless `auto`)."""
-        return dict(self._mapped)
+        """Names that resolve now: service -> hostname, as hostsd confirmed them (`auto`),
+        plus every `*.localhost` name (`auto` and `manual`)."""
+        return {**self._mapped, **self._builtin}
 
     # The supervisor's Attachments protocol, so the manager can attach us directly.
     def on_started(self, service: _ServiceLike) -> None:

@@ -38,9 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", default="/run/promenade/hostsd.sock")
     parser.add_argument("--hosts-file", default="/etc/hosts")
     parser.add_argument("--group", default="promenade", help="who may connect ('': root)")
-    parser.add_argument("--state-dir", default="/var/lib/promenade-hostsd")
+    parser.add_argument("--state-dir", default="/var/lib/promenade-hostsd",
+                        help="refused unless only root can write to it and every folder above")
     parser.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds a new connection has to send its first request")
+                        help="seconds a client has to send a whole request line (from the "
+                        "connect for the first, from its first byte for later ones)")
     parser.add_argument("--watch-fd", type=int, help="exit when this fd reaches end of file")
     args = parser.parse_args(argv)
     try:

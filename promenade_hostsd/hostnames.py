@@ -1,7 +1,10 @@
 """The hostname rule (RFC 1123), shared by hostsd and the config checker.
 
 Kept in hostsd's package, standard library only, so that `promenade config check`
-refuses exactly what the root helper would refuse.
+refuses what the root helper would refuse. One difference, on purpose: `*.localhost`
+is a fine hostname for a service (browsers and curl resolve it to loopback by
+themselves, RFC 6761 6.3, and treat it as a secure context), but it needs no hosts
+entry, so hostsd never writes one (`entry_problem`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,19 @@ def hostname_problem(name: object) -> str | None:
             )
     if label.isdigit():  # the last label: RFC 1123 2.1 keeps names apart from addresses
         return f"hostname {name!r} looks like an IP address; end it with a name like '.test'"
-    if name.lower() == "localhost" or name.lower().endswith(".localhost"):
-        return f"hostname {name!r} is reserved for localhost"
+    if name.lower() == "localhost":
+        return f"hostname {name!r} is reserved; use a name like 'api.localhost'"
     return None
+
+
+def resolves_by_itself(name: str) -> bool:
+    """`*.localhost`: loopback without any hosts entry (not through glibc, though)."""
+    return name.lower().endswith(".localhost")
+
+
+def entry_problem(name: object) -> str | None:
+    """What hostsd refuses to write: an invalid name, or one that needs no entry."""
+    problem = hostname_problem(name)
+    if problem is None and resolves_by_itself(str(name)):
+        return f"hostname {name!r} needs no hosts entry: *.localhost is loopback by itself"
+    return problem

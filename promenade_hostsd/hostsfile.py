@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from promenade_hostsd.hostnames import hostname_problem
+from promenade_hostsd.hostnames import entry_problem
 
 MARKER = "# promenade:"
 SERVICE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # used with fullmatch: `$` allows a "\n"
@@ -54,7 +54,7 @@ def _ours(line: bytes) -> Entry | None:
     if not match:
         return None
     address, name, service = (g.decode("ascii", "replace") for g in match.groups())
-    if loopback_problem(address) or hostname_problem(name):
+    if loopback_problem(address) or entry_problem(name):
         return None
     return Entry(name.lower(), service, address)
 

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from promenade_hostsd import hostsfile
-from promenade_hostsd.hostnames import hostname_problem
+from promenade_hostsd.hostnames import entry_problem
 from promenade_hostsd.hostsfile import SERVICE_RE, Entry
-from promenade_hostsd.state import Owned, StateDir
+from promenade_hostsd.state import Owned, StateDir, folder_problem
 
 MAX_REQUEST = 4096
 MAX_ENTRIES_PER_USER = 256
@@ -71,7 +71,7 @@ def listen(path: str, group: str, log: Callable[[str], None]) -> socket.socket:
         gid = None
     if gid is None:
         log(f"group {group!r} not found: {path} is root-only (mode 0600); "
-            "run scripts/install-hostsd to create the group and let users in")
+            "`sudo promenade hosts install` creates it and lets users in")
     else:
         os.chown(path, -1, gid)
         os.chmod(path, 0o660)
@@ -109,7 +109,13 @@ class Hostsd:
         self.owned = owned
 
     def start(self) -> None:
-        """Keep persisted entries still in the file; drop every lease of an earlier run."""
+        """Keep persisted entries still in the file; drop every lease of an earlier run.
+
+        Refused (SystemExit) when others could write in the hosts file's folder, where the
+        temp file of every write goes."""
+        problem = folder_problem(os.path.dirname(os.path.realpath(self.hosts_file)))
+        if problem:
+            raise SystemExit(f"unsafe --hosts-file: {problem}")
         with self.lock:
             data, unmanaged, found = self._read()
             present = {(e.hostname, e.service) for e in found}
@@ -179,7 +185,7 @@ class Hostsd:
     def op_add(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
         service = self._service(req)
         hostname, address = req.get("hostname"), req.get("address", "127.0.0.1")
-        for code, problem in (("invalid_hostname", hostname_problem(hostname)),
+        for code, problem in (("invalid_hostname", entry_problem(hostname)),
                               ("invalid_address", hostsfile.loopback_problem(address))):
             if problem:
                 raise Refused(code, problem)
@@ -239,7 +245,7 @@ class Hostsd:
             threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
 
     def handle(self, conn: socket.socket) -> None:
-        """One connection, one lease. The first request must come within `timeout`."""
+        """One connection, one lease."""
         with conn, contextlib.suppress(OSError):
             uid, conn_id = peer_uid(conn), next(self.ids)
             with self.lock:
@@ -256,19 +262,31 @@ class Hostsd:
                 self.drop_lease(conn_id)
 
     def _converse(self, conn: socket.socket, uid: int, conn_id: int) -> None:
-        conn.settimeout(self.timeout)
-        with conn.makefile("rb") as stream:
-            while True:
-                try:
-                    line = stream.readline(MAX_REQUEST + 1)  # + 1 for the newline
-                    if len(line) > MAX_REQUEST and not line.endswith(b"\n"):
-                        return _reply(conn, "too_large", f"over {MAX_REQUEST} bytes")
-                    if not line.endswith(b"\n"):
-                        return None  # closed, maybe halfway through a request
-                    conn.sendall(json.dumps(self.dispatch(uid, conn_id, line)).encode() + b"\n")
-                except TimeoutError:
-                    return _reply(conn, "timeout", f"no request within {self.timeout:g} s")
-                conn.settimeout(None)  # an active lease may stay quiet for days
+        """Each request must be complete within `timeout`, counted from the connect for
+        the first and from its first byte for later ones: dripping a byte a second cannot
+        hold a thread. Between requests a lease may stay quiet for days (connections per
+        user are capped instead)."""
+        deadline: float | None = time.monotonic() + self.timeout
+        buffer = b""
+        while True:
+            line, newline, rest = buffer.partition(b"\n")
+            if len(line) > MAX_REQUEST:
+                return _reply(conn, "too_large", f"over {MAX_REQUEST} bytes")
+            if newline:
+                buffer, deadline = rest, None
+                conn.sendall(json.dumps(self.dispatch(uid, conn_id, line)).encode() + b"\n")
+                continue
+            if deadline is None and buffer:
+                deadline = time.monotonic() + self.timeout
+            try:  # settimeout(0) would mean non-blocking: keep a tiny positive floor
+                conn.settimeout(None if deadline is None else
+                                max(deadline - time.monotonic(), 0.001))
+                chunk = conn.recv(8192)
+            except TimeoutError:
+                return _reply(conn, "timeout", f"no complete request within {self.timeout:g} s")
+            if not chunk:
+                return None  # closed, maybe halfway through a request
+            buffer += chunk
 
 
 def _reply(conn: socket.socket, code: str, message: str) -> None:

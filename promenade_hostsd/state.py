@@ -6,12 +6,14 @@ lease of a connection that no longer exists, so it is removed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import stat
 from typing import NamedTuple
 
-from promenade_hostsd.hostnames import hostname_problem
+from promenade_hostsd.hostnames import entry_problem
 from promenade_hostsd.hostsfile import SERVICE_RE, Entry, loopback_problem
 
 
@@ -23,12 +25,51 @@ class Owned(NamedTuple):
     lease: int | None
 
 
+def folder_problem(path: str) -> str | None:
+    """Why root must not write in `path`, or None: it and every folder above it must be
+    real folders owned by root (or us) that no one else can write to. Otherwise another
+    user could plant a symlink (`state.json.tmp` -> /etc/shadow) or swap the folder.
+    An ancestor others may write to is fine with the sticky bit (/tmp): they cannot
+    rename or replace what root owns in it. `path` must already be a realpath.
+    """
+    current = path
+    while True:
+        st = os.lstat(current)
+        if not stat.S_ISDIR(st.st_mode):
+            return f"{current} is not a folder"
+        if st.st_uid not in (0, os.geteuid()) or (current == path and st.st_uid != os.geteuid()):
+            return f"{current} is owned by uid {st.st_uid}, not by root"
+        if st.st_mode & 0o022 and (current == path or not st.st_mode & stat.S_ISVTX):
+            return (f"{current} is writable by group or others (mode "
+                    f"{stat.S_IMODE(st.st_mode):04o}): chmod go-w {current}")
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def create(path: str, mode: int) -> int:
+    """A new file at exactly `path`: a leftover of a crash is removed first (unlink never
+    follows a symlink), then O_EXCL|O_NOFOLLOW create it afresh, never through a link."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+
+
 class StateDir:
     def __init__(self, path: str) -> None:
-        """Locked for the daemon's life: two hostsd on one state would drop each other's lines."""
-        self.path = path
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        self._lock = open(os.path.join(path, "lock"), "a")  # noqa: SIM115
+        """Locked for the daemon's life: two hostsd on one state would drop each other's lines.
+
+        Refused (SystemExit) unless only root can write to it and to every folder above.
+        """
+        self.path = os.path.realpath(path)
+        os.makedirs(self.path, mode=0o700, exist_ok=True)
+        problem = folder_problem(self.path)
+        if problem:
+            raise SystemExit(f"unsafe --state-dir: {problem}")
+        fd = os.open(os.path.join(self.path, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+                     0o600)
+        self._lock = os.fdopen(fd, "r+")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -37,7 +78,7 @@ class StateDir:
     def load(self) -> list[Owned]:
         path = os.path.join(self.path, "state.json")
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), encoding="utf-8") as f:
                 items = json.load(f)["persisted"]
             owned = [Owned(Entry(i["hostname"], i["service"], i["address"]), int(i["uid"]), None)
                      for i in items]
@@ -45,7 +86,7 @@ class StateDir:
             return []
         except (ValueError, KeyError, TypeError) as exc:
             raise SystemExit(f"{path} is unreadable ({exc!r}): fix or remove it") from None
-        return [o for o in owned if not hostname_problem(o.entry.hostname)
+        return [o for o in owned if not entry_problem(o.entry.hostname)
                 and SERVICE_RE.fullmatch(o.entry.service) and not loopback_problem(o.entry.address)]
 
     def save(self, owned: list[Owned]) -> None:
@@ -55,7 +96,7 @@ class StateDir:
             for o in owned if o.lease is None
         ]
         tmp = os.path.join(self.path, "state.json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(create(tmp, 0o600), "w", encoding="utf-8") as f:
             json.dump({"v": 1, "persisted": items}, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
@@ -65,7 +106,8 @@ class StateDir:
         """The file as it was before hostsd first changed it; never overwritten."""
         path = os.path.join(self.path, "hosts.before-promenade")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         0o644)
         except FileExistsError:
             return
         with os.fdopen(fd, "wb") as f:

@@ -92,8 +92,7 @@ def test_without_hostsd_warns_once_then_maps_when_it_appears(
     assert hosts.mapped() == {}
     assert len(emitted) == 1
     assert "Warning: hostnames are not mapped" in emitted[0]
-    assert "sudo ./scripts/install-hostsd" in emitted[0]
-    assert "sudo promenade-hostsd" in emitted[0]
+    assert "hosts install`" in emitted[0] and "`sudo " in emitted[0]
     daemon.start()
     hosts.map("docs", "docs.test")
     assert hosts.mapped() == {"api": "api.test", "web": "web.test", "docs": "docs.test"}
@@ -221,7 +220,7 @@ def test_attachment_hooks_follow_the_service(daemon: Hostsd, emitted: Messages) 
 
 
 def test_hostsd_request_and_its_errors(daemon: Hostsd, tmp_path: Path) -> None:
-    with pytest.raises(HostsdUnavailable, match=r"sudo \./scripts/install-hostsd"):
+    with pytest.raises(HostsdUnavailable, match=r"`sudo \S*promenade hosts install`"):
         hostsd_request(str(daemon.socket), {"op": "ping"})
     daemon.start()
     assert hostsd_request(str(daemon.socket), {"op": "ping"})["pong"] is True
@@ -269,7 +268,7 @@ def test_cli_show_add_remove(daemon: Hostsd, tmp_path: Path) -> None:
     missing = promenade(tmp_path, daemon.socket, "add")
     assert missing.returncode == 1
     assert "Error: promenade-hostsd is not running" in missing.stderr
-    assert "sudo ./scripts/install-hostsd" in missing.stderr
+    assert "promenade hosts install`" in missing.stderr
 
     daemon.start()
     added = promenade(tmp_path, daemon.socket, "add")
@@ -298,3 +297,85 @@ def test_cli_add_reports_each_refusal(daemon: Hostsd, tmp_path: Path) -> None:
     assert added.stdout == "api: api.local -> 127.0.0.1\n"
     assert "Error: docs: hostname 'github.com' is this machine's name or already in" \
         in added.stderr
+
+
+# -- issue 10, point 20: `*.localhost` needs no entry ----------------------------------------
+
+def test_dot_localhost_names_count_as_mapped_and_never_reach_hostsd(
+        daemon: Hostsd, emitted: Messages) -> None:
+    """`*.localhost` resolves by itself: the manager must not ask hostsd (which refuses
+    it) and must treat it as mapped at once, in `auto` and in `manual` mode."""
+    daemon.start()
+    hosts = HostsManager("auto", str(daemon.socket), emitted)
+    hosts.map("api", "api.myapp.localhost")
+    assert hosts.mapped() == {"api": "api.myapp.localhost"}
+    assert hostsd_request(str(daemon.socket), {"op": "list"})["entries"] == []
+    hosts.map("web", "web.test")  # a reload: api moves to a name hostsd maps, and back
+    hosts.map("api", "api.test")
+    assert our_lines(daemon.read()) == ["127.0.0.1  web.test  # promenade:web",
+                                        "127.0.0.1  api.test  # promenade:api"]
+    hosts.map("api", "api.myapp.localhost")
+    assert hosts.mapped() == {"web": "web.test", "api": "api.myapp.localhost"}
+    assert our_lines(daemon.read()) == ["127.0.0.1  web.test  # promenade:web"]
+    hosts.unmap("api")
+    assert hosts.mapped() == {"web": "web.test"}
+    hosts.close()
+    assert daemon.read() == ORIGINAL and emitted == []
+    manual = HostsManager("manual", str(daemon.socket), emitted)
+    manual.map("api", "api.localhost")
+    assert manual.mapped() == {"api": "api.localhost"} and emitted == []
+    manual.close()
+
+
+def test_without_hostsd_dot_localhost_names_give_no_warning(
+        tmp_path: Path, emitted: Messages) -> None:
+    hosts = HostsManager("auto", str(tmp_path / "absent.sock"), emitted)
+    hosts.map("api", "api.localhost")
+    assert hosts.mapped() == {"api": "api.localhost"} and emitted == []
+    hosts.close()
+
+
+@pytest.mark.timeout(90)
+def test_a_manager_shows_dot_localhost_urls_without_asking_hostsd(daemon: Hostsd,
+                                                                  tmp_path: Path) -> None:
+    """The status URL of a `*.localhost` service is `http://api.myapp.localhost:PORT`,
+    and hostsd never hears of the name (it would refuse it)."""
+    from tests.support import Manager, free_port
+
+    daemon.start()
+    port = free_port()
+    manager = Manager(tmp_path, f"""
+        manager:
+          hosts_management: auto
+          hostsd_socket: {daemon.socket}
+        services:
+          api:
+            command: {sys.executable} -m http.server {port} --bind 127.0.0.1
+            port: {port}
+            hostname: api.myapp.localhost
+        """)
+    try:
+        manager.start()
+        status = manager.wait_status("api", "running", timeout=30)
+        assert status["url"] == f"http://api.myapp.localhost:{port}", status
+        assert hostsd_request(str(daemon.socket), {"op": "list"})["entries"] == []
+        assert daemon.read() == ORIGINAL
+        assert "not mapped" not in manager.output()
+    finally:
+        manager.cleanup()
+    log = daemon.stop()
+    assert "mapped" not in log, log
+
+
+def test_cli_hosts_commands_skip_dot_localhost_names(daemon: Hostsd, tmp_path: Path) -> None:
+    (tmp_path / "promenade.yaml").write_text(CONFIG.replace("docs.test", "docs.localhost"))
+    shown = promenade(tmp_path, daemon.socket, "show")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == "127.0.0.1  api.local\n::1  api.local\n"
+    assert "docs: docs.localhost needs no hosts entry" in shown.stderr
+    daemon.start()
+    added = promenade(tmp_path, daemon.socket, "add")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == "api: api.local -> 127.0.0.1\n"
+    removed = promenade(tmp_path, daemon.socket, "remove")
+    assert removed.returncode == 0 and daemon.read() == ORIGINAL, removed

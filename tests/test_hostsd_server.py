@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -401,6 +402,7 @@ def test_without_the_group_the_socket_is_root_only(tmp_path: Path) -> None:
     finally:
         err = daemon.stop()
     assert "group 'no-such-group-here' not found" in err and "root-only" in err
+    assert "`sudo promenade hosts install` creates it" in err
 
 
 # -- concurrency and other users ----------------------------------------------------------
@@ -519,3 +521,135 @@ def test_a_user_outside_the_group_cannot_connect(tmp_path: Path) -> None:
     finally:
         daemon.stop()
         shutil.rmtree(root)
+
+
+# -- issue 10, point 9: a state folder others can write to, planted symlinks, slow drips --
+
+def run_hostsd(hosts: Path, state: Path, sock: Path) -> subprocess.CompletedProcess[str]:
+    """hostsd that is expected to refuse to start (so it exits at once)."""
+    return subprocess.run(
+        [sys.executable, "-m", "promenade_hostsd", "--socket", str(sock), "--hosts-file",
+         str(hosts), "--state-dir", str(state), "--group", ""],
+        capture_output=True, text=True, timeout=20, check=False)
+
+
+@pytest.mark.parametrize(("layout", "fragment"), [
+    ("state:0777", "writable by group or others (mode 0777)"),
+    ("state:0770", "writable by group or others (mode 0770)"),
+    ("open:0777/state:0700", "open is writable by group or others"),
+    ("state:0700:nobody", "owned by uid 65534, not by root"),
+])
+def test_hostsd_refuses_a_state_dir_others_can_write_to(
+        tmp_path: Path, layout: str, fragment: str) -> None:
+    """A writable --state-dir let any user plant `state.json.tmp` -> /etc/shadow, which
+    root then overwrote; hostsd must refuse to start on such a folder."""
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(ORIGINAL)
+    folder = tmp_path
+    for part in layout.split("/"):
+        name, mode, *owner = part.split(":")
+        folder = folder / name
+        folder.mkdir()
+        folder.chmod(int(mode, 8))
+        if owner:
+            os.chown(folder, 65534, 65534)
+    result = run_hostsd(hosts, folder, tmp_path / "s.sock")
+    assert result.returncode == 1, result
+    assert "unsafe --state-dir" in result.stderr and fragment in result.stderr, result.stderr
+    assert not (folder / "lock").exists() and not (tmp_path / "s.sock").exists()
+    assert hosts.read_bytes() == ORIGINAL
+
+
+def test_hostsd_accepts_a_private_state_dir_below_a_sticky_folder(tmp_path: Path) -> None:
+    """Like /var/lib below /: a sticky, world-writable ancestor (such as /tmp) is fine."""
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(ORIGINAL)
+    daemon = Hostsd(tmp_path, hosts, tmp_path / "s.sock", sticky / "state", ["--group", ""])
+    daemon.start()
+    assert "started on" in daemon.stop()
+    assert (sticky / "state").stat().st_mode & 0o777 == 0o700
+
+
+def test_hostsd_refuses_a_hosts_file_in_a_folder_others_can_write_to(tmp_path: Path) -> None:
+    """The temp file of every write goes beside the hosts file: that folder must be safe."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    hosts = shared / "hosts"
+    hosts.write_bytes(ORIGINAL)
+    result = run_hostsd(hosts, tmp_path / "state", tmp_path / "s.sock")
+    assert result.returncode == 1, result
+    assert "unsafe --hosts-file" in result.stderr and "shared is writable" in result.stderr
+
+
+def test_sudo_daemon_does_not_follow_planted_temp_file_symlinks(tmp_path: Path) -> None:
+    """A `state.json.tmp` symlink in the state folder made root overwrite its target
+    (any file) with the state JSON; the backup and the hosts temp file likewise."""
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(ORIGINAL)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    planted = {state / "state.json.tmp": tmp_path / "victim-state",
+               state / "hosts.before-promenade": tmp_path / "victim-backup",
+               tmp_path / ".hosts.promenade-tmp": tmp_path / "victim-hosts"}
+    for link, victim in planted.items():
+        victim.write_bytes(b"precious root file\n")
+        link.symlink_to(victim)
+    daemon = Hostsd(tmp_path, hosts, tmp_path / "s.sock", state, ["--group", ""])
+    daemon.start()
+    try:
+        c = daemon.client()
+        ok(c(op="add", service="docs", hostname="docs.test", persist=True))
+        c.close()
+    finally:
+        daemon.stop()
+    for victim in planted.values():
+        assert victim.read_bytes() == b"precious root file\n", victim
+    saved = json.loads((state / "state.json").read_text())
+    assert [e["hostname"] for e in saved["persisted"]] == ["docs.test"]
+    assert not (state / "state.json.tmp").is_symlink()
+    assert (state / "state.json").stat().st_mode & 0o777 == 0o600
+    assert our_lines(daemon.read()) == ["127.0.0.1  docs.test  # promenade:docs"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("first", [True, False], ids=["first-request", "later-request"])
+def test_a_slow_drip_client_is_cut_off_at_the_request_deadline(
+        hostsd: Hostsd, first: bool) -> None:
+    """One byte a second reset a 10 s idle timer for ever, so a client could hold a
+    connection (and a thread) without sending a request; --timeout (1 s here) now bounds
+    the whole request line."""
+    c = hostsd.client()
+    if not first:
+        ok(c(op="ping"))
+    request = b'{"op": "ping", "padding": "' + b"x" * 40
+    reply, sent = b"", 0
+    while not reply:
+        assert sent < len(request), f"still connected after dripping {sent} bytes"
+        readable, _, _ = select.select([c.sock], [], [], 0.5)  # the drip's pace: a byte / 0.5 s
+        if readable:
+            reply = c.file.readline()
+        else:
+            c.sock.sendall(request[sent:sent + 1])
+            sent += 1
+    assert json.loads(reply)["error"]["code"] == "timeout", reply
+    assert "no complete request within 1 s" in json.loads(reply)["error"]["message"]
+    assert c.closed_by_peer()
+    ok(hostsd.client()(op="ping"))
+
+
+def test_hostsd_does_not_follow_a_planted_lock_symlink(tmp_path: Path) -> None:
+    """The lock was opened with open(…, "a"): a planted `lock` symlink made root create
+    (or open for writing) any file; now hostsd refuses to start and names the file."""
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(ORIGINAL)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "lock").symlink_to(tmp_path / "created-by-root")
+    result = run_hostsd(hosts, state, tmp_path / "s.sock")
+    assert result.returncode == 1, result
+    assert "lock" in result.stderr and "error" in result.stderr, result.stderr
+    assert not (tmp_path / "created-by-root").exists()
