@@ -25,7 +25,14 @@ from promenade_core.config import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.logs import LineSplitter, LogBuffer
 from promenade_core.osproc import ProcessOps, Spawned
-from promenade_core.states import ALIVE, STARTABLE, Health, Status, check_transition
+from promenade_core.states import (
+    ALIVE,
+    STARTABLE,
+    TRANSITIONS,
+    Health,
+    Status,
+    check_transition,
+)
 
 STOP_GRACE = 5.0
 START_SETTLE = 10.0
@@ -108,7 +115,7 @@ class Service:
 
     def describe(self, url: str | None) -> dict[str, Any]:
         """The status object of SPEC.md's /api/status (a frozen snapshot)."""
-        running = self.status in ALIVE and self.started_at is not None
+        running = self.status in ALIVE and self.pid is not None
         return {
             "name": self.name,
             "status": self.status.value,
@@ -244,6 +251,10 @@ class Service:
                 gevent.sleep(decision.retry_in)
                 self.restart_count += 1
                 self._retries_done += 1
+        except Exception as exc:  # a bug: still never leave the service wedged
+            self.host.emit(f"{self.name} failed: internal error: {exc!r}", "error")
+            if Status.FAILED in TRANSITIONS[self.status]:
+                self._set(Status.FAILED)
         finally:
             if gevent.getcurrent() is self._lifecycle:
                 self._lifecycle = None
@@ -279,8 +290,11 @@ class Service:
                 self.config.command, self.config.directory, self.host.environment(self),
                 self.config.tty,
             )
-        except PromenadeError as exc:
-            return self._fail_to_start(str(exc))
+        except (PromenadeError, OSError, ValueError) as exc:
+            # OSError: out of descriptors, EACCES…; ValueError: a NUL byte for execve.
+            # Left to escape, they killed this greenlet and wedged the service in
+            # `starting`, deaf to start and to its restart policy.
+            return self._fail_to_start(spawn_failure(self.config.command, exc))
         self._begin(spawned)
         code = spawned.wait()
         ran_for = time.time() - (self.started_at or time.time())
@@ -323,6 +337,7 @@ class Service:
                 os.close(fd)
         self.host.track_group(spawned.pid, False)
         self._spawned = None
+        self.pid = None   # so a later `starting` never shows this run's pid
         self.last_exit_code = code
         self.health = Health.UNKNOWN
         self.host.on_stopped(self)
@@ -421,6 +436,14 @@ def _read_more(fd: int, data: bytes) -> bytes:
         chunks.append(more)
         size += len(more)
     return b"".join(chunks) if len(chunks) > 1 else data
+
+
+def spawn_failure(command: str, exc: Exception) -> str:
+    """Why a spawn failed, in the words of `ProcessOps.spawn`'s own errors."""
+    if isinstance(exc, PromenadeError):
+        return str(exc)
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"spawning {command!r} failed: {detail}"
 
 
 def _exit_words(code: int | None) -> str:
