@@ -404,18 +404,24 @@ class Service:
         port = self.config.port
         assert check is not None and port is not None  # only started with both
         deadline = time.monotonic() + check.timeout
+        streak = 0  # healthy probes in a row: they space out (health.next_probe_delay)
         while True:
-            if health.probe(check, port):
+            result = health.probe(check, port)
+            if result.healthy:
+                streak += 1
                 self._set_health(Health.HEALTHY)
-            elif self.health == Health.HEALTHY or (
-                self.health == Health.WAITING and time.monotonic() > deadline
-            ):
-                if self.health == Health.WAITING:
-                    self.host.emit(
-                        f"{self.name} is not healthy after {check.timeout:g} s", "warning"
-                    )
-                self._set_health(Health.UNHEALTHY)
-            gevent.sleep(check.interval)
+            else:
+                streak = 0
+                self.host.emit(f"{self.name}: health probe failed: {result.detail}", "debug")
+                if self.health == Health.HEALTHY or (
+                    self.health == Health.WAITING and time.monotonic() > deadline
+                ):
+                    if self.health == Health.WAITING:
+                        self.host.emit(
+                            f"{self.name} is not healthy after {check.timeout:g} s", "warning"
+                        )
+                    self._set_health(Health.UNHEALTHY)
+            gevent.sleep(health.next_probe_delay(streak, check.interval))
 
 
 def _read_more(fd: int, data: bytes) -> bytes:
