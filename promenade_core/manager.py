@@ -106,7 +106,8 @@ class Manager:
                                      track=self._track)
         self.hosts = HostsManager(config.manager.hosts_management,
                                   self.hostsd_socket or config.manager.hostsd_socket,
-                                  self.supervisor.emit)
+                                  self.supervisor.emit,
+                                  debug=lambda text: self.supervisor.emit(text, "debug"))
         self.proxies = Proxies(self.supervisor.emit, self._hostnames)
         self.supervisor.attachments += [self.hosts, self.proxies]
         self.supervisor.hostname_mapped = lambda name: name in self.hosts.mapped()

@@ -315,6 +315,7 @@ class Service:
         self.health = Health.WAITING if self.config.ready_check else Health.UNKNOWN
         self._set(Status.RUNNING)
         self.host.emit(f"{self.name} started (pid {spawned.pid})")
+        self.host.emit(_spawn_details(self.name, self.config, spawned), "debug")
         if self.config.ready_check and self.config.port:
             self._prober = gevent.spawn(self._probe_loop)
         self.host.on_started(self)
@@ -442,6 +443,21 @@ def _read_more(fd: int, data: bytes) -> bytes:
         chunks.append(more)
         size += len(more)
     return b"".join(chunks) if len(chunks) > 1 else data
+
+
+def _spawn_details(name: str, config: ServiceConfig, spawned: Spawned) -> str:
+    """What `-v` shows of a spawn: what ran, where, and how its output is read."""
+    output = "pty" if _isatty(spawned.stdout) else "pipes"
+    argv = ["/bin/sh", "-c", config.command]
+    return (f"{name} spawned: argv {argv!r}, cwd {config.directory}, pid {spawned.pid}, "
+            f"pgid {spawned.pid} (own session), output on {output}")
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def spawn_failure(command: str, exc: Exception) -> str:
