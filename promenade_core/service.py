@@ -253,8 +253,10 @@ class Service:
                 self._retries_done += 1
         except Exception as exc:  # a bug: still never leave the service wedged
             self.host.emit(f"{self.name} failed: internal error: {exc!r}", "error")
-            if Status.FAILED in TRANSITIONS[self.status]:
-                self._set(Status.FAILED)
+            settled = next((s for s in (Status.FAILED, Status.STOPPED)
+                            if s in TRANSITIONS[self.status]), None)
+            if settled is not None:
+                self._set(settled)
         finally:
             if gevent.getcurrent() is self._lifecycle:
                 self._lifecycle = None

@@ -170,3 +170,21 @@ def test_starting_does_not_report_the_previous_runs_pid() -> None:
     starting = ops.seen_at_spawn[-1]
     assert starting["status"] == "starting" and starting["pid"] is None, starting
     assert starting["uptime_seconds"] is None, starting
+
+
+class BrokenHost(FakeHost):
+    def environment(self, service: Service) -> dict[str, str]:
+        raise RuntimeError("a bug in the supervisor")
+
+
+def test_an_unexpected_error_in_the_lifecycle_still_settles_the_service() -> None:
+    """Any exception that escaped the lifecycle greenlet left the service wedged."""
+    ops = FailingOps(OSError(errno.EMFILE, os.strerror(errno.EMFILE)))
+    service, _ = make_service(ops)
+    host = BrokenHost(ops)
+    service.host = cast(Any, host)
+    command(service, "start")
+    assert service.wait_settled(5) and service.status == Status.FAILED
+    assert any("internal error" in text for _, text in host.messages), host.messages
+    command(service, "stop")
+    assert service.status == Status.STOPPED
