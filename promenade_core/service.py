@@ -450,9 +450,14 @@ def _read_more(fd: int, data: bytes) -> bytes:
 def _spawn_details(name: str, config: ServiceConfig, spawned: Spawned) -> str:
     """What `-v` shows of a spawn: what ran, where, and how its output is read."""
     output = "pty" if _isatty(spawned.stdout) else "pipes"
-    argv = ["/bin/sh", "-c", config.command]
+    args = getattr(spawned.popen, "args", None)  # what really ran, wrappers included
+    argv = list(args) if isinstance(args, list | tuple) else ["/bin/sh", "-c", config.command]
+    try:
+        pgid: int | str = os.getpgid(spawned.pid)
+    except OSError:  # already gone
+        pgid = "?"
     return (f"{name} spawned: argv {argv!r}, cwd {config.directory}, pid {spawned.pid}, "
-            f"pgid {spawned.pid} (own session), output on {output}")
+            f"pgid {pgid}, output on {output}")
 
 
 def _isatty(fd: int) -> bool:
