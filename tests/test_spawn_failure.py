@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
-from tests.support import Manager, wait_for
+from tests.support import ROOT, Manager, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,3 +65,34 @@ def test_spawn_out_of_descriptors_fails_retries_and_keeps_the_queue(manager) -> 
     assert started.returncode == 0, started.stderr
     m.wait_status("blink", "running", "retrying", "stopped", timeout=30)
     assert m.request("ping")["pid"] == m.proc.pid
+
+
+LEAK_PROBE = """
+import os, resource, sys
+from pathlib import Path
+from promenade_core.osproc import ProcessOps
+
+def lowest_free():
+    used = {int(n) for n in os.listdir("/proc/self/fd")}
+    return next(n for n in range(len(used) + 1) if n not in used)
+
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+before = len(os.listdir("/proc/self/fd"))
+free = lowest_free()
+# Room for exactly one pipe (stdout's), so stderr's cannot be made.
+resource.setrlimit(resource.RLIMIT_NOFILE, (free + 2, hard))
+try:
+    ProcessOps().spawn("true", Path("/"), dict(os.environ), False)
+except OSError as exc:
+    print("failed", exc.errno)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+print("leaked", len(os.listdir("/proc/self/fd")) - before)
+"""
+
+
+def test_spawn_out_of_descriptors_leaks_no_descriptor() -> None:
+    """When stderr's pipe could not be made, stdout's stayed open: each retry of an
+    `always` service out of descriptors lost two more, keeping the manager starved."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(LEAK_PROBE)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "failed 24" in out and "leaked 0" in out, out
