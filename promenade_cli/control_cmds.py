@@ -16,6 +16,7 @@ from promenade_core import protocol
 from promenade_core.client import BusError, ControlClient, ManagerInfo, find_manager, follow
 from promenade_core.errors import NoManagerError, UnknownServiceError
 from promenade_core.printer import Formatter, wants_colour
+from promenade_core.states import ALIVE
 
 STOP_TIMEOUT = 60.0
 
@@ -91,6 +92,15 @@ def _age(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def _exit_cell(service: dict[str, Any]) -> str:
+    """The last exit, only while no process runs: next to a running service, the
+    previous run's `-15` (from a restart) read as the current process having died."""
+    code = service["last_exit_code"]
+    if code is None or service["status"] in {s.value for s in ALIVE}:
+        return "-"
+    return str(code)
+
+
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -111,8 +121,7 @@ def status(config: str | None, as_json: bool) -> ExitCode:
     for s in doc["services"].values():
         rows.append([s["name"], s["status"], s["health"], str(s["pid"] or "-"),
                      str(s["port"] or "-"), s["url"] or "-", _age(s["uptime_seconds"]),
-                     str(s["restart_count"]),
-                     "-" if s["last_exit_code"] is None else str(s["last_exit_code"])])
+                     str(s["restart_count"]), _exit_cell(s)])
     click.echo(_table(rows))
     if doc.get("config_error"):
         click.echo("\nconfig error (the previous config is still running):", err=True)

@@ -133,12 +133,14 @@ class HostsManager:
     """
 
     def __init__(self, mode: str, socket_path: str, emit: Callable[[str], None],
-                 timeout: float = 3.0, keepalive: float = KEEPALIVE) -> None:
+                 timeout: float = 3.0, keepalive: float = KEEPALIVE,
+                 debug: Callable[[str], None] = lambda text: None) -> None:
         if mode not in MODES:
             raise ValueError(f"hosts_management must be one of {MODES}, not {mode!r}")
         self.mode = mode
         self.socket_path = socket_path
         self.emit = emit
+        self.debug = debug  # each request and reply, for `promenade start -v`
         self.timeout = timeout
         self.keepalive = keepalive
         self._wanted: dict[str, str] = {}
@@ -273,11 +275,15 @@ class HostsManager:
     def _request(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """Send one request on the lease; None (and disconnected) when hostsd is gone."""
         assert self._sock is not None
+        self.debug(f"hostsd <- {json.dumps(request)}")
         try:
             self._sock.sendall(json.dumps(request).encode() + b"\n")
             line = self._stream.readline()
-            return _decode(self.socket_path, line)
+            reply = _decode(self.socket_path, line)
+            self.debug(f"hostsd -> {json.dumps(reply)}")
+            return reply
         except (OSError, HostsdUnavailable) as exc:
+            self.debug(f"hostsd -> no reply: {exc}")
             self._disconnect()
             if not self._closed.is_set() and not self._warned:
                 self._warned = True

@@ -111,7 +111,8 @@ class Manager:
                                      track=self._track)
         self.hosts = HostsManager(config.manager.hosts_management,
                                   self.hostsd_socket or config.manager.hostsd_socket,
-                                  self.supervisor.emit)
+                                  self.supervisor.emit,
+                                  debug=lambda text: self.supervisor.emit(text, "debug"))
         self.proxies = Proxies(self.supervisor.emit, self.supervisor.local_hostnames)
         self.mapped_names = MappedNames(
             lambda: [s.hostname for s in self.supervisor.config.services.values()],

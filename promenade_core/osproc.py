@@ -98,7 +98,12 @@ class ProcessOps:
         if not cwd.is_dir():
             raise PromenadeError(f"directory {cwd} does not exist")
         out_r, out_w = _output_pair(tty)
-        err_r, err_w = _output_pair(tty)
+        try:
+            err_r, err_w = _output_pair(tty)
+        except OSError:  # out of descriptors: give back the first pair
+            os.close(out_r)
+            os.close(out_w)
+            raise
         try:
             # The standard library's Popen forks with vfork (about 1 ms); gevent's
             # copies the whole manager (about 12 ms). Exits are watched by the loop.

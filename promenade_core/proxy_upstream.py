@@ -15,6 +15,7 @@ import gevent
 import h11
 from gevent import socket
 
+from promenade_core.loopback import DIALER, LOOPBACK
 from promenade_core.proxy_headers import ProxyPolicy, Refusal
 
 RECV_SIZE = 64 * 1024
@@ -66,7 +67,7 @@ class Upstream:
 
     def __init__(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         self.sock = sock
-        self.addr = addr
+        self.addr = addr  # the policy's upstream (host, port), whichever loopback answered
         self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
         self.answered = False  # any byte came back for the current request
 
@@ -74,9 +75,16 @@ class Upstream:
     def open(cls, policy: ProxyPolicy) -> Upstream:
         addr = (policy.upstream_host, policy.upstream_port)
         try:
-            sock = socket.create_connection(addr, timeout=CONNECT_TIMEOUT)
+            if policy.upstream_host == LOOPBACK[0]:
+                # A dev server bound to ::1 only must be reachable too.
+                sock, _ = DIALER.connect(policy.upstream_port, CONNECT_TIMEOUT)
+            else:
+                sock = socket.create_connection(addr, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
-            raise UpstreamLost(policy.unavailable(connect_reason(exc))) from exc
+            reason = connect_reason(exc)
+            if policy.upstream_host == LOOPBACK[0]:
+                reason += ", on ::1 as well"
+            raise UpstreamLost(policy.unavailable(reason)) from exc
         sock.settimeout(None)
         nodelay(sock)
         return cls(sock, addr)

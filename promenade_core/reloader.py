@@ -84,6 +84,18 @@ def error_document(exc: ConfigError) -> dict[str, Any]:
             "message": first.message, "problems": [str(p) for p in exc.problems]}
 
 
+def describe_plan(plan: ReloadPlan, dry_run: bool) -> str:
+    """The decision in the order it runs, for `-v`: `reload plan: stop worker; restart
+    api (command changed)`."""
+    steps = [f"{c.action} {c.service}" + (f" ({', '.join(c.reasons)})" if c.reasons else "")
+             for c in plan.changes]
+    steps += list(plan.manager_changes)
+    steps += [f"resize {name}'s buffer to {size} lines"
+              for name, size in plan.buffer_resize.items()]
+    what = "; ".join(steps) or "nothing to do"
+    return f"reload plan{' (dry run)' if dry_run else ''}: {what}"
+
+
 class Reloader:
     def __init__(self, manager: Manager, config: Config) -> None:
         self.m = manager
@@ -140,6 +152,7 @@ class Reloader:
             return self._invalid(exc, report=forced or dry_run or self._retry)
         self._retry = False
         plan = plan_reload(self.config, new)
+        self.m.supervisor.emit(describe_plan(plan, dry_run), "debug")
         result = {"changed": not plan.empty, "dry_run": dry_run, "error": None,
                   "summary": plan.summary(), "actions": plan.to_dict()}
         if dry_run:

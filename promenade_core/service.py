@@ -25,7 +25,14 @@ from promenade_core.config import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.logs import LineSplitter, LogBuffer
 from promenade_core.osproc import ProcessOps, Spawned
-from promenade_core.states import ALIVE, STARTABLE, Health, Status, check_transition
+from promenade_core.states import (
+    ALIVE,
+    STARTABLE,
+    TRANSITIONS,
+    Health,
+    Status,
+    check_transition,
+)
 
 STOP_GRACE = 5.0
 START_SETTLE = 10.0
@@ -108,7 +115,7 @@ class Service:
 
     def describe(self, url: str | None) -> dict[str, Any]:
         """The status object of SPEC.md's /api/status (a frozen snapshot)."""
-        running = self.status in ALIVE and self.started_at is not None
+        running = self.status in ALIVE and self.pid is not None
         return {
             "name": self.name,
             "status": self.status.value,
@@ -244,6 +251,12 @@ class Service:
                 gevent.sleep(decision.retry_in)
                 self.restart_count += 1
                 self._retries_done += 1
+        except Exception as exc:  # a bug: still never leave the service wedged
+            self.host.emit(f"{self.name} failed: internal error: {exc!r}", "error")
+            settled = next((s for s in (Status.FAILED, Status.STOPPED)
+                            if s in TRANSITIONS[self.status]), None)
+            if settled is not None:
+                self._set(settled)
         finally:
             if gevent.getcurrent() is self._lifecycle:
                 self._lifecycle = None
@@ -279,8 +292,11 @@ class Service:
                 self.config.command, self.config.directory, self.host.environment(self),
                 self.config.tty,
             )
-        except PromenadeError as exc:
-            return self._fail_to_start(str(exc))
+        except (PromenadeError, OSError, ValueError) as exc:
+            # OSError: out of descriptors, EACCES…; ValueError: a NUL byte for execve.
+            # Left to escape, they killed this greenlet and wedged the service in
+            # `starting`, deaf to start and to its restart policy.
+            return self._fail_to_start(spawn_failure(self.config.command, exc))
         self._begin(spawned)
         code = spawned.wait()
         ran_for = time.time() - (self.started_at or time.time())
@@ -301,6 +317,7 @@ class Service:
         self.health = Health.WAITING if self.config.ready_check else Health.UNKNOWN
         self._set(Status.RUNNING)
         self.host.emit(f"{self.name} started (pid {spawned.pid})")
+        self.host.emit(_spawn_details(self.name, self.config, spawned), "debug")
         if self.config.ready_check and self.config.port:
             self._prober = gevent.spawn(self._probe_loop)
         self.host.on_started(self)
@@ -323,6 +340,7 @@ class Service:
                 os.close(fd)
         self.host.track_group(spawned.pid, False)
         self._spawned = None
+        self.pid = None   # so a later `starting` never shows this run's pid
         self.last_exit_code = code
         self.health = Health.UNKNOWN
         self.host.on_stopped(self)
@@ -389,18 +407,24 @@ class Service:
         port = self.config.port
         assert check is not None and port is not None  # only started with both
         deadline = time.monotonic() + check.timeout
+        streak = 0  # healthy probes in a row: they space out (health.next_probe_delay)
         while True:
-            if health.probe(check, port):
+            result = health.probe(check, port)
+            if result.healthy:
+                streak += 1
                 self._set_health(Health.HEALTHY)
-            elif self.health == Health.HEALTHY or (
-                self.health == Health.WAITING and time.monotonic() > deadline
-            ):
-                if self.health == Health.WAITING:
-                    self.host.emit(
-                        f"{self.name} is not healthy after {check.timeout:g} s", "warning"
-                    )
-                self._set_health(Health.UNHEALTHY)
-            gevent.sleep(check.interval)
+            else:
+                streak = 0
+                self.host.emit(f"{self.name}: health probe failed: {result.detail}", "debug")
+                if self.health == Health.HEALTHY or (
+                    self.health == Health.WAITING and time.monotonic() > deadline
+                ):
+                    if self.health == Health.WAITING:
+                        self.host.emit(
+                            f"{self.name} is not healthy after {check.timeout:g} s", "warning"
+                        )
+                    self._set_health(Health.UNHEALTHY)
+            gevent.sleep(health.next_probe_delay(streak, check.interval))
 
 
 def _read_more(fd: int, data: bytes) -> bytes:
@@ -421,6 +445,34 @@ def _read_more(fd: int, data: bytes) -> bytes:
         chunks.append(more)
         size += len(more)
     return b"".join(chunks) if len(chunks) > 1 else data
+
+
+def _spawn_details(name: str, config: ServiceConfig, spawned: Spawned) -> str:
+    """What `-v` shows of a spawn: what ran, where, and how its output is read."""
+    output = "pty" if _isatty(spawned.stdout) else "pipes"
+    args = getattr(spawned.popen, "args", None)  # what really ran, wrappers included
+    argv = list(args) if isinstance(args, list | tuple) else ["/bin/sh", "-c", config.command]
+    try:
+        pgid: int | str = os.getpgid(spawned.pid)
+    except OSError:  # already gone
+        pgid = "?"
+    return (f"{name} spawned: argv {argv!r}, cwd {config.directory}, pid {spawned.pid}, "
+            f"pgid {pgid}, output on {output}")
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def spawn_failure(command: str, exc: Exception) -> str:
+    """Why a spawn failed, in the words of `ProcessOps.spawn`'s own errors."""
+    if isinstance(exc, PromenadeError):
+        return str(exc)
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"spawning {command!r} failed: {detail}"
 
 
 def _exit_words(code: int | None) -> str:

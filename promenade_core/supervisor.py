@@ -96,6 +96,11 @@ class Supervisor:
                                {"service": service.name, "status": self.describe(service)})
 
     def emit(self, message: str, level: str = "info") -> None:
+        """A manager message for the terminal and the bus. Debug messages (a failed
+        probe every interval, each spawn, hostsd traffic) reach neither unless `-v` asked
+        for them, so they never flood the dashboard's log view."""
+        if level == "debug" and not self.printer.verbose:
+            return
         self.printer.message(message, level)
         self.publisher.publish(protocol.MANAGER_TOPIC,
                                {"event": "message", "message": message, "level": level})

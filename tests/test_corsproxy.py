@@ -840,7 +840,8 @@ def test_upstream_down_gets_a_clear_502(start_proxy: Callable[..., Proxy]) -> No
     assert response.getheader("Content-Type") == "application/json"
     assert error_of(body) == {
         "code": "upstream_unavailable",
-        "message": f"service 'api' is not answering on 127.0.0.1:{dead} (connection refused)",
+        "message": f"service 'api' is not answering on 127.0.0.1:{dead} "
+                   "(connection refused, on ::1 as well)",
     }
     # the page can read why: the error carries CORS headers too
     assert response.getheader("Access-Control-Allow-Origin") == LOCAL_ORIGIN

@@ -127,6 +127,7 @@ def test_stop_kills_a_term_ignoring_service_after_5_s(manager, tmp_path: Path) -
     assert "stubborn did not stop within 5 s of SIGTERM; sending SIGKILL" in m.output()
 
 
+@pytest.mark.timeout(120)
 def test_health_becomes_unhealthy_while_running(manager, tmp_path: Path) -> None:
     port = free_port()
     flag = tmp_path / "sick"
@@ -148,7 +149,8 @@ def test_health_becomes_unhealthy_while_running(manager, tmp_path: Path) -> None
     """)
     wait_for(lambda: m.status("api")["health"] == "healthy", what="healthy")
     flag.touch()
-    wait_for(lambda: m.status("api")["health"] == "unhealthy", what="unhealthy")
+    # Healthy probes space out (up to 30 s apart), so the change may take a while.
+    wait_for(lambda: m.status("api")["health"] == "unhealthy", 45, what="unhealthy")
     assert m.status("api")["status"] == "running"
     flag.unlink()
     wait_for(lambda: m.status("api")["health"] == "healthy", what="healthy again")
