@@ -151,7 +151,7 @@ def _start(tmp_path: Path, manager, mode: str, found: Escapees) -> tuple[Manager
         assert _cgroup_folder(c) == _cgroup_folder(b) != _cgroup_folder(os.getpid())
     found.release.touch()
     assert m.proc is not None
-    wait_for(lambda: (s := _stat(b)) is not None and int(s[1]) == m.proc.pid,  # type: ignore[union-attr]
+    wait_for(lambda: (s := _stat(b)) is not None and int(s[1]) == m.proc.pid,
              what="the daemon to be reparented to the manager (the subreaper)")
     return m, c, b
 
@@ -166,7 +166,8 @@ def test_setsid_child_without_markers_is_stopped_by_stop(manager, tmp_path: Path
     m.wait_status("escape", "stopped")
     wait_for(lambda: escapees.alive() == [], timeout=20, what="the escapees to be stopped")
     assert m.proc is not None
-    wait_for(lambda: _zombie_children(m.proc.pid) == [],  # type: ignore[union-attr]
+    manager_pid = m.proc.pid
+    wait_for(lambda: _zombie_children(manager_pid) == [],
              what="the manager to reap the orphans it killed")
     if mode == "cgroup":
         assert folder is not None
