@@ -114,9 +114,8 @@ class Descendants:
         accounted = set().union(*found.values()) | self._ignored | set(self._names)
         for pid in orphans(table, self._me, accounted):
             found[self._origin(pid)] |= follow(table, [pid], maps)
-        every_group = {st.pgrp for st in table.values()}
         for root, members in found.items():
-            self._update(root, members, table, every_group)
+            self._update(root, members, table)
 
     def _trees(self, table: Mapping[int, ProcStat],
                maps: tuple[Mapping[int, list[int]], Mapping[int, list[int]]],
@@ -138,11 +137,10 @@ class Descendants:
                     return root
         return STRAYS
 
-    def _update(self, root: int, members: set[int], table: Mapping[int, ProcStat],
-                every_group: set[int]) -> None:
+    def _update(self, root: int, members: set[int], table: Mapping[int, ProcStat]) -> None:
         """Remember new members; give the reaper the groups that appeared and take back
-        the ones that are gone (a recorded pgid must not outlive its group: the reaper
-        would kill whoever reuses the number)."""
+        the ones no member is in any more (a recorded pgid must not outlive its group:
+        the reaper would kill whoever reuses the number)."""
         seen = self._seen[root]
         for pid in members - set(seen):
             seen[pid] = table[pid].starttime
@@ -155,9 +153,9 @@ class Descendants:
         groups = self._groups[root]
         for pgid in sorted(live_groups - groups):
             self._register(pgid, True)
-        for pgid in sorted(groups - live_groups - every_group):
+        for pgid in sorted(groups - live_groups):
             self._register(pgid, False)
-        self._groups[root] = live_groups | (groups & every_group)
+        self._groups[root] = live_groups
 
     def groups(self, root: int) -> set[int]:
         return set(self._groups.get(root, ()))

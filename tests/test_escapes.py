@@ -201,3 +201,50 @@ def test_setsid_child_without_markers_is_killed_by_the_reaper(manager, tmp_path:
     if mode == "cgroup":
         assert folder is not None
         wait_for(lambda: not folder.parent.exists(), what=f"{folder.parent} to be removed")
+
+
+#: A daemon made at once: its parent exits straight away, so the fallback may never see
+#: it as the service's (it can only find it as an orphan of unknown origin).
+DAEMON = f"""
+    import os, sys, time
+    clean = {{k: v for k, v in os.environ.items() if not k.startswith("PROMENADE_")}}
+    r, w = os.pipe()
+    a = os.fork()
+    if a == 0:
+        os.setsid()
+        b = os.fork()
+        if b == 0:
+            os.execve(sys.executable, [sys.executable, "-c", "import time; time.sleep(1000)",
+                                       "{MARKER}"], clean)
+        os.write(w, str(b).encode())
+        os._exit(0)
+    os.waitpid(a, 0)
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(f"{{a}} " + os.read(r, 32).decode())
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    print("ready", flush=True)
+    time.sleep(1000)
+"""
+
+
+def test_daemon_of_unknown_origin_is_stopped_at_shutdown(manager, tmp_path: Path, mode: str,
+                                                         escapees: Escapees) -> None:
+    """A double-fork daemon without markers whose parent exited at once was left
+    running after the manager stopped."""
+    write_script(tmp_path, "daemon.py", DAEMON)
+    m = manager(f"""
+        manager: {{hosts_management: disabled}}
+        services:
+          daemon: {{command: "{sys.executable} daemon.py {escapees.pidfile}"}}
+    """, start=False)
+    if mode == "no-cgroup":
+        m.env[cgroups.ENV_DISABLE] = "1"
+    m.start()
+    m.wait_lines("daemon", ["ready"], timeout=20)
+    _, b = (int(p) for p in escapees.pidfile.read_text().split())
+    fields = _stat(b)
+    assert fields is not None
+    escapees.procs[b] = fields[19]
+    m.signal(signal.SIGTERM)
+    assert m.wait_exit(30) == 0
+    wait_for(lambda: escapees.alive() == [], timeout=20, what="the daemon to be stopped")
