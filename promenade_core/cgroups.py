@@ -209,13 +209,17 @@ def open_root(instance: str, environ: dict[str, str] | None = None) -> CgroupRoo
 
 
 def stale_roots(instance: str, own: Path) -> list[Path]:
-    """Folders of earlier managers of this config whose pid is gone (a crash that
-    took the reaper too)."""
+    """Folders of earlier managers whose pid is gone (a crash that took the reaper
+    too): every one of this config, and the empty ones of any config."""
     found = []
     with contextlib.suppress(OSError):
         for entry in own.iterdir():
             prefix, _, pid = entry.name.rpartition("-")
-            if (prefix == f"promenade-{instance}" and pid.isdigit()
-                    and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists()):
+            if (not prefix.startswith("promenade-") or not pid.isdigit()
+                    or int(pid) == os.getpid() or Path(f"/proc/{pid}").exists()):
+                continue
+            root = CgroupRoot(entry)
+            if prefix == f"promenade-{instance}" or not any(
+                    populated(child) for child in root.children()):
                 found.append(entry)
     return found

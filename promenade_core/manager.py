@@ -144,8 +144,9 @@ class Manager:
         if root is not None:
             self.printer.message(f"services run in cgroups under {root.path}", "debug")
             return osproc.ProcessOps(cgroups=root)
-        self.printer.message("no cgroup available: following services' processes "
-                             "through /proc", "debug")
+        self.printer.message(
+            "no cgroup available (`systemd-run --user --scope -p Delegate=yes promenade "
+            "start` gives one): following services' processes through /proc", "debug")
         return osproc.ProcessOps(tracker=Descendants(os.getpid(), instance, self._track))
 
     def _track_web(self, pgid: int, alive: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from promenade_core import cgroups
@@ -110,3 +111,17 @@ def test_orphans_of_unknown_origin_are_strays_and_old_children_are_ignored() -> 
     tracker.refresh()
     assert tracker.groups(STRAYS) == {30}
     assert tracker.groups(10) == set()
+
+
+def test_stale_roots_are_this_configs_and_the_empty_ones(tmp_path: Path) -> None:
+    """A crash that took the reaper too left cgroup folders behind."""
+    dead = 2 ** 22 + 1   # above any pid_max: never a live process
+    mine = tmp_path / f"promenade-abc-{dead}"
+    other_empty = tmp_path / f"promenade-def-{dead}"
+    other_busy = tmp_path / f"promenade-ghi-{dead}"
+    live = tmp_path / f"promenade-abc-{os.getpid()}"
+    for folder in (mine / "api.1", other_empty / "web.1", other_busy / "db.1", live):
+        folder.mkdir(parents=True)
+    (other_busy / "db.1" / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    (other_empty / "web.1" / "cgroup.events").write_text("populated 0\nfrozen 0\n")
+    assert sorted(cgroups.stale_roots("abc", tmp_path)) == [mine, other_empty]
