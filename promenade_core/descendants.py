@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 
 from promenade_core.procstats import ProcStat, children_of, group_members, scan_proc, tree_members
@@ -87,6 +88,7 @@ class Descendants:
         #: was our child before we started (a private hostsd)
         self._ignored = {pid for pid, st in scan().items() if st.ppid == me}
         self.notify: Callable[[str], None] = lambda message: None
+        self._scanned = float("-inf")
 
     def ignore(self, pid: int) -> None:
         self._ignored.add(pid)
@@ -106,8 +108,15 @@ class Descendants:
     def roots(self) -> list[int]:
         return [root for root in self._names if root != STRAYS]
 
-    def refresh(self) -> None:
-        """One scan of /proc: follow every tree and tell the reaper of new groups."""
+    def refresh(self, max_age: float = 0.0) -> None:
+        """One scan of /proc: follow every tree and tell the reaper of new groups.
+
+        With `max_age`, a scan that recent is taken as good enough (polling loops).
+        """
+        now = time.monotonic()
+        if max_age and now - self._scanned < max_age:
+            return
+        self._scanned = now
         table = {pid: st for pid, st in self._scan().items() if st.state != "Z"}
         maps = (children_of(table), group_members(table))
         found = self._trees(table, maps)

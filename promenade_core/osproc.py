@@ -216,7 +216,11 @@ class ProcessOps:
             return True
         if spawned.cgroup is not None:
             return cgroups.populated(spawned.cgroup)
-        return self.tracker is not None and self.tracker.alive(spawned.pid)
+        if self.tracker is None:
+            return False
+        # Fresh enough to see a child that left the group just before the main exited.
+        self.tracker.refresh(max_age=0.2)
+        return self.tracker.alive(spawned.pid)
 
     def release(self, spawned: Spawned) -> None:
         """After the tree is gone: remove its cgroup, forget what was tracked."""

@@ -248,3 +248,45 @@ def test_daemon_of_unknown_origin_is_stopped_at_shutdown(manager, tmp_path: Path
     m.signal(signal.SIGTERM)
     assert m.wait_exit(30) == 0
     wait_for(lambda: escapees.alive() == [], timeout=20, what="the daemon to be stopped")
+
+
+#: A service that starts a setsid child and then exits on its own (code 0).
+LEAVER = f"""
+    import os, sys, time
+    clean = {{k: v for k, v in os.environ.items() if not k.startswith("PROMENADE_")}}
+    c = os.fork()
+    if c == 0:
+        os.setsid()
+        os.execve(sys.executable, [sys.executable, "-c", "import time; time.sleep(1000)",
+                                   "{MARKER}"], clean)
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(f"{{c}} {{c}}")
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    print("ready", flush=True)
+    while not os.path.exists(sys.argv[2]):
+        time.sleep(0.02)
+"""
+
+
+def test_setsid_child_of_a_service_that_exited_is_stopped(manager, tmp_path: Path, mode: str,
+                                                          escapees: Escapees) -> None:
+    """When a service's main process exited, only its process group was cleaned up:
+    a setsid'd child it left kept running while the service showed `stopped`."""
+    write_script(tmp_path, "leaver.py", LEAVER)
+    m = manager(f"""
+        manager: {{hosts_management: disabled}}
+        services:
+          leaver:
+            command: "{sys.executable} leaver.py {escapees.pidfile} {escapees.release}"
+            restart_policy: never
+    """, args=("--no-ui", "-v"), start=False)
+    if mode == "no-cgroup":
+        m.env[cgroups.ENV_DISABLE] = "1"
+    m.start()
+    m.wait_lines("leaver", ["ready"], timeout=20)
+    c, _ = escapees.read()
+    if mode == "no-cgroup":
+        m.wait_output(f"following pid {c}")
+    escapees.release.touch()
+    m.wait_status("leaver", "stopped", timeout=20)
+    wait_for(lambda: escapees.alive() == [], timeout=20, what="the child to be stopped")
