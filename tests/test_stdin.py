@@ -72,7 +72,31 @@ def test_service_reading_stdin_keeps_running_instead_of_exiting_at_eof(
         wait_for(functools.partial(_blocked_reading_stdin, pid), timeout=20,
                  what=f"{name} to wait on its stdin")
         assert m.status(name)["status"] == "running"
+        # Nobody else holds the service's stdin: not the other service, not the reaper.
+        assert m.proc is not None
+        assert _holders(pid) <= {pid, *_children(pid), m.proc.pid}
     assert m.lines("reader") == ["tty" if tty else "pipe"]
+
+
+def _holders(pid: int) -> set[int]:
+    """Processes with a descriptor on the pipe or terminal that is `pid`'s stdin."""
+    target = os.readlink(f"/proc/{pid}/fd/0")
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{name}/fd/{fd}") == target:
+                    found.add(int(name))
+                    break
+            except OSError:
+                continue
+    return found
 
 
 @pytest.mark.parametrize("tty", [False, True])
