@@ -141,13 +141,18 @@ class ProcessOps:
         """
         if not cwd.is_dir():
             raise PromenadeError(f"directory {cwd} does not exist")
-        folder = self._new_cgroup(env.get(ENV_SERVICE, "service"))
-        argv = ["/bin/sh", "-c", command]
-        if folder is not None:
-            argv = ["/bin/sh", "-c", cgroups.JOIN, "promenade-join", str(folder), command]
         out_r, out_w = _output_pair(tty)
         err_r, err_w = _output_pair(tty)
         in_r, in_w = _input_pair(out_r, out_w)
+        try:
+            folder = self._new_cgroup(env.get(ENV_SERVICE, "service"))
+        except PromenadeError:
+            for fd in {out_r, out_w, err_r, err_w, in_r, in_w}:
+                os.close(fd)
+            raise
+        argv = ["/bin/sh", "-c", command]
+        if folder is not None:
+            argv = ["/bin/sh", "-c", cgroups.JOIN, "promenade-join", str(folder), command]
         try:
             # The standard library's Popen forks with vfork (about 1 ms); gevent's
             # copies the whole manager (about 12 ms). Exits are watched by the loop.
@@ -178,7 +183,7 @@ class ProcessOps:
         if self.tracker is not None and folder is None:
             self.tracker.add(spawned.pid, env.get(ENV_SERVICE, "?"))
             if self._scanner is None:
-                self._scanner = gevent.spawn(self._scan_loop)
+                self._scanner = gevent.spawn(self._scan_loop, self.tracker)
         return spawned
 
     def _new_cgroup(self, name: str) -> Path | None:
@@ -190,11 +195,11 @@ class ProcessOps:
             raise PromenadeError(
                 f"could not create a cgroup in {self.cgroups.path}: {exc.strerror}") from exc
 
-    def _scan_loop(self) -> None:
+    @staticmethod
+    def _scan_loop(tracker: Descendants) -> None:
         """Follow escaping processes while services run (the fallback only)."""
-        assert self.tracker is not None
         while True:
-            self.tracker.refresh()
+            tracker.refresh()
             gevent.sleep(SCAN_INTERVAL)
 
     def signal_tree(self, spawned: Spawned, sig: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,3 +291,15 @@ def test_setsid_child_of_a_service_that_exited_is_stopped(manager, tmp_path: Pat
     escapees.release.touch()
     m.wait_status("leaver", "stopped", timeout=20)
     wait_for(lambda: escapees.alive() == [], timeout=20, what="the child to be stopped")
+
+
+def test_a_service_that_cannot_join_its_cgroup_fails_saying_why(tmp_path: Path) -> None:
+    """Running the command outside its cgroup would silently bring the escapes back:
+    the join refuses to run it and says what to do."""
+    missing = tmp_path / "gone"
+    done = subprocess.run(["/bin/sh", "-c", cgroups.JOIN, "promenade-join", str(missing),
+                           "echo ran"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 126
+    assert "ran" not in done.stdout
+    assert f"could not join the cgroup {missing}" in done.stderr
+    assert "PROMENADE_NO_CGROUP=1" in done.stderr
