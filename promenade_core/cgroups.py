@@ -22,6 +22,7 @@ import errno
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -202,10 +203,36 @@ def open_root(instance: str, environ: dict[str, str] | None = None) -> CgroupRoo
         pass
     except OSError:
         return None
-    if not os.access(folder / "cgroup.procs", os.W_OK):
-        remove(folder)
+    root = CgroupRoot(folder)
+    if not _can_join(root):
+        root.close()
         return None
-    return CgroupRoot(folder)
+    return root
+
+
+def _can_join(root: CgroupRoot) -> bool:
+    """Whether a child can really move itself into a cgroup of ours (~10 ms, once).
+
+    Permissions are not the whole story (a threaded or controller-enabled tree refuses
+    with EBUSY/EOPNOTSUPP), and a refusal at every service start would fail them all.
+    Success is read from the probe's output, not its exit status, which an event loop
+    reaping children could take first.
+    """
+    try:
+        probe = root.create("probe")
+    except OSError:
+        return False
+    try:
+        done = subprocess.run(
+            ["/bin/sh", "-c", 'echo $$ > "$1/cgroup.procs" 2>/dev/null && echo joined',
+             "promenade-probe", str(probe)],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        kill(probe)
+        remove(probe)
+    return done.stdout.strip() == b"joined"
 
 
 def stale_roots(instance: str, own: Path) -> list[Path]:
