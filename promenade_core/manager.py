@@ -16,10 +16,11 @@ import gevent
 import gevent.event
 import zmq.green as zmq
 
-from promenade_core import __version__, osproc, protocol, runtime
+from promenade_core import __version__, cgroups, osproc, protocol, runtime
 from promenade_core.bus import ControlServer, Publisher
 from promenade_core.config import Config, load_config, security_warnings
 from promenade_core.control import Commands
+from promenade_core.descendants import Descendants
 from promenade_core.errors import PromenadeError
 from promenade_core.hosts import HostsManager
 from promenade_core.logs import iso_timestamp
@@ -76,6 +77,7 @@ class Manager:
             osproc.kill_pids([pid for pid, _, _ in found], signal.SIGKILL)
 
     def _track(self, pgid: int, alive: bool) -> None:
+        """Tell the reaper a process group exists (or is gone)."""
         if self._reaper_fd is not None:
             with contextlib.suppress(OSError):
                 os.write(self._reaper_fd, f"{'+' if alive else '-'}{pgid}\n".encode())
@@ -106,9 +108,13 @@ class Manager:
         osproc.become_subreaper()
         self._clear_leftovers(instance)
         self._open_bus(config)
-        reaper, self._reaper_fd = osproc.start_reaper()
+        ops = self._process_ops(instance)
+        reaper, self._reaper_fd = osproc.start_reaper(ops.cgroups.path if ops.cgroups else None)
         self.supervisor = Supervisor(config, self.printer, self.publisher, instance,
-                                     track=self._track)
+                                     ops=ops, track=self._track)
+        if ops.tracker is not None:
+            ops.tracker.ignore(reaper.pid)
+            ops.tracker.notify = lambda message: self.supervisor.emit(message, "debug")
         self.hosts = HostsManager(config.manager.hosts_management,
                                   self.hostsd_socket or config.manager.hostsd_socket,
                                   self.supervisor.emit,
@@ -144,13 +150,30 @@ class Manager:
             reaper.wait()
         return 0
 
+    def _process_ops(self, instance: str) -> osproc.ProcessOps:
+        """A cgroup per service run when one can be had, else the descendant tracker."""
+        root = cgroups.open_root(instance)
+        if root is not None:
+            self.printer.message(f"services run in cgroups under {root.path}", "debug")
+            return osproc.ProcessOps(cgroups=root)
+        self.printer.message(
+            "no cgroup available (`systemd-run --user --scope -p Delegate=yes promenade "
+            "start` gives one): following services' processes through /proc", "debug")
+        return osproc.ProcessOps(tracker=Descendants(os.getpid(), instance, self._track))
+
+    def _track_web(self, pgid: int, alive: bool) -> None:
+        """The dashboard is our child but no service's: never an orphan to kill."""
+        if alive and self.supervisor.ops.tracker is not None:
+            self.supervisor.ops.tracker.ignore(pgid)
+        self._track(pgid, alive)
+
     def _prepare_web(self, config: Config) -> None:
         """A taken dashboard port is an error before anything starts."""
         if self.no_ui:
             return
         port = self.port_override or config.manager.port
         self.web = WebProcess(config.manager.host, port, self.endpoints,
-                              self.supervisor.emit, self._track)
+                              self.supervisor.emit, self._track_web)
         self.web.check_port()
 
     def _announce(self) -> None:
@@ -171,9 +194,7 @@ class Manager:
     def _on_signal(self, sig: int) -> None:
         if self.stopping:
             self.printer.message("second signal: killing every service now", "warning")
-            for service in self.supervisor.services.values():
-                if service.pid:
-                    self.supervisor.ops.signal_group(service.pid, signal.SIGKILL)
+            self.supervisor.ops.kill_all()
             return
         self.request_stop(f"received {signal.Signals(sig).name}")
 
@@ -194,6 +215,7 @@ class Manager:
         self.hosts.close()
         if self.web:
             self.web.stop()
+        self.supervisor.ops.close()
         self.control.close()
         self.publisher.close()
         runtime.remove_manager_json(self.folder)

@@ -1,8 +1,12 @@
 """The one seam between the supervisor and the operating system.
 
-Spawning a service, signalling its process group and watching its output go through
+Spawning a service, signalling its process tree and watching its output go through
 `ProcessOps`, so tests can swap in a subclass that fails with a chosen errno, while
 integration tests use this real one.
+
+A service's tree is its process group plus whatever left the group (`setsid`): on Linux
+with a cgroup we may create, the service run's cgroup (`cgroups`); otherwise what the
+descendant tracker saw (`descendants`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,9 @@ import gevent
 import gevent.event
 from gevent import subprocess as green_subprocess
 
-from promenade_core import ports
+from promenade_core import cgroups, ports
+from promenade_core.cgroups import CgroupRoot
+from promenade_core.descendants import SCAN_INTERVAL, STRAYS, Descendants
 from promenade_core.errors import PromenadeError
 
 REAPER = Path(__file__).with_name("reaper.sh")
@@ -42,10 +49,22 @@ class Spawned:
     stderr: int
     exited: gevent.event.AsyncResult   # the exit code, minus the signal number if killed
     readers: list[Any] = field(default_factory=list)   # the greenlets draining both streams
+    #: The manager's end of the service's stdin, non-blocking, never inherited: the pty
+    #: master (the same descriptor as `stdout`) with `tty`, else a pipe's write end. Held
+    #: open for the service's life, so tools that exit at EOF on stdin keep running.
+    stdin: int = -1
+    #: the run's cgroup, when the service has one
+    cgroup: Path | None = None
 
     @property
     def pid(self) -> int:
         return int(self.popen.pid)
+
+    def close(self) -> None:
+        """Close our ends of the streams (stdin included: the service sees EOF)."""
+        for fd in {self.stdout, self.stderr, self.stdin} - {-1}:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def wait(self) -> int:
         """Wait (cooperatively) for the exit; the code, or minus the killing signal."""
@@ -86,30 +105,64 @@ def _output_pair(tty: bool) -> tuple[int, int]:
     return os.pipe()
 
 
+def _input_pair(out_r: int, out_w: int) -> tuple[int, int]:
+    """(service end, our end) of stdin: the stdout pty when there is one, else a pipe.
+
+    A pty slave as stdin makes `isatty(0)` true, as in a terminal; both pipe ends are
+    non-inheritable (O_CLOEXEC), so no other child ever holds our end.
+    """
+    if os.isatty(out_w):
+        return out_w, out_r
+    return os.pipe()
+
+
 class ProcessOps:
-    """Real process operations."""
+    """Real process operations.
+
+    `cgroups` is the manager's cgroup folder when it has one; without it, `tracker`
+    follows the processes that leave a service's group. Without either (a bare
+    ProcessOps, as in unit tests), a service is its process group.
+    """
+
+    def __init__(self, cgroups: CgroupRoot | None = None,
+                 tracker: Descendants | None = None) -> None:
+        self.cgroups = cgroups
+        self.tracker = tracker
+        self._live: dict[int, Spawned] = {}
+        self._scanner: gevent.Greenlet | None = None
 
     def spawn(self, command: str, cwd: Path, env: dict[str, str], tty: bool) -> Spawned:
         """Start `/bin/sh -c command` in a new session (its own process group).
 
         Each stream gets its own pty when `tty` is set, so a service that colours its
-        output only on a terminal still does, and stdout and stderr stay apart.
+        output only on a terminal still does, and stdout and stderr stay apart; stdin is
+        the stdout pty, or a pipe. With cgroups, the run's cgroup is named for the
+        environment's PROMENADE_SERVICE.
         """
         if not cwd.is_dir():
             raise PromenadeError(f"directory {cwd} does not exist")
-        out_r, out_w = _output_pair(tty)
+        opened: list[int] = []
         try:
+            out_r, out_w = _output_pair(tty)
+            opened += [out_r, out_w]
             err_r, err_w = _output_pair(tty)
-        except OSError:  # out of descriptors: give back the first pair
-            os.close(out_r)
-            os.close(out_w)
+            opened += [err_r, err_w]
+            in_r, in_w = _input_pair(out_r, out_w)
+            opened += [in_r, in_w]
+            folder = self._new_cgroup(env.get(ENV_SERVICE, "service"))
+        except (OSError, PromenadeError):  # out of descriptors, or no cgroup: give all back
+            for fd in set(opened):
+                os.close(fd)
             raise
+        argv = ["/bin/sh", "-c", command]
+        if folder is not None:
+            argv = ["/bin/sh", "-c", cgroups.JOIN, "promenade-join", str(folder), command]
         try:
             # The standard library's Popen forks with vfork (about 1 ms); gevent's
             # copies the whole manager (about 12 ms). Exits are watched by the loop.
             popen = subprocess.Popen(
-                ["/bin/sh", "-c", command],
-                stdin=subprocess.DEVNULL,
+                argv,
+                stdin=in_r,
                 stdout=out_w,
                 stderr=err_w,
                 cwd=str(cwd),
@@ -118,16 +171,103 @@ class ProcessOps:
                 close_fds=True,
             )
         except OSError as exc:
-            for fd in (out_r, err_r):
+            for fd in {out_r, err_r, in_w}:
                 os.close(fd)
+            if folder is not None:
+                cgroups.remove(folder)
             raise PromenadeError(f"could not start {command!r}: {exc.strerror}") from exc
         finally:
-            os.close(out_w)
-            os.close(err_w)
+            for fd in {out_w, err_w, in_r}:
+                os.close(fd)
         exited = _watch_exit(popen.pid)
-        for fd in (out_r, err_r):
+        for fd in (out_r, err_r, in_w):
             os.set_blocking(fd, False)
-        return Spawned(popen, out_r, err_r, exited)
+        spawned = Spawned(popen, out_r, err_r, exited, stdin=in_w, cgroup=folder)
+        self._live[spawned.pid] = spawned
+        if self.tracker is not None and folder is None:
+            self.tracker.add(spawned.pid, env.get(ENV_SERVICE, "?"))
+            if self._scanner is None:
+                self._scanner = gevent.spawn(self._scan_loop, self.tracker)
+        return spawned
+
+    def _new_cgroup(self, name: str) -> Path | None:
+        if self.cgroups is None:
+            return None
+        try:
+            return self.cgroups.create(name)
+        except OSError as exc:
+            raise PromenadeError(
+                f"could not create a cgroup in {self.cgroups.path}: {exc.strerror}") from exc
+
+    @staticmethod
+    def _scan_loop(tracker: Descendants) -> None:
+        """Follow escaping processes while services run (the fallback only)."""
+        while True:
+            tracker.refresh()
+            gevent.sleep(SCAN_INTERVAL)
+
+    def signal_tree(self, spawned: Spawned, sig: int) -> bool:
+        """Signal the service's group and every process of it that left the group;
+        False when none was left."""
+        hit = self.signal_group(spawned.pid, sig)
+        if spawned.cgroup is not None:
+            if sig == signal.SIGKILL:
+                cgroups.kill(spawned.cgroup)
+                return hit or cgroups.populated(spawned.cgroup)
+            return cgroups.signal_all(spawned.cgroup, sig) or hit
+        if self.tracker is not None:
+            self.tracker.refresh()   # what escaped since the last scan
+            hit = self.tracker.kill(spawned.pid, sig) or hit
+        return hit
+
+    def tree_alive(self, spawned: Spawned) -> bool:
+        if self.group_alive(spawned.pid):
+            return True
+        if spawned.cgroup is not None:
+            return cgroups.populated(spawned.cgroup)
+        if self.tracker is None:
+            return False
+        # Fresh enough to see a child that left the group just before the main exited.
+        self.tracker.refresh(max_age=0.2)
+        return self.tracker.alive(spawned.pid)
+
+    def release(self, spawned: Spawned) -> None:
+        """After the tree is gone: remove its cgroup, forget what was tracked."""
+        self._live.pop(spawned.pid, None)
+        if spawned.cgroup is not None:
+            cgroups.kill(spawned.cgroup)
+            for _ in range(20):   # the last processes may still be leaving it
+                if cgroups.remove(spawned.cgroup):
+                    break
+                gevent.sleep(0.05)
+        if self.tracker is not None:
+            self.tracker.remove(spawned.pid)
+
+    def kill_all(self) -> None:
+        """SIGKILL every service tree now (a second Ctrl-C)."""
+        for spawned in list(self._live.values()):
+            self.signal_tree(spawned, signal.SIGKILL)
+
+    def close(self, grace: float = 1.0) -> None:
+        """At shutdown, after every service stopped: end what is left.
+
+        With cgroups that is removing the folders; without, it is the orphans nobody
+        could attribute to a service (SIGTERM, `grace`, SIGKILL).
+        """
+        if self._scanner is not None:
+            self._scanner.kill()
+            self._scanner = None
+        if self.cgroups is not None:
+            self.cgroups.close()
+        if self.tracker is None:
+            return
+        self.tracker.refresh()
+        if self.tracker.kill(STRAYS, signal.SIGTERM):
+            deadline = time.monotonic() + grace
+            while self.tracker.alive(STRAYS) and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+            self.tracker.kill(STRAYS, signal.SIGKILL)
+        self.tracker.remove(STRAYS)
 
     def signal_group(self, pgid: int, sig: int) -> bool:
         """Signal a whole process group; False when it is already gone."""
@@ -157,12 +297,15 @@ def become_subreaper() -> bool:
     return libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
 
 
-def start_reaper() -> tuple[green_subprocess.Popen, int]:
-    """Start the reaper; returns it and the write end of its pipe (ours alone)."""
+def start_reaper(cgroup_root: Path | None = None) -> tuple[green_subprocess.Popen, int]:
+    """Start the reaper; returns it and the write end of its pipe (ours alone).
+
+    Given the manager's cgroup folder, the reaper also empties and removes every
+    cgroup in it."""
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, False)
     proc = green_subprocess.Popen(
-        ["/bin/sh", str(REAPER)],
+        ["/bin/sh", str(REAPER), *([str(cgroup_root)] if cgroup_root else [])],
         stdin=read_end,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -31,6 +31,8 @@ class ProcStat:
     ticks: int
     starttime: int
     rss_pages: int
+    #: R, S, D, Z (zombie) ... (field 3)
+    state: str = ""
 
 
 def parse_stat(pid: int, text: str) -> ProcStat | None:
@@ -48,6 +50,7 @@ def parse_stat(pid: int, text: str) -> ProcStat | None:
             ticks=int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14]),
             starttime=int(rest[19]),
             rss_pages=int(rest[21]),
+            state=rest[0],
         )
     except (IndexError, ValueError):
         return None

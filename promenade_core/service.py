@@ -8,7 +8,6 @@ restart) run one at a time per service, in the order they came: a queue, never a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -36,7 +35,7 @@ from promenade_core.states import (
 
 STOP_GRACE = 5.0
 START_SETTLE = 10.0
-#: After the main process exits on its own, what it left in its group gets this long.
+#: After the main process exits on its own, what it left in its tree gets this long.
 STRAGGLER_GRACE = 1.0
 READ_SIZE = 65536
 
@@ -186,19 +185,20 @@ class Service:
         if self.status in (Status.STARTING, Status.RUNNING):
             self._set(Status.STOPPING)
         self.host.emit(f"stopping {self.name} (pid {spawned.pid})", "debug")
-        self.host.ops.signal_group(spawned.pid, signal.SIGTERM)
-        if not self._wait_group_gone(spawned.pid, STOP_GRACE):
+        self.host.ops.signal_tree(spawned, signal.SIGTERM)
+        if not self._wait_tree_gone(spawned, STOP_GRACE):
             self.host.emit(
                 f"{self.name} did not stop within {STOP_GRACE:g} s of SIGTERM; sending SIGKILL",
                 "warning",
             )
-            self.host.ops.signal_group(spawned.pid, signal.SIGKILL)
+            self.host.ops.signal_tree(spawned, signal.SIGKILL)
         lifecycle.join()
 
-    def _wait_group_gone(self, pgid: int, timeout: float) -> bool:
-        """The whole group, not just `sh`: its children may ignore SIGTERM."""
+    def _wait_tree_gone(self, spawned: Spawned, timeout: float) -> bool:
+        """The whole tree, not just `sh`: its children may ignore SIGTERM, and some may
+        have left its process group (`setsid`)."""
         deadline = time.monotonic() + timeout
-        while self.host.ops.group_alive(pgid):
+        while self.host.ops.tree_alive(spawned):
             if time.monotonic() >= deadline:
                 return False
             gevent.sleep(0.05)
@@ -328,16 +328,19 @@ class Service:
         if self._prober is not None:
             self._prober.kill(block=False)
             self._prober = None
-        if not self._stop_requested and self.host.ops.group_alive(spawned.pid):
-            self.host.ops.signal_group(spawned.pid, signal.SIGTERM)
-            if not self._wait_group_gone(spawned.pid, STRAGGLER_GRACE):
-                self.host.ops.signal_group(spawned.pid, signal.SIGKILL)
+        if self._stop_requested:
+            # stop() is giving the rest of the tree its grace, then SIGKILL: release
+            # (which ends the cgroup) only after that.
+            self._wait_tree_gone(spawned, STOP_GRACE + STRAGGLER_GRACE)
+        elif self.host.ops.tree_alive(spawned):
+            self.host.ops.signal_tree(spawned, signal.SIGTERM)
+            if not self._wait_tree_gone(spawned, STRAGGLER_GRACE):
+                self.host.ops.signal_tree(spawned, signal.SIGKILL)
         readers = spawned.readers
         gevent.joinall(readers, timeout=2.0)
         gevent.killall(readers, block=False)
-        for fd in (spawned.stdout, spawned.stderr):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        spawned.close()
+        self.host.ops.release(spawned)
         self.host.track_group(spawned.pid, False)
         self._spawned = None
         self.pid = None   # so a later `starting` never shows this run's pid
