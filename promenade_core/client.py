@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ from promenade_core.errors import PromenadeError
 
 #: How often a wait without a timeout lets Python see pending signals.
 SIGNAL_CHECK_MS = 200
+#: How often `follow` checks that its manager still runs: its `stopping` event can be
+#: lost (PUB drops), and a dead manager's feed is just silent.
+LIVENESS_EVERY = 1.0
 
 
 def _poll(sock: zmq.Socket, timeout: float) -> bool:
@@ -65,6 +68,8 @@ class ManagerInfo:
     dashboard_url: str | None
     started_at: str
     runtime_dir: Path
+    #: Id of this manager run; a restarted manager has another (empty before 0.2).
+    run_id: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any], folder: Path) -> ManagerInfo:
@@ -77,17 +82,56 @@ class ManagerInfo:
             dashboard_url=data.get("dashboard_url"),
             started_at=str(data.get("started_at", "")),
             runtime_dir=folder,
+            run_id=str(data.get("run_id") or ""),
         )
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (dead, not yet reaped by its parent) is dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): kill(0) is all we know
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def other_run(run_id: str, message: dict[str, Any]) -> bool:
+    """True when `message` comes from another manager run than `run_id`.
+
+    A manager restarted on the same config binds the same ipc path, so a subscriber
+    reconnects to it silently; its seq starts again at 0, and only the run id tells
+    the new run's events from old ones.
+    """
+    other = message.get("run_id")
+    return bool(run_id) and isinstance(other, str) and bool(other) and other != run_id
+
+
+def manager_ended(info: ManagerInfo, run_id: str, current: dict[str, Any] | None,
+                  alive: bool) -> str | None:
+    """Why the manager run a client follows is over (`current` is manager.json now,
+    `alive` whether its pid still runs), or None while it runs."""
+    if not alive:
+        return f"the manager (pid {info.pid}) has exited"
+    if current is None:
+        return f"the manager (pid {info.pid}) has stopped"
+    if current.get("pid") != info.pid or (run_id and current.get("run_id") != run_id):
+        return f"the manager (pid {info.pid}) was replaced by a new run"
+    return None
+
+
+def _still_running(info: ManagerInfo, run_id: str) -> str | None:
+    """manager_ended() on the live facts."""
+    try:
+        current = runtime.read_manager_json(info.runtime_dir)
+    except (OSError, PromenadeError):
+        current = None  # unreadable or no longer trusted: not the run we follow
+    return manager_ended(info, run_id, current, _pid_alive(info.pid))
 
 
 def find_manager(config_path: Path, uid: int | None = None) -> ManagerInfo | None:
@@ -251,6 +295,7 @@ def follow(
         await_subscription(sub, bus)
         snap = bus.request("snapshot")
         last = int(snap["seq"])
+        run_id = str(snap.get("run_id") or info.run_id)
         backlog = [
             entry
             for name, lines in snap["logs"].items()
@@ -262,7 +307,8 @@ def follow(
             backlog = backlog[-tail:] if tail > 0 else []
         for entry in backlog:
             yield "line", entry
-        for kind, item in _live(sub, last, tuple(topics), wanted, idle):
+        for kind, item in _live(sub, last, tuple(topics), wanted, idle,
+                                lambda: _still_running(info, run_id), run_id):
             if kind == "gap":
                 _report_gap(bus, item["missed"])
             yield kind, item
@@ -286,13 +332,33 @@ def _live(
     topics: tuple[str, ...],
     wanted: set[str] | None,
     idle: float | None,
+    ended: Callable[[], str | None],
+    run_id: str,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     expected = last + 1
+    quiet_since = time.monotonic()
+    next_check = quiet_since + LIVENESS_EVERY
     while True:
-        got = sub.recv(timeout=idle)
+        now = time.monotonic()
+        if now >= next_check:
+            next_check = now + LIVENESS_EVERY
+            reason = ended()
+            if reason is not None:
+                yield "end", {"reason": reason}
+                return
+        wait = next_check - now
+        if idle is not None:
+            if now - quiet_since >= idle:
+                return
+            wait = min(wait, idle - (now - quiet_since))
+        got = sub.recv(timeout=max(wait, 0.001))
         if got is None:
-            return
+            continue
+        quiet_since = time.monotonic()
         topic, msg = got
+        if other_run(run_id, msg):
+            yield "end", {"reason": "the manager was restarted (a new run started)"}
+            return
         seq = int(msg.get("seq", 0))
         if seq <= last or topic.startswith(protocol.SYNC_PREFIX):
             continue

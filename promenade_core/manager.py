@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ class Manager:
         self.version = __version__
         self.stopping = False
         self.started_at = time.time()
+        #: Tells this run from a restarted manager, whose seq starts again at 0.
+        self.run_id = uuid.uuid4().hex
         self._stop = gevent.event.Event()
         self._reaper_fd: int | None = None
         self.web: WebProcess | None = None
@@ -84,7 +87,7 @@ class Manager:
         binds = [self.endpoints["events"]]
         if config.manager.bus_tcp:
             binds.append(f"tcp://{config.manager.bus_tcp}")
-        self.publisher = Publisher(self.context, binds)
+        self.publisher = Publisher(self.context, binds, self.run_id)
 
     def run(self) -> int:
         config = load_config(self.config_path)
@@ -154,6 +157,7 @@ class Manager:
             "control": self.endpoints["control"],
             "dashboard_url": self.web.url if self.web else None,
             "started_at": iso_timestamp(self.started_at),
+            "run_id": self.run_id,
         })
         self.printer.message(f"config {self.config_path}")
         self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid})
@@ -201,6 +205,7 @@ class Manager:
             "config_error": self.reloader.error,
             "manager_uptime_seconds": round(time.time() - self.started_at, 1),
             "manager_pid": self.pid,
+            "run_id": self.run_id,
             "version": self.version,
             "dashboard_url": self.web.url if self.web else None,
             "bus": {"seq": self.publisher.seq,

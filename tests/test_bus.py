@@ -57,6 +57,27 @@ def test_manager_json_describes_the_instance(manager) -> None:
     assert (info.runtime_dir.stat().st_mode & 0o777) == 0o700
 
 
+def test_every_run_has_an_id_in_manager_json_replies_and_events(manager) -> None:
+    """seq starts again at 0 when a manager restarts, and nothing told a client that
+    the run had changed: a follower went silent. Each run now has an id."""
+    m = manager(BASIC)
+    info = m.info()
+    run_id = json.loads((info.runtime_dir / "manager.json").read_text())["run_id"]
+    assert len(run_id) == 32 and info.run_id == run_id
+    assert m.request("ping")["run_id"] == run_id
+    assert m.request("snapshot")["run_id"] == run_id
+    assert m.request("status")["run_id"] == run_id
+    with EventSubscriber(info.events, ("state/",)) as sub, ControlClient(info.control) as bus:
+        await_subscription(sub, bus)
+        bus.request("restart", service="b", wait=False)
+        got = sub.recv(timeout=10)
+    assert got is not None and got[1]["run_id"] == run_id
+    m.signal(2)
+    assert m.wait_exit() == 0
+    again = manager(BASIC)
+    assert again.info().run_id not in ("", run_id)
+
+
 def test_every_read_command(manager) -> None:
     m = manager(BASIC)
     m.wait_status("b", "running")
