@@ -319,11 +319,15 @@ def test_an_open_tab_starts_afresh_after_a_manager_restart(browser: Any, tmp_pat
     """After a manager restart a reconnecting tab asked for lines since the old run's
     seq and stayed silent; it must notice the new run id and reload status and logs."""
     port = free_port()
+    write_script(tmp_path, "teller.py", """
+        import time
+        print(open("run.txt").read(), flush=True)
+        time.sleep(600)
+    """)
     config = f"""
         manager: {{port: {port}, hosts_management: disabled}}
         services:
-          teller:
-            command: {PY} -c "import time; print(open('run.txt').read(), flush=True); time.sleep(600)"
+          teller: {{command: {PY} teller.py}}
     """
     (tmp_path / "run.txt").write_text("from-the-first-run")
     first = start_dashboard(tmp_path, config, port=port)
