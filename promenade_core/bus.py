@@ -16,7 +16,7 @@ import gevent
 import zmq as plain_zmq
 import zmq.green as zmq
 
-from promenade_core import protocol
+from promenade_core import protocol, tcpfeed
 from promenade_core.logs import Batch
 
 #: ZeroMQ bounds a subscriber's queue by message count, so log messages are capped in
@@ -52,6 +52,10 @@ class Publisher:
         self.seq = 0
         self.run_id = run_id
         self.dropped_reported = 0
+
+    def bind_secure(self, endpoint: str) -> None:
+        """Also publish on `endpoint`, to subscribers that give the token (tcpfeed)."""
+        tcpfeed.secure_endpoint(self._socket, endpoint)
 
     def next_seqs(self, count: int) -> int:
         """Reserve `count` seqs; returns the first."""

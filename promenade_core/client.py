@@ -29,6 +29,8 @@ SIGNAL_CHECK_MS = 200
 #: How often `follow` checks that its manager still runs: its `stopping` event can be
 #: lost (PUB drops), and a dead manager's feed is just silent.
 LIVENESS_EVERY = 1.0
+#: The PLAIN user name on the TCP events feed (only the password, the token, matters).
+TCP_USERNAME = b"promenade"
 
 
 def _poll(sock: zmq.Socket, timeout: float) -> bool:
@@ -70,6 +72,9 @@ class ManagerInfo:
     runtime_dir: Path
     #: Id of this manager run; a restarted manager has another (empty before 0.2).
     run_id: str = ""
+    #: `manager.bus_tcp`'s endpoint and the token its subscribers must give, or None.
+    events_tcp: str | None = None
+    events_tcp_token: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any], folder: Path) -> ManagerInfo:
@@ -83,7 +88,13 @@ class ManagerInfo:
             started_at=str(data.get("started_at", "")),
             runtime_dir=folder,
             run_id=str(data.get("run_id") or ""),
+            events_tcp=_optional_str(data.get("events_tcp")),
+            events_tcp_token=_optional_str(data.get("events_tcp_token")),
         )
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -212,7 +223,11 @@ class ControlClient:
 
 
 class EventSubscriber:
-    """SUB socket on the events feed; `recv` returns `(topic, message)` or None."""
+    """SUB socket on the events feed; `recv` returns `(topic, message)` or None.
+
+    `token` is the `events_tcp_token` of manager.json, needed on the TCP feed
+    (`manager.bus_tcp`); `open_events(info, tcp=True)` passes it for you.
+    """
 
     def __init__(
         self,
@@ -220,11 +235,15 @@ class EventSubscriber:
         topics: Iterable[str] = ("",),
         context: zmq.Context | None = None,
         rcvhwm: int = 100_000,
+        token: str | None = None,
     ) -> None:
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
+        if token is not None:
+            self._socket.setsockopt(zmq.PLAIN_USERNAME, TCP_USERNAME)
+            self._socket.setsockopt(zmq.PLAIN_PASSWORD, token.encode())
         for topic in topics:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self._socket.connect(endpoint)
@@ -247,6 +266,25 @@ class EventSubscriber:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_events(
+    info: ManagerInfo,
+    topics: Iterable[str] = ("",),
+    tcp: bool = False,
+    context: zmq.Context | None = None,
+    rcvhwm: int = 100_000,
+) -> EventSubscriber:
+    """A subscriber on the manager's events: its ipc socket, or with `tcp` its
+    `manager.bus_tcp` feed, authenticated with the token from manager.json."""
+    if not tcp:
+        return EventSubscriber(info.events, topics, context=context, rcvhwm=rcvhwm)
+    if info.events_tcp is None or info.events_tcp_token is None:
+        raise PromenadeError(
+            f"the manager for {info.config_path} has no TCP events feed; "
+            "set manager.bus_tcp: 127.0.0.1:PORT in its config and restart it")
+    return EventSubscriber(info.events_tcp, topics, context=context, rcvhwm=rcvhwm,
+                           token=info.events_tcp_token)
 
 
 def await_subscription(sub: EventSubscriber, bus: ControlClient, timeout: float = 2.0) -> None:

@@ -18,6 +18,7 @@ from promenade_core.client import (
     EventSubscriber,
     await_subscription,
     follow,
+    open_events,
 )
 from tests.support import free_port, stubborn_manager, wait_for, write_script
 
@@ -245,12 +246,45 @@ def test_tcp_feed_for_scripts(manager) -> None:
     """)
     m.wait_status("s", "running")
     info = m.info()
-    with EventSubscriber(f"tcp://127.0.0.1:{port}", ("manager/",)) as sub, \
+    assert info.events_tcp == f"tcp://127.0.0.1:{port}"
+    with open_events(info, ("manager/",), tcp=True) as sub, \
             ControlClient(info.control) as bus:
         await_subscription(sub, bus)
         bus.request("stop", service="s")
         got = sub.recv(timeout=5)
     assert got is not None and got[0] == "manager/" and got[1]["v"] == 1
+
+
+def test_tcp_feed_gives_nothing_without_the_token(manager) -> None:
+    """bus_tcp had no authentication: any local user received every log line and
+    state event. A subscriber must now give the manager's token (from manager.json)."""
+    port = free_port()
+    m = manager(f"""
+        manager: {{bus_tcp: "127.0.0.1:{port}"}}
+        services:
+          s: {{command: "sleep 60"}}
+    """)
+    m.wait_status("s", "running")
+    info = m.info()
+    manager_json = json.loads((info.runtime_dir / "manager.json").read_text())
+    assert manager_json["events_tcp"] == f"tcp://127.0.0.1:{port}"
+    token = manager_json["events_tcp_token"]
+    assert token and len(token) >= 32
+    endpoint = f"tcp://127.0.0.1:{port}"
+    strangers = [EventSubscriber(endpoint), EventSubscriber(endpoint, token="wrong" + token)]
+    good = EventSubscriber(endpoint, token=token)
+    try:
+        with ControlClient(info.control) as bus:
+            await_subscription(good, bus)   # the right token joins
+            for _ in range(3):
+                bus.request("restart", service="s")
+        got = good.recv(timeout=5)
+        assert got is not None and got[0].startswith(("state/", "manager/")), got
+        for sub in strangers:
+            assert sub.recv(timeout=1.0) is None, "a subscriber without the token got events"
+    finally:
+        for sub in [*strangers, good]:
+            sub.close()
 
 
 def test_shutdown_command_stops_everything(manager) -> None:
