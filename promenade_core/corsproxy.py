@@ -24,7 +24,9 @@ from promenade_core.listener import CappedServer
 from promenade_core.proxy_headers import ProxyPolicy, is_loopback_host, normalize_origins
 
 STOP_TIMEOUT = 5.0  # for open relays to die once killed; they are not waited for
-LISTEN_BACKLOG = 128
+#: Generous: a connection waiting here costs no descriptor of ours, and a short queue
+#: makes a burst of clients wait for SYN retransmissions (1 s, then 3 s...).
+LISTEN_BACKLOG = 1024
 #: Open client connections per proxy (each may hold a service connection too). A page
 #: opens at most 6 per host, plus its WebSockets and event streams: far below this.
 MAX_CONNECTIONS = 256

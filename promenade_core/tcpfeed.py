@@ -42,6 +42,7 @@ USERNAME = "promenade"
 #: Subscribers per TCP feed (each costs three descriptors: its TCP connection, the
 #: relay's ipc connection and libzmq's end of it).
 MAX_CONNECTIONS = 32
+LISTEN_BACKLOG = 1024  # waiting connections cost no descriptor of ours
 #: A connection that has not authenticated within this is dropped by libzmq.
 HANDSHAKE_MS = 5000
 
@@ -119,7 +120,7 @@ class TcpFeed:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))
-            sock.listen(64)
+            sock.listen(LISTEN_BACKLOG)
         except OSError as exc:
             sock.close()
             hint = ("the port is already in use" if exc.errno == errno.EADDRINUSE
