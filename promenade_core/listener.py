@@ -22,6 +22,7 @@ import contextlib
 import errno
 import os
 import resource
+import socket as stdlib_socket
 import time
 from collections.abc import Callable
 
@@ -170,12 +171,16 @@ class CappedServer:
             self._note_refusal("out of file descriptors")
             gevent.sleep(ERROR_PAUSE)
             return
+        # A plain socket on the listener's descriptor: a gevent socket closes its
+        # descriptor later, in a callback, and the spare must be taken back now.
+        raw = stdlib_socket.socket(fileno=self._listener.fileno())
         try:
-            sock, _ = self._listener.accept()
-            sock.close()
+            conn, _ = raw.accept()
+            conn.close()
         except OSError:
             gevent.sleep(ERROR_PAUSE)  # taken again before we could: do not spin
         finally:
+            raw.detach()
             _Shared.keep_spare()
         self._note_refusal("out of file descriptors")
 

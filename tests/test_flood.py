@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +169,77 @@ def test_the_soft_open_files_limit_is_raised_to_the_hard_one(manager) -> None:
     start_limited(m, "1024:4096")
     assert m.proc is not None
     assert soft_nofile(m.proc.pid) == 4096
+
+
+#: A CappedServer in a process whose descriptors something else has used up.
+STARVED = r"""
+import os, resource, sys
+import gevent
+from gevent import socket
+from promenade_core.listener import CappedServer
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(128)
+
+def handle(sock, address):
+    sock.sendall(b"served\n")
+
+server = CappedServer(listener, handle, "starved listener", 100,
+                      warn=lambda message: print("WARN", message, flush=True))
+server.start()
+gevent.sleep(0.1)  # the hub is up and running, as in a manager, before the descriptors go
+hogs = []
+while True:
+    try:
+        hogs.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        break
+print("port", listener.getsockname()[1], flush=True)
+while not os.path.exists(sys.argv[1]):
+    gevent.sleep(0.02)
+for fd in hogs:
+    os.close(fd)
+print("released", flush=True)
+gevent.sleep(600)
+"""
+
+
+def answer(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        data = b""
+        while piece := sock.recv(100):
+            data += piece
+            if data.endswith(b"\n"):
+                break
+        return data
+
+
+def test_out_of_descriptors_refuses_connections_and_keeps_listening(tmp_path: Path) -> None:
+    """At the open-files limit, accept failed with EMFILE: gevent's server printed a
+    traceback and libzmq's listener spun a core on the still-readable socket (libzmq's
+    ipc listener aborted outright). A connection that finds no descriptor is now closed
+    (the client sees EOF), a warning says why, and the listener serves again later."""
+    release = tmp_path / "release"
+    proc = subprocess.Popen([PY, "-c", STARVED, str(release)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("port "), first + proc.stdout.read()
+        port = int(first.split()[1])
+        for _ in range(20):
+            assert answer(port) == b"", "served without a descriptor to spare?"
+        release.touch()
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert any(line.startswith("WARN starved listener: refused") and
+                   "out of file descriptors" in line for line in lines), lines
+        assert "released\n" in lines, lines
+        assert answer(port) == b"served\n"
+        assert proc.poll() is None
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
