@@ -30,6 +30,7 @@ import zmq as plain_zmq
 import zmq.green as zmq
 from gevent import socket
 
+from promenade_core import ports
 from promenade_core.errors import PromenadeError
 from promenade_core.listener import CappedServer
 from promenade_core.proxy_upstream import copy_both_ways
@@ -123,7 +124,7 @@ class TcpFeed:
             sock.listen(LISTEN_BACKLOG)
         except OSError as exc:
             sock.close()
-            hint = ("the port is already in use" if exc.errno == errno.EADDRINUSE
+            hint = (ports.describe_port_in_use(self.port) if exc.errno == errno.EADDRINUSE
                     else (exc.strerror or str(exc)).lower())
             raise PromenadeError(
                 f"manager.bus_tcp: cannot listen on {self.host}:{self.port}: {hint}") from exc

@@ -237,7 +237,9 @@ def test_snapshot_join_sees_every_line_exactly_once(manager, tmp_path: Path) -> 
     assert seen == list(range(len(seen))), "a line is missing or repeated"
 
 
-def test_tcp_feed_for_scripts(manager) -> None:
+def test_manager_json_advertises_the_tcp_feed_for_scripts(manager) -> None:
+    """manager.json did not say where `bus_tcp` was: a script had to parse the config.
+    It now holds `events_tcp` (and the token `open_events` uses with it)."""
     port = free_port()
     m = manager(f"""
         manager: {{bus_tcp: "127.0.0.1:{port}"}}
