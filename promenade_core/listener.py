@@ -35,6 +35,9 @@ RESERVED_FDS = 256
 #: A connection relayed by a capped listener may cost this many descriptors.
 FDS_PER_CONNECTION = 3
 WARN_EVERY = 10.0
+#: Accepts in a row before other greenlets get a turn, and how long a turn.
+ACCEPT_BURST = 100
+BURST_PAUSE = 0.001
 #: Pause after an accept error that freeing the spare descriptor did not cure.
 ERROR_PAUSE = 0.1
 _TRANSIENT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAGAIN})
@@ -133,7 +136,14 @@ class CappedServer:
         self._pool.kill(block=True, timeout=timeout)
 
     def _accept_loop(self) -> None:
+        accepted = 0
         while True:
+            accepted += 1
+            if accepted % ACCEPT_BURST == 0:
+                # A flood keeps the backlog full and accept() then never waits: let the
+                # services' readers and the control socket run (a tiny sleep: sleep(0)
+                # starves timers and I/O, idle() waits behind a busy log flood).
+                gevent.sleep(BURST_PAUSE)
             try:
                 sock, address = self._listener.accept()
             except OSError as exc:
