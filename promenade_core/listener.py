@@ -115,7 +115,6 @@ class CappedServer:
         self._warn = warn
         self._pool = Pool()
         self._loop: gevent.Greenlet | None = None
-        self.refused = 0
         self._unreported = 0
         self._last_warning = 0.0
 
@@ -195,7 +194,6 @@ class CappedServer:
         self._note_refusal("out of file descriptors")
 
     def _note_refusal(self, why: str) -> None:
-        self.refused += 1
         self._unreported += 1
         now = time.monotonic()
         if now - self._last_warning >= WARN_EVERY:
