@@ -322,7 +322,11 @@ def follow(
     whose seq is not newer than the snapshot's. Yields `("line", entry)` for each log
     line (entries as protocol.log_entries), `("state", message)`, `("config", message)`,
     `("manager", message)` and `("gap", {"missed": n})` where the feed lost messages.
-    Stops after `idle` seconds without events when `idle` is given.
+    Stops after `idle` seconds without events when `idle` is given, and after
+    `("end", {"reason": text})` when the manager run is over: an event of another run
+    arrives, or (checked every LIVENESS_EVERY seconds, events or not) its pid is gone
+    or its manager.json removed or rewritten by another run. The `stopping` event is
+    not the end: the services' last lines come after it, and it may be lost anyway.
     """
     wanted = set(services) if services else None
     # Everything is subscribed and filtered here: seq is one counter across all
