@@ -138,7 +138,10 @@ def status(config: str | None, as_json: bool) -> ExitCode:
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing new lines")
 @reports_errors
 def logs(services: tuple[str, ...], config: str | None, count: int, follow_: bool) -> ExitCode:
-    """Buffered log lines of every service or of the SERVICES named."""
+    """Buffered log lines of every service or of the SERVICES named.
+
+    With -f, ends (exit 0, one notice on stderr) when the manager stops or restarts.
+    """
     info = connect(resolve(config))
     known = request(info, "status")["services"]
     unknown = [s for s in services if s not in known]
@@ -165,6 +168,9 @@ def logs(services: tuple[str, ...], config: str | None, count: int, follow_: boo
                 elif kind == "gap":
                     click.echo(f"[promenade] {item['missed']} messages lost (reader too slow)",
                                err=True)
+                elif kind == "end":
+                    click.echo(f"[promenade] {item['reason']}; no more lines", err=True)
+                    return 0
     except KeyboardInterrupt:
         return 0
     return 0

@@ -16,7 +16,7 @@ import gevent
 import zmq as plain_zmq
 import zmq.green as zmq
 
-from promenade_core import protocol
+from promenade_core import protocol, tcpfeed
 from promenade_core.logs import Batch
 
 #: ZeroMQ bounds a subscriber's queue by message count, so log messages are capped in
@@ -34,9 +34,14 @@ _MORE_NOBLOCK = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
 
 
 class Publisher:
-    """Stamps every message with `v` and a strictly increasing `seq`, then publishes."""
+    """Stamps every message with `v` and a strictly increasing `seq`, then publishes.
 
-    def __init__(self, context: zmq.Context, endpoints: list[str]) -> None:
+    Events other than log batches also carry the manager's `run_id`: a subscriber that
+    outlives its manager sees a restart (seq back at 0) on the first event of the next
+    run. Log batches leave it out, to keep the flood path lean.
+    """
+
+    def __init__(self, context: zmq.Context, endpoints: list[str], run_id: str = "") -> None:
         # A plain socket, not a green one: a non-blocking PUB send never waits, and
         # the green wrapper's event bookkeeping cost ~40 µs a message in a flood.
         self._socket = plain_zmq.Socket(context, zmq.PUB)
@@ -45,7 +50,12 @@ class Publisher:
         for endpoint in endpoints:
             self._socket.bind(endpoint)
         self.seq = 0
+        self.run_id = run_id
         self.dropped_reported = 0
+
+    def bind_secure(self, endpoint: str) -> None:
+        """Also publish on `endpoint`, to subscribers that give the token (tcpfeed)."""
+        tcpfeed.secure_endpoint(self._socket, endpoint)
 
     def next_seqs(self, count: int) -> int:
         """Reserve `count` seqs; returns the first."""
@@ -63,7 +73,7 @@ class Publisher:
 
     def publish(self, topic: str, body: dict[str, Any]) -> int:
         seq = self.next_seqs(1)
-        self._send(topic, {"v": protocol.VERSION, "seq": seq, **body})
+        self._send(topic, {"v": protocol.VERSION, "seq": seq, "run_id": self.run_id, **body})
         return seq
 
     def publish_batch(self, service: str, batch: Batch) -> None:

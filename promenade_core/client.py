@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,11 @@ from promenade_core.errors import PromenadeError
 MAX_PID = 4_194_304
 #: How often a wait without a timeout lets Python see pending signals.
 SIGNAL_CHECK_MS = 200
+#: How often `follow` checks that its manager still runs: its `stopping` event can be
+#: lost (PUB drops), and a dead manager's feed is just silent.
+LIVENESS_EVERY = 1.0
+#: The PLAIN user name on the TCP events feed (only the password, the token, matters).
+TCP_USERNAME = b"promenade"
 
 
 def _poll(sock: zmq.Socket, timeout: float) -> bool:
@@ -67,6 +72,11 @@ class ManagerInfo:
     dashboard_url: str | None
     started_at: str
     runtime_dir: Path
+    #: Id of this manager run; a restarted manager has another (empty before 0.2).
+    run_id: str = ""
+    #: `manager.bus_tcp`'s endpoint and the token its subscribers must give, or None.
+    events_tcp: str | None = None
+    events_tcp_token: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any], folder: Path) -> ManagerInfo:
@@ -80,6 +90,9 @@ class ManagerInfo:
             dashboard_url=_url(data.get("dashboard_url")),
             started_at=_text(data.get("started_at", "")),
             runtime_dir=folder,
+            run_id=_optional_text(data.get("run_id")) or "",
+            events_tcp=_optional_endpoint(data.get("events_tcp"), folder),
+            events_tcp_token=_optional_text(data.get("events_tcp_token")),
         )
 
 
@@ -119,14 +132,60 @@ def endpoint(value: Any, folder: Path) -> str:
     raise ValueError(f"not an endpoint of this manager: {text!r}")
 
 
+def _optional_text(value: Any) -> str | None:
+    return _text(value) if value else None
+
+
+def _optional_endpoint(value: Any, folder: Path) -> str | None:
+    return endpoint(value, folder) if value else None
+
+
 def _pid_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (dead, not yet reaped by its parent) is dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): kill(0) is all we know
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def other_run(run_id: str, message: dict[str, Any]) -> bool:
+    """True when `message` comes from another manager run than `run_id`.
+
+    A manager restarted on the same config binds the same ipc path, so a subscriber
+    reconnects to it silently; its seq starts again at 0, and only the run id tells
+    the new run's events from old ones.
+    """
+    other = message.get("run_id")
+    return bool(run_id) and isinstance(other, str) and bool(other) and other != run_id
+
+
+def manager_ended(info: ManagerInfo, run_id: str, current: dict[str, Any] | None,
+                  alive: bool) -> str | None:
+    """Why the manager run a client follows is over (`current` is manager.json now,
+    `alive` whether its pid still runs), or None while it runs."""
+    if not alive:
+        return f"the manager (pid {info.pid}) has exited"
+    if current is None:
+        return f"the manager (pid {info.pid}) has stopped"
+    if current.get("pid") != info.pid or (run_id and current.get("run_id") != run_id):
+        return f"the manager (pid {info.pid}) was replaced by a new run"
+    return None
+
+
+def _still_running(info: ManagerInfo, run_id: str) -> str | None:
+    """manager_ended() on the live facts."""
+    try:
+        current = runtime.read_manager_json(info.runtime_dir)
+    except (OSError, PromenadeError):
+        current = None  # unreadable or no longer trusted: not the run we follow
+    return manager_ended(info, run_id, current, _pid_alive(info.pid))
 
 
 def find_manager(config_path: Path) -> ManagerInfo | None:
@@ -211,7 +270,11 @@ class ControlClient:
 
 
 class EventSubscriber:
-    """SUB socket on the events feed; `recv` returns `(topic, message)` or None."""
+    """SUB socket on the events feed; `recv` returns `(topic, message)` or None.
+
+    `token` is the `events_tcp_token` of manager.json, needed on the TCP feed
+    (`manager.bus_tcp`); `open_events(info, tcp=True)` passes it for you.
+    """
 
     def __init__(
         self,
@@ -219,11 +282,15 @@ class EventSubscriber:
         topics: Iterable[str] = ("",),
         context: zmq.Context | None = None,
         rcvhwm: int = 100_000,
+        token: str | None = None,
     ) -> None:
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
+        if token is not None:
+            self._socket.setsockopt(zmq.PLAIN_USERNAME, TCP_USERNAME)
+            self._socket.setsockopt(zmq.PLAIN_PASSWORD, token.encode())
         for topic in topics:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self._socket.connect(endpoint)
@@ -246,6 +313,25 @@ class EventSubscriber:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_events(
+    info: ManagerInfo,
+    topics: Iterable[str] = ("",),
+    tcp: bool = False,
+    context: zmq.Context | None = None,
+    rcvhwm: int = 100_000,
+) -> EventSubscriber:
+    """A subscriber on the manager's events: its ipc socket, or with `tcp` its
+    `manager.bus_tcp` feed, authenticated with the token from manager.json."""
+    if not tcp:
+        return EventSubscriber(info.events, topics, context=context, rcvhwm=rcvhwm)
+    if info.events_tcp is None or info.events_tcp_token is None:
+        raise PromenadeError(
+            f"the manager for {info.config_path} has no TCP events feed; "
+            "set manager.bus_tcp: 127.0.0.1:PORT in its config and restart it")
+    return EventSubscriber(info.events_tcp, topics, context=context, rcvhwm=rcvhwm,
+                           token=info.events_tcp_token)
 
 
 def await_subscription(sub: EventSubscriber, bus: ControlClient, timeout: float = 2.0) -> None:
@@ -283,7 +369,11 @@ def follow(
     whose seq is not newer than the snapshot's. Yields `("line", entry)` for each log
     line (entries as protocol.log_entries), `("state", message)`, `("config", message)`,
     `("manager", message)` and `("gap", {"missed": n})` where the feed lost messages.
-    Stops after `idle` seconds without events when `idle` is given.
+    Stops after `idle` seconds without events when `idle` is given, and after
+    `("end", {"reason": text})` when the manager run is over: an event of another run
+    arrives, or (checked every LIVENESS_EVERY seconds, events or not) its pid is gone
+    or its manager.json removed or rewritten by another run. The `stopping` event is
+    not the end: the services' last lines come after it, and it may be lost anyway.
     """
     wanted = set(services) if services else None
     # Everything is subscribed and filtered here: seq is one counter across all
@@ -294,6 +384,7 @@ def follow(
         await_subscription(sub, bus)
         snap = bus.request("snapshot")
         last = int(snap["seq"])
+        run_id = str(snap.get("run_id") or info.run_id)
         backlog = [
             entry
             for name, lines in snap["logs"].items()
@@ -305,7 +396,8 @@ def follow(
             backlog = backlog[-tail:] if tail > 0 else []
         for entry in backlog:
             yield "line", entry
-        for kind, item in _live(sub, last, tuple(topics), wanted, idle):
+        for kind, item in _live(sub, last, tuple(topics), wanted, idle,
+                                lambda: _still_running(info, run_id), run_id):
             if kind == "gap":
                 _report_gap(bus, item["missed"])
             yield kind, item
@@ -329,13 +421,33 @@ def _live(
     topics: tuple[str, ...],
     wanted: set[str] | None,
     idle: float | None,
+    ended: Callable[[], str | None],
+    run_id: str,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     expected = last + 1
+    quiet_since = time.monotonic()
+    next_check = quiet_since + LIVENESS_EVERY
     while True:
-        got = sub.recv(timeout=idle)
+        now = time.monotonic()
+        if now >= next_check:
+            next_check = now + LIVENESS_EVERY
+            reason = ended()
+            if reason is not None:
+                yield "end", {"reason": reason}
+                return
+        wait = next_check - now
+        if idle is not None:
+            if now - quiet_since >= idle:
+                return
+            wait = min(wait, idle - (now - quiet_since))
+        got = sub.recv(timeout=max(wait, 0.001))
         if got is None:
-            return
+            continue
+        quiet_since = time.monotonic()
         topic, msg = got
+        if other_run(run_id, msg):
+            yield "end", {"reason": "the manager was restarted (a new run started)"}
+            return
         seq = int(msg.get("seq", 0))
         if seq <= last or topic.startswith(protocol.SYNC_PREFIX):
             continue

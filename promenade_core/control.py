@@ -61,7 +61,8 @@ class Commands:
             raise CommandError(protocol.SHUTTING_DOWN, "the manager is shutting down")
 
     def cmd_ping(self, request: dict[str, Any]) -> Any:
-        return {"pid": self.m.pid, "version": self.m.version, "seq": self.m.publisher.seq}
+        return {"pid": self.m.pid, "version": self.m.version, "seq": self.m.publisher.seq,
+                "run_id": self.m.run_id}
 
     def cmd_status(self, request: dict[str, Any]) -> Any:
         return self.m.status_document()
@@ -120,7 +121,7 @@ class Commands:
         lines.sort(key=lambda e: e["seq"])
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
-        return {"seq": self.m.publisher.seq, "lines": lines}
+        return {"seq": self.m.publisher.seq, "run_id": self.m.run_id, "lines": lines}
 
     def cmd_config(self, request: dict[str, Any]) -> Any:
         return self.m.config_document()
@@ -133,6 +134,7 @@ class Commands:
         services = self.m.supervisor.services
         return {
             "seq": self.m.publisher.seq,
+            "run_id": self.m.run_id,
             "services": self.m.supervisor.describe_all(),
             "logs": {name: [{k: v for k, v in e.items() if k != "service"}
                             for e in s.buffer.entries(name)]

@@ -17,15 +17,19 @@ import errno
 from collections.abc import Callable, Iterable
 
 from gevent import socket
-from gevent.pool import Pool
-from gevent.server import StreamServer
 
 from promenade_core.errors import PromenadeError
 from promenade_core.http_relay import ClientRelay
+from promenade_core.listener import CappedServer
 from promenade_core.proxy_headers import ProxyPolicy, is_loopback_host, normalize_origins
 
 STOP_TIMEOUT = 5.0  # for open relays to die once killed; they are not waited for
-LISTEN_BACKLOG = 128
+#: Generous: a connection waiting here costs no descriptor of ours, and a short queue
+#: makes a burst of clients wait for SYN retransmissions (1 s, then 3 s...).
+LISTEN_BACKLOG = 1024
+#: Open client connections per proxy (each may hold a service connection too). A page
+#: opens at most 6 per host, plus its WebSockets and event streams: far below this.
+MAX_CONNECTIONS = 256
 
 
 class CorsProxyError(PromenadeError):
@@ -61,6 +65,8 @@ class CorsProxy:
         managed_hostnames: Callable[[], Iterable[str]] = lambda: (),
         listen_host: str = "127.0.0.1",
         upstream_host: str = "127.0.0.1",
+        warn: Callable[[str], None] = lambda message: None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.service = service
         self.listen_host = listen_host
@@ -75,8 +81,9 @@ class CorsProxy:
             # user gives it there are not ours to check.
             check_host=is_loopback_host(listen_host),
         )
-        self._pool = Pool()
-        self._server: StreamServer | None = None
+        self._warn = warn
+        self.max_connections = max_connections
+        self._server: CappedServer | None = None
 
     @property
     def running(self) -> bool:
@@ -92,7 +99,9 @@ class CorsProxy:
         if self._server is not None:
             return
         listener = self._listen()
-        self._server = StreamServer(listener, self._handle, spawn=self._pool)
+        name = f"CORS proxy of {self.service} on {self.listen_host}:{self.listen_port}"
+        self._server = CappedServer(listener, self._handle, name, self.max_connections,
+                                    self._warn)
         self._server.start()
 
     def stop(self) -> None:
@@ -100,8 +109,7 @@ class CorsProxy:
         server, self._server = self._server, None
         if server is None:
             return
-        server.close()
-        self._pool.kill(block=True, timeout=STOP_TIMEOUT)
+        server.stop(timeout=STOP_TIMEOUT)
 
     def reconfigure(self, upstream_port: int, allow_origins: tuple[str, ...]) -> None:
         """Applies to every request from now on, on open connections too; no rebinding."""

@@ -80,7 +80,7 @@ class ClientRelay:
         headers = request.headers.raw_items()
         refusal = policy.refusal(request.method, headers)
         if refusal is not None:
-            return self._answer(refusal.status, [], refusal.body())
+            return self._answer(refusal.status, [], refusal.body(), close=refusal.close)
         if ph.is_preflight(request.method, headers):
             return self._answer(204, ph.preflight_headers(headers), b"")
         origin = ph.header_value(headers, b"origin")
@@ -110,9 +110,12 @@ class ClientRelay:
 
     # ---- answers the proxy gives itself ----
 
-    def _answer(self, status: int, headers: list[ph.Header], body: bytes) -> bool:
-        """Replies without the service; closes after it if the request body is unread."""
-        complete = self._drain_ready_body()
+    def _answer(
+        self, status: int, headers: list[ph.Header], body: bytes, close: bool = False
+    ) -> bool:
+        """Replies without the service; closes after it if the request body is unread
+        or `close` says the connection cannot be trusted with another request."""
+        complete = self._drain_ready_body() and not close
         headers = list(headers)
         if body:
             headers += [(b"Content-Type", b"application/json"), (b"Cache-Control", b"no-store")]

@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import gevent
 import gevent.event
 import zmq.green as zmq
 
-from promenade_core import __version__, cgroups, osproc, protocol, runtime
+from promenade_core import __version__, cgroups, listener, osproc, protocol, runtime, tcpfeed
 from promenade_core.bus import ControlServer, Publisher
 from promenade_core.config import Config, load_config, security_warnings
 from promenade_core.control import Commands
@@ -50,9 +51,15 @@ class Manager:
         self.version = __version__
         self.stopping = False
         self.started_at = time.time()
+        #: Tells this run from a restarted manager, whose seq starts again at 0.
+        self.run_id = uuid.uuid4().hex
         self._stop = gevent.event.Event()
         self._reaper_fd: int | None = None
         self.web: WebProcess | None = None
+        self.tcp_feed: tcpfeed.TcpFeed | None = None
+        self.zap: tcpfeed.ZapHandler | None = None
+        #: What a `bus_tcp` subscriber must give (in manager.json, 0600 in a 0700 folder).
+        self.tcp_token: str | None = None
 
     # -- start-up ---------------------------------------------------------------
 
@@ -85,10 +92,28 @@ class Manager:
     def _open_bus(self, config: Config) -> None:
         self.endpoints = runtime.endpoints(self.folder)
         self.context = zmq.Context()
-        binds = [self.endpoints["events"]]
+        self.publisher = Publisher(self.context, [self.endpoints["events"]], self.run_id)
         if config.manager.bus_tcp:
-            binds.append(f"tcp://{config.manager.bus_tcp}")
-        self.publisher = Publisher(self.context, binds)
+            self._open_tcp_feed(config.manager.bus_tcp)
+
+    def _open_tcp_feed(self, bus_tcp: str) -> None:
+        """The events on TCP: a capped relay to a token-guarded ipc endpoint (tcpfeed)."""
+        host, _, port = bus_tcp.rpartition(":")
+        self.tcp_token = tcpfeed.new_token()
+        self.zap = tcpfeed.ZapHandler(self.context, self.tcp_token)
+        relay = self.endpoints["events_tcp_relay"]
+        self.publisher.bind_secure(relay)
+        self.tcp_feed = tcpfeed.TcpFeed(
+            host, int(port), relay[len("ipc://"):],
+            self._warn)
+
+    def _warn(self, message: str) -> None:
+        """To the terminal and the bus once the supervisor exists, else the terminal."""
+        supervisor: Supervisor | None = getattr(self, "supervisor", None)
+        if supervisor is not None:
+            supervisor.emit(message, "warning")
+        else:
+            self.printer.message(message, "warning")
 
     def run(self) -> int:
         config = load_config(self.config_path)
@@ -105,6 +130,8 @@ class Manager:
 
     def _run(self, config: Config) -> int:
         instance = runtime.instance_id(self.config_path)
+        # Every listener is capped, but the default soft limit (often 1,024) is low.
+        listener.raise_fd_limit()
         osproc.become_subreaper()
         self._clear_leftovers(instance)
         self._open_bus(config)
@@ -185,6 +212,9 @@ class Manager:
             "control": self.endpoints["control"],
             "dashboard_url": self.web.url if self.web else None,
             "started_at": iso_timestamp(self.started_at),
+            "run_id": self.run_id,
+            "events_tcp": self.tcp_feed.endpoint if self.tcp_feed else None,
+            "events_tcp_token": self.tcp_token,
         })
         self.printer.message(f"config {self.config_path}")
         self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid})
@@ -217,7 +247,11 @@ class Manager:
             self.web.stop()
         self.supervisor.ops.close()
         self.control.close()
+        if self.tcp_feed:
+            self.tcp_feed.close()
         self.publisher.close()
+        if self.zap:
+            self.zap.close()
         runtime.remove_manager_json(self.folder)
         self.context.term()
         self.printer.message("all services stopped")
@@ -232,6 +266,7 @@ class Manager:
             "config_error": self.reloader.error,
             "manager_uptime_seconds": round(time.time() - self.started_at, 1),
             "manager_pid": self.pid,
+            "run_id": self.run_id,
             "version": self.version,
             "dashboard_url": self.web.url if self.web else None,
             "bus": {"seq": self.publisher.seq,

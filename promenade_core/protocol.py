@@ -3,7 +3,9 @@
 Standard library only, imported by the supervisor, the web process, the CLI and users'
 scripts. Every JSON message on the `events` PUB socket is one frame pair
 `[topic, json]` and carries `v` (this VERSION) and `seq` (one counter per manager,
-strictly increasing).
+strictly increasing). Every message but log batches also carries `run_id`, the id of
+this manager run (also in `manager.json`, `ping`, `logs` and `snapshot`): seq starts
+again at 0 when a manager restarts, and only the run id tells that from a gap.
 
 Topics (subscribe by prefix):
 - `log/<service>/`  {"v", "seq", "first_seq", "service", "stream", "timestamp",
@@ -49,18 +51,18 @@ TIMEOUT = "timeout"
 
 #: Every control command and what it takes; `promenade_core.control` implements them.
 COMMANDS: dict[str, str] = {
-    "ping": "{} -> {pid, version, seq}",
+    "ping": "{} -> {pid, version, seq, run_id}",
     "status": "{} -> status document (SPEC.md's /api/status)",
     "service": "{service} -> one status object",
     "start": "{service, wait=true} -> status object once started (or at once with wait=false)",
     "stop": "{service, wait=true} -> status object once stopped",
     "restart": "{service, wait=true} -> status object once started again",
     "restart_all": "{} -> {services: [names]}",
-    "logs": "{service?|services?, tail?, since?} -> {seq, lines: [{seq, timestamp, service, "
-    "stream, line}]}",
+    "logs": "{service?|services?, tail?, since?} -> {seq, run_id, lines: [{seq, timestamp, "
+    "service, stream, line}]}",
     "config": "{} -> {path, last_modified, error, config: {...}}",
     "reload": "{dry_run=false} -> {changed, actions: [...], summary, error}",
-    "snapshot": "{} -> {seq, services: {name: status}, logs: {name: [line, ...]}}",
+    "snapshot": "{} -> {seq, run_id, services: {name: status}, logs: {name: [line, ...]}}",
     "sync": "{token} -> {}; publishes a marker on sync/<token> so a subscriber knows it is joined",
     "gap": "{count} -> {}; a subscriber reports messages it lost (shown in status as bus.dropped)",
     "shutdown": "{} -> {stopping: true}; the manager then stops every service and exits",

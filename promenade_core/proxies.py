@@ -33,7 +33,8 @@ class Proxies:
 
         try:
             proxy = CorsProxy(service.name, svc.cors_proxy_port, svc.port,
-                              svc.cors_allow_origins, self._hostnames)
+                              svc.cors_allow_origins, self._hostnames,
+                              warn=lambda message: self._emit(message, "warning"))
             proxy.start()
         except PromenadeError as exc:
             self._emit(f"{service.name}: CORS proxy not started: {exc}", "error")

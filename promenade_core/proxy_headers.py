@@ -50,6 +50,8 @@ class Refusal:
     status: int
     code: str
     message: str
+    #: The connection cannot carry another request after this answer.
+    close: bool = False
 
     def body(self) -> bytes:
         return json_error(self.code, self.message)
@@ -111,8 +113,10 @@ class ProxyPolicy:
         if method == b"CONNECT":
             return Refusal(405, "method_not_allowed", "the CORS proxy does not tunnel CONNECT")
         if has_header(headers, b"content-length") and has_header(headers, b"transfer-encoding"):
-            # RFC 9112 6.1: ambiguous framing is how requests get smuggled past a proxy.
-            return Refusal(400, "bad_request", "both Content-Length and Transfer-Encoding set")
+            # RFC 9112 6.1: ambiguous framing is how requests get smuggled past a proxy;
+            # where this request ends is unknown, so the connection must close after it.
+            return Refusal(400, "bad_request", "both Content-Length and Transfer-Encoding set",
+                           close=True)
         host = header_value(headers, b"host")
         if host is not None and not self.host_allowed(host.decode("latin-1")):
             return Refusal(

@@ -255,13 +255,14 @@ def _write_private_file(path: Path, data: bytes) -> None:
 def endpoints(folder: Path) -> dict[str, str]:
     events = f"ipc://{folder / 'events'}"
     control = f"ipc://{folder / 'control'}"
-    longest = max(len(events), len(control)) - len("ipc://")
+    relay = f"ipc://{folder / 'events-tcp'}"  # what manager.bus_tcp relays to (tcpfeed)
+    longest = max(len(events), len(control), len(relay)) - len("ipc://")
     if longest > MAX_IPC_PATH:
         raise PromenadeError(
             f"runtime folder {folder} is too long for ZeroMQ ipc sockets "
             f"({longest} > {MAX_IPC_PATH} characters); set XDG_RUNTIME_DIR to a shorter path"
         )
-    return {"events": events, "control": control}
+    return {"events": events, "control": control, "events_tcp_relay": relay}
 
 
 class InstanceLock:

@@ -11,6 +11,7 @@ others reuse the text.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -43,6 +44,10 @@ HUB_SLICE_SECONDS = 0.002
 
 def _dumps(message: dict[str, Any]) -> str:
     return protocol.encode(message).decode()
+
+
+def _dumps_str(text: str) -> str:
+    return json.dumps(text)
 
 
 class Item:
@@ -86,25 +91,28 @@ class Item:
     def lines(self) -> int:
         return self.seq - self.first_seq + 1 if self.kind == "logs" else 0
 
-    def batch_text(self) -> str:
-        """The typed message as one JSON object (log lines stay batched)."""
+    def batch_text(self, run_id: str) -> str:
+        """The typed message as one JSON object (log lines stay batched), stamped with
+        the manager's `run_id` (one per web process, so the text is cached)."""
         if self._batch_text is None:
             if self._raw is not None:
-                self._batch_text = '{"type":"logs",' + self._raw[1:].decode("utf-8", "replace")
+                head = f'{{"type":"logs","run_id":{_dumps_str(run_id)},'
+                self._batch_text = head + self._raw[1:].decode("utf-8", "replace")
             else:
                 body = {k: v for k, v in self.message.items() if k != "v"}
-                self._batch_text = _dumps({"type": self.kind, **body})
+                self._batch_text = _dumps({"type": self.kind, **body, "run_id": run_id})
         return self._batch_text
 
-    def line_texts(self) -> list[str]:
-        """SPEC.md's one-message-per-line form (plus `type` and `seq`)."""
+    def line_texts(self, run_id: str) -> list[str]:
+        """SPEC.md's one-message-per-line form (plus `type`, `seq` and `run_id`)."""
         if self._line_texts is None:
             if self.kind == "logs":
                 self._line_texts = [
-                    _dumps({"type": "log", **entry}) for entry in protocol.log_entries(self.message)
+                    _dumps({"type": "log", **entry, "run_id": run_id})
+                    for entry in protocol.log_entries(self.message)
                 ]
             else:
-                self._line_texts = [self.batch_text()]
+                self._line_texts = [self.batch_text(run_id)]
         return self._line_texts
 
     def after(self, cut: int) -> Item | None:
@@ -288,6 +296,8 @@ class Hub:
         self._sync_waiters: dict[str, gevent.event.Event] = {}
         self.hostnames: dict[str, str] = {}
         self.bus_gaps = 0
+        #: The manager run this web process serves (it lives and dies with that run).
+        self.run_id = ""
 
     # --- joining -----------------------------------------------------------------
 
@@ -314,6 +324,7 @@ class Hub:
             while time.monotonic() < poll_until:
                 if sock.poll(20, zmq.POLLIN) and sock.recv_multipart()[0] == marker:
                     sock.setsockopt(zmq.UNSUBSCRIBE, marker)
+                    self.run_id = str(self._request("ping").get("run_id") or "")
                     self.refresh_hostnames()
                     return
         raise BusError(protocol.TIMEOUT, f"could not join the events feed within {timeout:g} s")

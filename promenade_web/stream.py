@@ -5,6 +5,9 @@ Query parameters:
 - `since=SEQ`     first replay every buffered line newer than SEQ, then live: a
                   dashboard that reconnects with its last seq loses nothing.
 - `tail=N`        first replay the last N buffered lines.
+- `run=ID`        the manager run `since` belongs to: when the manager has been
+                  restarted since (another run id, seq counted from 0 again), `since`
+                  means nothing and the whole buffer (or `tail`) is replayed instead.
 - `events=1`      also send `status` (once, first), `state`, `config` and `manager`.
 - `batch=1`       frames are JSON arrays of typed messages and lines come batched
                   as `{"type": "logs", "first_seq", "lines": [...], ...}` (the
@@ -21,6 +24,8 @@ A stream that cannot be served ends with one error message, `{"type": "error", "
 nested one in the REST API's error shape), then a close: code 4004 when `services`
 names a service the manager does not have (`unknown_service`: checked before anything
 is sent, so a typo is never a silent stream), 1011 when the manager failed a request.
+Every message carries `run_id`, the manager run it comes from: a dashboard that
+reconnects to a restarted manager sees a new one and starts afresh.
 
 The join is the Clone pattern: the client's queue is registered with the hub first,
 then the replay is fetched, then queued lines up to the replay's seq are dropped.
@@ -67,6 +72,7 @@ class StreamOptions:
     tail: int | None
     events: bool
     batch: bool
+    run: str | None = None
 
     @classmethod
     def from_request(cls) -> StreamOptions:
@@ -78,6 +84,7 @@ class StreamOptions:
             tail=int_arg("tail"),
             events=bool_arg("events", False),
             batch=bool_arg("batch", False),
+            run=request.args.get("run") or None,
         )
 
 
@@ -102,12 +109,14 @@ def logs_stream(ws: Any) -> None:
     # The reader greenlet ends when the browser closes or vanishes: wake the pump now
     # rather than at its next line.
     ws.thread.link(lambda _: sub.close())
+    run_id = hub.run_id
     try:
         _check_services(backend, options)
         if options.events:
-            _send(ws, [event_item("status", {"status": backend.request("status")})], options)
-        cut = _replay(ws, backend, options)
-        _pump(ws, sub, cut, options)
+            _send(ws, [event_item("status", {"status": backend.request("status")})],
+                  options, run_id)
+        cut = _replay(ws, backend, options, run_id)
+        _pump(ws, sub, cut, options, run_id)
     except (ConnectionClosed, OSError, gevent.Timeout):
         pass
     except BusError as exc:
@@ -155,37 +164,46 @@ def _raw_socket(environ: dict[str, Any]) -> socket.socket | None:
     return getattr(getattr(stream, "raw", None), "_sock", None)
 
 
-def _replay(ws: Any, backend: Any, options: StreamOptions) -> int | None:
-    if options.since is None and options.tail is None:
+def replay_since(since: int | None, client_run: str | None, run_id: str) -> int | None:
+    """The `since` to replay from: none when it counts seqs of another manager run."""
+    if since is not None and client_run and run_id and client_run != run_id:
+        return None
+    return since
+
+
+def _replay(ws: Any, backend: Any, options: StreamOptions, run_id: str) -> int | None:
+    since = replay_since(options.since, options.run, run_id)
+    if since is None and options.tail is None and options.since is None:
         return None
     args: dict[str, Any] = {}
     if options.services is not None:
         args["services"] = sorted(options.services)
-    if options.since is not None:
-        args["since"] = options.since
+    if since is not None:
+        args["since"] = since
     tail = options.tail if options.tail is not None else MAX_REPLAY
     args["tail"] = min(tail, MAX_REPLAY)
     result = backend.request("logs", **args)
-    _send(ws, batches_from_lines(result["lines"]), options)
+    _send(ws, batches_from_lines(result["lines"]), options, run_id)
     return int(result["seq"])
 
 
-def _pump(ws: Any, sub: Subscription, cut: int | None, options: StreamOptions) -> None:
+def _pump(ws: Any, sub: Subscription, cut: int | None, options: StreamOptions,
+          run_id: str) -> None:
     while ws.connected and not sub.closed:
         items = sub.take(timeout=1.0)
         if cut is not None:
             kept = [trimmed for item in items if (trimmed := item.after(cut)) is not None]
             items = kept
         if items:
-            _send(ws, items, options)
+            _send(ws, items, options, run_id)
 
 
-def _send(ws: Any, items: list[Item], options: StreamOptions) -> None:
+def _send(ws: Any, items: list[Item], options: StreamOptions, run_id: str) -> None:
     if options.batch:
         frame: list[str] = []
         size = 0
         for item in items:
-            text = item.batch_text()
+            text = item.batch_text(run_id)
             frame.append(text)
             size += len(text)
             if size >= FRAME_BYTES:
@@ -195,7 +213,7 @@ def _send(ws: Any, items: list[Item], options: StreamOptions) -> None:
             _send_text(ws, "[" + ",".join(frame) + "]")
         return
     for item in items:
-        for text in item.line_texts():
+        for text in item.line_texts(run_id):
             _send_text(ws, text)
 
 

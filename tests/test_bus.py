@@ -18,6 +18,7 @@ from promenade_core.client import (
     EventSubscriber,
     await_subscription,
     follow,
+    open_events,
 )
 from tests.support import free_port, stubborn_manager, wait_for, write_script
 
@@ -55,6 +56,27 @@ def test_manager_json_describes_the_instance(manager) -> None:
     assert data["pid"] == m.proc.pid and data["dashboard_url"] is None
     assert data["config_path"] == str(m.path)
     assert (info.runtime_dir.stat().st_mode & 0o777) == 0o700
+
+
+def test_every_run_has_an_id_in_manager_json_replies_and_events(manager) -> None:
+    """seq starts again at 0 when a manager restarts, and nothing told a client that
+    the run had changed: a follower went silent. Each run now has an id."""
+    m = manager(BASIC)
+    info = m.info()
+    run_id = json.loads((info.runtime_dir / "manager.json").read_text())["run_id"]
+    assert len(run_id) == 32 and info.run_id == run_id
+    assert m.request("ping")["run_id"] == run_id
+    assert m.request("snapshot")["run_id"] == run_id
+    assert m.request("status")["run_id"] == run_id
+    with EventSubscriber(info.events, ("state/",)) as sub, ControlClient(info.control) as bus:
+        await_subscription(sub, bus)
+        bus.request("restart", service="b", wait=False)
+        got = sub.recv(timeout=10)
+    assert got is not None and got[1]["run_id"] == run_id
+    m.signal(2)
+    assert m.wait_exit() == 0
+    again = manager(BASIC)
+    assert again.info().run_id not in ("", run_id)
 
 
 def test_every_read_command(manager) -> None:
@@ -215,7 +237,9 @@ def test_snapshot_join_sees_every_line_exactly_once(manager, tmp_path: Path) -> 
     assert seen == list(range(len(seen))), "a line is missing or repeated"
 
 
-def test_tcp_feed_for_scripts(manager) -> None:
+def test_manager_json_advertises_the_tcp_feed_for_scripts(manager) -> None:
+    """manager.json did not say where `bus_tcp` was: a script had to parse the config.
+    It now holds `events_tcp` (and the token `open_events` uses with it)."""
     port = free_port()
     m = manager(f"""
         manager: {{bus_tcp: "127.0.0.1:{port}"}}
@@ -224,12 +248,45 @@ def test_tcp_feed_for_scripts(manager) -> None:
     """)
     m.wait_status("s", "running")
     info = m.info()
-    with EventSubscriber(f"tcp://127.0.0.1:{port}", ("manager/",)) as sub, \
+    assert info.events_tcp == f"tcp://127.0.0.1:{port}"
+    with open_events(info, ("manager/",), tcp=True) as sub, \
             ControlClient(info.control) as bus:
         await_subscription(sub, bus)
         bus.request("stop", service="s")
         got = sub.recv(timeout=5)
     assert got is not None and got[0] == "manager/" and got[1]["v"] == 1
+
+
+def test_tcp_feed_gives_nothing_without_the_token(manager) -> None:
+    """bus_tcp had no authentication: any local user received every log line and
+    state event. A subscriber must now give the manager's token (from manager.json)."""
+    port = free_port()
+    m = manager(f"""
+        manager: {{bus_tcp: "127.0.0.1:{port}"}}
+        services:
+          s: {{command: "sleep 60"}}
+    """)
+    m.wait_status("s", "running")
+    info = m.info()
+    manager_json = json.loads((info.runtime_dir / "manager.json").read_text())
+    assert manager_json["events_tcp"] == f"tcp://127.0.0.1:{port}"
+    token = manager_json["events_tcp_token"]
+    assert token and len(token) >= 32
+    endpoint = f"tcp://127.0.0.1:{port}"
+    strangers = [EventSubscriber(endpoint), EventSubscriber(endpoint, token="wrong" + token)]
+    good = EventSubscriber(endpoint, token=token)
+    try:
+        with ControlClient(info.control) as bus:
+            await_subscription(good, bus)   # the right token joins
+            for _ in range(3):
+                bus.request("restart", service="s")
+        got = good.recv(timeout=5)
+        assert got is not None and got[0].startswith(("state/", "manager/")), got
+        for sub in strangers:
+            assert sub.recv(timeout=1.0) is None, "a subscriber without the token got events"
+    finally:
+        for sub in [*strangers, good]:
+            sub.close()
 
 
 def test_shutdown_command_stops_everything(manager) -> None:

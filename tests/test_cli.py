@@ -127,6 +127,50 @@ def test_logs_follow_has_no_gap_and_no_duplicate(manager, tmp_path: Path) -> Non
             proc.stdout.close()
 
 
+def _follow_logs(m: Manager) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([*PROMENADE, "logs", "-f", "-c", str(m.path)], env=m.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert proc.stdout is not None
+    assert "[api]" in proc.stdout.readline()   # joined: the backlog came
+    return proc
+
+
+def _ended(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError("logs -f kept running after its manager stopped") from None
+    return proc.returncode, err
+
+
+def test_logs_follow_exits_when_the_manager_stops(manager) -> None:
+    """`promenade logs -f` never exited when the manager stopped: it sat on a silent
+    feed for ever. It must end with exit 0 and a one-line notice."""
+    m = manager(CONFIG)
+    m.wait_status("worker", "running")
+    proc = _follow_logs(m)
+    assert m.cli("stop").returncode == 0
+    code, err = _ended(proc)
+    assert code == 0, err
+    notice = err.strip().splitlines()[-1]
+    assert notice.startswith(f"[promenade] the manager (pid {m.proc.pid}) has "), err
+    assert notice.endswith("; no more lines"), err
+
+
+def test_logs_follow_exits_when_the_manager_dies_without_a_word(manager) -> None:
+    """With the `stopping` event lost (a SIGKILLed manager sends none), `logs -f` still
+    notices that its manager is gone and ends."""
+    m = manager(CONFIG)
+    m.wait_status("worker", "running")
+    proc = _follow_logs(m)
+    os.kill(m.proc.pid, signal.SIGKILL)
+    code, err = _ended(proc)
+    assert code == 0 and "has exited; no more lines" in err, err
+
+
 def test_second_start_says_already_running(manager) -> None:
     m = manager(CONFIG)
     again = m.cli("start", "--no-ui")

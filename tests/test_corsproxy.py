@@ -8,6 +8,7 @@ one JSON line each.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -889,6 +890,24 @@ def test_malformed_requests_get_400_and_the_proxy_lives_on(proxy: Proxy) -> None
         assert status.split(b" ")[1] in (b"400", b"431"), (raw[:40], reply[:200])
         assert error_of(reply.partition(b"\r\n\r\n")[2])["code"] == "bad_request"
     assert request(proxy.port, "GET", "/hello")[1] == b"hello"
+
+
+def test_ambiguous_framing_refusal_closes_the_connection(proxy: Proxy) -> None:
+    """A request with both Content-Length and Transfer-Encoding got its 400 but the
+    connection stayed open for the next request: RFC 9112 6.1 says close it, since the
+    two framings disagree on where the next request starts (request smuggling)."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        sock.sendall(b"POST /hello HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        reply = read_http(sock)
+        assert reply.startswith(b"HTTP/1.1 400 "), reply[:200]
+        assert b"\r\nconnection: close\r\n" in reply.partition(b"\r\n\r\n")[0].lower() + b"\r\n"
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        rest = b""
+        with contextlib.suppress(ConnectionResetError):
+            while piece := sock.recv(65536):
+                rest += piece
+    assert rest == b"", f"the connection served another request: {rest[:200]!r}"
 
 
 def test_expect_100_continue_is_relayed(proxy: Proxy) -> None:

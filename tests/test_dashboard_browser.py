@@ -313,3 +313,43 @@ def test_a_flood_of_100000_lines_leaves_the_page_responsive(page: Any, dash: Das
         " && all.some(e => e.textContent.startsWith('flood line 99999 ')); }")
     assert time.monotonic() - started < 5
     shot(page, "flood")
+
+
+def test_an_open_tab_starts_afresh_after_a_manager_restart(browser: Any, tmp_path: Path) -> None:
+    """After a manager restart a reconnecting tab asked for lines since the old run's
+    seq and stayed silent; it must notice the new run id and reload status and logs."""
+    port = free_port()
+    write_script(tmp_path, "teller.py", """
+        import time
+        print(open("run.txt").read(), flush=True)
+        time.sleep(600)
+    """)
+    config = f"""
+        manager: {{port: {port}, hosts_management: disabled}}
+        services:
+          teller: {{command: {PY} teller.py}}
+    """
+    (tmp_path / "run.txt").write_text("from-the-first-run")
+    first = start_dashboard(tmp_path, config, port=port)
+    context = browser.new_context()
+    try:
+        pg = context.new_page()
+        pg.goto(first.base + "/")
+        pg.wait_for_selector("#log-view >> text=from-the-first-run")
+        old = pg.evaluate("window.promenade.runId")
+        assert old
+        assert first.manager.cli("stop").returncode == 0
+        first.manager.wait_exit()
+        first.manager.cleanup()
+        (tmp_path / "run.txt").write_text("from-the-second-run")
+        second = start_dashboard(tmp_path, config, port=port)
+        try:
+            pg.wait_for_selector("#log-view >> text=from-the-second-run", timeout=30_000)
+            assert pg.evaluate("window.promenade.runId") not in (old, None)
+            assert "from-the-first-run" not in pg.inner_text("#log-view")
+            pg.wait_for_selector("#conn[data-state='live']")
+        finally:
+            second.manager.cleanup()
+    finally:
+        context.close()
+        first.manager.cleanup()

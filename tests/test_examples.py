@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, Manager, wait_for, write_script
+from tests.support import ROOT, Manager, free_port, wait_for, write_script
 
 PY = sys.executable
 ERRORS_FEED = ROOT / "scripts" / "examples" / "errors_feed.py"
@@ -26,9 +26,9 @@ pytestmark = pytest.mark.timeout(60)
 class Feed:
     """errors_feed.py as a subprocess, its output collected line by line."""
 
-    def __init__(self, manager: Manager) -> None:
+    def __init__(self, manager: Manager, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [PY, str(ERRORS_FEED), "-c", str(manager.path)],
+            [PY, str(ERRORS_FEED), "-c", str(manager.path), *args],
             env=manager.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -154,3 +154,27 @@ def test_errors_feed_without_a_manager_exits_3(tmp_path: Path) -> None:
     )
     assert result.returncode == 3
     assert f"no manager is running for {config}" in result.stderr
+
+
+def test_errors_feed_follows_the_tcp_feed_with_the_token(manager, tmp_path: Path, feeds) -> None:
+    """The TCP feed needs the manager's token: a client script finds it in manager.json
+    by itself (`open_events(info, tcp=True)`)."""
+    trigger = tmp_path / "go"
+    write_script(tmp_path, "moaner.py", f"""
+        import os, sys, time
+        while not os.path.exists({str(trigger)!r}):
+            time.sleep(0.02)
+        print("complaint over tcp", file=sys.stderr, flush=True)
+        time.sleep(60)
+        """)
+    m = manager(f"""
+        manager: {{hosts_management: disabled, bus_tcp: "127.0.0.1:{free_port()}"}}
+        services:
+          moaner: {{command: {PY} moaner.py}}
+    """)
+    m.wait_status("moaner", "running")
+    feed = Feed(m, "--tcp")
+    feeds.append(feed)
+    feed.wait_line("errors_feed: following manager pid")
+    trigger.touch()
+    feed.wait_line("[moaner] [stderr] complaint over tcp")

@@ -109,7 +109,7 @@ def test_messages_have_the_spec_fields(dash: Dashboard) -> None:
         msg = receive_json(ws)
     finally:
         ws.close()
-    assert set(msg) == {"type", "timestamp", "service", "stream", "line", "seq"}
+    assert set(msg) == {"type", "timestamp", "service", "stream", "line", "seq", "run_id"}
     assert msg["type"] == "log" and msg["stream"] == "stdout"
     assert msg["timestamp"].endswith("Z") and isinstance(msg["seq"], int)
 
@@ -440,3 +440,46 @@ def test_an_overflowing_queue_drops_the_oldest_lines_behind_one_gap_marker() -> 
     assert logs[-1].seq == seq - 1, "the newest line must survive"
     assert out[0].message["to_seq"] < logs[0].first_seq
     assert sub.take(timeout=0) == []
+
+
+def test_a_client_reconnecting_after_a_manager_restart_gets_the_new_run(
+        tmp_path: Path) -> None:
+    """After a manager restart a reconnecting dashboard asked for lines `since` the old
+    run's last seq; the new run counts from 0 again, so it got nothing for a long while.
+    Messages now carry the run id, and a `since` of another run replays the new backlog."""
+    port = free_port()
+    config = f"""
+        manager: {{port: {port}, hosts_management: disabled}}
+        services:
+          hello:
+            command: {PY} -c "print('hello', flush=True); import time; time.sleep(600)"
+    """
+    first = start_dashboard(tmp_path, config, port=port)
+    try:
+        wait_for(lambda: rest_lines(first, "hello"), 15, "hello's line")
+        ws = connect(first, "?events=1&batch=1&tail=10")
+        try:
+            status = next(frames(ws))
+            old = status["run_id"]
+            assert status["type"] == "status" and status["status"]["run_id"] == old
+            batch = wait_message(ws, lambda m: m["type"] == "logs", "the backlog")
+            assert batch["run_id"] == old
+        finally:
+            ws.close()
+        assert first.manager.cli("stop").returncode == 0
+        first.manager.wait_exit()
+    finally:
+        first.manager.cleanup()
+    second = start_dashboard(tmp_path, config, port=port)
+    try:
+        wait_for(lambda: rest_lines(second, "hello"), 15, "hello's line")
+        ws = connect(second, f"?events=1&batch=1&since=1000000&run={old}")
+        try:
+            status = next(frames(ws))
+            assert status["type"] == "status" and status["run_id"] not in (old, "")
+            batch = wait_message(ws, lambda m: m["type"] == "logs", "the new run's backlog")
+            assert batch["run_id"] == status["run_id"] and batch["lines"] == ["hello"]
+        finally:
+            ws.close()
+    finally:
+        second.manager.cleanup()

@@ -150,6 +150,7 @@
 
   /* A whole status document: from the WebSocket's first message or from a poll. */
   function applyStatusDocument(doc, fromPoll) {
+    if (newRun(doc.run_id)) fromPoll = false;  // a restarted manager: take it whole
     const seq = doc.bus && typeof doc.bus.seq === "number" ? doc.bus.seq : 0;
     const names = Object.keys(doc.services || {});
     for (const name of names) {
@@ -376,6 +377,28 @@
       const name = [...services.keys()].find((n) => msg.message.startsWith(`${n} `));
       toast(msg.message, level, name ? `trouble:${name}` : null);
     }
+  }
+
+  /* ------------------------------------------------------------ manager runs */
+
+  /* Every message names the manager run it comes from. A restarted manager counts its
+   * seqs from 0 again, so everything this page keeps by seq (lines, the status seq,
+   * the seq to resume from) belongs to the old run: drop it and take the new run's
+   * status and backlog, or the page would wait for seqs the new run reaches much later. */
+  let runId = null;
+
+  function newRun(id) {
+    if (!id || id === runId) return false;
+    const restarted = runId !== null;
+    runId = id;
+    if (!restarted) return false;
+    buffer = [];
+    lastLogSeq = null;
+    statusSeq = 0;
+    for (const entry of services.values()) entry.stateSeq = 0;
+    redraw();
+    toast("the manager was restarted", "info");
+    return true;
   }
 
   /* ----------------------------------------------------------------------- logs */
@@ -619,7 +642,8 @@
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const from = lastLogSeq === null ? `tail=${INITIAL_TAIL}` : `since=${lastLogSeq}`;
+    const from = lastLogSeq === null ? `tail=${INITIAL_TAIL}`
+      : `since=${lastLogSeq}&run=${encodeURIComponent(runId ?? "")}`;
     socket = new WebSocket(`${scheme}://${location.host}/api/logs/stream?events=1&batch=1&${from}`);
     socket.addEventListener("open", () => { retryMs = 500; setConn("live", "live"); });
     socket.addEventListener("message", (event) => {
@@ -636,6 +660,7 @@
   }
 
   function dispatch(msg) {
+    newRun(msg.run_id);
     switch (msg.type) {
       case "logs": addBatch(msg); break;
       case "log": addBatch({ ...msg, first_seq: msg.seq, lines: [msg.line] }); break;
@@ -660,5 +685,6 @@
     get bufferedLines() { return buffer.length; },
     get domLines() { return domLines; },
     get lastLogSeq() { return lastLogSeq; },
+    get runId() { return runId; },
   };
 })();

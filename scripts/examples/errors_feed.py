@@ -14,7 +14,8 @@ subscribes to the `log/` and `state/` topics of its events feed and prints:
 
 It exits when the manager stops (exit code 0), or at once with exit code 3 when no
 manager runs for the config. Only what happens after it joins is printed: use
-`promenade logs` for the past.
+`promenade logs` for the past. With `--tcp` it follows the manager's TCP feed
+(`manager.bus_tcp`) instead of the ipc socket, with the token from `manager.json`.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from typing import Any
 
 from promenade_core import protocol
 from promenade_core.client import (
-    BusError,
     ControlClient,
-    EventSubscriber,
     ManagerInfo,
     await_subscription,
     find_manager,
+    open_events,
 )
+from promenade_core.errors import PromenadeError
 
 NO_MANAGER = 3
 FAILURES = {"failed": "FAILED", "gave_up": "GAVE UP"}
@@ -81,8 +82,8 @@ def still_running(info: ManagerInfo) -> bool:
     return True
 
 
-def follow(info: ManagerInfo, colour: bool) -> None:
-    with EventSubscriber(info.events, topics=("log/", "state/")) as sub:
+def follow(info: ManagerInfo, colour: bool, tcp: bool = False) -> None:
+    with open_events(info, topics=("log/", "state/"), tcp=tcp) as sub:
         # A SUB socket misses what is published before it connects; wait until it is
         # live so that "following" means nothing after this line is lost.
         with ControlClient(info.control, timeout=5) as bus:
@@ -100,6 +101,8 @@ def follow(info: ManagerInfo, colour: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--config", type=Path, default=Path("promenade.yaml"))
+    parser.add_argument("--tcp", action="store_true",
+                        help="follow the manager.bus_tcp feed instead of the ipc socket")
     args = parser.parse_args(argv)
     info = find_manager(args.config)
     if info is None:
@@ -107,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return NO_MANAGER
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     try:
-        follow(info, colour)
-    except BusError as exc:
+        follow(info, colour, tcp=args.tcp)
+    except PromenadeError as exc:
         print(f"errors_feed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
