@@ -25,6 +25,7 @@ class FailingOps(ProcessOps):
     """Fails every spawn with `error`, after handing out the queued `runs` first."""
 
     def __init__(self, error: BaseException) -> None:
+        super().__init__()
         self.error = error
         self.runs: list[Spawned] = []
         self.calls = 0
