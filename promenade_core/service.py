@@ -23,6 +23,7 @@ from promenade_core import health, policy, ports
 from promenade_core.config import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.logs import LineSplitter, LogBuffer
+from promenade_core.masking import mask_command
 from promenade_core.osproc import ProcessOps, Spawned
 from promenade_core.states import (
     ALIVE,
@@ -451,16 +452,17 @@ def _read_more(fd: int, data: bytes) -> bytes:
 
 
 def _spawn_details(name: str, config: ServiceConfig, spawned: Spawned) -> str:
-    """What `-v` shows of a spawn: what ran, where, and how its output is read."""
+    """What `-v` shows of a spawn: what ran (inline secrets masked), where, and how its
+    output is read. The cgroup-joining wrapper is named by its cgroup, not its script."""
     output = "pty" if _isatty(spawned.stdout) else "pipes"
-    args = getattr(spawned.popen, "args", None)  # what really ran, wrappers included
-    argv = list(args) if isinstance(args, list | tuple) else ["/bin/sh", "-c", config.command]
+    argv = ["/bin/sh", "-c", mask_command(config.command)]
     try:
         pgid: int | str = os.getpgid(spawned.pid)
     except OSError:  # already gone
         pgid = "?"
+    where = f", cgroup {spawned.cgroup}" if spawned.cgroup is not None else ""
     return (f"{name} spawned: argv {argv!r}, cwd {config.directory}, pid {spawned.pid}, "
-            f"pgid {pgid}, output on {output}")
+            f"pgid {pgid}{where}, output on {output}")
 
 
 def _isatty(fd: int) -> bool:
