@@ -21,6 +21,7 @@ from typing import Any
 
 import gevent
 import gevent.event
+import gevent.pool
 import gevent.socket
 import zmq.green as zmq
 from gevent.pywsgi import WSGIServer
@@ -33,6 +34,11 @@ from promenade_web.bus import ControlPool
 from promenade_web.hub import Hub
 
 PING_EVERY_SECONDS = 30.0
+#: Connections served at once (WebSockets included). Any local user can connect to the
+#: dashboard's port: with a full pool the server stops accepting and further clients
+#: wait in the kernel's backlog, so a flood of connections costs the process no
+#: descriptors (it used to run out of them, and libzmq aborts when it cannot make a socket).
+MAX_CONNECTIONS = 512
 PING_TIMEOUT_SECONDS = 5.0
 PING_FAILURES_TO_EXIT = 3
 
@@ -134,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     app = create_app(Backend(pool.request, hub), bind_host=args.host)
-    server = WSGIServer(listener, app, log=None)
+    server = WSGIServer(listener, app, log=None, spawn=gevent.pool.Pool(MAX_CONNECTIONS))
     feed = gevent.spawn(hub.run)
     feed.link_exception(lambda g: stop(f"the events feed failed: {g.exception!r}", 1))
     watcher = gevent.spawn(watch_supervisor, pool.request, stop)

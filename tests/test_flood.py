@@ -243,3 +243,65 @@ def test_out_of_descriptors_refuses_connections_and_keeps_listening(tmp_path: Pa
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def dashboard_status(url: str) -> int:
+    conn = http.client.HTTPConnection(url.split("//", 1)[1].rstrip("/"), timeout=10)
+    try:
+        conn.request("GET", "/api/status")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_a_connection_flood_on_the_dashboard_costs_it_no_descriptors(manager) -> None:
+    """The dashboard's port took every connection another user opened: 1,200 of them under a 1,024
+    open-files limit the web process ran out of descriptors. Its pool now holds at
+    most MAX_CONNECTIONS; the rest wait in the kernel's backlog, and the dashboard is
+    the same process, answering, once they are gone."""
+    port = free_port()
+    m = manager("""
+        manager: {hosts_management: disabled}
+        services:
+          idle: {command: "sleep 600"}
+    """, start=False)
+    with open(m.log, "wb") as out:
+        m.proc = subprocess.Popen(
+            ["prlimit", "--nofile=1024:1024", "--", *PROMENADE, "start", "-c", str(m.path),
+             "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=m.env,
+            start_new_session=True)
+    info = wait_for(lambda: (i := m.info()) and i.dashboard_url and i, 30, "the dashboard")
+    wait_for(lambda: dashboard_status(info.dashboard_url) == 200, 30, "the dashboard to answer")
+    web = wait_for(lambda: [p for p in children_of(m.proc.pid) if b"promenade_web" in
+                            Path(f"/proc/{p}/cmdline").read_bytes()], 10, "the web process")
+    attacker = subprocess.Popen(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         SYSTEM_PY, "-c", ATTACKER, str(port), "1200"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/",
+        start_new_session=True)
+    try:
+        assert attacker.stdout is not None
+        assert attacker.stdout.readline().startswith("holding")
+        assert len(os.listdir(f"/proc/{web[0]}/fd")) < 900
+        assert m.cli("status", timeout=30).returncode == 0
+    finally:
+        with contextlib.suppress(OSError):
+            os.killpg(attacker.pid, 9)
+        attacker.wait(10)
+        for stream in (attacker.stdout, attacker.stdin):
+            with contextlib.suppress(OSError):
+                stream and stream.close()
+    wait_for(lambda: dashboard_status(info.dashboard_url) == 200, 30, "the dashboard again")
+    assert Path(f"/proc/{web[0]}").exists(), m.output()
+    assert "dashboard process exited" not in m.output()
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat.rpartition(")")[2].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
