@@ -12,11 +12,11 @@ from typing import Any
 import click
 
 from promenade_cli.main import ExitCode, config_option, reports_errors, resolve
-from promenade_core import protocol
-from promenade_core.client import BusError, ControlClient, ManagerInfo, find_manager, follow
+from promenade_core.bus import protocol
+from promenade_core.bus.client import BusError, ControlClient, ManagerInfo, find_manager, follow
 from promenade_core.errors import NoManagerError, UnknownServiceError
-from promenade_core.printer import Formatter, wants_colour
-from promenade_core.states import ALIVE
+from promenade_core.supervise.printer import Formatter, wants_colour
+from promenade_core.supervise.states import ALIVE
 
 STOP_TIMEOUT = 60.0
 

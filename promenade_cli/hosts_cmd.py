@@ -16,7 +16,7 @@ import click
 from promenade_cli.main import ExitCode, config_option, reports_errors, resolve
 
 if TYPE_CHECKING:
-    from promenade_core.config import Config
+    from promenade_core.config.load import Config
 
 
 def _named(config: Config) -> list[tuple[str, str]]:
@@ -26,7 +26,7 @@ def _named(config: Config) -> list[tuple[str, str]]:
 
 def _load(config: str | None) -> tuple[Config, list[tuple[str, str]]]:
     """The names that need a hosts entry; `*.localhost` ones resolve by themselves."""
-    from promenade_core.config import load_config
+    from promenade_core.config.load import load_config
     from promenade_hostsd.hostnames import resolves_by_itself
 
     path = resolve(config)
@@ -52,7 +52,7 @@ def hosts() -> None:
 @reports_errors
 def show(config: str | None) -> ExitCode:
     """Print the /etc/hosts lines for the config's hostnames."""
-    from promenade_core.hosts import host_lines
+    from promenade_core.hosts.client import host_lines
 
     _loaded, named = _load(config)
     for _service, hostname in named:
@@ -66,7 +66,7 @@ def show(config: str | None) -> ExitCode:
 @reports_errors
 def add(config: str | None) -> ExitCode:
     """Map every hostname of the config until `promenade hosts remove`."""
-    from promenade_core.hosts import hostsd_request
+    from promenade_core.hosts.client import hostsd_request
 
     loaded, named = _load(config)
     socket_path = loaded.manager.hostsd_socket
@@ -87,7 +87,7 @@ def add(config: str | None) -> ExitCode:
 @reports_errors
 def remove(config: str | None) -> ExitCode:
     """Remove the hostnames that `promenade hosts add` mapped for this config."""
-    from promenade_core.hosts import hostsd_request
+    from promenade_core.hosts.client import hostsd_request
 
     loaded, named = _load(config)
     socket_path = loaded.manager.hostsd_socket

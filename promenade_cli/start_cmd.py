@@ -46,7 +46,7 @@ class Plan:
 def start(service: str | None, config: str | None, port: int | None, daemon: bool,
           no_ui: bool, verbose: bool) -> ExitCode:
     """Start the manager and every service, or start one SERVICE of a running manager."""
-    from promenade_core.privileges import become, drop_to_sudo_user
+    from promenade_core.hosts.privileges import become, drop_to_sudo_user
 
     owner = _sudo_user()
     if service:
@@ -82,7 +82,7 @@ def _prepare(config: str | None, owner: pwd.struct_passwd | None, daemon: bool) 
     Under sudo this runs in a child that has dropped root; without sudo, right here.
     Either way an invalid config fails now, before anything is forked (exit 2).
     """
-    from promenade_core.privileges import run_as_user
+    from promenade_core.hosts.privileges import run_as_user
 
     def task() -> tuple[dict[str, Any], list[int]]:
         return _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon)
@@ -94,7 +94,7 @@ def _prepare(config: str | None, owner: pwd.struct_passwd | None, daemon: bool) 
 
 def _prepare_here(config: str | None, home: Path | None,
                   daemon: bool) -> tuple[dict[str, Any], list[int]]:
-    from promenade_core.config import load_config
+    from promenade_core.config.load import load_config
     from promenade_core.runtime import open_private_file, state_dir
 
     path = resolve(config, home=home)
@@ -110,7 +110,7 @@ def _prepare_here(config: str | None, home: Path | None,
 
 
 def _refuse_if_running(path: Path) -> None:
-    from promenade_core.client import find_manager
+    from promenade_core.bus.client import find_manager
 
     info = find_manager(path)
     if info is not None:
@@ -122,7 +122,7 @@ def _refuse_if_running(path: Path) -> None:
 def _foreground(path: Path, port: int | None, no_ui: bool, verbose: bool,
                 hostsd_socket: str | None = None) -> ExitCode:
     from promenade_core.manager import Manager
-    from promenade_core.printer import Printer
+    from promenade_core.supervise.printer import Printer
 
     printer = Printer(sys.stdout, verbose=verbose)
     try:
@@ -139,8 +139,8 @@ def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
     user, so that hostsd lives as long as the manager, not as long as this command;
     this process drops to the user as soon as the child is started.
     """
-    from promenade_core.client import ControlClient, find_manager
-    from promenade_core.privileges import become
+    from promenade_core.bus.client import ControlClient, find_manager
+    from promenade_core.hosts.privileges import become
 
     assert plan.log is not None and plan.log_fd is not None
     args = [sys.executable, "-m", "promenade_cli", "start", "-c", str(plan.path)]

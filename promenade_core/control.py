@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from promenade_core import protocol
-from promenade_core.bus import CommandError, Handler
-from promenade_core.service import Service
+from promenade_core.bus import protocol
+from promenade_core.bus.server import CommandError, Handler
+from promenade_core.supervise.service import Service
 
 if TYPE_CHECKING:
     from promenade_core.manager import Manager

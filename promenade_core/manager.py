@@ -17,21 +17,23 @@ import gevent
 import gevent.event
 import zmq.green as zmq
 
-from promenade_core import __version__, cgroups, listener, osproc, protocol, runtime, tcpfeed
-from promenade_core.bus import ControlServer, Publisher
-from promenade_core.config import Config, load_config, security_warnings
+from promenade_core import __version__, listener, runtime
+from promenade_core.bus import protocol, tcpfeed
+from promenade_core.bus.server import ControlServer, Publisher
+from promenade_core.config.load import Config, load_config, security_warnings
 from promenade_core.control import Commands
-from promenade_core.descendants import Descendants
 from promenade_core.errors import PromenadeError
-from promenade_core.hosts import HostsManager
-from promenade_core.logs import iso_timestamp
-from promenade_core.mapped_names import MappedNames
+from promenade_core.hosts.client import HostsManager
+from promenade_core.hosts.mapped_names import MappedNames
 from promenade_core.masking import mask_command, mask_config
-from promenade_core.printer import Printer
-from promenade_core.proxies import Proxies
-from promenade_core.reloader import Reloader
-from promenade_core.supervisor import Supervisor
-from promenade_core.webproc import WebProcess
+from promenade_core.proxy.attach import Proxies
+from promenade_core.supervise import cgroups, osproc
+from promenade_core.supervise.descendants import Descendants
+from promenade_core.supervise.logs import iso_timestamp
+from promenade_core.supervise.printer import Printer
+from promenade_core.supervise.reloader import Reloader
+from promenade_core.supervise.supervisor import Supervisor
+from promenade_core.supervise.webproc import WebProcess
 
 
 class AlreadyRunning(PromenadeError):

@@ -3,7 +3,7 @@ and the CORS proxies.
 
 A foreign web page must neither read logs nor stop services, while pages served by the
 user's own local services (any port on localhost, `*.localhost`, configured hostnames
-while they are mapped to loopback: see promenade_core.mapped_names) may. Callers pass
+while they are mapped to loopback: see promenade_core.hosts.mapped_names) may. Callers pass
 only the mapped names as `managed`; a configured name that nothing maps is not local.
 Standard library only.
 """

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from promenade_core import protocol
+from promenade_core.bus import protocol
 from promenade_core.masking import mask_config
 from promenade_web.errors import error_response
 

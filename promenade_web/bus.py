@@ -14,7 +14,7 @@ import gevent.lock
 import gevent.queue
 import zmq.green as zmq
 
-from promenade_core.client import ControlClient
+from promenade_core.bus.client import ControlClient
 
 #: Commands that wait for processes (a stop's grace period, a restart, a reload).
 SLOW_COMMANDS = frozenset({"start", "stop", "restart", "restart_all", "reload", "shutdown"})

@@ -14,8 +14,8 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import WebsocketMismatch
 
-from promenade_core import protocol
-from promenade_core.client import BusError
+from promenade_core.bus import protocol
+from promenade_core.bus.client import BusError
 
 # Codes that only the web process produces.
 NOT_FOUND = "not_found"

@@ -23,8 +23,8 @@ import gevent
 import gevent.event
 import zmq.green as zmq
 
-from promenade_core import protocol
-from promenade_core.client import BusError
+from promenade_core.bus import protocol
+from promenade_core.bus.client import BusError
 
 #: Lines a client may have queued before it starts losing them.
 CLIENT_QUEUE_LINES = 20_000

@@ -26,9 +26,9 @@ import gevent.socket
 import zmq.green as zmq
 from gevent.pywsgi import WSGIServer
 
-from promenade_core import ports
-from promenade_core.client import BusError
+from promenade_core.bus.client import BusError
 from promenade_core.errors import PromenadeError
+from promenade_core.supervise import ports
 from promenade_web.app import Backend, create_app
 from promenade_web.bus import ControlPool
 from promenade_web.hub import Hub

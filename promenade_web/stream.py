@@ -45,8 +45,8 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from wsproto.events import TextMessage
 
-from promenade_core import protocol
-from promenade_core.client import BusError
+from promenade_core.bus import protocol
+from promenade_core.bus.client import BusError
 from promenade_web.api import BadParameter, bool_arg, int_arg
 from promenade_web.errors import error_response
 from promenade_web.hub import Hub, Item, Subscription, batches_from_lines, event_item

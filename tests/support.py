@@ -20,8 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from promenade_core import osproc, runtime
-from promenade_core.client import ControlClient, ManagerInfo, find_manager
+from promenade_core import runtime
+from promenade_core.bus.client import ControlClient, ManagerInfo, find_manager
+from promenade_core.supervise import osproc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMENADE = [sys.executable, "-m", "promenade_cli"]

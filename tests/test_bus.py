@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import zmq
 
-from promenade_core import protocol
-from promenade_core.client import (
+from promenade_core.bus import protocol
+from promenade_core.bus.client import (
     BusError,
     ControlClient,
     EventSubscriber,

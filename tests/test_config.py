@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core.config import (
+from promenade_core.config.load import (
     Config,
     ManagerConfig,
     ReadyCheck,
@@ -26,7 +26,7 @@ from promenade_core.config import (
     load_config_text,
     security_warnings,
 )
-from promenade_core.config_rules import find_cycles
+from promenade_core.config.rules import find_cycles
 from promenade_core.errors import ConfigError, Problem
 
 

@@ -34,7 +34,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from promenade_core import proxy_headers as ph
+from promenade_core.proxy import headers as ph
 from tests.support import free_port, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -236,7 +236,7 @@ while True:
 PROXY_LAUNCHER = r"""
 import gc, json, os, sys
 import gevent, gevent.os
-from promenade_core.corsproxy import CorsProxy
+from promenade_core.proxy.server import CorsProxy
 from promenade_core.errors import PromenadeError
 
 cfg = json.loads(sys.argv[1])
@@ -549,7 +549,7 @@ def test_ipv6_upstream_is_written_as_in_a_url() -> None:
 
 
 def test_bad_ports_are_refused_before_binding() -> None:
-    from promenade_core.corsproxy import CorsProxy, CorsProxyError
+    from promenade_core.proxy.server import CorsProxy, CorsProxyError
 
     with pytest.raises(CorsProxyError, match="cors_proxy_port must be a port 1-65535, got 0"):
         CorsProxy("api", 0, 5001)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from promenade_core.envfile import parse_dotenv, read_env_file
+from promenade_core.config.dotenv import parse_dotenv, read_env_file
 from promenade_core.userfile import UnreadableFile
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core import cgroups
+from promenade_core.supervise import cgroups
 from tests.support import Manager, wait_for, write_script
 
 pytestmark = pytest.mark.timeout(120)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core.client import ControlClient, await_subscription, open_events
+from promenade_core.bus.client import ControlClient, await_subscription, open_events
 from tests.support import PROMENADE, Manager, free_port, wait_for, write_script
 
 PY = sys.executable

@@ -17,7 +17,7 @@ from typing import Any
 import gevent
 import pytest
 
-from promenade_core.hosts import (
+from promenade_core.hosts.client import (
     HostsdUnavailable,
     HostsManager,
     host_lines,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core.hosts import install_command, unavailable_message
+from promenade_core.hosts.client import install_command, unavailable_message
 from tests.test_hostsd_server import ORIGINAL, Hostsd, wait_for
 
 pytestmark = pytest.mark.skipif(

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from promenade_core.privileges import drop_to_sudo_user
+from promenade_core.hosts.privileges import drop_to_sudo_user
 from tests.test_hostsd_server import ORIGINAL, Hostsd, our_lines, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 SCRIPT = """\
 import json, os, socket, sys
-from promenade_core import privileges
-from promenade_core.privileges import drop_to_sudo_user
+from promenade_core.hosts import privileges
+from promenade_core.hosts.privileges import drop_to_sudo_user
 hosts, state, private, workdir, given = sys.argv[1:6]
 path = drop_to_sudo_user(given, private_dir=private, warn=lambda m: print("WARN", m),
                          hostsd_args=["--hosts-file", hosts, "--state-dir", state])

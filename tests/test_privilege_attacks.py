@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core import osproc, runtime
+from promenade_core import runtime
+from promenade_core.supervise import osproc
 from tests.support import ROOT, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (runs as sudo would)")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core.procstats import CACHE_SECONDS, TreeSampler, parse_stat, tree_members
+from promenade_core.supervise.procstats import CACHE_SECONDS, TreeSampler, parse_stat, tree_members
 
 REAL_PROC = Path("/proc/self/stat").exists()
 needs_proc = pytest.mark.skipif(not REAL_PROC, reason="needs Linux /proc")
@@ -55,7 +55,7 @@ def test_parse_stat_survives_parentheses_and_spaces_in_the_command_name():
 
 
 def test_tree_is_descendants_plus_group_members(fake_proc: Path):
-    from promenade_core.procstats import scan_proc
+    from promenade_core.supervise.procstats import scan_proc
 
     write_stat(fake_proc, 10, 1, 10, 0, 1)       # service root (sh), group leader
     write_stat(fake_proc, 11, 10, 10, 0, 1)      # child

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core.client import ControlClient, EventSubscriber, await_subscription
+from promenade_core.bus.client import ControlClient, EventSubscriber, await_subscription
 from tests.support import wait_for, write_script
 
 pytestmark = pytest.mark.timeout(60)

@@ -70,7 +70,7 @@ def test_spawn_out_of_descriptors_fails_retries_and_keeps_the_queue(manager) -> 
 LEAK_PROBE = """
 import os, resource, sys
 from pathlib import Path
-from promenade_core.osproc import ProcessOps
+from promenade_core.supervise.osproc import ProcessOps
 
 def lowest_free():
     used = {int(n) for n in os.listdir("/proc/self/fd")}

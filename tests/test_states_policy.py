@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from promenade_core.policy import BACKOFF_MAX, STABLE_AFTER, backoff, decide_exit
-from promenade_core.states import (
+from promenade_core.supervise.policy import BACKOFF_MAX, STABLE_AFTER, backoff, decide_exit
+from promenade_core.supervise.states import (
     TRANSITIONS,
     Status,
     TransitionError,

@@ -17,7 +17,7 @@ import gevent
 import pytest
 from gevent.socket import wait_read
 
-from promenade_core.osproc import ProcessOps
+from promenade_core.supervise.osproc import ProcessOps
 from tests.support import wait_for, write_script
 
 pytestmark = pytest.mark.timeout(60)

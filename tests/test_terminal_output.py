@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core import osproc, runtime
+from promenade_core import runtime
+from promenade_core.supervise import osproc
 from tests.support import PROMENADE, isolated_env, wait_for, write_script
 
 pytestmark = pytest.mark.timeout(90)

@@ -74,7 +74,7 @@ class Tally:
 
 
 def _find(config: str, timeout: float = 30.0) -> Any:
-    from promenade_core.client import find_manager
+    from promenade_core.bus.client import find_manager
 
     deadline = time.monotonic() + timeout
     while True:
@@ -87,7 +87,7 @@ def _find(config: str, timeout: float = 30.0) -> Any:
 
 
 def bus(config: str, topics: list[str], out: str | None) -> None:
-    from promenade_core.client import ControlClient, EventSubscriber, await_subscription
+    from promenade_core.bus.client import ControlClient, EventSubscriber, await_subscription
 
     info = _find(config)
     # A stalled subscriber keeps ZeroMQ's default receive queue (1,000 messages), as

@@ -64,7 +64,7 @@ server.serve_forever()
 PROXY = r"""
 import sys
 import gevent
-from promenade_core.corsproxy import CorsProxy
+from promenade_core.proxy.server import CorsProxy
 
 proxy = CorsProxy("bench", int(sys.argv[1]), int(sys.argv[2]))
 proxy.start()

@@ -169,7 +169,7 @@ class BusProbe(threading.Thread):
 
     def __init__(self, control: str, events: str) -> None:
         super().__init__(daemon=True)
-        from promenade_core.client import ControlClient, EventSubscriber
+        from promenade_core.bus.client import ControlClient, EventSubscriber
 
         self.bus = ControlClient(control, timeout=10)
         self.sub = EventSubscriber(events, ("log/metronome/",))

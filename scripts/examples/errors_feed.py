@@ -5,7 +5,7 @@ notifier, a Slack hook, a test watcher):
 
     python scripts/examples/errors_feed.py -c scripts/demo-project/promenade.yaml
 
-It finds the manager that runs this config (`promenade_core.client.find_manager`),
+It finds the manager that runs this config (`promenade_core.bus.client.find_manager`),
 subscribes to the `log/` and `state/` topics of its events feed and prints:
 
     2024-01-15T10:23:47.012Z [worker] [stderr] warn job 4: storage slow
@@ -28,8 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from promenade_core import protocol
-from promenade_core.client import (
+from promenade_core.bus import protocol
+from promenade_core.bus.client import (
     ControlClient,
     ManagerInfo,
     await_subscription,

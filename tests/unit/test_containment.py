@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from promenade_core import cgroups
-from promenade_core.descendants import STRAYS, Descendants, follow
-from promenade_core.procstats import ProcStat
+from promenade_core.supervise import cgroups
+from promenade_core.supervise.descendants import STRAYS, Descendants, follow
+from promenade_core.supervise.procstats import ProcStat
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from promenade_core.health import HEALTHY_INTERVAL_MAX, next_probe_delay
-from promenade_core.loopback import LoopbackDialer
+from promenade_core.supervise.health import HEALTHY_INTERVAL_MAX, next_probe_delay
+from promenade_core.supervise.loopback import LoopbackDialer
 
 
 def test_probes_back_off_once_healthy_to_30_s() -> None:

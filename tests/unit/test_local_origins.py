@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from promenade_core import protocol
-from promenade_core.mapped_names import MappedNames, only_loopback
+from promenade_core.bus import protocol
+from promenade_core.hosts.mapped_names import MappedNames, only_loopback
 from promenade_web.app import Backend, create_app
 from promenade_web.hub import Hub
 

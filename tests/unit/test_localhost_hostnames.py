@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core.config import load_config
+from promenade_core.config.load import load_config
 from promenade_core.errors import ConfigError
 from promenade_hostsd.hostnames import entry_problem, hostname_problem, resolves_by_itself
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from promenade_core.client import ManagerInfo, manager_ended, other_run
+from promenade_core.bus.client import ManagerInfo, manager_ended, other_run
 
 INFO = ManagerInfo(pid=42, version="0.1", config_path="/p/promenade.yaml",
                    events="ipc:///r/events", control="ipc:///r/control", dashboard_url=None,

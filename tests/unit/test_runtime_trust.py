@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from promenade_core import runtime
-from promenade_core.client import ManagerInfo, endpoint
+from promenade_core.bus.client import ManagerInfo, endpoint
 
 
 def fake_stat(mode: int, uid: int) -> os.stat_result:

@@ -13,10 +13,10 @@ import gevent
 import gevent.event
 import pytest
 
-from promenade_core.config import ServiceConfig
-from promenade_core.osproc import ProcessOps, Spawned
-from promenade_core.service import Service
-from promenade_core.states import Status
+from promenade_core.config.load import ServiceConfig
+from promenade_core.supervise.osproc import ProcessOps, Spawned
+from promenade_core.supervise.service import Service
+from promenade_core.supervise.states import Status
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from promenade_core.bus.tcpfeed import DOMAIN, zap_reply
 from promenade_core.listener import RESERVED_FDS, connection_budget
-from promenade_core.tcpfeed import DOMAIN, zap_reply
 
 TOKEN = "a" * 48
 

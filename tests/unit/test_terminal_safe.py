@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promenade_core.printer import Formatter, terminal_safe
+from promenade_core.supervise.printer import Formatter, terminal_safe
 
 ESC, BEL, ST = "\x1b", "\x07", "\x1b\\"
 SGR = re.compile(r"\x1b\[[0-9;:]*m")

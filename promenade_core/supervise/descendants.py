@@ -21,7 +21,13 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from promenade_core.procstats import ProcStat, children_of, group_members, scan_proc, tree_members
+from promenade_core.supervise.procstats import (
+    ProcStat,
+    children_of,
+    group_members,
+    scan_proc,
+    tree_members,
+)
 
 #: The pseudo-service of orphans whose origin is unknown (pid 0 is never a process).
 STRAYS = 0

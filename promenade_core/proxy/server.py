@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 from gevent import socket
 
 from promenade_core.errors import PromenadeError
-from promenade_core.http_relay import ClientRelay
 from promenade_core.listener import CappedServer
-from promenade_core.proxy_headers import ProxyPolicy, is_loopback_host, normalize_origins
+from promenade_core.proxy.headers import ProxyPolicy, is_loopback_host, normalize_origins
+from promenade_core.proxy.relay import ClientRelay
 
 STOP_TIMEOUT = 5.0  # for open relays to die once killed; they are not waited for
 #: Generous: a connection waiting here costs no descriptor of ours, and a short queue

@@ -23,7 +23,7 @@ import gevent
 import gevent.event
 from gevent.socket import wait_write
 
-from promenade_core.logs import iso_timestamp
+from promenade_core.supervise.logs import iso_timestamp
 
 #: The sequences ECMA-48 starts with ESC (see `terminal_safe`). Each pattern is a literal
 #: introducer, then runs of disjoint character classes and at most one optional

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promenade_core.states import Status
+from promenade_core.supervise.states import Status
 
 BACKOFF_MAX = 30.0
 #: A run this long resets the back-off: the service had been fine.

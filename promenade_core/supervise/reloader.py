@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import gevent
 import gevent.lock
 
-from promenade_core import protocol
-from promenade_core.config import Config, load_config
+from promenade_core.bus import protocol
+from promenade_core.config.load import Config, load_config
 from promenade_core.errors import ConfigError
-from promenade_core.logs import iso_timestamp
-from promenade_core.reload_plan import ReloadPlan, ServiceChange, plan_reload
+from promenade_core.supervise.logs import iso_timestamp
+from promenade_core.supervise.reload_plan import ReloadPlan, ServiceChange, plan_reload
 from promenade_core.userfile import UnreadableFile, read_user_file
 
 if TYPE_CHECKING:

@@ -20,9 +20,9 @@ import gevent
 import h11
 from gevent import socket
 
-from promenade_core import proxy_headers as ph
-from promenade_core.proxy_headers import ProxyPolicy
-from promenade_core.proxy_upstream import (
+from promenade_core.proxy import headers as ph
+from promenade_core.proxy.headers import ProxyPolicy
+from promenade_core.proxy.upstream import (
     MAX_HEAD_SIZE,
     RECV_SIZE,
     Step,

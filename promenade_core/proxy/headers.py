@@ -68,7 +68,7 @@ def normalize_origins(origins: Iterable[str]) -> tuple[str, ...]:
 
 class _LazyNames:
     """The mapped hostnames (configured ones that lead to loopback now, see
-    promenade_core.mapped_names) and any extra, asked for only when a name is not
+    promenade_core.hosts.mapped_names) and any extra, asked for only when a name is not
     plainly local."""
 
     def __init__(self, source: Callable[[], Iterable[str]], extra: Iterable[str] = ()) -> None:

@@ -13,16 +13,16 @@ from typing import Any, Protocol
 
 import gevent
 
-from promenade_core import protocol
-from promenade_core.bus import Publisher
-from promenade_core.config import Config, ServiceConfig, dependency_order
-from promenade_core.logs import Batch, iso_timestamp
+from promenade_core.bus import protocol
+from promenade_core.bus.server import Publisher
+from promenade_core.config.load import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
-from promenade_core.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
-from promenade_core.printer import Printer
-from promenade_core.procstats import TreeSampler
-from promenade_core.service import Service
-from promenade_core.states import ALIVE
+from promenade_core.supervise.logs import Batch, iso_timestamp
+from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
+from promenade_core.supervise.printer import Printer
+from promenade_core.supervise.procstats import TreeSampler
+from promenade_core.supervise.service import Service
+from promenade_core.supervise.states import ALIVE
 
 
 class Attachments(Protocol):

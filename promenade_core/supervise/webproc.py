@@ -14,8 +14,8 @@ from collections.abc import Callable
 import gevent
 from gevent import socket, subprocess
 
-from promenade_core import ports
 from promenade_core.errors import PromenadeError
+from promenade_core.supervise import ports
 
 READY_TIMEOUT = 15.0
 RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)

@@ -14,7 +14,7 @@ Any local user can reach a loopback port, so two things the ipc feed gets from i
   accepts only the password that this manager generated and wrote to `manager.json`
   (`events_tcp_token`, readable only by the user: the runtime folder is 0700).
   A subscriber without it, or with a wrong one, gets nothing. Clients of
-  `promenade_core.client` use it by themselves (`open_events(info, tcp=True)`).
+  `promenade_core.bus.client` use it by themselves (`open_events(info, tcp=True)`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import zmq as plain_zmq
 import zmq.green as zmq
 from gevent import socket
 
-from promenade_core import ports
 from promenade_core.errors import PromenadeError
 from promenade_core.listener import CappedServer
-from promenade_core.proxy_upstream import copy_both_ways
+from promenade_core.proxy.upstream import copy_both_ways
+from promenade_core.supervise import ports
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 #: The ZAP domain of the authenticated endpoint; requests of any other domain are

@@ -15,8 +15,8 @@ import gevent
 import h11
 from gevent import socket
 
-from promenade_core.loopback import DIALER, LOOPBACK
-from promenade_core.proxy_headers import ProxyPolicy, Refusal
+from promenade_core.proxy.headers import ProxyPolicy, Refusal
+from promenade_core.supervise.loopback import DIALER, LOOPBACK
 
 RECV_SIZE = 64 * 1024
 MAX_HEAD_SIZE = 64 * 1024  # request/response line plus headers (big cookies fit)

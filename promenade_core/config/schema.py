@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields
 
-from promenade_core.config_yaml import Path_
+from promenade_core.config.source import Path_
 from promenade_hostsd.hostnames import hostname_problem
 
 RESTART_POLICIES = ("never", "once", "always")

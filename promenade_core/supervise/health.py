@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promenade_core.config import ReadyCheck
-from promenade_core.loopback import DIALER, LoopbackDialer, url_host
+from promenade_core.config.load import ReadyCheck
+from promenade_core.supervise.loopback import DIALER, LoopbackDialer, url_host
 
 USER_AGENT = "promenade-health"
 #: Once healthy, probes space out up to this: Flask, Django and http.server log every

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from promenade_core.config import ServiceConfig
+from promenade_core.config.load import ServiceConfig
 from promenade_core.errors import PromenadeError
-from promenade_core.service import Service
-from promenade_core.states import ALIVE
+from promenade_core.supervise.service import Service
+from promenade_core.supervise.states import ALIVE
 
 if TYPE_CHECKING:
-    from promenade_core.corsproxy import CorsProxy
+    from promenade_core.proxy.server import CorsProxy
 
 
 class Proxies:
@@ -29,7 +29,7 @@ class Proxies:
         if not (svc.cors_proxy and svc.cors_proxy_port and svc.port):
             return
         # Imported here: h11 and the relay cost memory only in configs that use a proxy.
-        from promenade_core.corsproxy import CorsProxy
+        from promenade_core.proxy.server import CorsProxy
 
         try:
             proxy = CorsProxy(service.name, svc.cors_proxy_port, svc.port,

@@ -19,13 +19,13 @@ import gevent.event
 import gevent.queue
 from gevent.socket import wait_read
 
-from promenade_core import health, policy, ports
-from promenade_core.config import ServiceConfig
+from promenade_core.config.load import ServiceConfig
 from promenade_core.errors import PromenadeError
-from promenade_core.logs import LineSplitter, LogBuffer
 from promenade_core.masking import mask_command
-from promenade_core.osproc import ProcessOps, Spawned
-from promenade_core.states import (
+from promenade_core.supervise import health, policy, ports
+from promenade_core.supervise.logs import LineSplitter, LogBuffer
+from promenade_core.supervise.osproc import ProcessOps, Spawned
+from promenade_core.supervise.states import (
     ALIVE,
     STARTABLE,
     TRANSITIONS,

@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from promenade_core.config_rules import validate
-from promenade_core.config_schema import (
+from promenade_core.config.dotenv import read_env_file
+from promenade_core.config.rules import validate
+from promenade_core.config.schema import (
     TOP_LEVEL_KEYS,
     DefaultsSchema,
     ManagerSchema,
@@ -38,8 +39,7 @@ from promenade_core.config_schema import (
     service_name_problem,
     suggest,
 )
-from promenade_core.config_yaml import Document, Path_, parse_yaml
-from promenade_core.envfile import read_env_file
+from promenade_core.config.source import Document, Path_, parse_yaml
 from promenade_core.errors import ConfigError, Problem
 from promenade_core.origins import is_local_hostname
 from promenade_core.userfile import (

@@ -30,10 +30,10 @@ import gevent
 import gevent.event
 from gevent import subprocess as green_subprocess
 
-from promenade_core import cgroups, ports
-from promenade_core.cgroups import CgroupRoot
-from promenade_core.descendants import SCAN_INTERVAL, STRAYS, Descendants
 from promenade_core.errors import PromenadeError
+from promenade_core.supervise import cgroups, ports
+from promenade_core.supervise.cgroups import CgroupRoot
+from promenade_core.supervise.descendants import SCAN_INTERVAL, STRAYS, Descendants
 
 REAPER = Path(__file__).with_name("reaper.sh")
 ENV_INSTANCE = "PROMENADE_INSTANCE"

@@ -16,8 +16,8 @@ import gevent
 import zmq as plain_zmq
 import zmq.green as zmq
 
-from promenade_core import protocol, tcpfeed
-from promenade_core.logs import Batch
+from promenade_core.bus import protocol, tcpfeed
+from promenade_core.supervise.logs import Batch
 
 #: ZeroMQ bounds a subscriber's queue by message count, so log messages are capped in
 #: size (a big read is published as several messages): a stalled subscriber then costs

@@ -25,7 +25,7 @@ import gevent.lock
 import gevent.socket
 
 from promenade_core.errors import PromenadeError
-from promenade_core.states import ALIVE
+from promenade_core.supervise.states import ALIVE
 from promenade_hostsd.hostnames import resolves_by_itself
 
 MODES = ("auto", "manual", "disabled")

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from promenade_core.config_schema import suggest
-from promenade_core.config_yaml import Path_
+from promenade_core.config.schema import suggest
+from promenade_core.config.source import Path_
 
 if TYPE_CHECKING:
-    from promenade_core.config import ManagerConfig
+    from promenade_core.config.load import ManagerConfig
 
 
 class Reporter(Protocol):

@@ -21,7 +21,8 @@ from typing import Any
 
 import zmq
 
-from promenade_core import protocol, runtime
+from promenade_core import runtime
+from promenade_core.bus import protocol
 from promenade_core.errors import PromenadeError
 
 #: Linux's largest pid_max (2**22)

@@ -1,0 +1,1 @@
+"""Hostnames: the hostsd client, which names lead here, and the `sudo` privilege drop."""

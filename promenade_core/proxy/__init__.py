@@ -1,0 +1,1 @@
+"""The per-service CORS proxy: listener, relay, upstream connection and header rules."""

@@ -1,0 +1,1 @@
+"""Running the services: states, restart policy, processes, output, health, reload."""
