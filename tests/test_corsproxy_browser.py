@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.test_corsproxy import PROXY_LAUNCHER, RAW_SERVER, UPSTREAM_SERVER, Child, Proxy, Server
+from tests.support.corsproxy import (
+    PROXY_LAUNCHER,
+    RAW_SERVER,
+    UPSTREAM_SERVER,
+    Child,
+    Proxy,
+    Server,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support import ROOT, free_port, write_script
-from tests.test_web_api import Dashboard, start_dashboard
+from tests.support.web import Dashboard, start_dashboard
 
 PY = sys.executable
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

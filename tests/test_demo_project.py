@@ -12,11 +12,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -27,19 +25,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import Manager, live_marked, wait_for
+from tests.support import ROOT, Manager, free_port, live_marked, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scripts" / "demo-project"
 CONFIG = DEMO / "promenade.yaml"
 LAUNCHER = ROOT / "scripts" / "demo"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Program:
@@ -69,15 +60,15 @@ class Program:
         for line in pipe:
             sink.append(line.rstrip("\n"))
 
-    def wait_for(self, what: str, test: Callable[[], bool], timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while not test():
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"waited {timeout} s for {what}; exit code {self.proc.poll()}, "
-                    f"stdout {self.out[-5:]}, stderr {self.err[-5:]}"
-                )
-            time.sleep(0.02)
+    def until(self, what: str, test: Callable[[], bool], timeout: float = 10) -> None:
+        """Wait for `test`; on timeout also say how the program is doing."""
+        try:
+            wait_for(test, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}; exit code {self.proc.poll()}, "
+                f"stdout {self.out[-5:]}, stderr {self.err[-5:]}"
+            ) from None
 
     def terminate(self, timeout: float = 5) -> int:
         if self.proc.poll() is None:
@@ -199,7 +190,7 @@ def test_api_serves_health_and_json_and_stops_on_sigterm(programs: Callable[...,
     port = free_port()
     api = programs(["app.py", "--port", str(port)], DEMO / "api", {"DEMO_API_WARMUP": "0"})
     base = f"http://127.0.0.1:{port}"
-    api.wait_for("/health to answer", lambda: answers(f"{base}/health"))
+    api.until("/health to answer", lambda: answers(f"{base}/health"))
 
     status, headers, body = get(f"{base}/api/hello?name=demo")
     assert status == 200 and '"message":"Hello, demo!"' in body
@@ -208,7 +199,7 @@ def test_api_serves_health_and_json_and_stops_on_sigterm(programs: Callable[...,
     assert status == 200 and '"/api/hello":1' in body
     status, _, body = get(f"{base}/nope")
     assert status == 404 and "no route '/nope'" in body
-    api.wait_for("the request log", lambda: any("GET /nope" in line for line in api.out))
+    api.until("the request log", lambda: any("GET /nope" in line for line in api.out))
     assert not any("/health" in line for line in api.out), "health checks are not logged"
 
     assert api.terminate() == 0
@@ -217,7 +208,7 @@ def test_api_serves_health_and_json_and_stops_on_sigterm(programs: Callable[...,
 
 def test_worker_writes_colour_to_stdout_and_stderr(programs: Callable[..., Program]) -> None:
     worker = programs(["worker.py"], env={"DEMO_WORKER_INTERVAL": "0.02"})
-    worker.wait_for(
+    worker.until(
         "a coloured warning on stderr and a stats line",
         lambda: (
             any("warn" in line and ANSI.search(line) for line in worker.err)
@@ -235,24 +226,24 @@ def test_reporter_waits_out_a_missing_api_then_reports(programs: Callable[..., P
     port = free_port()
     env = {"DEMO_API_URL": f"http://127.0.0.1:{port}", "REPORT_INTERVAL": "0.1"}
     reporter = programs(["reporter.py"], env=env)
-    reporter.wait_for(
+    reporter.until(
         "an 'unreachable' line", lambda: any("unreachable" in e for e in reporter.err)
     )
     programs(["app.py", "--port", str(port)], DEMO / "api", {"DEMO_API_WARMUP": "0"})
-    reporter.wait_for("a stats report", lambda: any("requests so far" in o for o in reporter.out))
+    reporter.until("a stats report", lambda: any("requests so far" in o for o in reporter.out))
     assert reporter.terminate() == 0
 
 
 def test_flaky_export_fails_with_a_stderr_line(programs: Callable[..., Program]) -> None:
     job = programs(["flaky_export.py"], env={"DEMO_FLAKY_SECONDS": "0"})
     assert job.proc.wait(10) == 1
-    job.wait_for("the stderr line", lambda: any("upload refused" in e for e in job.err))
+    job.until("the stderr line", lambda: any("upload refused" in e for e in job.err))
 
 
 def test_site_is_served_by_http_server(programs: Callable[..., Program]) -> None:
     port = free_port()
     site = programs(["-m", "http.server", str(port), "--bind", "127.0.0.1"], DEMO / "site")
-    site.wait_for("http.server to answer", lambda: answers(f"http://127.0.0.1:{port}/"))
+    site.until("http.server to answer", lambda: answers(f"http://127.0.0.1:{port}/"))
     status, headers, body = get(f"http://127.0.0.1:{port}/")
     assert status == 200 and str(headers["Content-Type"]).startswith("text/html")
     assert "<title>Promenade demo site</title>" in body

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, wait_for, write_script
+from tests.support import free_port, free_port6, wait_for, write_script
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(90)
@@ -34,20 +34,6 @@ SERVER = """
             pass
     Server((host, port), Handler).serve_forever()
 """
-
-
-def free_port6() -> int:
-    """A port free on ::1 and on 127.0.0.1."""
-    while True:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-            port = int(s.getsockname()[1])
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
 
 
 def requests_seen(log: Path) -> list[str]:

@@ -24,7 +24,7 @@ from promenade_core.hosts.client import (
     hostsd_request,
     manual_instructions,
 )
-from tests.test_hostsd_server import ORIGINAL, Hostsd, our_lines
+from tests.support.hostsd import ORIGINAL, Hostsd, our_lines
 
 
 def gwait(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:

@@ -31,7 +31,7 @@ MANAGER_DRIVER = r'''
 import os, signal, subprocess, sys, urllib.request
 from pathlib import Path
 from tests.support import Manager, free_port, wait_for
-from tests.test_hostsd_server import Hostsd
+from tests.support.hostsd import Hostsd
 
 tmp, source = Path(sys.argv[1]), Path(sys.argv[2])
 original = source.read_bytes()
@@ -94,7 +94,8 @@ print("E2E OK", flush=True)
 SANDBOX_DRIVER = r'''
 import json, os, socket, subprocess, sys
 from pathlib import Path
-from tests.test_hostsd_server import Client, Hostsd, wait_for
+from tests.support.hostsd import Client, Hostsd
+from tests.support.waits import wait_for
 
 tmp, source = Path(sys.argv[1]), Path(sys.argv[2])
 original = source.read_bytes()
@@ -116,7 +117,7 @@ d.proc = subprocess.Popen([*caps, sys.executable, "-c",
     "sys.exit(main(sys.argv[1:]))",
     "--socket", str(d.socket), "--hosts-file", "/etc/hosts", "--state-dir", str(d.state),
     "--group", "nogroup"], stderr=subprocess.PIPE)
-wait_for(d.ping, "the capability-less hostsd to answer")
+wait_for(d.ping, what="the capability-less hostsd to answer")
 c = d.client()
 reply = c(op="add", service="api", hostname="api.promenade-test")
 assert reply["ok"], reply
@@ -125,7 +126,7 @@ assert out.stdout.split() == ["127.0.0.1", "api.promenade-test"], out
 st = d.socket.stat()
 assert (st.st_mode & 0o777, st.st_gid) == (0o660, 65534), st
 c.close()
-wait_for(lambda: Path("/etc/hosts").read_bytes() == original, "the lease to end")
+wait_for(lambda: Path("/etc/hosts").read_bytes() == original, what="the lease to end")
 err = d.stop()
 assert err.startswith("0000000000000000\n"), err
 print("SANDBOX OK", flush=True)
@@ -134,7 +135,8 @@ print("SANDBOX OK", flush=True)
 INSTALL_DRIVER = r'''
 import grp, json, os, socket, subprocess, sys
 from pathlib import Path
-from tests.test_hostsd_server import Client, Hostsd, wait_for
+from tests.support.hostsd import Client, Hostsd
+from tests.support.waits import wait_for
 
 tmp, source = Path(sys.argv[1]), Path(sys.argv[2])
 # A writable copy of /etc (groupadd renames files in it) and an empty /usr/local/lib.
@@ -163,7 +165,7 @@ launcher = str(prefix / "promenade-hostsd.py")
 d.proc = subprocess.Popen(["/usr/bin/python3", "-B", "-E", "-s", launcher, "--socket",
                            str(d.socket), "--state-dir", str(d.state)],
                           stderr=subprocess.PIPE, cwd="/")
-wait_for(d.ping, "the installed hostsd")
+wait_for(d.ping, what="the installed hostsd")
 c = d.client()
 assert c(op="add", service="docs", hostname="docs.test", persist=True)["ok"]
 c.close()

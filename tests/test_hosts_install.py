@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from promenade_core.hosts.client import install_command, unavailable_message
-from tests.test_hostsd_server import ORIGINAL, Hostsd, wait_for
+from tests.support import wait_for
+from tests.support.hostsd import ORIGINAL, Hostsd
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("groupadd") or sys.platform == "darwin",
@@ -92,7 +93,7 @@ def test_hosts_install_into_a_temp_root_then_uninstall(root: Path, tmp_path: Pat
              "--socket", str(d.socket), "--hosts-file", str(hosts), "--state-dir",
              str(d.state), "--group", ""], stderr=subprocess.PIPE, cwd="/")
         try:
-            wait_for(d.ping, "the installed hostsd")
+            wait_for(d.ping, what="the installed hostsd")
         finally:
             d.stop()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -11,77 +10,14 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from promenade_core.hosts.privileges import drop_to_sudo_user
-from tests.test_hostsd_server import ORIGINAL, Hostsd, our_lines, wait_for
+from tests.support import wait_for
+from tests.support.hostsd import ORIGINAL, Hostsd, Sudo, our_lines
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-
-SCRIPT = """\
-import json, os, socket, sys
-from promenade_core.hosts import privileges
-from promenade_core.hosts.privileges import drop_to_sudo_user
-hosts, state, private, workdir, given = sys.argv[1:6]
-path = drop_to_sudo_user(given, private_dir=private, warn=lambda m: print("WARN", m),
-                         hostsd_args=["--hosts-file", hosts, "--state-dir", state])
-s = socket.socket(socket.AF_UNIX)
-s.connect(path)
-s.sendall(b'{"op": "add", "service": "api", "hostname": "api.test"}\\n')
-reply = json.loads(s.makefile("rb").readline())
-with open(os.path.join(workdir, "written"), "w") as f:
-    f.write("x")
-print(json.dumps({"socket": path, "ids": [os.getuid(), os.geteuid(), os.getgid()],
-                  "groups": os.getgroups(), "home": os.environ["HOME"],
-                  "user": os.environ["USER"], "reply": reply,
-                  "hostsd": privileges._private.pid if privileges._private else None}),
-      flush=True)
-sys.stdin.read()
-"""
-
-
-class Sudo:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.hosts = root / "hosts"
-        self.hosts.write_bytes(ORIGINAL)
-        self.private = root / "private"
-        self.workdir = root / "work"
-        self.workdir.mkdir()
-        self.workdir.chmod(0o777)
-        self.script = root / "sudo_start.py"
-        self.script.write_text(SCRIPT)
-        self.proc: subprocess.Popen[str] | None = None
-        self.warnings: list[str] = []
-
-    def run(self, given: Path) -> dict[str, Any]:
-        env = dict(os.environ, SUDO_USER="nobody", PYTHONPATH=str(Path.cwd()))
-        self.proc = subprocess.Popen(
-            [sys.executable, str(self.script), str(self.hosts), str(self.root / "state"),
-             str(self.private), str(self.workdir), str(given)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        while line.startswith("WARN"):
-            self.warnings.append(line)
-            line = self.proc.stdout.readline()
-        assert line, f"the script died: exit {self.proc.wait()}"
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    def end(self, sig: int | None = None) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
-        if sig is None:
-            self.proc.stdin.close()
-        else:
-            self.proc.send_signal(sig)
-        self.proc.wait(10)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream:
-                stream.close()
-
 
 def alive(pid: int) -> bool:
     try:
@@ -118,8 +54,8 @@ def test_private_hostsd_as_root_everything_else_as_the_user(
     assert our_lines(sudo.hosts.read_bytes()) == ["127.0.0.1  api.test  # promenade:api"]
     sudo.end(ending)
     wait_for(lambda: not private.exists() and sudo.hosts.read_bytes() == ORIGINAL,
-             "the private hostsd to drop the lease and remove its socket")
-    wait_for(lambda: not alive(out["hostsd"]), "the private hostsd to exit")
+             what="the private hostsd to drop the lease and remove its socket")
+    wait_for(lambda: not alive(out["hostsd"]), what="the private hostsd to exit")
     assert list(sudo.private.iterdir()) == []
     assert sudo.warnings == []
 

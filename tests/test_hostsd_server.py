@@ -6,7 +6,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -14,118 +13,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ORIGINAL = (
-    b"# static table\n"
-    b"127.0.0.1\tlocalhost\n"
-    b"::1  localhost ip6-localhost   # v6\n"
-    b"10.0.0.5 github.com gh\n"
-    b"127.0.1.1 mybox"  # no final newline, on purpose
-)
-
-
-def wait_for(condition: Any, what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = condition()
-        except OSError as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}; last saw {last!r}")
-
-
-class Client:
-    """One connection: one lease."""
-
-    def __init__(self, path: str | Path, timeout: float = 5.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(str(path))
-        except OSError:
-            self.sock.close()
-            raise
-        self.file = self.sock.makefile("rb")
-
-    def raw(self, data: bytes) -> dict[str, Any]:
-        self.sock.sendall(data)
-        line = self.file.readline()
-        assert line, "hostsd closed the connection without a reply"
-        reply: dict[str, Any] = json.loads(line)
-        return reply
-
-    def __call__(self, **request: Any) -> dict[str, Any]:
-        return self.raw(json.dumps(request).encode() + b"\n")
-
-    def closed_by_peer(self) -> bool:
-        """EOF, or a reset: hostsd closed with our unread bytes still queued."""
-        try:
-            return self.file.readline() == b""
-        except ConnectionResetError:
-            return True
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
-
-
-@dataclass
-class Hostsd:
-    root: Path
-    hosts: Path
-    socket: Path
-    state: Path
-    args: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-    clients: list[Client] = field(default_factory=list)
-
-    def start(self, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "promenade_hostsd", "--socket", str(self.socket),
-             "--hosts-file", str(self.hosts), "--state-dir", str(self.state), *self.args,
-             *extra],
-            stderr=subprocess.PIPE)
-        wait_for(self.ping, "hostsd to answer ping")
-
-    def ping(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"hostsd exited {self.proc.returncode}: "
-                                 f"{self.proc.stderr.read().decode() if self.proc.stderr else ''}")
-        client = Client(self.socket)
-        try:
-            return bool(client(op="ping")["ok"])
-        finally:
-            client.close()
-
-    def stop(self, sig: int = signal.SIGTERM) -> str:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        _out, err = self.proc.communicate(timeout=10)
-        return err.decode()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
-
-    def client(self) -> Client:
-        self.clients.append(Client(self.socket))
-        return self.clients[-1]
-
-    def read(self) -> bytes:
-        return self.hosts.read_bytes()
+from tests.support import wait_for
+from tests.support.hostsd import ORIGINAL, Client, Hostsd, our_lines
 
 
 @pytest.fixture
@@ -154,10 +48,6 @@ def refused(reply: dict[str, Any], code: str, fragment: str = "") -> None:
     assert reply["ok"] is False, reply
     assert reply["error"]["code"] == code, reply
     assert fragment in reply["error"]["message"], reply
-
-
-def our_lines(data: bytes) -> list[str]:
-    return [line for line in data.decode().splitlines() if "# promenade:" in line]
 
 
 # -- every op ----------------------------------------------------------------------------
@@ -209,7 +99,7 @@ def test_two_projects_of_one_user_with_the_same_service_name(hostsd: Hostsd) -> 
     assert our_lines(hostsd.read()) == ["127.0.0.1  b.test  # promenade:api"]
     a.close()
     b.close()
-    wait_for(lambda: hostsd.read() == ORIGINAL, "leases to end")
+    wait_for(lambda: hostsd.read() == ORIGINAL, what="leases to end")
 
 
 # -- refusals: each one leaves the file byte-identical ------------------------------------
@@ -313,7 +203,7 @@ def test_closing_the_connection_removes_its_leases_but_not_persisted(hostsd: Hos
     ok(c(op="add", service="docs", hostname="docs.test", persist=True))
     c.close()
     wait_for(lambda: our_lines(hostsd.read()) == ["127.0.0.1  docs.test  # promenade:docs"],
-             "the leased entry to go")
+             what="the leased entry to go")
     other = hostsd.client()
     assert ok(other(op="list"))["entries"][0]["persist"] is True
     assert ok(other(op="remove", service="docs"))["removed"] == []  # not a lease of this one
@@ -346,7 +236,7 @@ def test_a_sigkilled_client_loses_its_leases(hostsd: Hostsd, tmp_path: Path) -> 
             assert our_lines(hostsd.read()) == ["127.0.0.1  api.test  # promenade:api"]
             proc.kill()
             proc.wait()
-            wait_for(lambda: hostsd.read() == ORIGINAL, "the SIGKILLed client's entry to go")
+            wait_for(lambda: hostsd.read() == ORIGINAL, what="the SIGKILLed client's entry to go")
         finally:
             proc.kill()
 
@@ -446,7 +336,7 @@ def test_twenty_concurrent_clients(hostsd: Hostsd) -> None:
         seen = names()
         return "" if seen == expected else f"missing {expected - seen}, extra {seen - expected}"
 
-    wait_for(lambda: not difference(), "exactly the expected names")
+    wait_for(lambda: not difference(), what="exactly the expected names")
     assert difference() == ""
     data = hostsd.read()
     assert data.startswith(ORIGINAL + b"\n")
@@ -504,7 +394,7 @@ def test_another_user_cannot_touch_my_entries(hostsd: Hostsd) -> None:
     ok(replies[8])
     assert [(e["hostname"], e["uid"], e["mine"]) for e in replies[9]["entries"]][-1] == (
         "nobody.test", 65534, True)
-    wait_for(lambda: hostsd.read() == before, "nobody's lease to end with its connection")
+    wait_for(lambda: hostsd.read() == before, what="nobody's lease to end with its connection")
 
 
 @pytest.mark.skipif(not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"),

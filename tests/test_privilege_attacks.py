@@ -296,7 +296,7 @@ def test_sudo_start_does_not_probe_the_configured_hostsd_socket_as_root() -> Non
     """`sudo promenade start` connected as root to `manager.hostsd_socket` (a path from
     the user's config or environment) to see whether hostsd answers: a confused deputy
     reaching sockets only root may use. The probe now runs as the user."""
-    from tests.test_hostsd_private import Sudo
+    from tests.support.hostsd import Sudo
 
     folder = Path(tempfile.mkdtemp(prefix="pm-rootsock-"))
     folder.chmod(0o700)

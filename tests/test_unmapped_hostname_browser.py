@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.support import PROMENADE, Manager, free_port, wait_for
-from tests.test_web_api import Dashboard
+from tests.support.web import Dashboard
 
 PY = sys.executable
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

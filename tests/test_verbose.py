@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import Manager, free_port, wait_for
-from tests.test_hostsd_server import ORIGINAL, Hostsd
+from tests.support.hostsd import ORIGINAL, Hostsd
 
 pytestmark = pytest.mark.timeout(90)
 

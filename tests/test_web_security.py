@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import free_port, wait_for
-from tests.test_web_api import Dashboard, start_dashboard, ws_handshake
+from tests.support.web import Dashboard, start_dashboard, ws_handshake
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(60)

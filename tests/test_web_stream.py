@@ -19,7 +19,7 @@ import pytest
 from simple_websocket import Client
 
 from tests.support import free_port, wait_for, write_script
-from tests.test_web_api import Dashboard, start_dashboard, ws_handshake
+from tests.support.web import Dashboard, start_dashboard, ws_handshake
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(90)

@@ -1,8 +1,7 @@
-"""Shared test helpers: bounded waits, free ports, and a real manager process.
+"""The real-manager harness: `promenade start` as a subprocess in its own folders.
 
-Every wait here is a poll with a deadline that reports what it saw last; every
-process started is killed by process group in teardown, and any service process the
-manager left (found by its PROMENADE_INSTANCE marker) is killed too.
+Every process started is killed by process group in teardown, and any service process
+the manager left (found by its PROMENADE_INSTANCE marker) is killed too.
 """
 
 from __future__ import annotations
@@ -10,12 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,46 +20,8 @@ from typing import Any
 from promenade_core import runtime
 from promenade_core.bus.client import ControlClient, ManagerInfo, find_manager
 from promenade_core.supervise import osproc
-
-ROOT = Path(__file__).resolve().parent.parent
-PROMENADE = [sys.executable, "-m", "promenade_cli"]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
-             interval: float = 0.02) -> Any:
-    """Poll until `predicate()` is truthy; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except Exception as exc:  # a probe that raises is just "not yet"
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last saw {last!r}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_script(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-STUBBORN = """
-    import signal, time
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    print("ready", flush=True)
-    time.sleep(600)
-"""
+from tests.support.scripts import PROMENADE, STUBBORN, write_script
+from tests.support.waits import wait_for
 
 
 def stubborn_manager(manager: Callable[..., Manager], tmp: Path) -> Manager:

@@ -1,0 +1,34 @@
+"""Shared test helpers, grouped by job.
+
+- `waits`: the one bounded `wait_for` (reports what it saw last)
+- `net`: free ports
+- `scripts`: tiny programs written into `tmp_path`, the CLI's command line
+- `manager`: the real-manager harness (`Manager`, isolated folders, leftover checks)
+- `web`: the Dashboard harness (a manager with its web process, raw HTTP and WebSocket)
+- `hostsd`: promenade-hostsd on a temp hosts file, its client, the sudo driver
+- `corsproxy`: real tiny upstreams and a real CorsProxy in processes of their own
+
+Test modules import from here, never from each other (tests/unit/test_test_imports.py
+checks it). The most used helpers are re-exported at the package level.
+"""
+
+from __future__ import annotations
+
+from tests.support.manager import Manager, isolated_env, live_marked, stubborn_manager
+from tests.support.net import free_port, free_port6
+from tests.support.scripts import PROMENADE, ROOT, STUBBORN, write_script
+from tests.support.waits import wait_for
+
+__all__ = [
+    "PROMENADE",
+    "ROOT",
+    "STUBBORN",
+    "Manager",
+    "free_port",
+    "free_port6",
+    "isolated_env",
+    "live_marked",
+    "stubborn_manager",
+    "wait_for",
+    "write_script",
+]
