@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NO_MANAGER = 3
@@ -42,10 +41,6 @@ class ConfigError(PromenadeError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
-
-
-class UsageError(PromenadeError):
-    exit_code = EXIT_USAGE
 
 
 class NoManagerError(PromenadeError):

@@ -393,10 +393,6 @@ class Hub:
         for sub in list(self._subs):
             self.unsubscribe(sub)
 
-    @property
-    def clients(self) -> int:
-        return len(self._subs)
-
     # --- the feed ----------------------------------------------------------------
 
     def run(self) -> None:

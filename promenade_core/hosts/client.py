@@ -186,7 +186,7 @@ class HostsManager:
         self._forget(service)
 
     def _forget(self, service: str) -> None:
-        if self.mode == "auto" and self._wanted.pop(service, None) is not None:
+        if self._wanted.pop(service, None) is not None:
             self._sync()
 
     def close(self) -> None:

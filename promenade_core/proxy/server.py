@@ -89,11 +89,6 @@ class CorsProxy:
     def running(self) -> bool:
         return self._server is not None
 
-    @property
-    def policy(self) -> ProxyPolicy:
-        """What the next request will be judged by (upstream, allowed origins)."""
-        return self._policy
-
     def start(self) -> None:
         """Binds now, so a taken port is reported at once and not on the first request."""
         if self._server is not None:

@@ -110,10 +110,6 @@ class Descendants:
         self._seen.pop(root, None)
         self._names.pop(root, None)
 
-    @property
-    def roots(self) -> list[int]:
-        return [root for root in self._names if root != STRAYS]
-
     def refresh(self, max_age: float = 0.0) -> None:
         """One scan of /proc: follow every tree and tell the reaper of new groups.
 

@@ -57,7 +57,6 @@ class ReloadPlan:
     changes: tuple[ServiceChange, ...] = ()  # stops, then restarts/updates, then starts
     manager_changes: tuple[str, ...] = ()  # every manager change, as a sentence
     buffer_resize: Mapping[str, int] = field(default_factory=FrozenMap)
-    poll_interval: float | None = None
 
     @property
     def empty(self) -> bool:
@@ -80,7 +79,6 @@ class ReloadPlan:
             "changes": [c.to_dict() for c in self.changes],
             "manager_changes": list(self.manager_changes),
             "buffer_resize": dict(self.buffer_resize),
-            "poll_interval": self.poll_interval,
             "summary": self.summary(),
         }
 
@@ -99,12 +97,10 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
     resize: dict[str, int] = {}
     if old.manager.log_buffer_lines != new.manager.log_buffer_lines:
         resize = {name: new.manager.log_buffer_lines for name in new.services}
-    poll = new.manager.config_poll_interval
     return ReloadPlan(
         changes=(*stops, *in_place, *starts),
         manager_changes=tuple(_manager_changes(old, new)),
         buffer_resize=FrozenMap(resize),
-        poll_interval=poll if poll != old.manager.config_poll_interval else None,
     )
 
 

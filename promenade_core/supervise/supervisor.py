@@ -7,7 +7,6 @@ publishes state changes, and keeps the reaper told which process groups exist.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -56,7 +55,6 @@ class Supervisor:
         #: whether a hostname resolves to loopback addresses only (set by the manager)
         self.resolves_to_loopback: Callable[[str], bool] = lambda hostname: False
         self._local_hostname: dict[str, bool] = {}
-        self.started = time.time()
         self.sampler = TreeSampler()
         self.services: dict[str, Service] = {}
         for name, svc in config.services.items():

@@ -155,11 +155,6 @@ def total_pss_mb(pids: tuple[int, ...]) -> float:
     return sum(pss_kb(pid) for pid in pids) / 1024
 
 
-def marked_alive(marker: str) -> list[int]:
-    """Live (non-zombie) processes whose command line contains `marker`."""
-    return [pid for pid in all_pids() if marker in cmdline(pid) and not _is_zombie(pid)]
-
-
 def kill_run(token: str, root: int | None = None, grace: float = 3.0) -> int:
     """SIGKILL every process of a run until none is left; returns how many were seen."""
     seen: set[int] = set()
