@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, free_port6, wait_for, write_script
+from tests.support import Manager, free_port, free_port6, wait_for, write_script
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(90)
@@ -109,8 +109,9 @@ def test_port_held_on_ipv6_loopback_is_in_use(manager, tmp_path: Path) -> None:
         assert any(f"port {port} is already in use by pid" in line for line in m.lines("api"))
 
 
-def test_http_probe_carries_the_promenade_user_agent(manager, tmp_path: Path) -> None:
-    """Frameworks can only filter probe lines out of their logs if probes say who they are."""
+def healthy_api(manager, tmp_path: Path, ready_check: str) -> tuple[Manager, Path]:
+    """A manager whose `api` (SERVER on 127.0.0.1) passed `ready_check`; and the file
+    where the server logs each request's User-Agent."""
     port = free_port()
     log = tmp_path / "requests.log"
     write_script(tmp_path, "server.py", SERVER)
@@ -120,9 +121,15 @@ def test_http_probe_carries_the_promenade_user_agent(manager, tmp_path: Path) ->
           api:
             command: {PY} server.py 127.0.0.1 {port} {log}
             port: {port}
-            ready_check: {{type: http, path: /health, interval: 0.1}}
+            ready_check: {ready_check}
     """)
     wait_for(lambda: m.status("api")["health"] == "healthy", 30, "api to be healthy")
+    return m, log
+
+
+def test_http_probe_carries_the_promenade_user_agent(manager, tmp_path: Path) -> None:
+    """Frameworks can only filter probe lines out of their logs if probes say who they are."""
+    _, log = healthy_api(manager, tmp_path, "{type: http, path: /health, interval: 0.1}")
     assert requests_seen(log) and set(requests_seen(log)) == {"promenade-health"}
 
 
@@ -130,18 +137,8 @@ def test_probes_space_out_once_healthy(manager, tmp_path: Path) -> None:
     """A healthy service was probed every `interval` for ever, and Flask, Django or
     http.server logged each probe: after 30 min idle the log buffer held only probes.
     Once healthy, probes must come far less often than every `interval`."""
-    port, interval, window = free_port(), 0.2, 4.0
-    log = tmp_path / "requests.log"
-    write_script(tmp_path, "server.py", SERVER)
-    m = manager(f"""
-        manager: {{hosts_management: disabled}}
-        services:
-          api:
-            command: {PY} server.py 127.0.0.1 {port} {log}
-            port: {port}
-            ready_check: {{type: http, path: /, interval: {interval}}}
-    """)
-    wait_for(lambda: m.status("api")["health"] == "healthy", 30, "api to be healthy")
+    interval, window = 0.2, 4.0
+    m, log = healthy_api(manager, tmp_path, f"{{type: http, path: /, interval: {interval}}}")
     before = len(requests_seen(log))
     time.sleep(window)  # a measuring window, not a synchronisation
     probes = len(requests_seen(log)) - before
