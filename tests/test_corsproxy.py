@@ -31,14 +31,7 @@ from wsproto.events import (
 
 from promenade_core.proxy import headers as ph
 from tests.support import free_port, wait_for
-from tests.support.corsproxy import (
-    PROXY_LAUNCHER,
-    RAW_SERVER,
-    UPSTREAM_SERVER,
-    Child,
-    Proxy,
-    Server,
-)
+from tests.support.corsproxy import Child, Proxy, Server, write_scripts
 
 LOCAL_ORIGIN = "http://localhost:3000"
 
@@ -46,15 +39,7 @@ LOCAL_ORIGIN = "http://localhost:3000"
 
 @pytest.fixture
 def scripts(tmp_path: Path) -> dict[str, Path]:
-    paths = {}
-    for name, text in (
-        ("upstream", UPSTREAM_SERVER),
-        ("raw", RAW_SERVER),
-        ("launcher", PROXY_LAUNCHER),
-    ):
-        paths[name] = tmp_path / f"{name}.py"
-        paths[name].write_text(text)
-    return paths
+    return write_scripts(tmp_path)
 
 
 @pytest.fixture

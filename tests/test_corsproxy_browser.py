@@ -14,14 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support.corsproxy import (
-    PROXY_LAUNCHER,
-    RAW_SERVER,
-    UPSTREAM_SERVER,
-    Child,
-    Proxy,
-    Server,
-)
+from tests.support.corsproxy import Child, Proxy, Server, write_scripts
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -106,15 +99,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def spawn(tmp_path: Path, children: list[Child]) -> Callable[..., Any]:
     """Starts a tiny service, the page server or a proxy, killed after the test."""
-    scripts = {}
-    for name, text in (
-        ("upstream", UPSTREAM_SERVER),
-        ("raw", RAW_SERVER),
-        ("launcher", PROXY_LAUNCHER),
-        ("pages", PAGE_SERVER),
-    ):
-        scripts[name] = tmp_path / f"{name}.py"
-        scripts[name].write_text(text)
+    scripts = write_scripts(tmp_path, pages=PAGE_SERVER)
 
     def start(kind: str, *args: Any) -> Any:
         child: Child

@@ -355,3 +355,14 @@ class Proxy(Child):
         self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
         self.proc.stdin.flush()
         return json.loads(self.line())
+
+
+def write_scripts(folder: Path, **extra: str) -> dict[str, Path]:
+    """The upstream, raw and launcher programs (and any `extra` ones) as files in
+    `folder`, by name."""
+    scripts = {"upstream": UPSTREAM_SERVER, "raw": RAW_SERVER, "launcher": PROXY_LAUNCHER,
+               **extra}
+    paths = {name: folder / f"{name}.py" for name in scripts}
+    for name, text in scripts.items():
+        paths[name].write_text(text)
+    return paths
