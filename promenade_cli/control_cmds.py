@@ -15,7 +15,7 @@ from promenade_cli.main import ExitCode, config_option, reports_errors, resolve
 from promenade_core.bus import protocol
 from promenade_core.bus.client import BusError, ControlClient, ManagerInfo, find_manager, follow
 from promenade_core.errors import NoManagerError, UnknownServiceError
-from promenade_core.supervise.printer import Formatter, wants_colour
+from promenade_core.logformat import Formatter, wants_colour
 from promenade_core.supervise.states import ALIVE
 
 STOP_TIMEOUT = 60.0

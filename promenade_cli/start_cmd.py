@@ -122,7 +122,7 @@ def _refuse_if_running(path: Path) -> None:
 def _foreground(path: Path, port: int | None, no_ui: bool, verbose: bool,
                 hostsd_socket: str | None = None) -> ExitCode:
     from promenade_core.manager import Manager
-    from promenade_core.supervise.printer import Printer
+    from promenade_core.supervise.terminal import Printer
 
     printer = Printer(sys.stdout, verbose=verbose)
     try:
