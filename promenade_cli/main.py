@@ -2,7 +2,7 @@
 manager) with the same lookup as `start` (common.py); errors are `Error: …` with the exit
 codes of DESIGN.md (0 ok, 1 failure, 2 usage or config error, 3 no manager running).
 
-The commands live in their own modules and are added below, explicitly; they import
+The commands live in their own modules and are listed in the group below; they import
 common.py, never this module, so there is no import cycle and nothing registers itself.
 """
 
@@ -39,14 +39,11 @@ class PromenadeGroup(click.Group):
         return None
 
 
-@click.group(cls=PromenadeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PromenadeGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             commands=[start, stop, restart, status, logs, reload, config_group, hosts])
 @click.version_option(__version__, "--version", prog_name="promenade")
 def cli() -> None:
     """Run every service of a local development project from one promenade.yaml."""
-
-
-for command in (start, stop, restart, status, logs, reload, config_group, hosts):
-    cli.add_command(command)
 
 
 def main() -> None:
