@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from promenade_cli.main import ExitCode, config_option, reports_errors, resolve
+from promenade_cli.common import ExitCode, config_option, resolve
 
 if TYPE_CHECKING:
     from promenade_core.config.load import Config
@@ -49,7 +49,6 @@ def hosts() -> None:
 
 @hosts.command("show")
 @config_option
-@reports_errors
 def show(config: str | None) -> ExitCode:
     """Print the /etc/hosts lines for the config's hostnames."""
     from promenade_core.hosts.client import host_lines
@@ -63,7 +62,6 @@ def show(config: str | None) -> ExitCode:
 
 @hosts.command("add")
 @config_option
-@reports_errors
 def add(config: str | None) -> ExitCode:
     """Map every hostname of the config until `promenade hosts remove`."""
     from promenade_core.hosts.client import hostsd_request
@@ -84,7 +82,6 @@ def add(config: str | None) -> ExitCode:
 
 @hosts.command("remove")
 @config_option
-@reports_errors
 def remove(config: str | None) -> ExitCode:
     """Remove the hostnames that `promenade hosts add` mapped for this config."""
     from promenade_core.hosts.client import hostsd_request

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from promenade_cli.main import ExitCode, config_option, reports_errors, resolve
+from promenade_cli.common import ExitCode, config_option, resolve, service_action
 from promenade_core.errors import PromenadeError
 
 DAEMON_TIMEOUT = 30.0
@@ -42,7 +42,6 @@ class Plan:
 @click.option("-d", "--daemon", is_flag=True, help="Run in the background")
 @click.option("--no-ui", is_flag=True, help="No dashboard (CLI only)")
 @click.option("-v", "--verbose", is_flag=True, help="Also print debug messages")
-@reports_errors
 def start(service: str | None, config: str | None, port: int | None, daemon: bool,
           no_ui: bool, verbose: bool) -> ExitCode:
     """Start the manager and every service, or start one SERVICE of a running manager."""
@@ -50,8 +49,6 @@ def start(service: str | None, config: str | None, port: int | None, daemon: boo
 
     owner = _sudo_user()
     if service:
-        from promenade_cli.control_cmds import service_action
-
         if owner:
             become(owner)
         return service_action(resolve(config), "start", service)
@@ -122,7 +119,7 @@ def _refuse_if_running(path: Path) -> None:
 def _foreground(path: Path, port: int | None, no_ui: bool, verbose: bool,
                 hostsd_socket: str | None = None) -> ExitCode:
     from promenade_core.manager import Manager
-    from promenade_core.supervise.printer import Printer
+    from promenade_core.supervise.terminal import Printer
 
     printer = Printer(sys.stdout, verbose=verbose)
     try:

@@ -30,9 +30,9 @@ from promenade_core.proxy.attach import Proxies
 from promenade_core.supervise import cgroups, osproc
 from promenade_core.supervise.descendants import Descendants
 from promenade_core.supervise.logs import iso_timestamp
-from promenade_core.supervise.printer import Printer
 from promenade_core.supervise.reloader import Reloader
 from promenade_core.supervise.supervisor import Supervisor
+from promenade_core.supervise.terminal import Printer
 from promenade_core.supervise.webproc import WebProcess
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from promenade_core.logformat import Formatter, strip_ansi
 from promenade_core.supervise.logs import MAX_LINE, Batch, LineSplitter, LogBuffer, iso_timestamp
-from promenade_core.supervise.printer import Formatter, strip_ansi
 from tests.support import wait_for, write_script
 
 PY = sys.executable

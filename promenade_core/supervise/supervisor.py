@@ -18,10 +18,10 @@ from promenade_core.config.load import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
 from promenade_core.supervise.logs import Batch, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
-from promenade_core.supervise.printer import Printer
 from promenade_core.supervise.procstats import TreeSampler
 from promenade_core.supervise.service import Service
 from promenade_core.supervise.states import ALIVE
+from promenade_core.supervise.terminal import Printer
 
 
 class Attachments(Protocol):

@@ -1,4 +1,4 @@
-"""What service output may reach the developer's terminal (`printer.terminal_safe`)."""
+"""What service output may reach the developer's terminal (`logformat.terminal_safe`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promenade_core.supervise.printer import Formatter, terminal_safe
+from promenade_core.logformat import Formatter, terminal_safe
 
 ESC, BEL, ST = "\x1b", "\x07", "\x1b\\"
 SGR = re.compile(r"\x1b\[[0-9;:]*m")

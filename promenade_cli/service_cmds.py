@@ -1,4 +1,5 @@
-"""The commands that talk to a running manager over the bus."""
+"""The commands that act on a running manager's services: stop, restart, status, logs,
+reload. They reach it over the bus (common.connect and common.request)."""
 
 from __future__ import annotations
 
@@ -6,52 +7,31 @@ import contextlib
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
 
-from promenade_cli.main import ExitCode, config_option, reports_errors, resolve
-from promenade_core.bus import protocol
-from promenade_core.bus.client import BusError, ControlClient, ManagerInfo, find_manager, follow
-from promenade_core.errors import NoManagerError, UnknownServiceError
-from promenade_core.supervise.printer import Formatter, wants_colour
+from promenade_cli.common import (
+    STOP_TIMEOUT,
+    ExitCode,
+    config_option,
+    connect,
+    request,
+    resolve,
+    service_action,
+)
+from promenade_core.errors import UnknownServiceError
+from promenade_core.logformat import Formatter, wants_colour
 from promenade_core.supervise.states import ALIVE
-
-STOP_TIMEOUT = 60.0
-
-
-def connect(path: Path) -> ManagerInfo:
-    info = find_manager(path)
-    if info is None:
-        raise NoManagerError(f"no Promenade manager is running for {path}")
-    return info
-
-
-def request(info: ManagerInfo, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
-    try:
-        with ControlClient(info.control, timeout=timeout) as bus:
-            return bus.request(cmd, **args)
-    except BusError as exc:
-        if exc.code == protocol.UNKNOWN_SERVICE:
-            raise UnknownServiceError(exc.message) from exc
-        raise
-
-
-def service_action(path: Path, action: str, service: str) -> ExitCode:
-    info = connect(path)
-    status = request(info, action, timeout=STOP_TIMEOUT, service=service)
-    pid = f" (pid {status['pid']})" if status.get("pid") else ""
-    click.echo(f"{service}: {status['status']}{pid}")
-    return 0 if status["status"] not in ("failed", "gave_up") else 1
 
 
 @click.command("stop")
 @click.argument("service", required=False)
 @config_option
-@reports_errors
 def stop(service: str | None, config: str | None) -> ExitCode:
     """Stop one SERVICE, or with no SERVICE the manager and all its services."""
+    from promenade_core.bus.client import find_manager
+
     path = resolve(config)
     if service:
         return service_action(path, "stop", service)
@@ -70,7 +50,6 @@ def stop(service: str | None, config: str | None) -> ExitCode:
 @click.command("restart")
 @click.argument("service", required=False)
 @config_option
-@reports_errors
 def restart(service: str | None, config: str | None) -> ExitCode:
     """Restart one SERVICE, or every service when none is named."""
     path = resolve(config)
@@ -110,7 +89,6 @@ def _table(rows: list[list[str]]) -> str:
 @click.command("status")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="The whole status document as JSON")
-@reports_errors
 def status(config: str | None, as_json: bool) -> ExitCode:
     """Every service: status, health, pid, port, URL, uptime, restarts, last exit."""
     doc = request(connect(resolve(config)), "status")
@@ -136,7 +114,6 @@ def status(config: str | None, as_json: bool) -> ExitCode:
 @click.option("-n", "--lines", "count", type=click.IntRange(0), default=100, show_default=True,
               help="How many buffered lines to show")
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing new lines")
-@reports_errors
 def logs(services: tuple[str, ...], config: str | None, count: int, follow_: bool) -> ExitCode:
     """Buffered log lines of every service or of the SERVICES named.
 
@@ -155,6 +132,8 @@ def logs(services: tuple[str, ...], config: str | None, count: int, follow_: boo
         for e in result["lines"]:
             out.write(fmt.block(e["service"], e["stream"], e["timestamp"], [e["line"]]))
         return 0
+    from promenade_core.bus.client import follow
+
     # closing(): a Ctrl-C that lands while a line is being printed must still close the
     # feed's sockets now; left to the garbage collector, they would make the exit wait.
     feed = follow(info, services=services or None, tail=count)
@@ -179,7 +158,6 @@ def logs(services: tuple[str, ...], config: str | None, count: int, follow_: boo
 @click.command("reload")
 @config_option
 @click.option("--dry-run", is_flag=True, help="Print what would change, change nothing")
-@reports_errors
 def reload(config: str | None, dry_run: bool) -> ExitCode:
     """Apply config changes now (the manager also polls the file)."""
     result = request(connect(resolve(config)), "reload", timeout=STOP_TIMEOUT, dry_run=dry_run)
@@ -192,5 +170,3 @@ def reload(config: str | None, dry_run: bool) -> ExitCode:
     click.echo(prefix + result["summary"])
     return 0
 
-
-COMMANDS = [stop, restart, status, logs, reload]
