@@ -20,7 +20,9 @@ import zmq.green as zmq
 from promenade_core import __version__, listener, runtime
 from promenade_core.bus import protocol, tcpfeed
 from promenade_core.bus.server import ControlServer, Publisher
-from promenade_core.config.load import Config, load_config, security_warnings
+from promenade_core.config.audit import security_warnings
+from promenade_core.config.load import load_config
+from promenade_core.config.model import Config
 from promenade_core.control import Commands
 from promenade_core.errors import PromenadeError
 from promenade_core.hosts.client import HostsManager

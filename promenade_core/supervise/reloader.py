@@ -24,7 +24,8 @@ import gevent
 import gevent.lock
 
 from promenade_core.bus import protocol
-from promenade_core.config.load import Config, load_config
+from promenade_core.config.load import load_config
+from promenade_core.config.model import Config
 from promenade_core.errors import ConfigError
 from promenade_core.supervise.logs import iso_timestamp
 from promenade_core.supervise.reload_plan import ReloadPlan, ServiceChange, plan_reload

@@ -15,7 +15,7 @@ import gevent
 
 from promenade_core.bus import protocol
 from promenade_core.bus.server import Publisher
-from promenade_core.config.load import Config, ServiceConfig, dependency_order
+from promenade_core.config.model import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
 from promenade_core.supervise.logs import Batch, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
