@@ -115,11 +115,29 @@ services:
 """
 
 
-def started(tmp_path: Path) -> tuple[Supervisor, FakeOps, FakePublisher]:
+class Recorder:
+    """An attachment (hostnames, proxies) as the supervisor's constructor takes it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def on_started(self, service: Any) -> None:
+        self.events.append(("started", service.name))
+
+    def on_stopped(self, service: Any) -> None:
+        self.events.append(("stopped", service.name))
+
+    def on_updated(self, service: Any, old: Any) -> None:
+        self.events.append(("updated", f"{service.name}: {old.hostname} -> "
+                                        f"{service.config.hostname}"))
+
+
+def started(tmp_path: Path, *attachments: Recorder,
+            ) -> tuple[Supervisor, FakeOps, FakePublisher]:
     ops = FakeOps()
     publisher = FakePublisher()
     sup = Supervisor(config(tmp_path, OLD), cast(Any, FakePrinter()), cast(Any, publisher),
-                     "test", ops=ops)
+                     "test", ops=ops, attachments=attachments)
     sup.start_all()
     for service in sup.services.values():
         assert service.wait_settled(10) and service.status == Status.RUNNING, service.name
@@ -198,3 +216,18 @@ def test_the_hostname_policy_decides_urls_and_local_names(tmp_path: Path) -> Non
     mapped.add("web")
     assert sup.describe(web)["url"] == "http://web.test:8080"
     assert sup.configured_hostnames() == [None, None, "web.test", None]
+
+
+def test_attachments_given_at_construction_follow_a_reload(tmp_path: Path) -> None:
+    first, second = Recorder(), Recorder()
+    sup, _, _ = started(tmp_path, first, second)
+    assert sorted(first.events) == [("started", n) for n in ("api", "db", "old", "web")]
+    first.events.clear()
+    new = config(tmp_path, NEW)
+    sup.apply(plan_reload(sup.config, new), new)
+    settle(sup)
+    assert sorted(first.events) == [("started", "api"), ("started", "worker"),
+                                    ("stopped", "api"), ("stopped", "old"),
+                                    ("updated", "web: web.test -> web2.test")]
+    assert second.events[-len(first.events):] == first.events   # each told, in order
+    sup.shutdown()
