@@ -168,7 +168,7 @@ def find_cycles(edges: list[Edge]) -> list[list[str]]:
 
 def describe_cycle(cycle: list[str], edges: list[Edge]) -> str:
     """`a -> b -> a`, then where each import is (`a:12 imports b`)."""
-    lines = {}
+    lines: dict[tuple[str, str], list[int]] = {}
     for edge in edges:
         lines.setdefault((edge.source, edge.target), []).append(edge.line)
     steps = list(zip(cycle, [*cycle[1:], cycle[0]], strict=True))
