@@ -36,7 +36,7 @@ def config_option(fn: F) -> F:
 
 def resolve(config: str | None, home: Path | None = None) -> Path:
     """The config file a command works on: `--config`, else the lookup `start` uses."""
-    from promenade_core.config.load import find_config
+    from promenade_core.config.lookup import find_config
 
     return find_config(config, home=home)
 

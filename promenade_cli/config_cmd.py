@@ -16,7 +16,8 @@ def config_group() -> None:
 @config_option
 def config_check(config: str | None) -> ExitCode:
     """Validate the config; every problem with file, line and key (exit 0 or 2)."""
-    from promenade_core.config.load import load_config, security_warnings
+    from promenade_core.config.audit import security_warnings
+    from promenade_core.config.load import load_config
 
     path = resolve(config)
     loaded = load_config(path)
@@ -30,7 +31,7 @@ def config_check(config: str | None) -> ExitCode:
 @config_option
 def config_path(config: str | None) -> ExitCode:
     """Print the resolved config path (with -c, even when the file does not exist yet)."""
-    from promenade_core.config.load import explicit_config_path
+    from promenade_core.config.lookup import explicit_config_path
 
     click.echo(str(explicit_config_path(config) if config is not None else resolve(config)))
     return 0

@@ -16,7 +16,7 @@ import click
 from promenade_cli.common import ExitCode, config_option, resolve
 
 if TYPE_CHECKING:
-    from promenade_core.config.load import Config
+    from promenade_core.config.model import Config
 
 
 def _named(config: Config) -> list[tuple[str, str]]:

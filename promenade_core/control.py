@@ -7,16 +7,20 @@ the user may send them): every argument is type-checked here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import gevent
 
 from promenade_core.bus import protocol
-from promenade_core.bus.server import CommandError, Handler
+from promenade_core.bus.server import CommandError, Handler, Publisher
+from promenade_core.masking import mask_config
+from promenade_core.supervise.reloader import Reloader
 from promenade_core.supervise.service import Service
-
-if TYPE_CHECKING:
-    from promenade_core.manager import Manager
+from promenade_core.supervise.supervisor import Supervisor
 
 COMMAND_TIMEOUT = 30.0
 
@@ -33,11 +37,33 @@ def _arg(request: dict[str, Any], key: str, kind: type | tuple[type, ...], defau
                        f"{key!r} must be {names}, got {type(value).__name__}")
 
 
-class Commands:
-    """The handlers table for the ControlServer, bound to one manager."""
+@dataclass(frozen=True)
+class RunInfo:
+    """Who this manager run is: fixed at start, reported by `ping` and `status`."""
 
-    def __init__(self, manager: Manager) -> None:
-        self.m = manager
+    pid: int
+    version: str
+    #: tells this run from a restarted manager, whose seq starts again at 0
+    run_id: str
+    started_at: float
+    config_path: Path
+    dashboard_url: str | None
+
+
+class Commands:
+    """The handlers table for the ControlServer, over the parts of one running manager
+    that the commands need: the supervisor (services), the reloader (config), the
+    publisher (seq, gaps) and two narrow views of the manager's own life."""
+
+    def __init__(self, run: RunInfo, supervisor: Supervisor, reloader: Reloader,
+                 publisher: Publisher, request_stop: Callable[[str], None],
+                 stopping: Callable[[], bool]) -> None:
+        self.run = run
+        self.supervisor = supervisor
+        self.reloader = reloader
+        self.publisher = publisher
+        self._request_stop = request_stop
+        self._stopping = stopping
 
     def table(self) -> dict[str, Handler]:
         return {name: getattr(self, f"cmd_{name}") for name in (
@@ -49,31 +75,55 @@ class Commands:
         name = _arg(request, "service", str)
         if name is None:
             raise CommandError(protocol.BAD_REQUEST, 'this command needs "service"')
-        service = self.m.supervisor.services.get(name)
+        service = self.supervisor.services.get(name)
         if service is None:
-            known = ", ".join(self.m.supervisor.services) or "none"
+            known = ", ".join(self.supervisor.services) or "none"
             raise CommandError(protocol.UNKNOWN_SERVICE,
                                f"unknown service {name!r} (known: {known})")
         return service
 
     def _not_stopping(self) -> None:
-        if self.m.stopping:
+        if self._stopping():
             raise CommandError(protocol.SHUTTING_DOWN, "the manager is shutting down")
 
     def cmd_ping(self, request: dict[str, Any]) -> Any:
-        return {"pid": self.m.pid, "version": self.m.version, "seq": self.m.publisher.seq,
-                "run_id": self.m.run_id}
+        return {"pid": self.run.pid, "version": self.run.version, "seq": self.publisher.seq,
+                "run_id": self.run.run_id}
 
     def cmd_status(self, request: dict[str, Any]) -> Any:
-        return self.m.status_document()
+        return self.status_document()
+
+    def status_document(self) -> dict[str, Any]:
+        return {
+            "services": self.supervisor.describe_all(),
+            "config_path": str(self.run.config_path),
+            "config_last_modified": self.reloader.last_modified(),
+            "config_error": self.reloader.error,
+            "manager_uptime_seconds": round(time.time() - self.run.started_at, 1),
+            "manager_pid": self.run.pid,
+            "run_id": self.run.run_id,
+            "version": self.run.version,
+            "dashboard_url": self.run.dashboard_url,
+            "bus": {"seq": self.publisher.seq,
+                    "dropped": self.publisher.dropped_reported},
+        }
+
+    def config_document(self) -> dict[str, Any]:
+        """The `config` command's reply, secrets masked: any local client may ask."""
+        return mask_config({
+            "path": str(self.run.config_path),
+            "last_modified": self.reloader.last_modified(),
+            "error": self.reloader.error,
+            "config": self.supervisor.config.to_dict(),
+        })
 
     def cmd_service(self, request: dict[str, Any]) -> Any:
-        return self.m.supervisor.describe_sampled(self._service(request))
+        return self.supervisor.describe_sampled(self._service(request))
 
     def _run(self, request: dict[str, Any], service: Service, action: str) -> Any:
         self._not_stopping()
         wait = _arg(request, "wait", bool, True)
-        describe = self.m.supervisor.describe_sampled
+        describe = self.supervisor.describe_sampled
 
         def act() -> dict[str, Any]:
             getattr(service, action)()
@@ -99,11 +149,11 @@ class Commands:
 
     def cmd_restart_all(self, request: dict[str, Any]) -> Any:
         self._not_stopping()
-        names = list(self.m.supervisor.order())
+        names = list(self.supervisor.order())
         if _arg(request, "wait", bool, False):
-            self.m.supervisor.restart_all()
+            self.supervisor.restart_all()
         else:
-            gevent.spawn(self.m.supervisor.restart_all)
+            gevent.spawn(self.supervisor.restart_all)
         return {"services": names}
 
     def cmd_logs(self, request: dict[str, Any]) -> Any:
@@ -112,7 +162,7 @@ class Commands:
         names = _arg(request, "services", list)
         if request.get("service") is not None:
             names = [self._service(request).name]
-        services = self.m.supervisor.services
+        services = self.supervisor.services
         for name in names or []:
             if name not in services:
                 raise CommandError(protocol.UNKNOWN_SERVICE, f"unknown service {name!r}")
@@ -121,40 +171,41 @@ class Commands:
         lines.sort(key=lambda e: e["seq"])
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
-        return {"seq": self.m.publisher.seq, "run_id": self.m.run_id, "lines": lines}
+        return {"seq": self.publisher.seq, "run_id": self.run.run_id, "lines": lines}
 
     def cmd_config(self, request: dict[str, Any]) -> Any:
-        return self.m.config_document()
+        return self.config_document()
 
     def cmd_reload(self, request: dict[str, Any]) -> Any:
         self._not_stopping()
-        return self.m.reload(dry_run=bool(_arg(request, "dry_run", bool, False)), forced=True)
+        dry_run = bool(_arg(request, "dry_run", bool, False))
+        return self.reloader.reload(dry_run=dry_run, forced=True)
 
     def cmd_snapshot(self, request: dict[str, Any]) -> Any:
-        services = self.m.supervisor.services
+        services = self.supervisor.services
         return {
-            "seq": self.m.publisher.seq,
-            "run_id": self.m.run_id,
-            "services": self.m.supervisor.describe_all(),
+            "seq": self.publisher.seq,
+            "run_id": self.run.run_id,
+            "services": self.supervisor.describe_all(),
             "logs": {name: [{k: v for k, v in e.items() if k != "service"}
                             for e in s.buffer.entries(name)]
                      for name, s in services.items()},
         }
 
     def cmd_shutdown(self, request: dict[str, Any]) -> Any:
-        gevent.spawn_later(0.05, self.m.request_stop, "shutdown requested over the bus")
+        gevent.spawn_later(0.05, self._request_stop, "shutdown requested over the bus")
         return {"stopping": True}
 
     def cmd_sync(self, request: dict[str, Any]) -> Any:
         token = _arg(request, "token", str)
         if not token or len(token) > 64:
             raise CommandError(protocol.BAD_REQUEST, '"token" must be a short string')
-        self.m.publisher.sync(token)
+        self.publisher.sync(token)
         return {}
 
     def cmd_gap(self, request: dict[str, Any]) -> Any:
         count = _arg(request, "count", int, 0)
         if count < 0:
             raise CommandError(protocol.BAD_REQUEST, '"count" must be >= 0')
-        self.m.publisher.dropped_reported += count
+        self.publisher.dropped_reported += count
         return {}

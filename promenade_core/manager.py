@@ -1,6 +1,9 @@
 """One running Promenade: config, supervisor, bus, dashboard, reaper — and shutdown.
 
 `Manager.run()` is what `promenade start` runs in the foreground (or as the daemon).
+It is wiring only: it builds the parts, hands each its collaborators through its
+constructor (the bus commands get the supervisor, reloader and publisher, never the
+manager) and takes them down in order. What the parts do lives in the parts.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import signal
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import gevent
 import gevent.event
@@ -20,18 +22,20 @@ import zmq.green as zmq
 from promenade_core import __version__, listener, runtime
 from promenade_core.bus import protocol, tcpfeed
 from promenade_core.bus.server import ControlServer, Publisher
-from promenade_core.config.load import Config, load_config, security_warnings
-from promenade_core.control import Commands
+from promenade_core.config.audit import security_warnings
+from promenade_core.config.load import load_config
+from promenade_core.config.model import Config
+from promenade_core.control import Commands, RunInfo
 from promenade_core.errors import PromenadeError
 from promenade_core.hosts.client import HostsManager
 from promenade_core.hosts.mapped_names import MappedNames
-from promenade_core.masking import mask_command, mask_config
+from promenade_core.masking import mask_command
 from promenade_core.proxy.attach import Proxies
 from promenade_core.supervise import cgroups, osproc
 from promenade_core.supervise.descendants import Descendants
 from promenade_core.supervise.logs import iso_timestamp
 from promenade_core.supervise.reloader import Reloader
-from promenade_core.supervise.supervisor import Supervisor
+from promenade_core.supervise.supervisor import HostnamePolicy, Supervisor
 from promenade_core.supervise.terminal import Printer
 from promenade_core.supervise.webproc import WebProcess
 
@@ -110,12 +114,19 @@ class Manager:
             self._warn)
 
     def _warn(self, message: str) -> None:
-        """To the terminal and the bus once the supervisor exists, else the terminal."""
+        self._emit(message, "warning")
+
+    def _emit(self, message: str, level: str = "info") -> None:
+        """To the terminal and the bus once the supervisor exists, else the terminal:
+        the parts built before it (hosts, proxies, the TCP feed) emit through here."""
         supervisor: Supervisor | None = getattr(self, "supervisor", None)
         if supervisor is not None:
-            supervisor.emit(message, "warning")
+            supervisor.emit(message, level)
         else:
-            self.printer.message(message, "warning")
+            self.printer.message(message, level)
+
+    def _debug(self, message: str) -> None:
+        self._emit(message, "debug")
 
     def run(self) -> int:
         config = load_config(self.config_path)
@@ -139,28 +150,16 @@ class Manager:
         self._open_bus(config)
         ops = self._process_ops(instance)
         reaper, self._reaper_fd = osproc.start_reaper(ops.cgroups.path if ops.cgroups else None)
-        self.supervisor = Supervisor(config, self.printer, self.publisher, instance,
-                                     ops=ops, track=self._track)
         if ops.tracker is not None:
             ops.tracker.ignore(reaper.pid)
-            ops.tracker.notify = lambda message: self.supervisor.emit(message, "debug")
-        self.hosts = HostsManager(config.manager.hosts_management,
-                                  self.hostsd_socket or config.manager.hostsd_socket,
-                                  self.supervisor.emit,
-                                  debug=lambda text: self.supervisor.emit(text, "debug"))
-        self.proxies = Proxies(self.supervisor.emit, self.supervisor.local_hostnames)
-        self.mapped_names = MappedNames(
-            lambda: [s.hostname for s in self.supervisor.config.services.values()],
-            self.supervisor.publish_hostname_changes)
-        # After hosts: a service's start has reached hostsd when the names are checked.
-        self.supervisor.attachments += [self.hosts, self.proxies, self.mapped_names]
-        self.supervisor.hostname_mapped = lambda name: name in self.hosts.mapped()
-        self.supervisor.resolves_to_loopback = self.mapped_names.resolves_to_loopback
-        self.reloader = Reloader(self, config)
+        self.supervisor = self._supervisor(config, instance, ops)
+        self.reloader = Reloader(self.config_path, self.supervisor, self.publisher)
+        self.web = self._web(config)
         self.control = ControlServer(self.context, self.endpoints["control"],
-                                     Commands(self).table())
+                                     self._commands().table())
         try:
-            self._prepare_web(config)
+            if self.web:
+                self.web.check_port()   # a taken dashboard port is an error before anything
             self._announce()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 gevent.signal_handler(sig, self._on_signal, sig)
@@ -188,7 +187,43 @@ class Manager:
         self.printer.message(
             "no cgroup available (`systemd-run --user --scope -p Delegate=yes promenade "
             "start` gives one): following services' processes through /proc", "debug")
-        return osproc.ProcessOps(tracker=Descendants(os.getpid(), instance, self._track))
+        return osproc.ProcessOps(
+            tracker=Descendants(os.getpid(), instance, self._track, notify=self._debug))
+
+    def _supervisor(self, config: Config, instance: str, ops: osproc.ProcessOps) -> Supervisor:
+        """The supervisor and what follows its services. Hosts, proxies and the names'
+        lookups come first and reach the supervisor through the methods below, which
+        they call only once services run."""
+        self.hosts = HostsManager(config.manager.hosts_management,
+                                  self.hostsd_socket or config.manager.hostsd_socket,
+                                  self._emit, debug=self._debug)
+        self.proxies = Proxies(self._emit, self._local_hostnames)
+        self.mapped_names = MappedNames(self._configured_hostnames, self._hostnames_refreshed)
+        policy = HostnamePolicy(mapped=self._hostname_mapped,
+                                resolves_to_loopback=self.mapped_names.resolves_to_loopback)
+        # After hosts: a service's start has reached hostsd when the names are checked.
+        attachments = (self.hosts, self.proxies, self.mapped_names)
+        return Supervisor(config, self.printer, self.publisher, instance, ops=ops,
+                          track=self._track, attachments=attachments, hostnames=policy)
+
+    def _hostname_mapped(self, service: str) -> bool:
+        return service in self.hosts.mapped()
+
+    def _local_hostnames(self) -> list[str]:
+        return self.supervisor.local_hostnames()
+
+    def _configured_hostnames(self) -> list[str | None]:
+        return self.supervisor.configured_hostnames()
+
+    def _hostnames_refreshed(self) -> None:
+        self.supervisor.publish_hostname_changes()
+
+    def _commands(self) -> Commands:
+        run = RunInfo(pid=self.pid, version=self.version, run_id=self.run_id,
+                      started_at=self.started_at, config_path=self.config_path,
+                      dashboard_url=self.web.url if self.web else None)
+        return Commands(run, self.supervisor, self.reloader, self.publisher,
+                        request_stop=self.request_stop, stopping=lambda: self.stopping)
 
     def _track_web(self, pgid: int, alive: bool) -> None:
         """The dashboard is our child but no service's: never an orphan to kill."""
@@ -196,14 +231,13 @@ class Manager:
             self.supervisor.ops.tracker.ignore(pgid)
         self._track(pgid, alive)
 
-    def _prepare_web(self, config: Config) -> None:
-        """A taken dashboard port is an error before anything starts."""
+    def _web(self, config: Config) -> WebProcess | None:
+        """The dashboard's process, not started yet (None with --no-ui)."""
         if self.no_ui:
-            return
+            return None
         port = self.port_override or config.manager.port
-        self.web = WebProcess(config.manager.host, port, self.endpoints,
-                              self.supervisor.emit, self._track_web)
-        self.web.check_port()
+        return WebProcess(config.manager.host, port, self.endpoints,
+                          self.supervisor.emit, self._track_web)
 
     def _announce(self) -> None:
         runtime.write_manager_json(self.folder, {
@@ -257,32 +291,3 @@ class Manager:
         runtime.remove_manager_json(self.folder)
         self.context.term()
         self.printer.message("all services stopped")
-
-    # -- documents for the bus ------------------------------------------------------
-
-    def status_document(self) -> dict[str, Any]:
-        return {
-            "services": self.supervisor.describe_all(),
-            "config_path": str(self.config_path),
-            "config_last_modified": self.reloader.last_modified(),
-            "config_error": self.reloader.error,
-            "manager_uptime_seconds": round(time.time() - self.started_at, 1),
-            "manager_pid": self.pid,
-            "run_id": self.run_id,
-            "version": self.version,
-            "dashboard_url": self.web.url if self.web else None,
-            "bus": {"seq": self.publisher.seq,
-                    "dropped": self.publisher.dropped_reported},
-        }
-
-    def config_document(self) -> dict[str, Any]:
-        """The `config` command's reply, secrets masked: any local client may ask."""
-        return mask_config({
-            "path": str(self.config_path),
-            "last_modified": self.reloader.last_modified(),
-            "error": self.reloader.error,
-            "config": self.supervisor.config.to_dict(),
-        })
-
-    def reload(self, dry_run: bool = False, forced: bool = False) -> dict[str, Any]:
-        return self.reloader.reload(dry_run=dry_run, forced=forced)

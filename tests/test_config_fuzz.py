@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from promenade_cli.main import cli
-from promenade_core.config.load import Config, load_config
+from promenade_core.config.load import load_config
+from promenade_core.config.model import Config
 from promenade_core.errors import ConfigError
 
 FUZZ = settings(max_examples=int(os.environ.get("PROMENADE_FUZZ_EXAMPLES", "150")),

@@ -8,13 +8,11 @@ problem is reported once, on the line of the setting that collides with an earli
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from promenade_core.config.model import ManagerConfig
 from promenade_core.config.schema import suggest
 from promenade_core.config.source import Path_
-
-if TYPE_CHECKING:
-    from promenade_core.config.load import ManagerConfig
 
 
 class Reporter(Protocol):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from promenade_core.config.load import ServiceConfig
+from promenade_core.config.model import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.supervise.service import Service
 from promenade_core.supervise.states import ALIVE

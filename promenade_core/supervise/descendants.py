@@ -82,7 +82,8 @@ class Descendants:
     """Every service's processes as the scans saw them, keyed by the service's root pid."""
 
     def __init__(self, me: int, instance: str, register: Callable[[int, bool], None],
-                 scan: Callable[[], dict[int, ProcStat]] = scan_proc) -> None:
+                 scan: Callable[[], dict[int, ProcStat]] = scan_proc,
+                 notify: Callable[[str], None] = lambda message: None) -> None:
         self._me = me
         self._instance = instance
         self._register = register
@@ -93,7 +94,8 @@ class Descendants:
         #: direct children that are no service's: the reaper, the dashboard, and whatever
         #: was our child before we started (a private hostsd)
         self._ignored = {pid for pid, st in scan().items() if st.ppid == me}
-        self.notify: Callable[[str], None] = lambda message: None
+        #: each process followed, for `-v`
+        self.notify = notify
         self._scanned = float("-inf")
 
     def ignore(self, pid: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promenade_core.config.load import ReadyCheck
+from promenade_core.config.model import ReadyCheck
 from promenade_core.supervise.loopback import DIALER, LoopbackDialer, url_host
 
 USER_AGENT = "promenade-health"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from promenade_core.config.load import Config, FrozenMap, ServiceConfig, dependency_order
+from promenade_core.config.model import Config, FrozenMap, ServiceConfig, dependency_order
 
 START, STOP, RESTART, UPDATE = "start", "stop", "restart", "update"
 RESTART_FIELDS = ("command", "directory", "env", "port", "tty")

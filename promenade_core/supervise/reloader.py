@@ -1,4 +1,4 @@
-"""Hot reload: watch the config (and its env_files), validate, diff, apply.
+"""Hot reload: watch the config (and its env_files), validate, plan; Supervisor.apply does it.
 
 A change is seen by mtime and size, confirmed by content hash (a touch does nothing).
 An invalid file keeps the old config running and is reported; a file that fails to
@@ -16,22 +16,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import gevent
 import gevent.lock
 
 from promenade_core.bus import protocol
-from promenade_core.config.load import Config, load_config
+from promenade_core.bus.server import Publisher
+from promenade_core.config.load import load_config
+from promenade_core.config.model import Config
 from promenade_core.errors import ConfigError
 from promenade_core.supervise.logs import iso_timestamp
-from promenade_core.supervise.reload_plan import ReloadPlan, ServiceChange, plan_reload
+from promenade_core.supervise.reload_plan import ReloadPlan, plan_reload
+from promenade_core.supervise.supervisor import Supervisor
 from promenade_core.userfile import UnreadableFile, read_user_file
-
-if TYPE_CHECKING:
-    from promenade_core.manager import Manager
 
 Fingerprint = tuple[int, int, str] | None
 T = TypeVar("T")
@@ -97,14 +96,22 @@ def describe_plan(plan: ReloadPlan, dry_run: bool) -> str:
 
 
 class Reloader:
-    def __init__(self, manager: Manager, config: Config) -> None:
-        self.m = manager
-        self.config = config
+    """Watches the config's files and reloads on a change (or when asked over the bus).
+
+    It only decides: load, validate, plan; the supervisor applies the plan, and its
+    `config` is the one running (an invalid file leaves it alone).
+    """
+
+    def __init__(self, config_path: Path, supervisor: Supervisor, publisher: Publisher,
+                 ) -> None:
+        self.config_path = config_path
+        self.supervisor = supervisor
+        self.publisher = publisher
         self.error: dict[str, Any] | None = None
         self._seen: dict[Path, Fingerprint] = {}
         #: one reload (or change check) at a time: both wait on the thread pool now
         self._lock = gevent.lock.RLock()
-        self._remember(config)
+        self._remember(supervisor.config)
         self._retry = False
         self._loop: gevent.Greenlet | None = None
 
@@ -119,7 +126,7 @@ class Reloader:
             return any(_differs(old[path], self._seen[path]) for path in old)
 
     def last_modified(self) -> str | None:
-        st = _stat(self.m.config_path)
+        st = _stat(self.config_path)
         return iso_timestamp(st[0] / 1e9) if st else None
 
     def start(self) -> None:
@@ -131,12 +138,12 @@ class Reloader:
 
     def _poll(self) -> None:
         while True:
-            gevent.sleep(self.config.manager.config_poll_interval)
+            gevent.sleep(self.supervisor.config.manager.config_poll_interval)
             try:
                 if self._changed() or self._retry:
                     self.reload()
             except Exception as exc:  # a dead watcher fails silently
-                self.m.supervisor.emit(
+                self.supervisor.emit(
                     f"config watcher: {type(exc).__name__}: {exc}; still watching", "error")
 
     # -- reload -------------------------------------------------------------------
@@ -147,12 +154,12 @@ class Reloader:
 
     def _reload(self, dry_run: bool, forced: bool) -> dict[str, Any]:
         try:
-            new = in_thread(load_config, self.m.config_path)
+            new = in_thread(load_config, self.config_path)
         except ConfigError as exc:
             return self._invalid(exc, report=forced or dry_run or self._retry)
         self._retry = False
-        plan = plan_reload(self.config, new)
-        self.m.supervisor.emit(describe_plan(plan, dry_run), "debug")
+        plan = plan_reload(self.supervisor.config, new)
+        self.supervisor.emit(describe_plan(plan, dry_run), "debug")
         result = {"changed": not plan.empty, "dry_run": dry_run, "error": None,
                   "summary": plan.summary(), "actions": plan.to_dict()}
         if dry_run:
@@ -164,8 +171,8 @@ class Reloader:
             if had_error:
                 self._publish({"event": "reloaded", "summary": plan.summary(), "actions": []})
             return result
-        self._apply(plan, new)
-        self.m.supervisor.emit(plan.summary())
+        self.supervisor.apply(plan, new)
+        self.supervisor.emit(plan.summary())
         self._publish({"event": "reloaded", "summary": plan.summary(),
                        "actions": result["actions"]})
         return result
@@ -177,34 +184,10 @@ class Reloader:
             return {"changed": False, "error": doc, "summary": "reload: retrying"}
         self._retry = False
         self.error = doc
-        self.m.supervisor.emit(
+        self.supervisor.emit(
             f"config is invalid; still running the previous one:\n{exc}", "error")
         self._publish({"event": "invalid", "error": doc})
         return {"changed": False, "error": doc, "summary": "reload: config invalid"}
 
     def _publish(self, body: dict[str, Any]) -> None:
-        self.m.publisher.publish(protocol.CONFIG_TOPIC, body)
-
-    def _apply(self, plan: ReloadPlan, new: Config) -> None:
-        sup = self.m.supervisor
-        self.config = new
-        sup.config = new
-        for change in plan.changes:
-            self._apply_change(change, new)
-        for name, size in plan.buffer_resize.items():
-            if name in sup.services:
-                sup.services[name].buffer.resize(size)
-
-    def _apply_change(self, change: ServiceChange, new: Config) -> None:
-        sup = self.m.supervisor
-        if change.action == "stop":
-            service = sup.services.pop(change.service)
-            service.submit(service.stop).get()
-            service.close()
-        elif change.action == "start":
-            service = sup.add_service(new.services[change.service])
-            service.submit(service.start)
-        else:
-            service = sup.services[change.service]
-            service.submit(partial(service.reconfigure, new.services[change.service],
-                                   restart=change.action == "restart"))
+        self.publisher.publish(protocol.CONFIG_TOPIC, body)

@@ -19,7 +19,7 @@ import gevent.event
 import gevent.queue
 from gevent.socket import wait_read
 
-from promenade_core.config.load import ServiceConfig
+from promenade_core.config.model import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.masking import mask_command
 from promenade_core.supervise import health, policy, ports

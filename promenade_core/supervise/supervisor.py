@@ -7,18 +7,21 @@ publishes state changes, and keeps the reaper told which process groups exist.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import gevent
 
 from promenade_core.bus import protocol
 from promenade_core.bus.server import Publisher
-from promenade_core.config.load import Config, ServiceConfig, dependency_order
+from promenade_core.config.model import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
 from promenade_core.supervise.logs import Batch, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
 from promenade_core.supervise.procstats import TreeSampler
+from promenade_core.supervise.reload_plan import RESTART, START, STOP, ReloadPlan, ServiceChange
 from promenade_core.supervise.service import Service
 from promenade_core.supervise.states import ALIVE
 from promenade_core.supervise.terminal import Printer
@@ -32,6 +35,37 @@ class Attachments(Protocol):
     def on_updated(self, service: Service, old: ServiceConfig) -> None: ...
 
 
+def _never(name: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class HostnamePolicy:
+    """Whether a configured hostname leads to this machine now, and so which URL a
+    service gets: the two answers come from hosts/ (hostsd's lease, the resolver)."""
+
+    #: whether hostsd has the hostname of the service of this name
+    mapped: Callable[[str], bool] = _never
+    #: whether a hostname resolves to loopback addresses only
+    resolves_to_loopback: Callable[[str], bool] = _never
+
+    def is_local(self, name: str, hostname: str | None) -> bool:
+        """Whether service `name`'s `hostname` leads to this machine now: hostsd mapped
+        it, or it resolves to loopback only. Only then may pages served under it count
+        as local origins (a configured name nobody mapped resolves anywhere)."""
+        return bool(hostname) and (self.mapped(name) or
+                                   self.resolves_to_loopback(hostname or ""))
+
+    def url(self, svc: ServiceConfig, mode: str) -> str | None:
+        """By hostname only where the name resolves: mapped by hostsd, or added by hand
+        in `manual` mode; otherwise localhost, so the link always works."""
+        if svc.port is None:
+            return None
+        mapped = bool(svc.hostname) and (
+            mode == "manual" or (mode == "auto" and self.mapped(svc.name)))
+        return f"http://{svc.hostname if mapped else 'localhost'}:{svc.port}"
+
+
 class Supervisor:
     def __init__(
         self,
@@ -41,6 +75,8 @@ class Supervisor:
         instance: str,
         ops: ProcessOps | None = None,
         track: Callable[[int, bool], None] = lambda pgid, alive: None,
+        attachments: Sequence[Attachments] = (),
+        hostnames: HostnamePolicy = HostnamePolicy(),
     ) -> None:
         self.config = config
         self.printer = printer
@@ -48,12 +84,9 @@ class Supervisor:
         self.instance = instance
         self.ops = ops or ProcessOps()
         self._track = track
-        self.attachments: list[Attachments] = []
-        #: whether hostsd has the service's hostname (set by the manager); one of the
-        #: two ways a hostname is mapped (see hostname_is_local)
-        self.hostname_mapped: Callable[[str], bool] = lambda name: False
-        #: whether a hostname resolves to loopback addresses only (set by the manager)
-        self.resolves_to_loopback: Callable[[str], bool] = lambda hostname: False
+        #: told of every service start, stop and update, in this order
+        self.attachments = tuple(attachments)
+        self.hostnames = hostnames
         self._local_hostname: dict[str, bool] = {}
         self.sampler = TreeSampler()
         self.services: dict[str, Service] = {}
@@ -120,42 +153,30 @@ class Supervisor:
 
     # -- what clients see ---------------------------------------------------------
 
-    def url(self, svc: ServiceConfig) -> str | None:
-        """By hostname only where the name resolves: mapped by hostsd, or added by hand
-        in `manual` mode; otherwise localhost, so the link always works."""
-        if svc.port is None:
-            return None
-        mode = self.config.manager.hosts_management
-        mapped = bool(svc.hostname) and (
-            mode == "manual" or (mode == "auto" and self.hostname_mapped(svc.name)))
-        return f"http://{svc.hostname if mapped else 'localhost'}:{svc.port}"
-
-    def hostname_is_local(self, name: str, hostname: str | None) -> bool:
-        """Whether service `name`'s `hostname` leads to this machine now: hostsd mapped
-        it, or it resolves to loopback only. Only then may pages served under it count
-        as local origins (a configured name nobody mapped resolves anywhere)."""
-        return bool(hostname) and (self.hostname_mapped(name) or
-                                   self.resolves_to_loopback(hostname or ""))
+    def configured_hostnames(self) -> list[str | None]:
+        """Every service's hostname in the running config (None where it has none)."""
+        return [svc.hostname for svc in self.config.services.values()]
 
     def local_hostnames(self) -> list[str]:
-        """The configured hostnames that are local now (see hostname_is_local)."""
+        """The configured hostnames that are local now (HostnamePolicy.is_local)."""
         return [svc.hostname for name, svc in self.config.services.items()
-                if svc.hostname and self.hostname_is_local(name, svc.hostname)]
+                if svc.hostname and self.hostnames.is_local(name, svc.hostname)]
 
     def publish_hostname_changes(self) -> None:
         """A state event for each service whose hostname started or stopped leading
         here, so that the web process's guard follows (it learns from state events)."""
         for name, service in self.services.items():
-            local = self.hostname_is_local(name, service.config.hostname)
+            local = self.hostnames.is_local(name, service.config.hostname)
             if self._local_hostname.get(name, False) != local:
                 self._local_hostname[name] = local
                 self.on_change(service)
 
     def describe(self, service: Service, stats: tuple[float | None, int | None] = (None, None),
                  ) -> dict[str, Any]:
-        doc = service.describe(self.url(service.config))
+        doc = service.describe(
+            self.hostnames.url(service.config, self.config.manager.hosts_management))
         doc["command"] = mask_command(doc["command"])  # shown by the dashboard and CLI
-        doc["hostname_mapped"] = self.hostname_is_local(service.name, service.config.hostname)
+        doc["hostname_mapped"] = self.hostnames.is_local(service.name, service.config.hostname)
         doc["cpu_percent"], doc["memory_bytes"] = stats
         return doc
 
@@ -208,3 +229,27 @@ class Supervisor:
         service = Service(svc, self, self.config.manager.log_buffer_lines)
         self.services[svc.name] = service
         return service
+
+    def apply(self, plan: ReloadPlan, config: Config) -> None:
+        """Take the running services to `config` as `plan` (reload_plan) decided: stops
+        first and waited for, so a port moving between services is free, then restarts
+        and in-place updates, then starts; none of these waits for a service to be up."""
+        self.config = config
+        for change in plan.changes:
+            self._apply_change(change, config)
+        for name, size in plan.buffer_resize.items():
+            if name in self.services:
+                self.services[name].buffer.resize(size)
+
+    def _apply_change(self, change: ServiceChange, config: Config) -> None:
+        if change.action == STOP:
+            service = self.services.pop(change.service)
+            service.submit(service.stop).get()
+            service.close()
+        elif change.action == START:
+            service = self.add_service(config.services[change.service])
+            service.submit(service.start)
+        else:
+            service = self.services[change.service]
+            service.submit(partial(service.reconfigure, config.services[change.service],
+                                   restart=change.action == RESTART))

@@ -10,17 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core.config.load import (
-    Config,
-    ManagerConfig,
-    ReadyCheck,
-    dependency_order,
-    display_path,
-    find_config,
-    load_config,
-    load_config_text,
-    security_warnings,
-)
+from promenade_core.config.audit import security_warnings
+from promenade_core.config.load import load_config, load_config_text
+from promenade_core.config.lookup import display_path, find_config
+from promenade_core.config.model import Config, ManagerConfig, ReadyCheck, dependency_order
 from promenade_core.config.rules import find_cycles
 from promenade_core.errors import ConfigError, Problem
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core.config.load import Config, load_config, load_config_text
+from promenade_core.config.load import load_config, load_config_text
+from promenade_core.config.model import Config
 from promenade_core.supervise.reload_plan import ReloadPlan, ServiceChange, plan_reload
 
 BASE = """\

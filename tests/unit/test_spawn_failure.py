@@ -13,7 +13,7 @@ import gevent
 import gevent.event
 import pytest
 
-from promenade_core.config.load import ServiceConfig
+from promenade_core.config.model import ServiceConfig
 from promenade_core.supervise.osproc import ProcessOps, Spawned
 from promenade_core.supervise.service import Service
 from promenade_core.supervise.states import Status

@@ -1,0 +1,147 @@
+"""The loaded config: frozen dataclasses all the way down, so a running Config is a value.
+
+`load.py` builds them; the supervisor, the reload planner and the bus only read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+DEFAULT_HOSTSD_SOCKET = "/run/promenade/hostsd.sock"
+
+V = TypeVar("V")
+
+
+class FrozenMap(Mapping[str, V]):
+    """A read-only, hashable dict, so config dataclasses stay frozen all the way down."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, V] | Iterable[tuple[str, V]] = ()) -> None:
+        self._data: dict[str, V] = dict(data)
+
+    def __getitem__(self, key: str) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and self._data == dict(other.items())
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+@dataclass(frozen=True)
+class ReadyCheck:
+    type: str  # "http" | "tcp"
+    path: str = "/"
+    timeout: float = 30
+    interval: float = 2
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str
+    command: str
+    directory: Path
+    port: int | None
+    hostname: str | None
+    env: Mapping[str, str]  # defaults.env < env_file < env (the manager's environ comes first)
+    own_env: Mapping[str, str]  # the service's own `env:`, for display
+    env_file: Path | None
+    depends_on: tuple[str, ...]
+    restart_policy: str
+    ready_check: ReadyCheck | None
+    cors_proxy: bool = False
+    cors_proxy_port: int | None = None
+    cors_allow_origins: tuple[str, ...] = ()
+    line: int | None = None
+    #: a pseudo-terminal per stream (colours as on a terminal); False gives plain pipes
+    tty: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "command": self.command,
+            "directory": str(self.directory),
+            "port": self.port,
+            "hostname": self.hostname,
+            "env": dict(self.env),
+            "own_env": dict(self.own_env),
+            "env_file": str(self.env_file) if self.env_file else None,
+            "depends_on": list(self.depends_on),
+            "restart_policy": self.restart_policy,
+            "ready_check": asdict(self.ready_check) if self.ready_check else None,
+            "cors_proxy": self.cors_proxy,
+            "cors_proxy_port": self.cors_proxy_port,
+            "cors_allow_origins": list(self.cors_allow_origins),
+            "tty": self.tty,
+            "line": self.line,
+        }
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    port: int = 9000
+    host: str = "127.0.0.1"
+    log_buffer_lines: int = 1000
+    config_poll_interval: float = 5
+    hosts_management: str = "auto"
+    hostsd_socket: str = DEFAULT_HOSTSD_SOCKET
+    dependency_timeout: float = 60
+    bus_tcp: str | None = None
+
+
+@dataclass(frozen=True)
+class Defaults:
+    restart_policy: str = "once"
+    env: Mapping[str, str] = field(default_factory=FrozenMap)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    manager: ManagerConfig
+    defaults: Defaults
+    services: Mapping[str, ServiceConfig]  # in file order
+    watched_files: tuple[Path, ...]  # the config and every env_file, for the watcher
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able view (GET /api/config); env is unmasked, the caller masks it."""
+        return {
+            "path": str(self.path),
+            "manager": asdict(self.manager),
+            "defaults": {
+                "restart_policy": self.defaults.restart_policy,
+                "env": dict(self.defaults.env),
+            },
+            "services": {name: svc.to_dict() for name, svc in self.services.items()},
+            "watched_files": [str(p) for p in self.watched_files],
+        }
+
+
+def dependency_order(services: Mapping[str, ServiceConfig]) -> tuple[str, ...]:
+    """Service names, dependencies before dependents, file order otherwise."""
+    done: dict[str, None] = {}
+    remaining = list(services)
+    while remaining:
+        ready = [
+            n
+            for n in remaining
+            if all(d in done or d not in services for d in services[n].depends_on)
+        ]
+        for name in ready or remaining[:1]:  # a cycle cannot happen in a loaded config
+            done[name] = None
+        remaining = [n for n in remaining if n not in done]
+    return tuple(done)

@@ -1,0 +1,223 @@
+"""The bus's control commands over fake collaborators: no manager, no sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import gevent
+import gevent.event
+import pytest
+
+from promenade_core.bus import protocol
+from promenade_core.bus.server import CommandError
+from promenade_core.config.load import load_config_text
+from promenade_core.control import Commands, RunInfo
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeService:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.status = "stopped"
+        self.calls: list[str] = []
+
+    def submit(self, fn: Callable[[], Any]) -> gevent.event.AsyncResult:
+        result = gevent.event.AsyncResult()
+        result.set(fn())
+        return result
+
+    def start(self) -> None:
+        self.calls.append("start")
+        self.status = "running"
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+        self.status = "stopped"
+
+    def restart(self) -> None:
+        self.calls.append("restart")
+        self.status = "running"
+
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        return True
+
+
+class FakeSupervisor:
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.services = {name: FakeService(name) for name in config.services}
+        self.restarted = 0
+
+    def describe_sampled(self, service: FakeService) -> dict[str, Any]:
+        return {"name": service.name, "status": service.status}
+
+    def describe_all(self) -> dict[str, dict[str, Any]]:
+        return {name: self.describe_sampled(s) for name, s in self.services.items()}
+
+    def order(self) -> tuple[str, ...]:
+        return tuple(self.services)
+
+    def restart_all(self) -> list[str]:
+        self.restarted += 1
+        return list(self.services)
+
+
+class FakeReloader:
+    error: dict[str, Any] | None = None
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[bool, bool]] = []
+
+    def last_modified(self) -> str | None:
+        return "2024-01-15T10:23:45.123Z"
+
+    def reload(self, dry_run: bool = False, forced: bool = False) -> dict[str, Any]:
+        self.asked.append((dry_run, forced))
+        return {"changed": False, "dry_run": dry_run}
+
+
+class FakePublisher:
+    seq = 41
+    dropped_reported = 2
+
+    def __init__(self) -> None:
+        self.synced: list[str] = []
+
+    def sync(self, token: str) -> None:
+        self.synced.append(token)
+
+
+CONFIG = """
+services:
+  api: {command: serve, env: {API_TOKEN: hunter2, MODE: dev}}
+  web: {command: vite}
+"""
+
+
+class Rig:
+    def __init__(self, tmp_path: Path) -> None:
+        config = load_config_text(CONFIG, tmp_path / "promenade.yaml")
+        self.supervisor = FakeSupervisor(config)
+        self.reloader = FakeReloader()
+        self.publisher = FakePublisher()
+        self.stops: list[str] = []
+        self.stopped = gevent.event.Event()
+        self.stopping = False
+        self.run = RunInfo(pid=123, version="9.9", run_id="abc", started_at=0.0,
+                           config_path=tmp_path / "promenade.yaml",
+                           dashboard_url="http://127.0.0.1:9000")
+        self.commands = Commands(self.run, cast(Any, self.supervisor), cast(Any, self.reloader),
+                                 cast(Any, self.publisher), request_stop=self._stop,
+                                 stopping=lambda: self.stopping)
+        self.table = self.commands.table()
+
+    def _stop(self, reason: str) -> None:
+        self.stops.append(reason)
+        self.stopped.set()
+
+    def __call__(self, cmd: str, **args: Any) -> Any:
+        return self.table[cmd]({"cmd": cmd, **args})
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return Rig(tmp_path)
+
+
+def error_of(call: Callable[[], Any]) -> tuple[str, str]:
+    with pytest.raises(CommandError) as caught:
+        call()
+    return caught.value.code, str(caught.value.message)
+
+
+def test_the_table_has_every_documented_command(rig: Rig) -> None:
+    for name in ("ping", "status", "service", "start", "stop", "restart", "restart_all",
+                 "logs", "config", "reload", "snapshot", "shutdown"):
+        assert callable(rig.table[name]), name
+
+
+def test_ping_names_the_run(rig: Rig) -> None:
+    assert rig("ping") == {"pid": 123, "version": "9.9", "seq": 41, "run_id": "abc"}
+
+
+def test_status_is_built_from_the_collaborators(rig: Rig) -> None:
+    doc = rig("status")
+    assert doc["services"] == {"api": {"name": "api", "status": "stopped"},
+                               "web": {"name": "web", "status": "stopped"}}
+    assert doc["config_path"] == str(rig.run.config_path)
+    assert doc["config_last_modified"] == "2024-01-15T10:23:45.123Z"
+    assert doc["config_error"] is None
+    assert doc["manager_pid"] == 123 and doc["run_id"] == "abc" and doc["version"] == "9.9"
+    assert doc["dashboard_url"] == "http://127.0.0.1:9000"
+    assert doc["bus"] == {"seq": 41, "dropped": 2}
+    assert doc["manager_uptime_seconds"] > 0
+
+
+def test_config_masks_secrets_and_reports_the_reloaders_error(rig: Rig) -> None:
+    rig.reloader.error = {"message": "bad"}
+    doc = rig("config")
+    env = doc["config"]["services"]["api"]["env"]
+    assert env["API_TOKEN"] == "****" and env["MODE"] == "dev"
+    assert doc["error"] == {"message": "bad"} and doc["path"] == str(rig.run.config_path)
+
+
+def test_service_commands_act_and_describe(rig: Rig) -> None:
+    assert rig("start", service="api") == {"name": "api", "status": "running"}
+    assert rig("restart", service="api", wait=False)["name"] == "api"
+    assert rig("stop", service="api") == {"name": "api", "status": "stopped"}
+    assert rig.supervisor.services["api"].calls == ["start", "restart", "stop"]
+    assert rig("service", service="web") == {"name": "web", "status": "stopped"}
+
+
+def test_an_unknown_service_is_named_with_the_known_ones(rig: Rig) -> None:
+    code, message = error_of(lambda: rig("start", service="apii"))
+    assert code == protocol.UNKNOWN_SERVICE
+    assert message == "unknown service 'apii' (known: api, web)"
+    assert error_of(lambda: rig("service"))[0] == protocol.BAD_REQUEST
+
+
+@pytest.mark.parametrize(("cmd", "args", "words"), [
+    ("start", {"service": 3}, "'service' must be str, got int"),
+    ("start", {"service": "api", "wait": "yes"}, "'wait' must be bool, got str"),
+    ("reload", {"dry_run": 1}, "'dry_run' must be bool, got int"),
+    ("sync", {"token": ""}, '"token" must be a short string'),
+    ("gap", {"count": -1}, '"count" must be >= 0'),
+])
+def test_bad_arguments_are_refused_with_what_was_wrong(rig: Rig, cmd: str, args: dict[str, Any],
+                                                       words: str) -> None:
+    code, message = error_of(lambda: rig(cmd, **args))
+    assert code == protocol.BAD_REQUEST and message == words
+
+
+def test_while_stopping_actions_are_refused_but_questions_answered(rig: Rig) -> None:
+    rig.stopping = True
+    for cmd, args in (("start", {"service": "api"}), ("restart_all", {}), ("reload", {})):
+        assert error_of(lambda: rig(cmd, **args))[0] == protocol.SHUTTING_DOWN, cmd  # noqa: B023
+    assert rig("ping")["pid"] == 123 and rig("status")["manager_pid"] == 123
+    assert rig.supervisor.services["api"].calls == [] and rig.reloader.asked == []
+
+
+def test_reload_is_forced_and_passes_dry_run(rig: Rig) -> None:
+    assert rig("reload", dry_run=True) == {"changed": False, "dry_run": True}
+    rig("reload")
+    assert rig.reloader.asked == [(True, True), (False, True)]
+
+
+def test_restart_all_names_the_services_and_waits_when_asked(rig: Rig) -> None:
+    assert rig("restart_all", wait=True) == {"services": ["api", "web"]}
+    assert rig.supervisor.restarted == 1
+
+
+def test_shutdown_asks_the_manager_to_stop_after_replying(rig: Rig) -> None:
+    assert rig("shutdown") == {"stopping": True}
+    assert rig.stops == []          # the reply goes out first
+    assert rig.stopped.wait(10)
+    assert rig.stops == ["shutdown requested over the bus"]
+
+
+def test_sync_and_gap_reach_the_publisher(rig: Rig) -> None:
+    assert rig("sync", token="t1") == {} and rig.publisher.synced == ["t1"]
+    assert rig("gap", count=3) == {} and rig.publisher.dropped_reported == 5
