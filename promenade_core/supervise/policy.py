@@ -6,6 +6,7 @@ decided here, with no I/O, so the rules are testable with plain values.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from promenade_core.supervise.states import Status
@@ -15,12 +16,21 @@ BACKOFF_MAX = 30.0
 STABLE_AFTER = 10.0
 
 
+class ExitKind(enum.Enum):
+    """Why the process ended, as the decision saw it: what the service reports."""
+
+    REQUESTED = "requested"     # a stop was asked for: not a failure, never restarted
+    CLEAN = "clean"             # exit code 0 under a policy that does not restart it
+    FAILURE = "failure"         # anything the restart policy handles (retry, give up)
+
+
 @dataclass(frozen=True)
 class ExitDecision:
     status: Status              # STOPPED or FAILED, the state the exit leads to
     retry_in: float | None      # seconds before the next start, None for no restart
     gave_up: bool = False       # no more retries: FAILED then GAVE_UP
     failures: int = 0           # consecutive failures counted for the back-off
+    kind: ExitKind = ExitKind.FAILURE
 
 
 def backoff(failures: int) -> float:
@@ -43,12 +53,12 @@ def decide_exit(
     (`once` allows one).
     """
     if stop_requested:
-        return ExitDecision(Status.STOPPED, None)
+        return ExitDecision(Status.STOPPED, None, failures=failures, kind=ExitKind.REQUESTED)
     if ran_for >= STABLE_AFTER:
         failures = 0
     clean = exit_code == 0
     if clean and policy != "always":
-        return ExitDecision(Status.STOPPED, None)
+        return ExitDecision(Status.STOPPED, None, failures=failures, kind=ExitKind.CLEAN)
     failures = 0 if clean else failures + 1
     status = Status.STOPPED if clean else Status.FAILED
     if policy == "always":
