@@ -219,7 +219,8 @@ class Manager:
             "events_tcp_token": self.tcp_token,
         })
         self.printer.message(f"config {self.config_path}")
-        self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid})
+        self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid,
+                                                          "level": "info", "service": None})
 
     # -- shutdown -------------------------------------------------------------------
 
@@ -235,7 +236,8 @@ class Manager:
             self.stopping = True
             self.printer.message(f"{reason}: stopping every service")
             self.publisher.publish(protocol.MANAGER_TOPIC,
-                                   {"event": "stopping", "message": reason})
+                                   {"event": "stopping", "message": reason,
+                                    "level": "info", "service": None})
             self._stop.set()
 
     def _shutdown(self) -> None:

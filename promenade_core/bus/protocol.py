@@ -15,8 +15,10 @@ Topics (subscribe by prefix):
 - `state/<service>/` {"v", "seq", "service", "status": <status object>} — one per
   transition, per health change, and when `hostname_mapped` (the hostname leads to
   this machine now: the web process trusts it as a local origin only then) changes.
-- `config/` {"v", "seq", "event": "reloaded"|"invalid"|"changed", ...}
-- `manager/` {"v", "seq", "event": "started"|"stopping"|"message"|..., "message": str}
+- `config/` {"v", "seq", "event": "reloaded"|"invalid", ...}
+- `manager/` {"v", "seq", "event": "started"|"stopping"|"message", "message": str,
+  "level": "debug"|"info"|"warning"|"error", "service": name or null} — `service` names
+  the service a message is about (null when about none), so clients never parse prose.
 
 Control (`control`, REQ clients): request {"cmd": NAME, ...}; reply
 {"ok": true, "result": ...} or {"ok": false, "error": {"code", "message"}}.
@@ -25,12 +27,24 @@ Control (`control`, REQ clients): request {"cmd": NAME, ...}; reply
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal, Protocol
 
 # Re-exported: the masking rules were born here, and user scripts may import them.
 from promenade_core.masking import MASK, SECRET_MARKERS, is_secret_key, mask_env  # noqa: F401
 
 VERSION = 1
+
+#: How much a manager message matters: `debug` reaches the bus only with `-v`; the
+#: dashboard shows `warning` and `error` as toasts.
+Level = Literal["debug", "info", "warning", "error"]
+
+
+class Emit(Protocol):
+    """Tell the user something: the terminal and the `manager/` topic."""
+
+    def __call__(self, message: str, level: Level = "info",
+                 service: str | None = None) -> None: ...
+
 MAX_REQUEST_BYTES = 64 * 1024
 
 LOG_PREFIX = "log/"

@@ -24,6 +24,7 @@ import gevent.event
 import gevent.lock
 import gevent.socket
 
+from promenade_core.bus.protocol import Emit
 from promenade_core.errors import PromenadeError
 from promenade_core.supervise.states import ALIVE
 from promenade_hostsd.hostnames import resolves_by_itself
@@ -132,7 +133,7 @@ class HostsManager:
     loses the leases, so a keepalive greenlet reconnects and maps everything again.
     """
 
-    def __init__(self, mode: str, socket_path: str, emit: Callable[[str], None],
+    def __init__(self, mode: str, socket_path: str, emit: Emit,
                  timeout: float = 3.0, keepalive: float = KEEPALIVE,
                  debug: Callable[[str], None] = lambda text: None) -> None:
         if mode not in MODES:
@@ -173,7 +174,8 @@ class HostsManager:
             if hostname.lower() not in self._told:
                 self._told.add(hostname.lower())
                 self.emit(f"hostname {hostname} for service '{service}' is not mapped "
-                          f"(hosts_management: manual); {manual_instructions([hostname])}")
+                          f"(hosts_management: manual); {manual_instructions([hostname])}",
+                          service=service)
             return
         self._wanted[service] = hostname
         self._sync()
@@ -249,7 +251,7 @@ class HostsManager:
                     self._refused[service] = hostname
                     self._mapped.pop(service, None)
                     self.emit(f"Warning: hostname {hostname} for service '{service}' not "
-                              f"mapped: {_error(reply)}")
+                              f"mapped: {_error(reply)}", "warning", service=service)
 
     def _connect(self) -> bool:
         if self._sock is not None:
@@ -263,7 +265,7 @@ class HostsManager:
             if not self._warned:
                 self._warned = True
                 self.emit(f"Warning: hostnames are not mapped: "
-                          f"{unavailable_message(self.socket_path, exc)}")
+                          f"{unavailable_message(self.socket_path, exc)}", "warning")
             return False
         self._sock, self._stream = sock, sock.makefile("rb")
         self._refused.clear()
@@ -288,7 +290,7 @@ class HostsManager:
             if not self._closed.is_set() and not self._warned:
                 self._warned = True
                 self.emit(f"Warning: lost promenade-hostsd at {self.socket_path} ({exc}); "
-                          "hostnames are unmapped until it is back")
+                          "hostnames are unmapped until it is back", "warning")
             return None
 
     def _disconnect(self) -> None:

@@ -18,6 +18,7 @@ import gevent.event
 import gevent.queue
 from gevent.socket import wait_read
 
+from promenade_core.bus.protocol import Level
 from promenade_core.config.load import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.masking import mask_command
@@ -52,7 +53,8 @@ class Host(Protocol):
     def on_lines(self, service: Service, stream: str, lines: list[str]) -> None: ...
     def wait_output(self) -> None: ...
     def on_change(self, service: Service) -> None: ...
-    def emit(self, message: str, level: str = "info") -> None: ...
+    def emit(self, message: str, level: Level = "info",
+             service: str | None = None) -> None: ...
     def track_group(self, pgid: int, alive: bool) -> None: ...
     def on_started(self, service: Service) -> None: ...
     def on_stopped(self, service: Service) -> None: ...
@@ -108,6 +110,10 @@ class Service:
             self._update_ready()
             if publish:
                 self.host.on_change(self)
+
+    def _say(self, message: str, level: Level = "info") -> None:
+        """A manager message about this service (it names it on the bus)."""
+        self.host.emit(message, level, service=self.name)
 
     def _update_ready(self) -> None:
         up = self.status == Status.RUNNING and (
@@ -190,10 +196,10 @@ class Service:
         self._stop_requested = True
         if self.status in (Status.STARTING, Status.RUNNING):
             self._set(Status.STOPPING)
-        self.host.emit(f"stopping {self.name} (pid {spawned.pid})", "debug")
+        self._say(f"stopping {self.name} (pid {spawned.pid})", "debug")
         self.host.ops.signal_tree(spawned, signal.SIGTERM)
         if not self._wait_tree_gone(spawned, STOP_GRACE):
-            self.host.emit(
+            self._say(
                 f"{self.name} did not stop within {STOP_GRACE:g} s of SIGTERM; sending SIGKILL",
                 "warning",
             )
@@ -259,7 +265,7 @@ class Service:
                 self.restart_count += 1
                 self._retries_done += 1
         except Exception as exc:  # a bug: still never leave the service wedged
-            self.host.emit(f"{self.name} failed: internal error: {exc!r}", "error")
+            self._say(f"{self.name} failed: internal error: {exc!r}", "error")
             settled = next((s for s in (Status.FAILED, Status.STOPPED)
                             if s in TRANSITIONS[self.status]), None)
             if settled is not None:
@@ -276,16 +282,16 @@ class Service:
             if dep.ready.is_set():
                 continue
             need = "healthy" if dep.config.ready_check else "running"
-            self.host.emit(f"{self.name} waiting for {name} ({need})")
+            self._say(f"{self.name} waiting for {name} ({need})")
             if not self.clock.wait(dep.ready, max(0.0, deadline - self.clock.monotonic())):
-                self.host.emit(
+                self._say(
                     f"{self.name}: {name} is not {need} after {timeout:g} s; starting anyway",
                     "warning",
                 )
 
     def _fail_to_start(self, reason: str) -> policy.ExitDecision:
         self.host.on_lines(self, "stderr", [f"promenade: {reason}"])
-        self.host.emit(f"{self.name} could not start: {reason}", "error")
+        self._say(f"{self.name} could not start: {reason}", "error")
         decision = policy.decide_exit(self.config.restart_policy, -1, False,
                                       self._failures, self._retries_done, 0.0)
         return self._apply_exit(None, decision)
@@ -327,8 +333,8 @@ class Service:
         self._set_health(Health.WAITING if self.config.ready_check else Health.UNKNOWN,
                          publish=False)
         self._set(Status.RUNNING)
-        self.host.emit(f"{self.name} started (pid {spawned.pid})")
-        self.host.emit(_spawn_details(self.name, self.config, spawned), "debug")
+        self._say(f"{self.name} started (pid {spawned.pid})")
+        self._say(_spawn_details(self.name, self.config, spawned), "debug")
         if self.config.ready_check and self.config.port:
             self._prober = gevent.spawn(self._probe_loop)
         self.host.on_started(self)
@@ -375,23 +381,23 @@ class Service:
         self._failures = decision.failures
         self._set(decision.status)
         if decision.kind is policy.ExitKind.REQUESTED:
-            self.host.emit(f"{self.name} stopped")
+            self._say(f"{self.name} stopped")
             return decision
         if decision.kind is policy.ExitKind.CLEAN:
-            self.host.emit(f"{self.name} exited with code 0")
+            self._say(f"{self.name} exited with code 0")
             return decision
         how = _exit_words(code)
         if decision.retry_in is not None:
-            self.host.emit(f"{self.name} {how}; retrying in {decision.retry_in:g} s", "warning")
+            self._say(f"{self.name} {how}; retrying in {decision.retry_in:g} s", "warning")
         elif decision.gave_up:
             retries = self._retries_done
-            self.host.emit(
+            self._say(
                 f"{self.name} {how}; gave up after {retries} "
                 f"{'retry' if retries == 1 else 'retries'}", "error",
             )
             self._set(Status.GAVE_UP)
         else:
-            self.host.emit(f"{self.name} {how}", "error")
+            self._say(f"{self.name} {how}", "error")
         return decision
 
     # -- output and health ------------------------------------------------------
@@ -432,12 +438,12 @@ class Service:
                 self._set_health(Health.HEALTHY)
             else:
                 streak = 0
-                self.host.emit(f"{self.name}: health probe failed: {result.detail}", "debug")
+                self._say(f"{self.name}: health probe failed: {result.detail}", "debug")
                 if self.health == Health.HEALTHY or (
                     self.health == Health.WAITING and self.clock.monotonic() > deadline
                 ):
                     if self.health == Health.WAITING:
-                        self.host.emit(
+                        self._say(
                             f"{self.name} is not healthy after {check.timeout:g} s", "warning"
                         )
                     self._set_health(Health.UNHEALTHY)

@@ -95,15 +95,17 @@ class Supervisor:
         self.publisher.publish(protocol.state_topic(service.name),
                                {"service": service.name, "status": self.describe(service)})
 
-    def emit(self, message: str, level: str = "info") -> None:
-        """A manager message for the terminal and the bus. Debug messages (a failed
+    def emit(self, message: str, level: protocol.Level = "info",
+             service: str | None = None) -> None:
+        """A manager message for the terminal and the bus; `service` names the service
+        it is about, so clients need not find it in the prose. Debug messages (a failed
         probe every interval, each spawn, hostsd traffic) reach neither unless `-v` asked
         for them, so they never flood the dashboard's log view."""
         if level == "debug" and not self.printer.verbose:
             return
         self.printer.message(message, level)
-        self.publisher.publish(protocol.MANAGER_TOPIC,
-                               {"event": "message", "message": message, "level": level})
+        self.publisher.publish(protocol.MANAGER_TOPIC, {
+            "event": "message", "message": message, "level": level, "service": service})
 
     def track_group(self, pgid: int, alive: bool) -> None:
         self._track(pgid, alive)

@@ -374,8 +374,8 @@
       plain: Ansi.plainText(msg.message),
     }]);
     if (level === "warning" || level === "error") {
-      const name = [...services.keys()].find((n) => msg.message.startsWith(`${n} `));
-      toast(msg.message, level, name ? `trouble:${name}` : null);
+      // `service` names what the message is about (null: the manager itself)
+      toast(msg.message, level, msg.service ? `trouble:${msg.service}` : null);
     }
   }
 

@@ -145,6 +145,7 @@ class FakeHost:
         self.deps: dict[str, Any] = {}
         self.timeout = 60.0
         self.changes: list[Status] = []
+        self.about: set[str | None] = set()
 
     def service(self, name: str) -> Service:
         return cast(Service, self.deps[name])
@@ -164,8 +165,9 @@ class FakeHost:
     def on_change(self, service: Service) -> None:
         self.changes.append(service.status)
 
-    def emit(self, message: str, level: str = "info") -> None:
+    def emit(self, message: str, level: str = "info", service: str | None = None) -> None:
         self.messages.append((level, message))
+        self.about.add(service)
 
     def track_group(self, pgid: int, alive: bool) -> None:
         pass
@@ -227,6 +229,16 @@ def test_start_runs_the_process_and_reports_it() -> None:
     assert rig.said("info", "api started (pid 4000)")
     rig.clock.advance(12.0)
     assert rig.service.describe(None)["uptime_seconds"] == 12.0
+
+
+def test_every_message_names_its_service() -> None:
+    """The dashboard found a message's service by parsing its prose."""
+    rig = Rig("once")
+    rig.start()
+    rig.crash(1)
+    until(status_is(rig, Status.RETRYING))
+    rig.command("stop").get(timeout=10)
+    assert len(rig.host.messages) >= 2 and rig.host.about == {"api"}
 
 
 def test_crash_under_never_fails_without_retry() -> None:

@@ -73,7 +73,7 @@ class FakeHost:
     def on_change(self, service: Service) -> None:
         pass
 
-    def emit(self, message: str, level: str = "info") -> None:
+    def emit(self, message: str, level: str = "info", service: str | None = None) -> None:
         self.messages.append((level, message))
 
     def track_group(self, pgid: int, alive: bool) -> None:
