@@ -60,44 +60,45 @@ class Commands:
         if self.m.stopping:
             raise CommandError(protocol.SHUTTING_DOWN, "the manager is shutting down")
 
-    def cmd_ping(self, request: dict[str, Any]) -> Any:
+    def cmd_ping(self, request: dict[str, Any]) -> protocol.PingResult:
         return {"pid": self.m.pid, "version": self.m.version, "seq": self.m.publisher.seq,
                 "run_id": self.m.run_id}
 
-    def cmd_status(self, request: dict[str, Any]) -> Any:
+    def cmd_status(self, request: dict[str, Any]) -> protocol.StatusDocument:
         return self.m.status_document()
 
-    def cmd_service(self, request: dict[str, Any]) -> Any:
+    def cmd_service(self, request: dict[str, Any]) -> protocol.StatusObject:
         return self.m.supervisor.describe_sampled(self._service(request))
 
-    def _run(self, request: dict[str, Any], service: Service, action: str) -> Any:
+    def _run(self, request: dict[str, Any], service: Service, action: str,
+             ) -> protocol.StatusObject:
         self._not_stopping()
         wait = _arg(request, "wait", bool, True)
         describe = self.m.supervisor.describe_sampled
 
-        def act() -> dict[str, Any]:
+        def act() -> protocol.StatusObject:
             getattr(service, action)()
             return describe(service)   # as this command left it, before the next one runs
 
         result = service.submit(act)
         if not wait:
             return describe(service)
-        doc = result.get(timeout=COMMAND_TIMEOUT)
+        doc: protocol.StatusObject = result.get(timeout=COMMAND_TIMEOUT)
         if action != "stop" and doc["status"] == "pending":
             service.wait_settled(COMMAND_TIMEOUT)   # it was waiting for dependencies
             doc = describe(service)
         return doc
 
-    def cmd_start(self, request: dict[str, Any]) -> Any:
+    def cmd_start(self, request: dict[str, Any]) -> protocol.StatusObject:
         return self._run(request, self._service(request), "start")
 
-    def cmd_stop(self, request: dict[str, Any]) -> Any:
+    def cmd_stop(self, request: dict[str, Any]) -> protocol.StatusObject:
         return self._run(request, self._service(request), "stop")
 
-    def cmd_restart(self, request: dict[str, Any]) -> Any:
+    def cmd_restart(self, request: dict[str, Any]) -> protocol.StatusObject:
         return self._run(request, self._service(request), "restart")
 
-    def cmd_restart_all(self, request: dict[str, Any]) -> Any:
+    def cmd_restart_all(self, request: dict[str, Any]) -> protocol.RestartAllResult:
         self._not_stopping()
         names = list(self.m.supervisor.order())
         if _arg(request, "wait", bool, False):
@@ -123,10 +124,10 @@ class Commands:
             lines = lines[-tail:] if tail > 0 else []
         return {"seq": self.m.publisher.seq, "run_id": self.m.run_id, "lines": lines}
 
-    def cmd_config(self, request: dict[str, Any]) -> Any:
+    def cmd_config(self, request: dict[str, Any]) -> protocol.ConfigDocument:
         return self.m.config_document()
 
-    def cmd_reload(self, request: dict[str, Any]) -> Any:
+    def cmd_reload(self, request: dict[str, Any]) -> protocol.ReloadResult:
         self._not_stopping()
         return self.m.reload(dry_run=bool(_arg(request, "dry_run", bool, False)), forced=True)
 
@@ -141,7 +142,7 @@ class Commands:
                      for name, s in services.items()},
         }
 
-    def cmd_shutdown(self, request: dict[str, Any]) -> Any:
+    def cmd_shutdown(self, request: dict[str, Any]) -> protocol.ShutdownResult:
         gevent.spawn_later(0.05, self.m.request_stop, "shutdown requested over the bus")
         return {"stopping": True}
 

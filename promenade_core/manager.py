@@ -11,7 +11,6 @@ import signal
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import gevent
 import gevent.event
@@ -262,7 +261,7 @@ class Manager:
 
     # -- documents for the bus ------------------------------------------------------
 
-    def status_document(self) -> dict[str, Any]:
+    def status_document(self) -> protocol.StatusDocument:
         return {
             "services": self.supervisor.describe_all(),
             "config_path": str(self.config_path),
@@ -277,7 +276,7 @@ class Manager:
                     "dropped": self.publisher.dropped_reported},
         }
 
-    def config_document(self) -> dict[str, Any]:
+    def config_document(self) -> protocol.ConfigDocument:
         """The `config` command's reply, secrets masked: any local client may ask."""
         return mask_config({
             "path": str(self.config_path),
@@ -286,5 +285,5 @@ class Manager:
             "config": self.supervisor.config.to_dict(),
         })
 
-    def reload(self, dry_run: bool = False, forced: bool = False) -> dict[str, Any]:
+    def reload(self, dry_run: bool = False, forced: bool = False) -> protocol.ReloadResult:
         return self.reloader.reload(dry_run=dry_run, forced=forced)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from promenade_core.config.choices import HostsMode, RestartPolicy
 from promenade_core.config.dotenv import read_env_file
 from promenade_core.config.rules import validate
 from promenade_core.config.schema import (
@@ -102,7 +103,7 @@ class ServiceConfig:
     own_env: Mapping[str, str]  # the service's own `env:`, for display
     env_file: Path | None
     depends_on: tuple[str, ...]
-    restart_policy: str
+    restart_policy: RestartPolicy
     ready_check: ReadyCheck | None
     cors_proxy: bool = False
     cors_proxy_port: int | None = None
@@ -138,7 +139,7 @@ class ManagerConfig:
     host: str = "127.0.0.1"
     log_buffer_lines: int = 1000
     config_poll_interval: float = 5
-    hosts_management: str = "auto"
+    hosts_management: HostsMode = HostsMode.AUTO
     hostsd_socket: str = DEFAULT_HOSTSD_SOCKET
     dependency_timeout: float = 60
     bus_tcp: str | None = None
@@ -146,7 +147,7 @@ class ManagerConfig:
 
 @dataclass(frozen=True)
 class Defaults:
-    restart_policy: str = "once"
+    restart_policy: RestartPolicy = RestartPolicy.ONCE
     env: Mapping[str, str] = field(default_factory=FrozenMap)
 
 

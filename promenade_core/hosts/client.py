@@ -25,11 +25,11 @@ import gevent.lock
 import gevent.socket
 
 from promenade_core.bus.protocol import Emit
+from promenade_core.config.choices import HostsMode, words
 from promenade_core.errors import PromenadeError
 from promenade_core.supervise.states import ALIVE
 from promenade_hostsd.hostnames import resolves_by_itself
 
-MODES = ("auto", "manual", "disabled")
 #: sudo's default `secure_path`: a `promenade` elsewhere (a virtualenv, pipx's
 #: ~/.local/bin) is not found under sudo, so the hint gives its full path.
 SUDO_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -133,12 +133,13 @@ class HostsManager:
     loses the leases, so a keepalive greenlet reconnects and maps everything again.
     """
 
-    def __init__(self, mode: str, socket_path: str, emit: Emit,
+    def __init__(self, mode: HostsMode | str, socket_path: str, emit: Emit,
                  timeout: float = 3.0, keepalive: float = KEEPALIVE,
                  debug: Callable[[str], None] = lambda text: None) -> None:
-        if mode not in MODES:
-            raise ValueError(f"hosts_management must be one of {MODES}, not {mode!r}")
-        self.mode = mode
+        if mode not in words(HostsMode):
+            raise ValueError(f"hosts_management must be one of {words(HostsMode)}, "
+                             f"not {mode!r}")
+        self.mode = HostsMode(mode)
         self.socket_path = socket_path
         self.emit = emit
         self.debug = debug  # each request and reply, for `promenade start -v`
@@ -163,14 +164,14 @@ class HostsManager:
 
         A `*.localhost` name is never sent to hostsd (it would refuse it: no entry is
         needed) and never explained in `manual` mode: it counts as mapped at once."""
-        if self.mode == "disabled" or self._closed.is_set():
+        if self.mode is HostsMode.DISABLED or self._closed.is_set():
             return
         if resolves_by_itself(hostname):
             self._builtin[service] = hostname
             self._forget(service)  # a reload may have put it in place of a hostsd name
             return
         self._builtin.pop(service, None)
-        if self.mode == "manual":
+        if self.mode is HostsMode.MANUAL:
             if hostname.lower() not in self._told:
                 self._told.add(hostname.lower())
                 self.emit(f"hostname {hostname} for service '{service}' is not mapped "
@@ -188,7 +189,7 @@ class HostsManager:
         self._forget(service)
 
     def _forget(self, service: str) -> None:
-        if self.mode == "auto" and self._wanted.pop(service, None) is not None:
+        if self.mode is HostsMode.AUTO and self._wanted.pop(service, None) is not None:
             self._sync()
 
     def close(self) -> None:

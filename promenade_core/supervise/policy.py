@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from promenade_core.config.choices import RestartPolicy
 from promenade_core.supervise.states import Status
 
 BACKOFF_MAX = 30.0
@@ -39,7 +40,7 @@ def backoff(failures: int) -> float:
 
 
 def decide_exit(
-    policy: str,
+    policy: RestartPolicy,
     exit_code: int,
     stop_requested: bool,
     failures: int,
@@ -57,13 +58,13 @@ def decide_exit(
     if ran_for >= STABLE_AFTER:
         failures = 0
     clean = exit_code == 0
-    if clean and policy != "always":
+    if clean and policy != RestartPolicy.ALWAYS:
         return ExitDecision(Status.STOPPED, None, failures=failures, kind=ExitKind.CLEAN)
     failures = 0 if clean else failures + 1
     status = Status.STOPPED if clean else Status.FAILED
-    if policy == "always":
+    if policy == RestartPolicy.ALWAYS:
         return ExitDecision(status, backoff(max(failures, 1)) if failures else 1.0,
                             failures=failures)
-    if policy == "once" and retries_done < 1:
+    if policy == RestartPolicy.ONCE and retries_done < 1:
         return ExitDecision(status, 1.0, failures=failures)
-    return ExitDecision(status, None, gave_up=policy == "once", failures=failures)
+    return ExitDecision(status, None, gave_up=policy == RestartPolicy.ONCE, failures=failures)

@@ -27,7 +27,12 @@ from promenade_core.bus import protocol
 from promenade_core.config.load import Config, load_config
 from promenade_core.errors import ConfigError
 from promenade_core.supervise.logs import iso_timestamp
-from promenade_core.supervise.reload_plan import ReloadPlan, ServiceChange, plan_reload
+from promenade_core.supervise.reload_plan import (
+    ReloadAction,
+    ReloadPlan,
+    ServiceChange,
+    plan_reload,
+)
 from promenade_core.userfile import UnreadableFile, read_user_file
 
 if TYPE_CHECKING:
@@ -78,7 +83,7 @@ def _differs(old: Fingerprint, new: Fingerprint) -> bool:
     return old[2] != new[2]
 
 
-def error_document(exc: ConfigError) -> dict[str, Any]:
+def error_document(exc: ConfigError) -> protocol.ConfigErrorDoc:
     first = exc.problems[0]
     return {"file": first.file, "line": first.line, "key": first.key,
             "message": first.message, "problems": [str(p) for p in exc.problems]}
@@ -87,7 +92,7 @@ def error_document(exc: ConfigError) -> dict[str, Any]:
 def describe_plan(plan: ReloadPlan, dry_run: bool) -> str:
     """The decision in the order it runs, for `-v`: `reload plan: stop worker; restart
     api (command changed)`."""
-    steps = [f"{c.action} {c.service}" + (f" ({', '.join(c.reasons)})" if c.reasons else "")
+    steps = [f"{c.action.value} {c.service}" + (f" ({', '.join(c.reasons)})" if c.reasons else "")
              for c in plan.changes]
     steps += list(plan.manager_changes)
     steps += [f"resize {name}'s buffer to {size} lines"
@@ -100,7 +105,7 @@ class Reloader:
     def __init__(self, manager: Manager, config: Config) -> None:
         self.m = manager
         self.config = config
-        self.error: dict[str, Any] | None = None
+        self.error: protocol.ConfigErrorDoc | None = None
         self._seen: dict[Path, Fingerprint] = {}
         #: one reload (or change check) at a time: both wait on the thread pool now
         self._lock = gevent.lock.RLock()
@@ -141,11 +146,11 @@ class Reloader:
 
     # -- reload -------------------------------------------------------------------
 
-    def reload(self, dry_run: bool = False, forced: bool = False) -> dict[str, Any]:
+    def reload(self, dry_run: bool = False, forced: bool = False) -> protocol.ReloadResult:
         with self._lock:
             return self._reload(dry_run, forced)
 
-    def _reload(self, dry_run: bool, forced: bool) -> dict[str, Any]:
+    def _reload(self, dry_run: bool, forced: bool) -> protocol.ReloadResult:
         try:
             new = in_thread(load_config, self.m.config_path)
         except ConfigError as exc:
@@ -153,8 +158,9 @@ class Reloader:
         self._retry = False
         plan = plan_reload(self.config, new)
         self.m.supervisor.emit(describe_plan(plan, dry_run), "debug")
-        result = {"changed": not plan.empty, "dry_run": dry_run, "error": None,
-                  "summary": plan.summary(), "actions": plan.to_dict()}
+        result: protocol.ReloadResult = {
+            "changed": not plan.empty, "dry_run": dry_run, "error": None,
+            "summary": plan.summary(), "actions": plan.to_dict()}
         if dry_run:
             return result
         had_error = self.error is not None
@@ -170,7 +176,7 @@ class Reloader:
                        "actions": result["actions"]})
         return result
 
-    def _invalid(self, exc: ConfigError, report: bool) -> dict[str, Any]:
+    def _invalid(self, exc: ConfigError, report: bool) -> protocol.ReloadResult:
         doc = error_document(exc)
         if not report:
             self._retry = True   # maybe half-written: look again at the next poll
@@ -182,7 +188,7 @@ class Reloader:
         self._publish({"event": "invalid", "error": doc})
         return {"changed": False, "error": doc, "summary": "reload: config invalid"}
 
-    def _publish(self, body: dict[str, Any]) -> None:
+    def _publish(self, body: protocol.ConfigBody) -> None:
         self.m.publisher.publish(protocol.CONFIG_TOPIC, body)
 
     def _apply(self, plan: ReloadPlan, new: Config) -> None:
@@ -197,14 +203,14 @@ class Reloader:
 
     def _apply_change(self, change: ServiceChange, new: Config) -> None:
         sup = self.m.supervisor
-        if change.action == "stop":
+        if change.action is ReloadAction.STOP:
             service = sup.services.pop(change.service)
             service.submit(service.stop).get()
             service.close()
-        elif change.action == "start":
+        elif change.action is ReloadAction.START:
             service = sup.add_service(new.services[change.service])
             service.submit(service.start)
         else:
             service = sup.services[change.service]
             service.submit(partial(service.reconfigure, new.services[change.service],
-                                   restart=change.action == "restart"))
+                                   restart=change.action is ReloadAction.RESTART))

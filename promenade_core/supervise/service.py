@@ -18,7 +18,7 @@ import gevent.event
 import gevent.queue
 from gevent.socket import wait_read
 
-from promenade_core.bus.protocol import Level
+from promenade_core.bus.protocol import Level, StatusObject
 from promenade_core.config.load import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.masking import mask_command
@@ -124,7 +124,7 @@ class Service:
         else:
             self.ready.clear()
 
-    def describe(self, url: str | None) -> dict[str, Any]:
+    def describe(self, url: str | None) -> StatusObject:
         """The status object of SPEC.md's /api/status (a frozen snapshot)."""
         running = self.status in ALIVE and self.pid is not None
         return {

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import gevent
 
 from promenade_core.bus import protocol
 from promenade_core.bus.server import Publisher
+from promenade_core.config.choices import HostsMode
 from promenade_core.config.load import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
 from promenade_core.supervise.logs import Batch, iso_timestamp
@@ -131,7 +132,8 @@ class Supervisor:
             return None
         mode = self.config.manager.hosts_management
         mapped = bool(svc.hostname) and (
-            mode == "manual" or (mode == "auto" and self.hostname_mapped(svc.name)))
+            mode == HostsMode.MANUAL
+            or (mode == HostsMode.AUTO and self.hostname_mapped(svc.name)))
         return f"http://{svc.hostname if mapped else 'localhost'}:{svc.port}"
 
     def hostname_is_local(self, name: str, hostname: str | None) -> bool:
@@ -156,7 +158,7 @@ class Supervisor:
                 self.on_change(service)
 
     def describe(self, service: Service, stats: tuple[float | None, int | None] = (None, None),
-                 ) -> dict[str, Any]:
+                 ) -> protocol.StatusObject:
         doc = service.describe(self.url(service.config))
         doc["command"] = mask_command(doc["command"])  # shown by the dashboard and CLI
         doc["hostname_mapped"] = self.hostname_is_local(service.name, service.config.hostname)
@@ -169,12 +171,12 @@ class Supervisor:
         pids = {name: (s.pid if s.status in ALIVE else None) for name, s in self.services.items()}
         return self.sampler.sample(pids)
 
-    def describe_all(self) -> dict[str, dict[str, Any]]:
+    def describe_all(self) -> dict[str, protocol.StatusObject]:
         stats = self._stats()
         return {name: self.describe(s, stats.get(name, (None, None)))
                 for name, s in self.services.items()}
 
-    def describe_sampled(self, service: Service) -> dict[str, Any]:
+    def describe_sampled(self, service: Service) -> protocol.StatusObject:
         """One status object with its CPU and memory, as describe_all gives them."""
         return self.describe(service, self._stats().get(service.name, (None, None)))
 

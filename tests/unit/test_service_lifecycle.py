@@ -21,6 +21,7 @@ import gevent
 import gevent.event
 import pytest
 
+from promenade_core.config.choices import RestartPolicy
 from promenade_core.config.load import ServiceConfig
 from promenade_core.supervise.clock import Clock
 from promenade_core.supervise.osproc import ProcessOps, Spawned
@@ -190,7 +191,7 @@ class Rig:
         config = ServiceConfig(
             name="api", command="serve", directory=Path("/"), port=None, hostname=None,
             env={}, own_env={}, env_file=None, depends_on=depends_on,
-            restart_policy=policy, ready_check=None,
+            restart_policy=RestartPolicy(policy), ready_check=None,
         )
         self.service = Service(config, cast(Any, self.host), 100, clock=self.clock)
 
