@@ -15,7 +15,10 @@ Topics (subscribe by prefix):
 - `state/<service>/` {"v", "seq", "service", "status": <status object>} — one per
   transition, per health change, and when `hostname_mapped` (the hostname leads to
   this machine now: the web process trusts it as a local origin only then) changes.
-- `config/` {"v", "seq", "event": "reloaded"|"invalid", ...}
+- `config/` {"v", "seq", "event": "reloaded"|"invalid", ...} — no "changed" event: the
+  watcher reloads at the poll that sees the change, so `reloaded` or `invalid` is the
+  news (a half-written file is retried silently, and a change that alters nothing, a
+  comment, publishes nothing).
 - `manager/` {"v", "seq", "event": "started"|"stopping"|"message", "message": str,
   "level": "debug"|"info"|"warning"|"error", "service": name or null} — `service` names
   the service a message is about (null when about none), so clients never parse prose.

@@ -320,8 +320,6 @@
     } else if (msg.event === "reloaded") {
       showBanner("reloaded", "Config reloaded.", msg.summary || "");
       poll();
-    } else if (msg.event === "changed") {
-      showBanner("changed", "Config file changed.", "Reloading…");
     }
   }
 
