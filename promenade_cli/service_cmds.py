@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,6 +23,9 @@ from promenade_cli.common import (
 from promenade_core.errors import UnknownServiceError
 from promenade_core.logformat import Formatter, wants_colour
 from promenade_core.supervise.states import ALIVE
+
+if TYPE_CHECKING:
+    from promenade_core.bus import protocol
 
 
 @click.command("stop")
@@ -71,7 +74,7 @@ def _age(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def _exit_cell(service: dict[str, Any]) -> str:
+def _exit_cell(service: protocol.StatusObject) -> str:
     """The last exit, only while no process runs: next to a running service, the
     previous run's `-15` (from a restart) read as the current process having died."""
     code = service["last_exit_code"]
@@ -91,7 +94,7 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="The whole status document as JSON")
 def status(config: str | None, as_json: bool) -> ExitCode:
     """Every service: status, health, pid, port, URL, uptime, restarts, last exit."""
-    doc = request(connect(resolve(config)), "status")
+    doc: protocol.StatusDocument = request(connect(resolve(config)), "status")
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return 0
@@ -101,9 +104,10 @@ def status(config: str | None, as_json: bool) -> ExitCode:
                      str(s["port"] or "-"), s["url"] or "-", _age(s["uptime_seconds"]),
                      str(s["restart_count"]), _exit_cell(s)])
     click.echo(_table(rows))
-    if doc.get("config_error"):
+    config_error = doc.get("config_error")
+    if config_error:
         click.echo("\nconfig error (the previous config is still running):", err=True)
-        for problem in doc["config_error"]["problems"]:
+        for problem in config_error["problems"]:
             click.echo(f"  {problem}", err=True)
     return 0
 

@@ -86,14 +86,14 @@ class Commands:
         if self._stopping():
             raise CommandError(protocol.SHUTTING_DOWN, "the manager is shutting down")
 
-    def cmd_ping(self, request: dict[str, Any]) -> Any:
+    def cmd_ping(self, request: dict[str, Any]) -> protocol.PingResult:
         return {"pid": self.run.pid, "version": self.run.version, "seq": self.publisher.seq,
                 "run_id": self.run.run_id}
 
-    def cmd_status(self, request: dict[str, Any]) -> Any:
+    def cmd_status(self, request: dict[str, Any]) -> protocol.StatusDocument:
         return self.status_document()
 
-    def status_document(self) -> dict[str, Any]:
+    def status_document(self) -> protocol.StatusDocument:
         return {
             "services": self.supervisor.describe_all(),
             "config_path": str(self.run.config_path),
@@ -108,7 +108,7 @@ class Commands:
                     "dropped": self.publisher.dropped_reported},
         }
 
-    def config_document(self) -> dict[str, Any]:
+    def config_document(self) -> protocol.ConfigDocument:
         """The `config` command's reply, secrets masked: any local client may ask."""
         return mask_config({
             "path": str(self.run.config_path),
@@ -117,37 +117,38 @@ class Commands:
             "config": self.supervisor.config.to_dict(),
         })
 
-    def cmd_service(self, request: dict[str, Any]) -> Any:
+    def cmd_service(self, request: dict[str, Any]) -> protocol.StatusObject:
         return self.supervisor.describe_sampled(self._service(request))
 
-    def _run(self, request: dict[str, Any], service: Service, action: str) -> Any:
+    def _run(self, request: dict[str, Any], service: Service, action: str,
+             ) -> protocol.StatusObject:
         self._not_stopping()
         wait = _arg(request, "wait", bool, True)
         describe = self.supervisor.describe_sampled
 
-        def act() -> dict[str, Any]:
+        def act() -> protocol.StatusObject:
             getattr(service, action)()
             return describe(service)   # as this command left it, before the next one runs
 
         result = service.submit(act)
         if not wait:
             return describe(service)
-        doc = result.get(timeout=COMMAND_TIMEOUT)
+        doc: protocol.StatusObject = result.get(timeout=COMMAND_TIMEOUT)
         if action != "stop" and doc["status"] == "pending":
             service.wait_settled(COMMAND_TIMEOUT)   # it was waiting for dependencies
             doc = describe(service)
         return doc
 
-    def cmd_start(self, request: dict[str, Any]) -> Any:
+    def cmd_start(self, request: dict[str, Any]) -> protocol.StatusObject:
         return self._run(request, self._service(request), "start")
 
-    def cmd_stop(self, request: dict[str, Any]) -> Any:
+    def cmd_stop(self, request: dict[str, Any]) -> protocol.StatusObject:
         return self._run(request, self._service(request), "stop")
 
-    def cmd_restart(self, request: dict[str, Any]) -> Any:
+    def cmd_restart(self, request: dict[str, Any]) -> protocol.StatusObject:
         return self._run(request, self._service(request), "restart")
 
-    def cmd_restart_all(self, request: dict[str, Any]) -> Any:
+    def cmd_restart_all(self, request: dict[str, Any]) -> protocol.RestartAllResult:
         self._not_stopping()
         names = list(self.supervisor.order())
         if _arg(request, "wait", bool, False):
@@ -173,10 +174,10 @@ class Commands:
             lines = lines[-tail:] if tail > 0 else []
         return {"seq": self.publisher.seq, "run_id": self.run.run_id, "lines": lines}
 
-    def cmd_config(self, request: dict[str, Any]) -> Any:
+    def cmd_config(self, request: dict[str, Any]) -> protocol.ConfigDocument:
         return self.config_document()
 
-    def cmd_reload(self, request: dict[str, Any]) -> Any:
+    def cmd_reload(self, request: dict[str, Any]) -> protocol.ReloadResult:
         self._not_stopping()
         dry_run = bool(_arg(request, "dry_run", bool, False))
         return self.reloader.reload(dry_run=dry_run, forced=True)
@@ -192,7 +193,7 @@ class Commands:
                      for name, s in services.items()},
         }
 
-    def cmd_shutdown(self, request: dict[str, Any]) -> Any:
+    def cmd_shutdown(self, request: dict[str, Any]) -> protocol.ShutdownResult:
         gevent.spawn_later(0.05, self._request_stop, "shutdown requested over the bus")
         return {"stopping": True}
 

@@ -116,12 +116,13 @@ class Manager:
     def _warn(self, message: str) -> None:
         self._emit(message, "warning")
 
-    def _emit(self, message: str, level: str = "info") -> None:
+    def _emit(self, message: str, level: protocol.Level = "info",
+              service: str | None = None) -> None:
         """To the terminal and the bus once the supervisor exists, else the terminal:
         the parts built before it (hosts, proxies, the TCP feed) emit through here."""
         supervisor: Supervisor | None = getattr(self, "supervisor", None)
         if supervisor is not None:
-            supervisor.emit(message, level)
+            supervisor.emit(message, level, service)
         else:
             self.printer.message(message, level)
 
@@ -253,7 +254,8 @@ class Manager:
             "events_tcp_token": self.tcp_token,
         })
         self.printer.message(f"config {self.config_path}")
-        self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid})
+        self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid,
+                                                          "level": "info", "service": None})
 
     # -- shutdown -------------------------------------------------------------------
 
@@ -269,7 +271,8 @@ class Manager:
             self.stopping = True
             self.printer.message(f"{reason}: stopping every service")
             self.publisher.publish(protocol.MANAGER_TOPIC,
-                                   {"event": "stopping", "message": reason})
+                                   {"event": "stopping", "message": reason,
+                                    "level": "info", "service": None})
             self._stop.set()
 
     def _shutdown(self) -> None:

@@ -102,7 +102,7 @@ def config() -> Response:
 
 @bp.post("/reload")
 def reload() -> Response:
-    result = bus_request("reload", dry_run=bool_arg("dry_run", False))
+    result: protocol.ReloadResult = bus_request("reload", dry_run=bool_arg("dry_run", False))
     error = result.get("error")
     if error:
         message = error.get("message") if isinstance(error, dict) else str(error)

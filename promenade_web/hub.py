@@ -447,14 +447,15 @@ class Hub:
     def _wanted(self, service: str) -> bool:
         return any(sub.services is None or service in sub.services for sub in self._subs)
 
-    def _note_hostname(self, message: dict[str, Any]) -> None:
+    def _note_hostname(self, message: protocol.StateMessage) -> None:
         """Follow which hostnames are local origins: only those the manager reports as
         mapped to this machine (`hostname_mapped`), never merely configured ones."""
-        status = message.get("status") or {}
-        name, hostname = message.get("service"), status.get("hostname")
+        status = message.get("status")
+        name = message.get("service")
+        hostname = status.get("hostname") if status else None
         if not name:
             return
-        if hostname and status.get("hostname_mapped") is True:
+        if hostname and status and status.get("hostname_mapped") is True:
             self.hostnames[name] = hostname
         else:
             self.hostnames.pop(name, None)

@@ -353,3 +353,31 @@ def test_an_open_tab_starts_afresh_after_a_manager_restart(browser: Any, tmp_pat
     finally:
         context.close()
         first.manager.cleanup()
+
+
+def test_a_missing_hostsd_shows_a_warning_toast(browser: Any, tmp_path: Path) -> None:
+    """hostsd's "Warning: hostnames are not mapped" went out at level info, so the
+    dashboard showed it only as a log line, never as the warning toast it is."""
+    port = free_port()
+    config = f"""
+        manager: {{port: {port}, hosts_management: auto, config_poll_interval: 0.3,
+                   hostsd_socket: {tmp_path / "absent.sock"}}}
+        services:
+          plain: {{command: sleep 600}}
+    """
+    dash = start_dashboard(tmp_path, config, port=port)
+    context = browser.new_context()
+    try:
+        pg = context.new_page()
+        pg.goto(dash.base + "/")
+        pg.wait_for_selector('.card[data-service="plain"][data-status="running"]')
+        pg.wait_for_selector("#conn[data-state='live']")
+        path = dash.manager.path
+        path.write_text(path.read_text() + "  named: {command: sleep 600, port: "
+                        f"{free_port()}, hostname: named.test}}\n")
+        toast = pg.locator(".toast.warning", has_text="hostnames are not mapped")
+        toast.wait_for(timeout=15000)
+        shot(pg, "hostsd-missing-toast")
+    finally:
+        context.close()
+        dash.manager.cleanup()

@@ -52,8 +52,15 @@ def daemon(tmp_path: Path) -> Iterator[Hostsd]:
 
 
 class Messages(list[str]):
-    def __call__(self, message: str) -> None:
+    """The texts emitted; `about` keeps each one's (level, service)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.about: list[tuple[str, str | None]] = []
+
+    def __call__(self, message: str, level: str = "info", service: str | None = None) -> None:
         self.append(message)
+        self.about.append((level, service))
 
 
 @pytest.fixture
@@ -93,6 +100,7 @@ def test_without_hostsd_warns_once_then_maps_when_it_appears(
     assert len(emitted) == 1
     assert "Warning: hostnames are not mapped" in emitted[0]
     assert "hosts install`" in emitted[0] and "`sudo " in emitted[0]
+    assert emitted.about[0] == ("warning", None)   # the dashboard's warning toast
     daemon.start()
     hosts.map("docs", "docs.test")
     assert hosts.mapped() == {"api": "api.test", "web": "web.test", "docs": "docs.test"}
@@ -128,6 +136,7 @@ def test_a_refused_name_is_a_warning_not_retried(daemon: Hostsd, emitted: Messag
     assert len(emitted) == 1, emitted
     assert "hostname github.com for service 'gh' not mapped" in emitted[0]
     assert "outside promenade" in emitted[0]
+    assert emitted.about[0] == ("warning", "gh")
     hosts.close()
 
 

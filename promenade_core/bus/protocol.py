@@ -15,8 +15,13 @@ Topics (subscribe by prefix):
 - `state/<service>/` {"v", "seq", "service", "status": <status object>} — one per
   transition, per health change, and when `hostname_mapped` (the hostname leads to
   this machine now: the web process trusts it as a local origin only then) changes.
-- `config/` {"v", "seq", "event": "reloaded"|"invalid"|"changed", ...}
-- `manager/` {"v", "seq", "event": "started"|"stopping"|"message"|..., "message": str}
+- `config/` {"v", "seq", "event": "reloaded"|"invalid", ...} — no "changed" event: the
+  watcher reloads at the poll that sees the change, so `reloaded` or `invalid` is the
+  news (a half-written file is retried silently, and a change that alters nothing, a
+  comment, publishes nothing).
+- `manager/` {"v", "seq", "event": "started"|"stopping"|"message", "message": str,
+  "level": "debug"|"info"|"warning"|"error", "service": name or null} — `service` names
+  the service a message is about (null when about none), so clients never parse prose.
 
 Control (`control`, REQ clients): request {"cmd": NAME, ...}; reply
 {"ok": true, "result": ...} or {"ok": false, "error": {"code", "message"}}.
@@ -25,12 +30,25 @@ Control (`control`, REQ clients): request {"cmd": NAME, ...}; reply
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol, TypedDict
 
 # Re-exported: the masking rules were born here, and user scripts may import them.
 from promenade_core.masking import MASK, SECRET_MARKERS, is_secret_key, mask_env  # noqa: F401
 
 VERSION = 1
+
+#: How much a manager message matters: `debug` reaches the bus only with `-v`; the
+#: dashboard shows `warning` and `error` as toasts.
+Level = Literal["debug", "info", "warning", "error"]
+
+
+class Emit(Protocol):
+    """Tell the user something: the terminal and the `manager/` topic."""
+
+    def __call__(self, message: str, level: Level = "info",
+                 service: str | None = None) -> None: ...
+
 MAX_REQUEST_BYTES = 64 * 1024
 
 LOG_PREFIX = "log/"
@@ -69,6 +87,224 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# --------------------------------------------------------------------------- shapes
+# The wire's messages as TypedDicts: producers (supervisor, control, publisher) and
+# consumers (bus client, web hub/API/stream, CLI) name the same type, so mypy checks
+# one against the other. (Two-step classes stand in for `NotRequired`, which
+# Python 3.10's typing lacks.)
+
+
+class _StatusCore(TypedDict):
+    name: str
+    status: str                 # a `states.Status` value
+    health: str                 # a `states.Health` value
+    pid: int | None
+    port: int | None
+    hostname: str | None
+    url: str | None
+    uptime_seconds: float | None
+    restart_count: int
+    last_exit_code: int | None  # minus the signal number when killed
+    command: str                # inline secrets masked by the supervisor
+    depends_on: list[str]
+    started_at: float | None
+    status_since: float
+    cors_proxy_port: int | None
+
+
+class StatusObject(_StatusCore, total=False):
+    """One service's status (SPEC.md's status response); the supervisor adds the
+    fields below to what the service itself knows."""
+
+    hostname_mapped: bool       # the hostname leads to this machine now
+    cpu_percent: float | None
+    memory_bytes: int | None
+
+
+class BusCounters(TypedDict):
+    seq: int
+    dropped: int
+
+
+class StatusDocument(TypedDict):
+    """The `status` command's result (GET /api/status)."""
+
+    services: dict[str, StatusObject]
+    config_path: str
+    config_last_modified: str | None
+    config_error: ConfigErrorDoc | None
+    manager_uptime_seconds: float
+    manager_pid: int
+    run_id: str
+    version: str
+    dashboard_url: str | None
+    bus: BusCounters
+
+
+class ConfigErrorDoc(TypedDict):
+    """Why the config on disk is not the one running (its first problem, then all)."""
+
+    file: str
+    line: int | None
+    key: str | None
+    message: str
+    problems: list[str]
+
+
+class _Envelope(TypedDict):
+    v: int
+    seq: int
+
+
+class _Event(_Envelope, total=False):
+    run_id: str                 # on every event but log batches
+
+
+class LogMessage(_Envelope):
+    """`log/<service>/`: the lines of one read of one stream; line i has seq
+    first_seq + i, `seq` is the last line's."""
+
+    first_seq: int
+    service: str
+    stream: str                 # "stdout" | "stderr"
+    timestamp: str
+    lines: list[str]
+
+
+class StateBody(TypedDict):
+    service: str
+    status: StatusObject
+
+
+class StateMessage(StateBody, _Event):
+    """`state/<service>/`: one per transition, health change or hostname_mapped change."""
+
+
+class ReloadChange(TypedDict):
+    service: str
+    action: str                 # a `reload_plan.ReloadAction` value
+    reasons: list[str]
+
+
+class ConfigBody(TypedDict, total=False):
+    event: Literal["reloaded", "invalid"]
+    summary: str                # reloaded
+    actions: dict[str, Any] | list[ReloadChange]   # reloaded: the plan (or [])
+    error: ConfigErrorDoc       # invalid
+
+
+class ConfigMessage(ConfigBody, _Event):
+    """`config/`: a reload was applied, or the file on disk is invalid."""
+
+
+class _ManagerCore(TypedDict):
+    event: Literal["started", "stopping", "message"]
+    level: Level
+    service: str | None         # the service the message is about; None: none
+
+
+class ManagerBody(_ManagerCore, total=False):
+    message: str
+    pid: int                    # started
+
+
+class ManagerMessage(ManagerBody, _Event):
+    """`manager/`: the manager's own messages; `service` and `level` say what about and
+    how much it matters, so no client parses the prose."""
+
+
+#: What `Publisher.publish` takes (it adds the envelope: v, seq, run_id).
+EventBody = StateBody | ConfigBody | ManagerBody
+
+
+class ErrorInfo(TypedDict):
+    code: str                   # one of the stable codes above
+    message: str
+
+
+class OkReply(TypedDict):
+    ok: Literal[True]
+    result: Any                 # the command's result (see COMMANDS)
+
+
+class ErrorReply(TypedDict):
+    ok: Literal[False]
+    error: ErrorInfo
+
+
+Reply = OkReply | ErrorReply
+
+
+class PingResult(TypedDict):
+    pid: int
+    version: str
+    seq: int
+    run_id: str
+
+
+class RestartAllResult(TypedDict):
+    services: list[str]
+
+
+class ConfigDocument(TypedDict):
+    """The `config` command's result (GET /api/config), env secrets masked."""
+
+    path: str
+    last_modified: str | None
+    error: ConfigErrorDoc | None
+    config: dict[str, Any]
+
+
+class ReloadResult(TypedDict, total=False):
+    """The `reload` command's result (POST /api/reload)."""
+
+    changed: bool
+    dry_run: bool
+    error: ConfigErrorDoc | None
+    summary: str
+    actions: dict[str, Any]     # the plan: changes, manager_changes, buffer_resize
+
+
+class ShutdownResult(TypedDict):
+    stopping: bool
+
+
+# Each command's request fields (all optional on the wire: the handlers type-check them,
+# requests being untrusted input).
+class Request(TypedDict):
+    cmd: str
+
+
+class ServiceRequest(Request, total=False):
+    """`service`, `start`, `stop`, `restart`."""
+
+    service: str
+    wait: bool
+
+
+class RestartAllRequest(Request, total=False):
+    wait: bool
+
+
+class LogsRequest(Request, total=False):
+    service: str
+    services: list[str]
+    tail: int
+    since: int
+
+
+class ReloadRequest(Request, total=False):
+    dry_run: bool
+
+
+class SyncRequest(Request, total=False):
+    token: str
+
+
+class GapRequest(Request, total=False):
+    count: int
+
+
 def log_topic(service: str) -> str:
     return f"{LOG_PREFIX}{service}/"
 
@@ -83,7 +319,7 @@ except ImportError:  # pragma: no cover - a user script without it still works
     orjson = None  # type: ignore[assignment]
 
 
-def encode(message: dict[str, Any]) -> bytes:
+def encode(message: Mapping[str, Any]) -> bytes:
     if orjson is not None:
         return orjson.dumps(message)
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
@@ -95,11 +331,11 @@ def decode(data: bytes) -> Any:
     return json.loads(data)
 
 
-def ok(result: Any) -> dict[str, Any]:
+def ok(result: Any) -> OkReply:
     return {"ok": True, "result": result}
 
 
-def error(code: str, message: str) -> dict[str, Any]:
+def error(code: str, message: str) -> ErrorReply:
     return {"ok": False, "error": {"code": code, "message": message}}
 
 

@@ -9,7 +9,7 @@ command (a 5 s stop) never delays a `ping`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gevent
@@ -63,7 +63,7 @@ class Publisher:
         self.seq += count
         return first
 
-    def _send(self, topic: str, message: dict[str, Any]) -> None:
+    def _send(self, topic: str, message: Mapping[str, Any]) -> None:
         try:
             # int flags: combining pyzmq's enum flags costs more than the send itself
             self._socket.send(topic.encode(), _MORE_NOBLOCK)
@@ -71,7 +71,7 @@ class Publisher:
         except zmq.Again:
             pass  # PUB never blocks; subscribers see the seq gap
 
-    def publish(self, topic: str, body: dict[str, Any]) -> int:
+    def publish(self, topic: str, body: protocol.EventBody) -> int:
         seq = self.next_seqs(1)
         self._send(topic, {"v": protocol.VERSION, "seq": seq, "run_id": self.run_id, **body})
         return seq
@@ -85,7 +85,7 @@ class Publisher:
         for start in range(0, len(lines), step):
             part = lines[start:start + step] if step < len(lines) else lines
             first = batch.first_seq + start
-            self._send(topic, {
+            message: protocol.LogMessage = {
                 "v": protocol.VERSION,
                 "seq": first + len(part) - 1,
                 "first_seq": first,
@@ -93,7 +93,8 @@ class Publisher:
                 "stream": batch.stream,
                 "timestamp": batch.timestamp,
                 "lines": part,
-            })
+            }
+            self._send(topic, message)
 
     def sync(self, token: str) -> None:
         self._send(f"{protocol.SYNC_PREFIX}{token}", {"v": protocol.VERSION, "seq": self.seq})
@@ -128,7 +129,7 @@ class ControlServer:
         except zmq.ZMQError:
             pass  # the client went away
 
-    def dispatch(self, body: bytes) -> dict[str, Any]:
+    def dispatch(self, body: bytes) -> protocol.Reply:
         if len(body) > protocol.MAX_REQUEST_BYTES:
             return protocol.error(protocol.BAD_REQUEST,
                                   f"request of {len(body)} bytes is over the "

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from promenade_core.config.choices import HostsMode, RestartPolicy
+
 DEFAULT_HOSTSD_SOCKET = "/run/promenade/hostsd.sock"
 
 V = TypeVar("V")
@@ -61,7 +63,7 @@ class ServiceConfig:
     own_env: Mapping[str, str]  # the service's own `env:`, for display
     env_file: Path | None
     depends_on: tuple[str, ...]
-    restart_policy: str
+    restart_policy: RestartPolicy
     ready_check: ReadyCheck | None
     cors_proxy: bool = False
     cors_proxy_port: int | None = None
@@ -97,7 +99,7 @@ class ManagerConfig:
     host: str = "127.0.0.1"
     log_buffer_lines: int = 1000
     config_poll_interval: float = 5
-    hosts_management: str = "auto"
+    hosts_management: HostsMode = HostsMode.AUTO
     hostsd_socket: str = DEFAULT_HOSTSD_SOCKET
     dependency_timeout: float = 60
     bus_tcp: str | None = None
@@ -105,7 +107,7 @@ class ManagerConfig:
 
 @dataclass(frozen=True)
 class Defaults:
-    restart_policy: str = "once"
+    restart_policy: RestartPolicy = RestartPolicy.ONCE
     env: Mapping[str, str] = field(default_factory=FrozenMap)
 
 

@@ -10,6 +10,7 @@ reads `yes` as true, and Python counts True as 1).
 from __future__ import annotations
 
 import difflib
+import enum
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -19,11 +20,10 @@ from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields
 
+from promenade_core.config.choices import HostsMode, RestartPolicy, words
 from promenade_core.config.source import Path_
 from promenade_hostsd.hostnames import hostname_problem
 
-RESTART_POLICIES = ("never", "once", "always")
-HOSTS_MODES = ("auto", "manual", "disabled")
 READY_TYPES = ("http", "tcp")
 TOP_LEVEL_KEYS = ("manager", "defaults", "services")
 # Used with fullmatch: `$` also matches before a final newline, so "api\n" passed.
@@ -88,17 +88,20 @@ class Text(_Field):
 
 
 class Choice(_Field):
-    def __init__(self, choices: tuple[str, ...], **kw: Any) -> None:
-        super().__init__(**kw)
-        self.choices = choices
+    """One word of a closed set: loaded as its Enum member when the set is an Enum."""
 
-    def check(self, value: Any) -> str:
-        if value not in self.choices or not isinstance(value, str):
+    def __init__(self, choices: type[enum.Enum] | tuple[str, ...], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.enum = None if isinstance(choices, tuple) else choices
+        self.choices = choices if isinstance(choices, tuple) else words(choices)
+
+    def check(self, value: Any) -> enum.Enum | str:
+        if not isinstance(value, str) or value not in self.choices:
             hint = suggest(value, self.choices) if isinstance(value, str) else ""
             raise ValidationError(
                 f"must be one of {', '.join(self.choices)}; got {describe(value)}{hint}"
             )
-        return value
+        return value if self.enum is None else self.enum(value)
 
 
 def _whole_number(value: Any) -> int:
@@ -282,7 +285,7 @@ class ServiceSchema(_Section):
     env = EnvMap(allow_none=True)
     env_file = Text(allow_none=True)
     depends_on = TextList(allow_none=True)
-    restart_policy = Choice(RESTART_POLICIES)
+    restart_policy = Choice(RestartPolicy)
     ready_check = fields.Nested(ReadyCheckSchema, allow_none=True)
     cors_proxy = Flag()
     cors_proxy_port = Port(allow_none=True)
@@ -295,14 +298,14 @@ class ManagerSchema(_Section):
     host = Text()
     log_buffer_lines = Count()
     config_poll_interval = Seconds()
-    hosts_management = Choice(HOSTS_MODES)
+    hosts_management = Choice(HostsMode)
     hostsd_socket = Text(check=absolute_problem)
     dependency_timeout = Seconds()
     bus_tcp = Text(check=bus_tcp_problem, allow_none=True)
 
 
 class DefaultsSchema(_Section):
-    restart_policy = Choice(RESTART_POLICIES)
+    restart_policy = Choice(RestartPolicy)
     env = EnvMap(allow_none=True)
 
 

@@ -24,11 +24,12 @@ import gevent.event
 import gevent.lock
 import gevent.socket
 
+from promenade_core.bus.protocol import Emit
+from promenade_core.config.choices import HostsMode, words
 from promenade_core.errors import PromenadeError
 from promenade_core.supervise.states import ALIVE
 from promenade_hostsd.hostnames import resolves_by_itself
 
-MODES = ("auto", "manual", "disabled")
 #: sudo's default `secure_path`: a `promenade` elsewhere (a virtualenv, pipx's
 #: ~/.local/bin) is not found under sudo, so the hint gives its full path.
 SUDO_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -132,12 +133,13 @@ class HostsManager:
     loses the leases, so a keepalive greenlet reconnects and maps everything again.
     """
 
-    def __init__(self, mode: str, socket_path: str, emit: Callable[[str], None],
+    def __init__(self, mode: HostsMode | str, socket_path: str, emit: Emit,
                  timeout: float = 3.0, keepalive: float = KEEPALIVE,
                  debug: Callable[[str], None] = lambda text: None) -> None:
-        if mode not in MODES:
-            raise ValueError(f"hosts_management must be one of {MODES}, not {mode!r}")
-        self.mode = mode
+        if mode not in words(HostsMode):
+            raise ValueError(f"hosts_management must be one of {words(HostsMode)}, "
+                             f"not {mode!r}")
+        self.mode = HostsMode(mode)
         self.socket_path = socket_path
         self.emit = emit
         self.debug = debug  # each request and reply, for `promenade start -v`
@@ -162,18 +164,19 @@ class HostsManager:
 
         A `*.localhost` name is never sent to hostsd (it would refuse it: no entry is
         needed) and never explained in `manual` mode: it counts as mapped at once."""
-        if self.mode == "disabled" or self._closed.is_set():
+        if self.mode is HostsMode.DISABLED or self._closed.is_set():
             return
         if resolves_by_itself(hostname):
             self._builtin[service] = hostname
             self._forget(service)  # a reload may have put it in place of a hostsd name
             return
         self._builtin.pop(service, None)
-        if self.mode == "manual":
+        if self.mode is HostsMode.MANUAL:
             if hostname.lower() not in self._told:
                 self._told.add(hostname.lower())
                 self.emit(f"hostname {hostname} for service '{service}' is not mapped "
-                          f"(hosts_management: manual); {manual_instructions([hostname])}")
+                          f"(hosts_management: manual); {manual_instructions([hostname])}",
+                          service=service)
             return
         self._wanted[service] = hostname
         self._sync()
@@ -249,7 +252,7 @@ class HostsManager:
                     self._refused[service] = hostname
                     self._mapped.pop(service, None)
                     self.emit(f"Warning: hostname {hostname} for service '{service}' not "
-                              f"mapped: {_error(reply)}")
+                              f"mapped: {_error(reply)}", "warning", service=service)
 
     def _connect(self) -> bool:
         if self._sock is not None:
@@ -263,7 +266,7 @@ class HostsManager:
             if not self._warned:
                 self._warned = True
                 self.emit(f"Warning: hostnames are not mapped: "
-                          f"{unavailable_message(self.socket_path, exc)}")
+                          f"{unavailable_message(self.socket_path, exc)}", "warning")
             return False
         self._sock, self._stream = sock, sock.makefile("rb")
         self._refused.clear()
@@ -288,7 +291,7 @@ class HostsManager:
             if not self._closed.is_set() and not self._warned:
                 self._warned = True
                 self.emit(f"Warning: lost promenade-hostsd at {self.socket_path} ({exc}); "
-                          "hostnames are unmapped until it is back")
+                          "hostnames are unmapped until it is back", "warning")
             return None
 
     def _disconnect(self) -> None:

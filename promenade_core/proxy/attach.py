@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from promenade_core.bus.protocol import Emit
 from promenade_core.config.model import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.supervise.service import Service
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 class Proxies:
     """Follows the supervisor's service events (its Attachments protocol)."""
 
-    def __init__(self, emit: Callable[[str, str], None],
+    def __init__(self, emit: Emit,
                  hostnames: Callable[[], Iterable[str]]) -> None:
         self._emit = emit
         self._hostnames = hostnames
@@ -34,14 +35,16 @@ class Proxies:
         try:
             proxy = CorsProxy(service.name, svc.cors_proxy_port, svc.port,
                               svc.cors_allow_origins, self._hostnames,
-                              warn=lambda message: self._emit(message, "warning"))
+                              warn=lambda message: self._emit(message, "warning",
+                                                              service=service.name))
             proxy.start()
         except PromenadeError as exc:
-            self._emit(f"{service.name}: CORS proxy not started: {exc}", "error")
+            self._emit(f"{service.name}: CORS proxy not started: {exc}", "error",
+                       service=service.name)
             return
         self._proxies[service.name] = proxy
         self._emit(f"{service.name}: CORS proxy on http://127.0.0.1:{svc.cors_proxy_port} "
-                   f"-> {svc.port}", "info")
+                   f"-> {svc.port}", "info", service=service.name)
 
     def _close(self, name: str) -> None:
         proxy = self._proxies.pop(name, None)

@@ -272,7 +272,7 @@ class ProcessOps:
     def signal_group(self, pgid: int, sig: int) -> bool:
         """Signal a whole process group; False when it is already gone."""
         try:
-            os.killpg(pgid, sig)
+            self._killpg(pgid, sig)
         except ProcessLookupError:
             return False
         except PermissionError as exc:
@@ -283,6 +283,10 @@ class ProcessOps:
 
     def group_alive(self, pgid: int) -> bool:
         return self.signal_group(pgid, 0)
+
+    def _killpg(self, pgid: int, sig: int) -> None:
+        """The system call itself: unit tests replace it to fail with a chosen errno."""
+        os.killpg(pgid, sig)
 
 
 def become_subreaper() -> bool:

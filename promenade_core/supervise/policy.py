@@ -6,13 +6,23 @@ decided here, with no I/O, so the rules are testable with plain values.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
+from promenade_core.config.choices import RestartPolicy
 from promenade_core.supervise.states import Status
 
 BACKOFF_MAX = 30.0
 #: A run this long resets the back-off: the service had been fine.
 STABLE_AFTER = 10.0
+
+
+class ExitKind(enum.Enum):
+    """Why the process ended, as the decision saw it: what the service reports."""
+
+    REQUESTED = "requested"     # a stop was asked for: not a failure, never restarted
+    CLEAN = "clean"             # exit code 0 under a policy that does not restart it
+    FAILURE = "failure"         # anything the restart policy handles (retry, give up)
 
 
 @dataclass(frozen=True)
@@ -21,6 +31,7 @@ class ExitDecision:
     retry_in: float | None      # seconds before the next start, None for no restart
     gave_up: bool = False       # no more retries: FAILED then GAVE_UP
     failures: int = 0           # consecutive failures counted for the back-off
+    kind: ExitKind = ExitKind.FAILURE
 
 
 def backoff(failures: int) -> float:
@@ -29,7 +40,7 @@ def backoff(failures: int) -> float:
 
 
 def decide_exit(
-    policy: str,
+    policy: RestartPolicy,
     exit_code: int,
     stop_requested: bool,
     failures: int,
@@ -43,17 +54,17 @@ def decide_exit(
     (`once` allows one).
     """
     if stop_requested:
-        return ExitDecision(Status.STOPPED, None)
+        return ExitDecision(Status.STOPPED, None, failures=failures, kind=ExitKind.REQUESTED)
     if ran_for >= STABLE_AFTER:
         failures = 0
     clean = exit_code == 0
-    if clean and policy != "always":
-        return ExitDecision(Status.STOPPED, None)
+    if clean and policy != RestartPolicy.ALWAYS:
+        return ExitDecision(Status.STOPPED, None, failures=failures, kind=ExitKind.CLEAN)
     failures = 0 if clean else failures + 1
     status = Status.STOPPED if clean else Status.FAILED
-    if policy == "always":
+    if policy == RestartPolicy.ALWAYS:
         return ExitDecision(status, backoff(max(failures, 1)) if failures else 1.0,
                             failures=failures)
-    if policy == "once" and retries_done < 1:
+    if policy == RestartPolicy.ONCE and retries_done < 1:
         return ExitDecision(status, 1.0, failures=failures)
-    return ExitDecision(status, None, gave_up=policy == "once", failures=failures)
+    return ExitDecision(status, None, gave_up=policy == RestartPolicy.ONCE, failures=failures)

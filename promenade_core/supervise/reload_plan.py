@@ -14,9 +14,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from promenade_core.config.choices import Word
 from promenade_core.config.model import Config, FrozenMap, ServiceConfig, dependency_order
 
-START, STOP, RESTART, UPDATE = "start", "stop", "restart", "update"
+
+class ReloadAction(Word):
+    """What a reload does to one service (its value is the word on the wire)."""
+
+    START = "start"       # new in the config
+    STOP = "stop"         # gone from the config
+    RESTART = "restart"   # something the process sees changed
+    UPDATE = "update"     # only what the supervisor applies around the process changed
+
+
+START, STOP, RESTART, UPDATE = (ReloadAction.START, ReloadAction.STOP, ReloadAction.RESTART,
+                                ReloadAction.UPDATE)
 RESTART_FIELDS = ("command", "directory", "env", "port", "tty")
 UPDATE_FIELDS = (
     "hostname",
@@ -36,8 +48,12 @@ _SUMMARY_ORDER = (STOP, START, RESTART, UPDATE)
 @dataclass(frozen=True)
 class ServiceChange:
     service: str
-    action: str  # start | stop | restart | update
+    action: ReloadAction
     reasons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # a plain word ("restart") is accepted and kept as the Enum member
+        object.__setattr__(self, "action", ReloadAction(self.action))
 
     def describe(self) -> str:
         """One clause of the summary: `restarted api (command changed)`."""
@@ -49,7 +65,8 @@ class ServiceChange:
         return f"{done} {self.service}{reasons}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"service": self.service, "action": self.action, "reasons": list(self.reasons)}
+        return {"service": self.service, "action": self.action.value,
+                "reasons": list(self.reasons)}
 
 
 @dataclass(frozen=True)

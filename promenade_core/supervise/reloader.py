@@ -77,7 +77,7 @@ def _differs(old: Fingerprint, new: Fingerprint) -> bool:
     return old[2] != new[2]
 
 
-def error_document(exc: ConfigError) -> dict[str, Any]:
+def error_document(exc: ConfigError) -> protocol.ConfigErrorDoc:
     first = exc.problems[0]
     return {"file": first.file, "line": first.line, "key": first.key,
             "message": first.message, "problems": [str(p) for p in exc.problems]}
@@ -86,7 +86,7 @@ def error_document(exc: ConfigError) -> dict[str, Any]:
 def describe_plan(plan: ReloadPlan, dry_run: bool) -> str:
     """The decision in the order it runs, for `-v`: `reload plan: stop worker; restart
     api (command changed)`."""
-    steps = [f"{c.action} {c.service}" + (f" ({', '.join(c.reasons)})" if c.reasons else "")
+    steps = [f"{c.action.value} {c.service}" + (f" ({', '.join(c.reasons)})" if c.reasons else "")
              for c in plan.changes]
     steps += list(plan.manager_changes)
     steps += [f"resize {name}'s buffer to {size} lines"
@@ -107,7 +107,7 @@ class Reloader:
         self.config_path = config_path
         self.supervisor = supervisor
         self.publisher = publisher
-        self.error: dict[str, Any] | None = None
+        self.error: protocol.ConfigErrorDoc | None = None
         self._seen: dict[Path, Fingerprint] = {}
         #: one reload (or change check) at a time: both wait on the thread pool now
         self._lock = gevent.lock.RLock()
@@ -148,11 +148,11 @@ class Reloader:
 
     # -- reload -------------------------------------------------------------------
 
-    def reload(self, dry_run: bool = False, forced: bool = False) -> dict[str, Any]:
+    def reload(self, dry_run: bool = False, forced: bool = False) -> protocol.ReloadResult:
         with self._lock:
             return self._reload(dry_run, forced)
 
-    def _reload(self, dry_run: bool, forced: bool) -> dict[str, Any]:
+    def _reload(self, dry_run: bool, forced: bool) -> protocol.ReloadResult:
         try:
             new = in_thread(load_config, self.config_path)
         except ConfigError as exc:
@@ -160,8 +160,9 @@ class Reloader:
         self._retry = False
         plan = plan_reload(self.supervisor.config, new)
         self.supervisor.emit(describe_plan(plan, dry_run), "debug")
-        result = {"changed": not plan.empty, "dry_run": dry_run, "error": None,
-                  "summary": plan.summary(), "actions": plan.to_dict()}
+        result: protocol.ReloadResult = {
+            "changed": not plan.empty, "dry_run": dry_run, "error": None,
+            "summary": plan.summary(), "actions": plan.to_dict()}
         if dry_run:
             return result
         had_error = self.error is not None
@@ -177,7 +178,7 @@ class Reloader:
                        "actions": result["actions"]})
         return result
 
-    def _invalid(self, exc: ConfigError, report: bool) -> dict[str, Any]:
+    def _invalid(self, exc: ConfigError, report: bool) -> protocol.ReloadResult:
         doc = error_document(exc)
         if not report:
             self._retry = True   # maybe half-written: look again at the next poll
@@ -189,5 +190,5 @@ class Reloader:
         self._publish({"event": "invalid", "error": doc})
         return {"changed": False, "error": doc, "summary": "reload: config invalid"}
 
-    def _publish(self, body: dict[str, Any]) -> None:
+    def _publish(self, body: protocol.ConfigBody) -> None:
         self.publisher.publish(protocol.CONFIG_TOPIC, body)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -19,10 +18,12 @@ import gevent.event
 import gevent.queue
 from gevent.socket import wait_read
 
+from promenade_core.bus.protocol import Level, StatusObject
 from promenade_core.config.model import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.masking import mask_command
 from promenade_core.supervise import health, policy, ports
+from promenade_core.supervise.clock import REAL_CLOCK, Clock
 from promenade_core.supervise.logs import LineSplitter, LogBuffer
 from promenade_core.supervise.osproc import ProcessOps, Spawned
 from promenade_core.supervise.states import (
@@ -52,7 +53,8 @@ class Host(Protocol):
     def on_lines(self, service: Service, stream: str, lines: list[str]) -> None: ...
     def wait_output(self) -> None: ...
     def on_change(self, service: Service) -> None: ...
-    def emit(self, message: str, level: str = "info") -> None: ...
+    def emit(self, message: str, level: Level = "info",
+             service: str | None = None) -> None: ...
     def track_group(self, pgid: int, alive: bool) -> None: ...
     def on_started(self, service: Service) -> None: ...
     def on_stopped(self, service: Service) -> None: ...
@@ -60,13 +62,15 @@ class Host(Protocol):
 
 
 class Service:
-    def __init__(self, config: ServiceConfig, host: Host, capacity: int) -> None:
+    def __init__(self, config: ServiceConfig, host: Host, capacity: int,
+                 clock: Clock = REAL_CLOCK) -> None:
         self.config = config
         self.host = host
         self.name = config.name
+        self.clock = clock
         self.status = Status.STOPPED
         self.health = Health.UNKNOWN
-        self.status_since = time.time()
+        self.status_since = clock.time()
         self.pid: int | None = None
         self.started_at: float | None = None
         self.restart_count = 0
@@ -90,7 +94,7 @@ class Service:
     def _set(self, status: Status) -> None:
         check_transition(self.status, status)
         self.status = status
-        self.status_since = time.time()
+        self.status_since = self.clock.time()
         self._update_ready()
         if status in (Status.RUNNING, Status.STOPPED, Status.FAILED, Status.GAVE_UP):
             self._settled.set()
@@ -98,11 +102,18 @@ class Service:
             self._settled.clear()
         self.host.on_change(self)
 
-    def _set_health(self, value: Health) -> None:
+    def _set_health(self, value: Health, publish: bool = True) -> None:
+        """The one place health changes. `publish=False` when the caller publishes the
+        change itself, with the status change it goes with (one event, not two)."""
         if value != self.health:
             self.health = value
             self._update_ready()
-            self.host.on_change(self)
+            if publish:
+                self.host.on_change(self)
+
+    def _say(self, message: str, level: Level = "info") -> None:
+        """A manager message about this service (it names it on the bus)."""
+        self.host.emit(message, level, service=self.name)
 
     def _update_ready(self) -> None:
         up = self.status == Status.RUNNING and (
@@ -113,7 +124,7 @@ class Service:
         else:
             self.ready.clear()
 
-    def describe(self, url: str | None) -> dict[str, Any]:
+    def describe(self, url: str | None) -> StatusObject:
         """The status object of SPEC.md's /api/status (a frozen snapshot)."""
         running = self.status in ALIVE and self.pid is not None
         return {
@@ -124,7 +135,7 @@ class Service:
             "port": self.config.port,
             "hostname": self.config.hostname,
             "url": url,
-            "uptime_seconds": round(time.time() - self.started_at, 1)
+            "uptime_seconds": round(self.clock.time() - self.started_at, 1)
             if running and self.started_at else None,
             "restart_count": self.restart_count,
             "last_exit_code": self.last_exit_code,
@@ -185,10 +196,10 @@ class Service:
         self._stop_requested = True
         if self.status in (Status.STARTING, Status.RUNNING):
             self._set(Status.STOPPING)
-        self.host.emit(f"stopping {self.name} (pid {spawned.pid})", "debug")
+        self._say(f"stopping {self.name} (pid {spawned.pid})", "debug")
         self.host.ops.signal_tree(spawned, signal.SIGTERM)
         if not self._wait_tree_gone(spawned, STOP_GRACE):
-            self.host.emit(
+            self._say(
                 f"{self.name} did not stop within {STOP_GRACE:g} s of SIGTERM; sending SIGKILL",
                 "warning",
             )
@@ -198,11 +209,11 @@ class Service:
     def _wait_tree_gone(self, spawned: Spawned, timeout: float) -> bool:
         """The whole tree, not just `sh`: its children may ignore SIGTERM, and some may
         have left its process group (`setsid`)."""
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         while self.host.ops.tree_alive(spawned):
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 return False
-            gevent.sleep(0.05)
+            self.clock.sleep(0.05)
         return True
 
     def restart(self) -> None:
@@ -228,7 +239,8 @@ class Service:
             if self._prober is not None:
                 self._prober.kill(block=False)
                 self._prober = None
-            self.health = Health.WAITING if config.ready_check else Health.UNKNOWN
+            self._set_health(Health.WAITING if config.ready_check else Health.UNKNOWN,
+                             publish=False)
             if config.ready_check and config.port:
                 self._prober = gevent.spawn(self._probe_loop)
         self._update_ready()
@@ -249,11 +261,11 @@ class Service:
                 if decision.retry_in is None:
                     break
                 self._set(Status.RETRYING)
-                gevent.sleep(decision.retry_in)
+                self.clock.sleep(decision.retry_in)
                 self.restart_count += 1
                 self._retries_done += 1
         except Exception as exc:  # a bug: still never leave the service wedged
-            self.host.emit(f"{self.name} failed: internal error: {exc!r}", "error")
+            self._say(f"{self.name} failed: internal error: {exc!r}", "error")
             settled = next((s for s in (Status.FAILED, Status.STOPPED)
                             if s in TRANSITIONS[self.status]), None)
             if settled is not None:
@@ -264,24 +276,25 @@ class Service:
 
     def _wait_dependencies(self) -> None:
         timeout = self.host.dependency_timeout()
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         for name in self.config.depends_on:
             dep = self.host.service(name)
             if dep.ready.is_set():
                 continue
             need = "healthy" if dep.config.ready_check else "running"
-            self.host.emit(f"{self.name} waiting for {name} ({need})")
-            if not dep.ready.wait(max(0.0, deadline - time.monotonic())):
-                self.host.emit(
+            self._say(f"{self.name} waiting for {name} ({need})")
+            if not self.clock.wait(dep.ready, max(0.0, deadline - self.clock.monotonic())):
+                self._say(
                     f"{self.name}: {name} is not {need} after {timeout:g} s; starting anyway",
                     "warning",
                 )
 
     def _fail_to_start(self, reason: str) -> policy.ExitDecision:
         self.host.on_lines(self, "stderr", [f"promenade: {reason}"])
-        self.host.emit(f"{self.name} could not start: {reason}", "error")
-        self._set(Status.FAILED)
-        return self._after_failure(None, 0.0)
+        self._say(f"{self.name} could not start: {reason}", "error")
+        decision = policy.decide_exit(self.config.restart_policy, -1, False,
+                                      self._failures, self._retries_done, 0.0)
+        return self._apply_exit(None, decision)
 
     def _run_once(self) -> policy.ExitDecision:
         self._set(Status.STARTING)
@@ -300,7 +313,8 @@ class Service:
             return self._fail_to_start(spawn_failure(self.config.command, exc))
         self._begin(spawned)
         code = spawned.wait()
-        ran_for = time.time() - (self.started_at or time.time())
+        now = self.clock.time()
+        ran_for = now - (self.started_at or now)
         self._end(spawned, code)
         return self._after_exit(code, ran_for)
 
@@ -310,15 +324,17 @@ class Service:
         self._stop_requested = False
         self.host.track_group(spawned.pid, True)
         self.pid = spawned.pid
-        self.started_at = time.time()
+        self.started_at = self.clock.time()
         spawned.readers = [
             gevent.spawn(self._read, spawned.stdout, "stdout"),
             gevent.spawn(self._read, spawned.stderr, "stderr"),
         ]
-        self.health = Health.WAITING if self.config.ready_check else Health.UNKNOWN
+        # published with the status change just below
+        self._set_health(Health.WAITING if self.config.ready_check else Health.UNKNOWN,
+                         publish=False)
         self._set(Status.RUNNING)
-        self.host.emit(f"{self.name} started (pid {spawned.pid})")
-        self.host.emit(_spawn_details(self.name, self.config, spawned), "debug")
+        self._say(f"{self.name} started (pid {spawned.pid})")
+        self._say(_spawn_details(self.name, self.config, spawned), "debug")
         if self.config.ready_check and self.config.port:
             self._prober = gevent.spawn(self._probe_loop)
         self.host.on_started(self)
@@ -346,39 +362,42 @@ class Service:
         self._spawned = None
         self.pid = None   # so a later `starting` never shows this run's pid
         self.last_exit_code = code
-        self.health = Health.UNKNOWN
+        # published with the status change that follows (`_apply_exit`)
+        self._set_health(Health.UNKNOWN, publish=False)
         self.host.on_stopped(self)
 
     def _after_exit(self, code: int, ran_for: float) -> policy.ExitDecision:
-        if self._stop_requested:
-            self._set(Status.STOPPED)
-            self.host.emit(f"{self.name} stopped")
-            return policy.ExitDecision(Status.STOPPED, None)
-        if code == 0 and self.config.restart_policy != "always":
-            self._set(Status.STOPPED)
-            self.host.emit(f"{self.name} exited with code 0")
-            return policy.ExitDecision(Status.STOPPED, None)
-        self._set(Status.STOPPED if code == 0 else Status.FAILED)
-        return self._after_failure(code, ran_for)
-
-    def _after_failure(self, code: int | None, ran_for: float) -> policy.ExitDecision:
+        """Apply the restart policy's decision; every case is decided in `policy`."""
         decision = policy.decide_exit(
-            self.config.restart_policy, -1 if code is None else code, False,
+            self.config.restart_policy, code, self._stop_requested,
             self._failures, self._retries_done, ran_for,
         )
+        return self._apply_exit(code, decision)
+
+    def _apply_exit(self, code: int | None, decision: policy.ExitDecision,
+                    ) -> policy.ExitDecision:
+        """Do what `decision` says: the state it leads to, and what the user is told.
+        `code` is None when the process never started."""
         self._failures = decision.failures
+        self._set(decision.status)
+        if decision.kind is policy.ExitKind.REQUESTED:
+            self._say(f"{self.name} stopped")
+            return decision
+        if decision.kind is policy.ExitKind.CLEAN:
+            self._say(f"{self.name} exited with code 0")
+            return decision
         how = _exit_words(code)
         if decision.retry_in is not None:
-            self.host.emit(f"{self.name} {how}; retrying in {decision.retry_in:g} s", "warning")
+            self._say(f"{self.name} {how}; retrying in {decision.retry_in:g} s", "warning")
         elif decision.gave_up:
             retries = self._retries_done
-            self.host.emit(
+            self._say(
                 f"{self.name} {how}; gave up after {retries} "
                 f"{'retry' if retries == 1 else 'retries'}", "error",
             )
             self._set(Status.GAVE_UP)
         else:
-            self.host.emit(f"{self.name} {how}", "error")
+            self._say(f"{self.name} {how}", "error")
         return decision
 
     # -- output and health ------------------------------------------------------
@@ -410,7 +429,7 @@ class Service:
         check = self.config.ready_check
         port = self.config.port
         assert check is not None and port is not None  # only started with both
-        deadline = time.monotonic() + check.timeout
+        deadline = self.clock.monotonic() + check.timeout
         streak = 0  # healthy probes in a row: they space out (health.next_probe_delay)
         while True:
             result = health.probe(check, port)
@@ -419,16 +438,16 @@ class Service:
                 self._set_health(Health.HEALTHY)
             else:
                 streak = 0
-                self.host.emit(f"{self.name}: health probe failed: {result.detail}", "debug")
+                self._say(f"{self.name}: health probe failed: {result.detail}", "debug")
                 if self.health == Health.HEALTHY or (
-                    self.health == Health.WAITING and time.monotonic() > deadline
+                    self.health == Health.WAITING and self.clock.monotonic() > deadline
                 ):
                     if self.health == Health.WAITING:
-                        self.host.emit(
+                        self._say(
                             f"{self.name} is not healthy after {check.timeout:g} s", "warning"
                         )
                     self._set_health(Health.UNHEALTHY)
-            gevent.sleep(health.next_probe_delay(streak, check.interval))
+            self.clock.sleep(health.next_probe_delay(streak, check.interval))
 
 
 def _read_more(fd: int, data: bytes) -> bytes:

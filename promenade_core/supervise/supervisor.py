@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 
 import gevent
 
@@ -126,15 +126,17 @@ class Supervisor:
         self.publisher.publish(protocol.state_topic(service.name),
                                {"service": service.name, "status": self.describe(service)})
 
-    def emit(self, message: str, level: str = "info") -> None:
-        """A manager message for the terminal and the bus. Debug messages (a failed
+    def emit(self, message: str, level: protocol.Level = "info",
+             service: str | None = None) -> None:
+        """A manager message for the terminal and the bus; `service` names the service
+        it is about, so clients need not find it in the prose. Debug messages (a failed
         probe every interval, each spawn, hostsd traffic) reach neither unless `-v` asked
         for them, so they never flood the dashboard's log view."""
         if level == "debug" and not self.printer.verbose:
             return
         self.printer.message(message, level)
-        self.publisher.publish(protocol.MANAGER_TOPIC,
-                               {"event": "message", "message": message, "level": level})
+        self.publisher.publish(protocol.MANAGER_TOPIC, {
+            "event": "message", "message": message, "level": level, "service": service})
 
     def track_group(self, pgid: int, alive: bool) -> None:
         self._track(pgid, alive)
@@ -172,7 +174,7 @@ class Supervisor:
                 self.on_change(service)
 
     def describe(self, service: Service, stats: tuple[float | None, int | None] = (None, None),
-                 ) -> dict[str, Any]:
+                 ) -> protocol.StatusObject:
         doc = service.describe(
             self.hostnames.url(service.config, self.config.manager.hosts_management))
         doc["command"] = mask_command(doc["command"])  # shown by the dashboard and CLI
@@ -186,12 +188,12 @@ class Supervisor:
         pids = {name: (s.pid if s.status in ALIVE else None) for name, s in self.services.items()}
         return self.sampler.sample(pids)
 
-    def describe_all(self) -> dict[str, dict[str, Any]]:
+    def describe_all(self) -> dict[str, protocol.StatusObject]:
         stats = self._stats()
         return {name: self.describe(s, stats.get(name, (None, None)))
                 for name, s in self.services.items()}
 
-    def describe_sampled(self, service: Service) -> dict[str, Any]:
+    def describe_sampled(self, service: Service) -> protocol.StatusObject:
         """One status object with its CPU and memory, as describe_all gives them."""
         return self.describe(service, self._stats().get(service.name, (None, None)))
 

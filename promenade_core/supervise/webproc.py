@@ -14,6 +14,7 @@ from collections.abc import Callable
 import gevent
 from gevent import socket, subprocess
 
+from promenade_core.bus.protocol import Emit
 from promenade_core.errors import PromenadeError
 from promenade_core.supervise import ports
 
@@ -23,7 +24,7 @@ RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 class WebProcess:
     def __init__(self, host: str, port: int, endpoints: dict[str, str],
-                 emit: Callable[[str, str], None],
+                 emit: Emit,
                  track: Callable[[int, bool], None]) -> None:
         self.host = host
         self.port = port

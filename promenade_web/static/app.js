@@ -320,8 +320,6 @@
     } else if (msg.event === "reloaded") {
       showBanner("reloaded", "Config reloaded.", msg.summary || "");
       poll();
-    } else if (msg.event === "changed") {
-      showBanner("changed", "Config file changed.", "Reloading…");
     }
   }
 
@@ -374,8 +372,8 @@
       plain: Ansi.plainText(msg.message),
     }]);
     if (level === "warning" || level === "error") {
-      const name = [...services.keys()].find((n) => msg.message.startsWith(`${n} `));
-      toast(msg.message, level, name ? `trouble:${name}` : null);
+      // `service` names what the message is about (null: the manager itself)
+      toast(msg.message, level, msg.service ? `trouble:${msg.service}` : null);
     }
   }
 

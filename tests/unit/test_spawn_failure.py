@@ -13,6 +13,8 @@ import gevent
 import gevent.event
 import pytest
 
+from promenade_core.bus.protocol import StatusObject
+from promenade_core.config.choices import RestartPolicy
 from promenade_core.config.model import ServiceConfig
 from promenade_core.supervise.osproc import ProcessOps, Spawned
 from promenade_core.supervise.service import Service
@@ -29,7 +31,7 @@ class FailingOps(ProcessOps):
         self.error = error
         self.runs: list[Spawned] = []
         self.calls = 0
-        self.seen_at_spawn: list[dict[str, Any]] = []
+        self.seen_at_spawn: list[StatusObject] = []
         self.service: Service | None = None
 
     def spawn(self, command: str, cwd: Path, env: dict[str, str], tty: bool) -> Spawned:
@@ -73,7 +75,7 @@ class FakeHost:
     def on_change(self, service: Service) -> None:
         pass
 
-    def emit(self, message: str, level: str = "info") -> None:
+    def emit(self, message: str, level: str = "info", service: str | None = None) -> None:
         self.messages.append((level, message))
 
     def track_group(self, pgid: int, alive: bool) -> None:
@@ -92,7 +94,8 @@ class FakeHost:
 def make_service(ops: ProcessOps, policy: str = "never") -> tuple[Service, FakeHost]:
     config = ServiceConfig(
         name="api", command="serve", directory=Path("/"), port=None, hostname=None, env={},
-        own_env={}, env_file=None, depends_on=(), restart_policy=policy, ready_check=None,
+        own_env={}, env_file=None, depends_on=(), restart_policy=RestartPolicy(policy),
+        ready_check=None,
     )
     host = FakeHost(ops)
     return Service(config, cast(Any, host), 100), host
