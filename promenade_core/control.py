@@ -116,12 +116,8 @@ class Commands:
         for name in names or []:
             if name not in services:
                 raise CommandError(protocol.UNKNOWN_SERVICE, f"unknown service {name!r}")
-        lines = [entry for name in (names or services)
-                 for entry in services[name].buffer.entries(name, since=since)]
-        lines.sort(key=lambda e: e["seq"])
-        if tail is not None:
-            lines = lines[-tail:] if tail > 0 else []
-        return {"seq": self.m.publisher.seq, "run_id": self.m.run_id, "lines": lines}
+        messages = self.m.supervisor.logs.messages(names or services, since=since, tail=tail)
+        return {"seq": self.m.publisher.seq, "run_id": self.m.run_id, "messages": messages}
 
     def cmd_config(self, request: dict[str, Any]) -> Any:
         return self.m.config_document()
@@ -131,14 +127,12 @@ class Commands:
         return self.m.reload(dry_run=bool(_arg(request, "dry_run", bool, False)), forced=True)
 
     def cmd_snapshot(self, request: dict[str, Any]) -> Any:
-        services = self.m.supervisor.services
+        sup = self.m.supervisor
         return {
             "seq": self.m.publisher.seq,
             "run_id": self.m.run_id,
-            "services": self.m.supervisor.describe_all(),
-            "logs": {name: [{k: v for k, v in e.items() if k != "service"}
-                            for e in s.buffer.entries(name)]
-                     for name, s in services.items()},
+            "services": sup.describe_all(),
+            "logs": sup.logs.messages(sup.services),
         }
 
     def cmd_shutdown(self, request: dict[str, Any]) -> Any:

@@ -193,7 +193,7 @@ class Reloader:
             self._apply_change(change, new)
         for name, size in plan.buffer_resize.items():
             if name in sup.services:
-                sup.services[name].buffer.resize(size)
+                sup.logs.resize(name, size)
 
     def _apply_change(self, change: ServiceChange, new: Config) -> None:
         sup = self.m.supervisor
@@ -201,6 +201,7 @@ class Reloader:
             service = sup.services.pop(change.service)
             service.submit(service.stop).get()
             service.close()
+            sup.logs.drop(change.service)
         elif change.action == "start":
             service = sup.add_service(new.services[change.service])
             service.submit(service.start)

@@ -17,7 +17,7 @@ from promenade_core.bus import protocol
 from promenade_core.bus.server import Publisher
 from promenade_core.config.load import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
-from promenade_core.supervise.logs import Batch, iso_timestamp
+from promenade_core.supervise.logs import Batch, LogStore, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
 from promenade_core.supervise.printer import Printer
 from promenade_core.supervise.procstats import TreeSampler
@@ -58,9 +58,11 @@ class Supervisor:
         self._local_hostname: dict[str, bool] = {}
         self.started = time.time()
         self.sampler = TreeSampler()
+        #: every service's buffered lines (the bus's `logs` and `snapshot` read them)
+        self.logs = LogStore(config.manager.log_buffer_lines)
         self.services: dict[str, Service] = {}
         for name, svc in config.services.items():
-            self.services[name] = Service(svc, self, config.manager.log_buffer_lines)
+            self.services[name] = Service(svc, self)
 
     # -- the Host protocol that services call -----------------------------------
 
@@ -83,7 +85,7 @@ class Supervisor:
     def on_lines(self, service: Service, stream: str, lines: list[str]) -> None:
         """The hot path: one call per read of one stream."""
         batch = Batch(self.publisher.next_seqs(len(lines)), iso_timestamp(), stream, lines)
-        service.buffer.append(batch)
+        self.logs.append(service.name, batch)
         self.publisher.publish_batch(service.name, batch)
         self.printer.lines(service.name, stream, batch.timestamp, lines)
 
@@ -207,6 +209,7 @@ class Supervisor:
             service.close()
 
     def add_service(self, svc: ServiceConfig) -> Service:
-        service = Service(svc, self, self.config.manager.log_buffer_lines)
+        service = Service(svc, self)
+        self.logs.resize(svc.name, self.config.manager.log_buffer_lines)
         self.services[svc.name] = service
         return service
