@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -112,6 +112,12 @@ def status(config: str | None, as_json: bool) -> ExitCode:
     return 0
 
 
+def _block(fmt: Formatter, message: dict[str, Any]) -> str:
+    """A `log/` message (replayed or live: one shape) as terminal lines."""
+    return fmt.block(message["service"], message["stream"], message["timestamp"],
+                     message["lines"])
+
+
 @click.command("logs")
 @click.argument("services", nargs=-1)
 @config_option
@@ -133,8 +139,8 @@ def logs(services: tuple[str, ...], config: str | None, count: int, follow_: boo
     out = sys.stdout
     if not follow_:
         result = request(info, "logs", services=list(services) or None, tail=count)
-        for e in result["lines"]:
-            out.write(fmt.block(e["service"], e["stream"], e["timestamp"], [e["line"]]))
+        for message in result["messages"]:
+            out.write(_block(fmt, message))
         return 0
     from promenade_core.bus.client import follow
 
@@ -144,9 +150,8 @@ def logs(services: tuple[str, ...], config: str | None, count: int, follow_: boo
     try:
         with contextlib.closing(feed):
             for kind, item in feed:
-                if kind == "line":
-                    out.write(fmt.block(item["service"], item["stream"], item["timestamp"],
-                                        [item["line"]]))
+                if kind == "log":
+                    out.write(_block(fmt, item))
                     out.flush()
                 elif kind == "gap":
                     click.echo(f"[promenade] {item['missed']} messages lost (reader too slow)",

@@ -167,12 +167,8 @@ class Commands:
         for name in names or []:
             if name not in services:
                 raise CommandError(protocol.UNKNOWN_SERVICE, f"unknown service {name!r}")
-        lines = [entry for name in (names or services)
-                 for entry in services[name].buffer.entries(name, since=since)]
-        lines.sort(key=lambda e: e["seq"])
-        if tail is not None:
-            lines = lines[-tail:] if tail > 0 else []
-        return {"seq": self.publisher.seq, "run_id": self.run.run_id, "lines": lines}
+        messages = self.supervisor.logs.messages(names or services, since=since, tail=tail)
+        return {"seq": self.publisher.seq, "run_id": self.run.run_id, "messages": messages}
 
     def cmd_config(self, request: dict[str, Any]) -> protocol.ConfigDocument:
         return self.config_document()
@@ -183,14 +179,12 @@ class Commands:
         return self.reloader.reload(dry_run=dry_run, forced=True)
 
     def cmd_snapshot(self, request: dict[str, Any]) -> Any:
-        services = self.supervisor.services
+        sup = self.supervisor
         return {
             "seq": self.publisher.seq,
             "run_id": self.run.run_id,
-            "services": self.supervisor.describe_all(),
-            "logs": {name: [{k: v for k, v in e.items() if k != "service"}
-                            for e in s.buffer.entries(name)]
-                     for name, s in services.items()},
+            "services": sup.describe_all(),
+            "logs": sup.logs.messages(sup.services),
         }
 
     def cmd_shutdown(self, request: dict[str, Any]) -> protocol.ShutdownResult:

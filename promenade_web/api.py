@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from promenade_core.bus import protocol
 from promenade_core.masking import mask_config
 from promenade_web.errors import error_response
+from promenade_web.hub import spec_lines
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -84,7 +85,9 @@ def logs(name: str) -> Response:
         if value is not None:
             args[key] = value
     result = bus_request("logs", **args)
-    return jsonify({"service": name, "seq": result["seq"], "lines": result["lines"]})
+    # SPEC.md's REST shape has one object per line: messages are unpacked here only.
+    lines = [entry for message in result["messages"] for entry in spec_lines(message)]
+    return jsonify({"service": name, "seq": result["seq"], "lines": lines})
 
 
 @bp.post("/restart-all")

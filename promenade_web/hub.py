@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -24,7 +24,7 @@ import gevent.event
 import zmq.green as zmq
 
 from promenade_core.bus import protocol
-from promenade_core.bus.client import BusError
+from promenade_core.bus.client import BusError, join_feed, wait_joined
 
 #: Lines a client may have queued before it starts losing them.
 CLIENT_QUEUE_LINES = 20_000
@@ -109,7 +109,7 @@ class Item:
             if self.kind == "logs":
                 self._line_texts = [
                     _dumps({"type": "log", **entry, "run_id": run_id})
-                    for entry in protocol.log_entries(self.message)
+                    for entry in spec_lines(self.message)
                 ]
             else:
                 self._line_texts = [self.batch_text(run_id)]
@@ -125,9 +125,8 @@ class Item:
             return None
         if self.first_seq > cut:
             return self
-        skip = cut - self.first_seq + 1
-        trimmed = {**self.message, "first_seq": cut + 1, "lines": self.message["lines"][skip:]}
-        return log_item(trimmed)
+        trimmed = protocol.log_after(self.message, cut)
+        return None if trimmed is None else log_item(trimmed)
 
 
 def log_item(message: dict[str, Any]) -> Item:
@@ -138,16 +137,23 @@ def log_item(message: dict[str, Any]) -> Item:
 
 
 def raw_log_item(body: bytes) -> Item:
-    """A log batch from the bus, its lines left undecoded (see Item)."""
-    cut = body.find(b'"lines":[')
-    if cut > 0:
-        try:
-            header = protocol.decode(body[:cut] + b'"lines":[]}')
-            return Item("logs", raw=body, service=str(header["service"]),
-                        seq=int(header["seq"]), first_seq=int(header["first_seq"]))
-        except (ValueError, KeyError, TypeError):
-            pass
-    return log_item(protocol.decode(body))
+    """A log message from the bus, its lines left undecoded (see Item; the byte-level
+    contract is protocol.log_header's)."""
+    header = protocol.log_header(body)
+    if header is None:
+        return log_item(protocol.decode(body))
+    return Item("logs", raw=body, service=header["service"], seq=header["seq"],
+                first_seq=header["first_seq"])
+
+
+def spec_lines(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """SPEC.md's one-object-per-line form of a log message, for the REST API's logs and
+    the WebSocket's unbatched frames: the only places lines leave their message."""
+    first, timestamp = message["first_seq"], message["timestamp"]
+    service, stream = message["service"], message["stream"]
+    return [{"seq": first + i, "timestamp": timestamp, "service": service,
+             "stream": stream, "line": line}
+            for i, line in enumerate(message["lines"])]
 
 
 def event_item(kind: str, message: dict[str, Any]) -> Item:
@@ -157,34 +163,6 @@ def event_item(kind: str, message: dict[str, Any]) -> Item:
 def gap_item(reason: str, dropped: int, from_seq: int | None, to_seq: int | None) -> Item:
     message = {"reason": reason, "dropped": dropped, "from_seq": from_seq, "to_seq": to_seq}
     return Item("gap", message)
-
-
-def batches_from_lines(lines: Iterable[dict[str, Any]]) -> list[Item]:
-    """Regroup replayed line objects into log items (runs of one read: same service,
-    stream and timestamp, consecutive seq), so replay and live look alike."""
-    items: list[Item] = []
-    current: dict[str, Any] | None = None
-    for entry in lines:
-        seq = int(entry["seq"])
-        if (
-            current is not None
-            and current["service"] == entry["service"]
-            and current["stream"] == entry["stream"]
-            and current["timestamp"] == entry["timestamp"]
-            and current["seq"] + 1 == seq
-        ):
-            current["lines"].append(entry["line"])
-            current["seq"] = seq
-            continue
-        if current is not None:
-            items.append(log_item(current))
-        current = {
-            "seq": seq, "first_seq": seq, "service": entry["service"],
-            "stream": entry["stream"], "timestamp": entry["timestamp"], "lines": [entry["line"]],
-        }
-    if current is not None:
-        items.append(log_item(current))
-    return items
 
 
 class Subscription:
@@ -290,7 +268,8 @@ class Hub:
         self._context = context
         self._socket: zmq.Socket | None = None
         self._subs: set[Subscription] = set()
-        self._expected: int | None = None
+        #: gap accounting; positioned only while `log/` is followed (see _check_gap)
+        self._seqs = protocol.SeqTracker()
         self._logs_on = False
         self._logs_live = gevent.event.Event()
         self._sync_waiters: dict[str, gevent.event.Event] = {}
@@ -311,23 +290,9 @@ class Hub:
             sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
         sock.connect(self._endpoint)
         self._socket = sock
-        token = os.urandom(6).hex()
-        marker = f"{protocol.SYNC_PREFIX}{token}".encode()
-        sock.setsockopt(zmq.SUBSCRIBE, marker)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self._request("sync", token=token, timeout=1.0)
-            except BusError:
-                continue
-            poll_until = time.monotonic() + 0.1
-            while time.monotonic() < poll_until:
-                if sock.poll(20, zmq.POLLIN) and sock.recv_multipart()[0] == marker:
-                    sock.setsockopt(zmq.UNSUBSCRIBE, marker)
-                    self.run_id = str(self._request("ping").get("run_id") or "")
-                    self.refresh_hostnames()
-                    return
-        raise BusError(protocol.TIMEOUT, f"could not join the events feed within {timeout:g} s")
+        # `ping` is the snapshot here: the run id (the hub does not replay anything).
+        self.run_id = join_feed(sock, self._request, "ping", timeout=timeout).run_id
+        self.refresh_hostnames()
 
     def _logs(self, on: bool, timeout: float = 5.0) -> None:
         """Follow `log/` only while some client wants lines: a flood then costs this
@@ -343,25 +308,22 @@ class Hub:
                 self._logs_live.wait(timeout)
             return
         self._logs_on = on
-        self._expected = None
+        self._seqs.reset()
         self._logs_live.clear()
         if not on:
             self._socket.setsockopt(zmq.UNSUBSCRIBE, protocol.LOG_PREFIX.encode())
             return
         self._socket.setsockopt(zmq.SUBSCRIBE, protocol.LOG_PREFIX.encode())
+        # run() reads the socket: the marker reaches us through handle().
         token = os.urandom(6).hex()
-        marker = f"{protocol.SYNC_PREFIX}{token}"
         joined = self._sync_waiters[token] = gevent.event.Event()
-        self._socket.setsockopt(zmq.SUBSCRIBE, marker.encode())
-        deadline = time.monotonic() + timeout
         try:
-            while not joined.is_set() and time.monotonic() < deadline:
-                with contextlib.suppress(BusError):
-                    self._request("sync", token=token, timeout=1.0)
-                joined.wait(0.1)
+            wait_joined(self._socket, self._request, timeout,
+                        seen=lambda _token, wait: joined.wait(wait), token=token)
+        except BusError:
+            pass  # as before: lines flow anyway, a replay may just overlap less exactly
         finally:
             self._sync_waiters.pop(token, None)
-            self._socket.setsockopt(zmq.UNSUBSCRIBE, marker.encode())
             self._logs_live.set()
 
     def refresh_hostnames(self) -> None:
@@ -411,15 +373,16 @@ class Hub:
             gevent.idle()  # let the rest run; not sleep(0), which starves timers and I/O
 
     def handle(self, topic: str, body: bytes) -> None:
-        if topic.startswith(protocol.SYNC_PREFIX):
-            joined = self._sync_waiters.get(topic[len(protocol.SYNC_PREFIX):])
+        kind, service = protocol.parse_topic(topic)
+        if kind == "sync":
+            joined = self._sync_waiters.get(service or "")
             if joined is not None:
                 joined.set()
             return
-        if topic.startswith(protocol.LOG_PREFIX):
-            if not self._wanted(topic[4:-1]):
+        if kind == "log":
+            if not self._wanted(service or ""):
                 # Nobody listens: skip the decoding, and with it the gap accounting.
-                self._expected = None
+                self._seqs.reset()
                 return
             try:
                 item = raw_log_item(body)
@@ -435,7 +398,6 @@ class Hub:
                 return
             seq = int(message.get("seq", 0))
             self._check_gap(seq, seq)
-            kind = topic.split("/", 1)[0]
             item = event_item(kind, message)
             if kind == "state":
                 self._note_hostname(message)
@@ -463,18 +425,17 @@ class Hub:
     def _check_gap(self, seq: int, first: int) -> None:
         if not self._logs_on:
             # without `log/` the seqs of log messages are missing from what we see
-            self._expected = None
+            self._seqs.reset()
             return
-        if self._expected is not None and first > self._expected:
-            missed = first - self._expected
+        start = self._seqs.last
+        missed = self._seqs.advance(seq, first)
+        if missed and start is not None:
             self.bus_gaps += missed
-            gap = gap_item("bus", missed, self._expected, first - 1)
+            gap = gap_item("bus", missed, start + 1, first - 1)
             for sub in list(self._subs):
                 sub.offer(gap)
             gevent.spawn(self._report_gap, missed)
             gevent.spawn(self._resync)
-        if seq:
-            self._expected = seq + 1
 
     def _resync(self) -> None:
         """After lost messages, state events may be among them: send the event clients

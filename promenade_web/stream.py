@@ -49,7 +49,7 @@ from promenade_core.bus import protocol
 from promenade_core.bus.client import BusError
 from promenade_web.api import BadParameter, bool_arg, int_arg
 from promenade_web.errors import error_response
-from promenade_web.hub import Hub, Item, Subscription, batches_from_lines, event_item
+from promenade_web.hub import Hub, Item, Subscription, event_item, log_item
 
 bp = Blueprint("stream", __name__, url_prefix="/api")
 sock = Sock()
@@ -183,7 +183,8 @@ def _replay(ws: Any, backend: Any, options: StreamOptions, run_id: str) -> int |
     tail = options.tail if options.tail is not None else MAX_REPLAY
     args["tail"] = min(tail, MAX_REPLAY)
     result = backend.request("logs", **args)
-    _send(ws, batches_from_lines(result["lines"]), options, run_id)
+    # The replay is log messages of the live shape: one path for both from here on.
+    _send(ws, [log_item(message) for message in result["messages"]], options, run_id)
     return int(result["seq"])
 
 

@@ -95,14 +95,19 @@ def test_every_read_command(manager) -> None:
         assert key in status["services"]["a"], key
     assert m.request("service", service="a")["pid"] == status["services"]["a"]["pid"]
     logs = m.request("logs", services=["a"], tail=10)
-    assert [e["line"] for e in logs["lines"]] == ["a-line"]
-    assert set(logs["lines"][0]) == {"seq", "timestamp", "service", "stream", "line"}
-    seq = logs["lines"][0]["seq"]
-    assert m.request("logs", service="a", since=seq)["lines"] == []
+    assert [m_["lines"] for m_ in logs["messages"]] == [["a-line"]]
+    # replayed lines come as messages of the live log/ shape
+    assert set(logs["messages"][0]) == {"v", "seq", "first_seq", "service", "stream",
+                                        "timestamp", "lines"}
+    assert logs["messages"][0]["service"] == "a"
+    seq = logs["messages"][0]["seq"]
+    assert logs["messages"][0]["first_seq"] == seq
+    assert m.request("logs", service="a", since=seq)["messages"] == []
     config = m.request("config")
     assert config["path"] == str(m.path) and "a" in config["config"]["services"]
     snap = m.request("snapshot")
-    assert snap["seq"] >= seq and snap["logs"]["a"][0]["line"] == "a-line"
+    a_logs = [msg for msg in snap["logs"] if msg["service"] == "a"]
+    assert snap["seq"] >= seq and a_logs[0]["lines"] == ["a-line"]
     assert m.request("reload", dry_run=True)["summary"] == "reload: no changes"
     m.request("gap", count=3)
     assert m.request("status")["bus"]["dropped"] == 3
@@ -229,8 +234,9 @@ def test_snapshot_join_sees_every_line_exactly_once(manager, tmp_path: Path) -> 
     seen: list[int] = []
     deadline = time.monotonic() + 2.0
     for kind, item in follow(info, services=["count"]):
-        assert kind == "line", (kind, item)
-        seen.append(int(item["line"]))
+        assert kind == "log", (kind, item)
+        assert item["seq"] == item["first_seq"] + len(item["lines"]) - 1
+        seen.extend(int(line) for line in item["lines"])
         if time.monotonic() > deadline and len(seen) > 5000:
             break
     assert seen[0] == 0

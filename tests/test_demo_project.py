@@ -316,7 +316,7 @@ def test_demo_under_manager(manager: Callable[..., Manager], tmp_path: Path) -> 
     wait_for(
         lambda: any(
             e["stream"] == "stderr" and "\x1b[" in e["line"]
-            for e in m.request("logs", service="worker")["lines"]
+            for e in m.log_lines("worker")
         ),
         10,
         "a coloured stderr line from the worker (colour codes are kept in the data)",

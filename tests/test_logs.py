@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from promenade_core.bus.protocol import log_tail
 from promenade_core.logformat import Formatter, strip_ansi
 from promenade_core.supervise.logs import MAX_LINE, Batch, LineSplitter, LogBuffer, iso_timestamp
-from tests.support import wait_for, write_script
+from tests.support import line_entries, wait_for, write_script
 
 PY = sys.executable
 
@@ -70,7 +71,7 @@ def test_buffer_keeps_the_last_n_lines_across_batches() -> None:
     buf = LogBuffer(5)
     buf.append(Batch(1, "t", "stdout", ["a", "b", "c"]))
     buf.append(Batch(4, "t", "stderr", ["d", "e", "f", "g"]))
-    entries = buf.entries("svc")
+    entries = line_entries(buf.messages("svc"))
     assert [e["line"] for e in entries] == ["c", "d", "e", "f", "g"]
     assert [e["seq"] for e in entries] == [3, 4, 5, 6, 7]
     assert entries[0]["stream"] == "stdout" and entries[1]["stream"] == "stderr"
@@ -81,17 +82,17 @@ def test_buffer_since_and_tail() -> None:
     buf = LogBuffer(100)
     buf.append(Batch(1, "t", "stdout", ["a", "b", "c"]))
     buf.append(Batch(10, "t", "stdout", ["d", "e"]))
-    assert [e["line"] for e in buf.entries("s", since=2)] == ["c", "d", "e"]
-    assert [e["line"] for e in buf.entries("s", since=10)] == ["e"]
-    assert [e["line"] for e in buf.entries("s", tail=2)] == ["d", "e"]
-    assert buf.entries("s", tail=0) == []
+    assert [e["line"] for e in line_entries(buf.messages("s", since=2))] == ["c", "d", "e"]
+    assert [e["line"] for e in line_entries(buf.messages("s", since=10))] == ["e"]
+    assert [e["line"] for e in line_entries(log_tail(buf.messages("s"), 2))] == ["d", "e"]
+    assert log_tail(buf.messages("s"), 0) == []
 
 
 def test_buffer_resize_in_place() -> None:
     buf = LogBuffer(10)
     buf.append(Batch(1, "t", "stdout", [str(i) for i in range(10)]))
     buf.resize(3)
-    assert [e["line"] for e in buf.entries("s")] == ["7", "8", "9"]
+    assert [e["line"] for e in line_entries(buf.messages("s"))] == ["7", "8", "9"]
     buf.append(Batch(11, "t", "stdout", ["x" * 3] * 5))
     assert len(buf) == 3
 
@@ -99,7 +100,7 @@ def test_buffer_resize_in_place() -> None:
 def test_one_batch_larger_than_the_buffer() -> None:
     buf = LogBuffer(2)
     buf.append(Batch(1, "t", "stdout", ["a", "b", "c", "d"]))
-    assert [(e["seq"], e["line"]) for e in buf.entries("s")] == [(3, "c"), (4, "d")]
+    assert [(e["seq"], e["line"]) for e in line_entries(buf.messages("s"))] == [(3, "c"), (4, "d")]
 
 
 def test_formatter_prefixes_and_strips_colour_off_a_terminal() -> None:
@@ -132,7 +133,7 @@ def test_log_edge_cases_end_to_end(manager, tmp_path: Path) -> None:
           edges: {{command: {PY} edges.py}}
     """)
     m.wait_status("edges", "stopped")
-    entries = wait_for(lambda: (e := m.request("logs", service="edges")["lines"])
+    entries = wait_for(lambda: (e := m.log_lines("edges"))
                        and e[-1]["line"] == "no final newline" and e, what="all lines")
     lines = [e["line"] for e in entries]
     assert lines[0] == "bad \ufffd utf8"

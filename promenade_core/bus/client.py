@@ -12,6 +12,7 @@ passes a `zmq.green` context to make it cooperative.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -335,24 +336,91 @@ def open_events(
                            token=info.events_tcp_token)
 
 
-def await_subscription(sub: EventSubscriber, bus: ControlClient, timeout: float = 2.0) -> None:
-    """Return once the SUB connection is live, so the snapshot join loses nothing.
+#: How long one `sync` waits for its marker before it is sent again.
+SYNC_WAIT = 0.1
+#: Poll step while waiting for a marker (short: plain sockets block for it).
+SYNC_POLL_MS = 20
+
+
+def socket_marker(sock: zmq.Socket) -> Callable[[str, float], bool]:
+    """A `seen` for wait_joined that reads `sock` itself (before anyone else does):
+    True once the `sync/<token>` marker arrives within `wait` seconds. What comes
+    before the marker is older than the snapshot that follows the join: dropped."""
+    def seen(token: str, wait: float) -> bool:
+        marker = f"{protocol.SYNC_PREFIX}{token}".encode()
+        until = time.monotonic() + wait
+        while time.monotonic() < until:
+            # poll with a timeout, never a bare recv: cooperative on zmq.green sockets,
+            # and a plain one still sees Ctrl-C between polls.
+            if sock.poll(SYNC_POLL_MS, zmq.POLLIN) and sock.recv_multipart()[0] == marker:
+                return True
+        return False
+    return seen
+
+
+def wait_joined(
+    sock: zmq.Socket,
+    request: Callable[..., Any],
+    timeout: float = 2.0,
+    seen: Callable[[str, float], bool] | None = None,
+    token: str | None = None,
+) -> None:
+    """Return once `sock`'s subscriptions are live, so a snapshot taken next loses nothing.
 
     A SUB socket receives nothing sent before its connection completes (the slow
-    joiner). The `sync` command makes the manager publish a marker on `sync/<token>`
-    (no seq consumed); seeing it proves every later event will arrive.
+    joiner), and a new subscription takes effect a little later. The `sync` command
+    makes the manager publish a marker on `sync/<token>` (no seq consumed); a marker
+    subscribed after the other topics proves they are all live. `request` is a control
+    client's (`ControlClient.request` or the web process's pool); `seen(token, wait)`
+    says whether the marker arrived (default: read `sock` for it, see socket_marker).
+    Works with plain and `zmq.green` sockets alike.
     """
-    token = os.urandom(6).hex()
-    sub._socket.setsockopt(zmq.SUBSCRIBE, f"{protocol.SYNC_PREFIX}{token}".encode())
+    token = token or os.urandom(6).hex()
+    marker = f"{protocol.SYNC_PREFIX}{token}".encode()
+    wait = seen or socket_marker(sock)
+    sock.setsockopt(zmq.SUBSCRIBE, marker)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        bus.request("sync", token=token)
-        poll_until = time.monotonic() + 0.05
-        while time.monotonic() < poll_until:
-            got = sub.recv(timeout=0.05)
-            if got is not None and got[0] == f"{protocol.SYNC_PREFIX}{token}":
+    try:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(BusError):  # not answered: ask again
+                request("sync", token=token, timeout=min(1.0, timeout))
+            if wait(token, SYNC_WAIT):
                 return
+    finally:
+        sock.setsockopt(zmq.UNSUBSCRIBE, marker)
     raise BusTimeout(f"could not join the events feed within {timeout:g} s")
+
+
+def await_subscription(sub: EventSubscriber, bus: ControlClient, timeout: float = 2.0) -> None:
+    """wait_joined() for an EventSubscriber and a ControlClient (user scripts' form)."""
+    wait_joined(sub._socket, bus.request, timeout)
+
+
+@dataclass
+class Joined:
+    """What join_feed gives: the snapshot (or `logs` reply) and the gap accounting
+    positioned at its seq: drop what `tracker.old(seq)` says, count what it misses."""
+
+    snapshot: dict[str, Any]
+    tracker: protocol.SeqTracker
+    run_id: str
+
+
+def join_feed(
+    sock: zmq.Socket,
+    request: Callable[..., Any],
+    cmd: str = "snapshot",
+    timeout: float = 2.0,
+    seen: Callable[[str, float], bool] | None = None,
+    **args: Any,
+) -> Joined:
+    """The Clone pattern's join: `sock` is subscribed already; wait until that is live,
+    then take the snapshot (`cmd`: `snapshot`, or `logs` with its `args`); every event
+    with seq <= the snapshot's is in it, every later one arrives on `sock`."""
+    wait_joined(sock, request, timeout, seen)
+    snap = request(cmd, **args)
+    seq = int(snap["seq"])
+    return Joined(snap, protocol.SeqTracker(seq), str(snap.get("run_id") or ""))
 
 
 def follow(
@@ -366,9 +434,10 @@ def follow(
 ) -> Generator[tuple[str, dict[str, Any]], None, None]:
     """Backlog then live events, with no gap and no duplicate between them.
 
-    The Clone pattern: subscribe first, then take a snapshot, then drop every event
-    whose seq is not newer than the snapshot's. Yields `("line", entry)` for each log
-    line (entries as protocol.log_entries), `("state", message)`, `("config", message)`,
+    The Clone pattern (join_feed): subscribe first, then take a snapshot, then drop
+    every event whose seq is not newer than the snapshot's. Yields `("log", message)`
+    for each log message (the `log/` shape, backlog and live alike; the backlog's first
+    one may be trimmed to `tail` lines), `("state", message)`, `("config", message)`,
     `("manager", message)` and `("gap", {"missed": n})` where the feed lost messages.
     Stops after `idle` seconds without events when `idle` is given, and after
     `("end", {"reason": text})` when the manager run is over: an event of another run
@@ -382,22 +451,13 @@ def follow(
     sub = EventSubscriber(info.events, ("",), context=context, rcvhwm=rcvhwm)
     bus = ControlClient(info.control, context=context)
     try:
-        await_subscription(sub, bus)
-        snap = bus.request("snapshot")
-        last = int(snap["seq"])
-        run_id = str(snap.get("run_id") or info.run_id)
-        backlog = [
-            entry
-            for name, lines in snap["logs"].items()
-            if wanted is None or name in wanted
-            for entry in ({**line, "service": name} for line in lines)
-        ]
-        backlog.sort(key=lambda e: e["seq"])
-        if tail is not None:
-            backlog = backlog[-tail:] if tail > 0 else []
-        for entry in backlog:
-            yield "line", entry
-        for kind, item in _live(sub, last, tuple(topics), wanted, idle,
+        joined = join_feed(sub._socket, bus.request)
+        run_id = joined.run_id or info.run_id
+        backlog = [m for m in joined.snapshot["logs"]
+                   if wanted is None or m["service"] in wanted]
+        for message in protocol.log_tail(backlog, tail):
+            yield "log", message
+        for kind, item in _live(sub, joined.tracker, tuple(topics), wanted, idle,
                                 lambda: _still_running(info, run_id), run_id):
             if kind == "gap":
                 _report_gap(bus, item["missed"])
@@ -418,14 +478,13 @@ def _report_gap(bus: ControlClient, missed: int) -> None:
 
 def _live(
     sub: EventSubscriber,
-    last: int,
+    tracker: protocol.SeqTracker,
     topics: tuple[str, ...],
     wanted: set[str] | None,
     idle: float | None,
     ended: Callable[[], str | None],
     run_id: str,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    expected = last + 1
     quiet_since = time.monotonic()
     next_check = quiet_since + LIVENESS_EVERY
     while True:
@@ -449,20 +508,15 @@ def _live(
         if other_run(run_id, msg):
             yield "end", {"reason": "the manager was restarted (a new run started)"}
             return
+        kind, service = protocol.parse_topic(topic)
         seq = int(msg.get("seq", 0))
-        if seq <= last or topic.startswith(protocol.SYNC_PREFIX):
+        if kind == "sync" or tracker.old(seq):
             continue
-        first = int(msg.get("first_seq", seq))
-        if first > expected:
-            yield "gap", {"missed": first - expected}
-        expected = seq + 1
-        last = seq
+        missed = tracker.advance(seq, int(msg.get("first_seq", seq)))
+        if missed:
+            yield "gap", {"missed": missed}
         if not topic.startswith(topics):
             continue
-        if wanted is not None and msg.get("service") not in wanted and "service" in msg:
+        if wanted is not None and service is not None and service not in wanted:
             continue
-        if topic.startswith(protocol.LOG_PREFIX):
-            for entry in protocol.log_entries(msg):
-                yield "line", entry
-        else:
-            yield topic.split("/", 1)[0], msg
+        yield kind, msg

@@ -7,11 +7,20 @@ strictly increasing). Every message but log batches also carries `run_id`, the i
 this manager run (also in `manager.json`, `ping`, `logs` and `snapshot`): seq starts
 again at 0 when a manager restarts, and only the run id tells that from a gap.
 
-Topics (subscribe by prefix):
+Topics (subscribe by prefix; `parse_topic` splits one into kind and service):
 - `log/<service>/`  {"v", "seq", "first_seq", "service", "stream", "timestamp",
   "lines": [...]} — the lines of one read of one stream (a large read is split into
   messages of at most 16 KiB that share its timestamp); line i has seq first_seq+i,
-  `seq` is the last line's; all share the read's timestamp.
+  `seq` is the last line's; all share the read's timestamp. The `logs` and `snapshot`
+  replies carry the buffered lines as messages of this very shape (one per buffered
+  read, the oldest possibly trimmed at the `since`/`tail` boundary by raising
+  `first_seq` and dropping lines from the front), so replay and live take one path.
+
+  Byte-level contract: `encode(log_message(...))` writes the keys in the order above,
+  `lines` last, and a log message's header fields are a service name, a stream name,
+  a timestamp and integers (none can hold `"lines":[`). `log_header(body)` relies on
+  it to read seq, first_seq and service from the raw bytes without decoding the lines
+  (the web process fans a flood out that way); tests/unit/test_log_messages.py pins it.
 - `state/<service>/` {"v", "seq", "service", "status": <status object>} — one per
   transition, per health change, and when `hostname_mapped` (the hostname leads to
   this machine now: the web process trusts it as a local origin only then) changes.
@@ -76,11 +85,11 @@ COMMANDS: dict[str, str] = {
     "stop": "{service, wait=true} -> status object once stopped",
     "restart": "{service, wait=true} -> status object once started again",
     "restart_all": "{} -> {services: [names]}",
-    "logs": "{service?|services?, tail?, since?} -> {seq, run_id, lines: [{seq, timestamp, "
-    "service, stream, line}]}",
+    "logs": "{service?|services?, tail?, since?} -> {seq, run_id, messages: [log message, "
+    "...]} (oldest first; the lines newer than since, at most the last tail of them)",
     "config": "{} -> {path, last_modified, error, config: {...}}",
     "reload": "{dry_run=false} -> {changed, actions: [...], summary, error}",
-    "snapshot": "{} -> {seq, run_id, services: {name: status}, logs: {name: [line, ...]}}",
+    "snapshot": "{} -> {seq, run_id, services: {name: status}, logs: [log message, ...]}",
     "sync": "{token} -> {}; publishes a marker on sync/<token> so a subscriber knows it is joined",
     "gap": "{count} -> {}; a subscriber reports messages it lost (shown in status as bus.dropped)",
     "shutdown": "{} -> {stopping: true}; the manager then stops every service and exits",
@@ -339,17 +348,104 @@ def error(code: str, message: str) -> ErrorReply:
     return {"ok": False, "error": {"code": code, "message": message}}
 
 
-def log_entries(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """Expand a batched `log/` message into one dict per line, each with its own seq."""
-    first = message["first_seq"]
-    return [
-        {
-            "seq": first + i,
-            "timestamp": message["timestamp"],
-            "service": message["service"],
-            "stream": message["stream"],
-            "line": line,
-        }
-        for i, line in enumerate(message["lines"])
-    ]
+def parse_topic(topic: str) -> tuple[str, str | None]:
+    """`("log", "api")` for `log/api/`, `("config", None)` for `config/`, `("sync",
+    token)` for `sync/<token>`; the kind is the topic's first part, whatever it is."""
+    kind, _, rest = topic.partition("/")
+    service = rest[:-1] if rest.endswith("/") else rest
+    return kind, service or None
 
+
+def log_message(service: str, first_seq: int, timestamp: str, stream: str,
+                lines: list[str]) -> dict[str, Any]:
+    """One `log/` message; its key order (`lines` last) is the contract of log_header."""
+    return {
+        "v": VERSION,
+        "seq": first_seq + len(lines) - 1,
+        "first_seq": first_seq,
+        "service": service,
+        "stream": stream,
+        "timestamp": timestamp,
+        "lines": lines,
+    }
+
+
+_LINES_KEY = b'"lines":['
+
+
+def log_header(body: bytes) -> dict[str, Any] | None:
+    """A raw log message's fields but its lines (`lines` comes out empty), read without
+    decoding the lines; None when `body` is not shaped as log_message writes it."""
+    cut = body.find(_LINES_KEY)
+    if cut <= 0:
+        return None
+    try:
+        header = decode(body[:cut] + b'"lines":[]}')
+    except ValueError:
+        return None
+    if not isinstance(header, dict) or not all(
+            type(header.get(key)) is int for key in ("seq", "first_seq")) or not isinstance(
+            header.get("service"), str):
+        return None
+    return header
+
+
+def log_after(message: dict[str, Any], seq: int) -> dict[str, Any] | None:
+    """`message` without its lines up to `seq` (the replay boundary): the message
+    itself when all are newer, None when none is."""
+    if message["seq"] <= seq:
+        return None
+    if message["first_seq"] > seq:
+        return message
+    skip = seq - message["first_seq"] + 1
+    return {**message, "first_seq": seq + 1, "lines": message["lines"][skip:]}
+
+
+def log_tail(messages: list[dict[str, Any]], count: int | None) -> list[dict[str, Any]]:
+    """The messages (in seq order) holding the last `count` lines: the oldest one kept
+    may be trimmed. None keeps everything."""
+    if count is None:
+        return messages
+    out: list[dict[str, Any]] = []
+    left = count
+    for message in reversed(messages):
+        if left <= 0:
+            break
+        lines = message["lines"]
+        if len(lines) > left:
+            message = {**message, "first_seq": message["seq"] - left + 1,
+                       "lines": lines[len(lines) - left:]}
+        out.append(message)
+        left -= len(message["lines"])
+    out.reverse()
+    return out
+
+
+class SeqTracker:
+    """Gap accounting on the feed: seq is one counter across all topics, so a subscriber
+    to the whole feed sees every number; a jump is messages the PUB socket dropped.
+
+    `last` is the newest seq already had (a snapshot's), or None when unknown (nothing
+    counts as lost until the next message sets it).
+    """
+
+    def __init__(self, last: int | None = None) -> None:
+        self.last = last
+
+    def reset(self) -> None:
+        """Forget the position: the feed's seqs are not all visible for a while."""
+        self.last = None
+
+    def old(self, seq: int) -> bool:
+        """True for a message the snapshot (or an earlier message) already covered."""
+        return self.last is not None and seq <= self.last
+
+    def advance(self, seq: int, first_seq: int | None = None) -> int:
+        """Take a message (a log message's lines are first_seq..seq); returns how many
+        messages were lost just before it (0 when none). A seq of 0 (a message without
+        one) moves nothing."""
+        first = seq if first_seq is None else first_seq
+        missed = first - self.last - 1 if self.last is not None and seq else 0
+        if seq:
+            self.last = max(seq, self.last or 0)
+        return max(missed, 0)

@@ -85,16 +85,8 @@ class Publisher:
         for start in range(0, len(lines), step):
             part = lines[start:start + step] if step < len(lines) else lines
             first = batch.first_seq + start
-            message: protocol.LogMessage = {
-                "v": protocol.VERSION,
-                "seq": first + len(part) - 1,
-                "first_seq": first,
-                "service": service,
-                "stream": batch.stream,
-                "timestamp": batch.timestamp,
-                "lines": part,
-            }
-            self._send(topic, message)
+            self._send(topic, protocol.log_message(service, first, batch.timestamp,
+                                                   batch.stream, part))
 
     def sync(self, token: str) -> None:
         self._send(f"{protocol.SYNC_PREFIX}{token}", {"v": protocol.VERSION, "seq": self.seq})

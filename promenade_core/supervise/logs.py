@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from promenade_core.bus import protocol
 
 #: Longer lines are cut into pieces of this size (never dropped).
 MAX_LINE = 64 * 1024
@@ -118,15 +120,10 @@ class Batch:
     def last_seq(self) -> int:
         return self.first_seq + len(self.lines) - 1
 
-    def entries(self, service: str, start: int = 0) -> Iterator[dict[str, Any]]:
-        for i in range(start, len(self.lines)):
-            yield {
-                "seq": self.first_seq + i,
-                "timestamp": self.timestamp,
-                "service": service,
-                "stream": self.stream,
-                "line": self.lines[i],
-            }
+    def message(self, service: str) -> dict[str, Any]:
+        """This read as a `log/` message, the shape the bus publishes live."""
+        return protocol.log_message(service, self.first_seq, self.timestamp, self.stream,
+                                    self.lines)
 
 
 class LogBuffer:
@@ -171,15 +168,56 @@ class LogBuffer:
                 self._count -= excess
                 excess = 0
 
-    def entries(self, service: str, since: int | None = None,
-                tail: int | None = None) -> list[dict[str, Any]]:
-        """Buffered lines (oldest first), newer than `since`, at most the last `tail`."""
-        out: list[dict[str, Any]] = []
-        for batch in self._batches:
-            if since is not None and batch.last_seq <= since:
-                continue
-            start = max(0, since - batch.first_seq + 1) if since is not None else 0
-            out.extend(batch.entries(service, start))
-        if tail is not None:
-            out = out[-tail:] if tail > 0 else []
-        return out
+    def messages(self, service: str, since: int | None = None) -> list[dict[str, Any]]:
+        """Buffered reads as `log/` messages (oldest first), only lines newer than `since`."""
+        out = (batch.message(service) for batch in self._batches)
+        if since is None:
+            return list(out)
+        return [trimmed for m in out if (trimmed := protocol.log_after(m, since)) is not None]
+
+
+class LogStore:
+    """Every service's buffer, by name: services append through it, the bus commands
+    read from it, and a reload resizes or drops buffers here (a service object never
+    holds its own, so replacing a service keeps or drops its lines by decision, not by
+    accident)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._buffers: dict[str, LogBuffer] = {}
+
+    def append(self, service: str, batch: Batch) -> None:
+        buffer = self._buffers.get(service)
+        if buffer is None:
+            buffer = self._buffers[service] = LogBuffer(self.capacity)
+        buffer.append(batch)
+
+    def resize(self, service: str, lines: int) -> None:
+        """Keep at most `lines` lines of `service` from now on (the oldest go first)."""
+        buffer = self._buffers.get(service)
+        if buffer is None:
+            buffer = self._buffers[service] = LogBuffer(lines)
+        buffer.resize(lines)
+
+    def resize_all(self, lines: int) -> None:
+        """The new default, for every buffer and the ones created later."""
+        self.capacity = lines
+        for buffer in self._buffers.values():
+            buffer.resize(lines)
+
+    def drop(self, service: str) -> None:
+        """Forget a removed service's lines."""
+        self._buffers.pop(service, None)
+
+    def count(self, service: str) -> int:
+        buffer = self._buffers.get(service)
+        return len(buffer) if buffer is not None else 0
+
+    def messages(self, services: Iterable[str], since: int | None = None,
+                 tail: int | None = None) -> list[dict[str, Any]]:
+        """The buffered `log/` messages of `services` in seq order: only lines newer
+        than `since`, at most the last `tail` lines (see protocol.log_tail)."""
+        out = [m for name in services if name in self._buffers
+               for m in self._buffers[name].messages(name, since)]
+        out.sort(key=lambda m: m["first_seq"])
+        return protocol.log_tail(out, tail)

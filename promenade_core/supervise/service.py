@@ -24,7 +24,7 @@ from promenade_core.errors import PromenadeError
 from promenade_core.masking import mask_command
 from promenade_core.supervise import health, policy, ports
 from promenade_core.supervise.clock import REAL_CLOCK, Clock
-from promenade_core.supervise.logs import LineSplitter, LogBuffer
+from promenade_core.supervise.logs import LineSplitter
 from promenade_core.supervise.osproc import ProcessOps, Spawned
 from promenade_core.supervise.states import (
     ALIVE,
@@ -62,8 +62,7 @@ class Host(Protocol):
 
 
 class Service:
-    def __init__(self, config: ServiceConfig, host: Host, capacity: int,
-                 clock: Clock = REAL_CLOCK) -> None:
+    def __init__(self, config: ServiceConfig, host: Host, clock: Clock = REAL_CLOCK) -> None:
         self.config = config
         self.host = host
         self.name = config.name
@@ -75,7 +74,6 @@ class Service:
         self.started_at: float | None = None
         self.restart_count = 0
         self.last_exit_code: int | None = None
-        self.buffer = LogBuffer(capacity)
         #: set while the service counts as up for its dependents
         self.ready = gevent.event.Event()
         self._failures = 0

@@ -18,7 +18,7 @@ from promenade_core.bus import protocol
 from promenade_core.bus.server import Publisher
 from promenade_core.config.model import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
-from promenade_core.supervise.logs import Batch, iso_timestamp
+from promenade_core.supervise.logs import Batch, LogStore, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
 from promenade_core.supervise.procstats import TreeSampler
 from promenade_core.supervise.reload_plan import RESTART, START, STOP, ReloadPlan, ServiceChange
@@ -89,9 +89,11 @@ class Supervisor:
         self.hostnames = hostnames
         self._local_hostname: dict[str, bool] = {}
         self.sampler = TreeSampler()
+        #: every service's buffered lines (the bus's `logs` and `snapshot` read them)
+        self.logs = LogStore(config.manager.log_buffer_lines)
         self.services: dict[str, Service] = {}
         for name, svc in config.services.items():
-            self.services[name] = Service(svc, self, config.manager.log_buffer_lines)
+            self.services[name] = Service(svc, self)
 
     # -- the Host protocol that services call -----------------------------------
 
@@ -114,7 +116,7 @@ class Supervisor:
     def on_lines(self, service: Service, stream: str, lines: list[str]) -> None:
         """The hot path: one call per read of one stream."""
         batch = Batch(self.publisher.next_seqs(len(lines)), iso_timestamp(), stream, lines)
-        service.buffer.append(batch)
+        self.logs.append(service.name, batch)
         self.publisher.publish_batch(service.name, batch)
         self.printer.lines(service.name, stream, batch.timestamp, lines)
 
@@ -228,7 +230,8 @@ class Supervisor:
             service.close()
 
     def add_service(self, svc: ServiceConfig) -> Service:
-        service = Service(svc, self, self.config.manager.log_buffer_lines)
+        service = Service(svc, self)
+        self.logs.resize(svc.name, self.config.manager.log_buffer_lines)
         self.services[svc.name] = service
         return service
 
@@ -241,13 +244,14 @@ class Supervisor:
             self._apply_change(change, config)
         for name, size in plan.buffer_resize.items():
             if name in self.services:
-                self.services[name].buffer.resize(size)
+                self.logs.resize(name, size)
 
     def _apply_change(self, change: ServiceChange, config: Config) -> None:
         if change.action == STOP:
             service = self.services.pop(change.service)
             service.submit(service.stop).get()
             service.close()
+            self.logs.drop(change.service)
         elif change.action == START:
             service = self.add_service(config.services[change.service])
             service.submit(service.start)

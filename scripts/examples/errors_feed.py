@@ -60,12 +60,13 @@ def describe_failure(service: str, status: dict[str, Any]) -> str | None:
 
 
 def print_event(topic: str, msg: dict[str, Any], colour: bool) -> None:
-    if topic.startswith(protocol.LOG_PREFIX):
-        for entry in protocol.log_entries(msg):
-            if entry["stream"] == "stderr":
-                show(f"{entry['timestamp']} [{entry['service']}] [stderr] {entry['line']}", colour)
-    elif topic.startswith(protocol.STATE_PREFIX):
-        line = describe_failure(str(msg.get("service")), msg.get("status") or {})
+    kind, service = protocol.parse_topic(topic)
+    if kind == "log":
+        if msg["stream"] == "stderr":
+            for line in msg["lines"]:
+                show(f"{msg['timestamp']} [{service}] [stderr] {line}", colour)
+    elif kind == "state":
+        line = describe_failure(str(service), msg.get("status") or {})
         if line is not None:
             now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
             show(f"{now.replace('+00:00', 'Z')} {line}", colour)

@@ -59,6 +59,13 @@ def live_marked(instance: str) -> list[tuple[int, str, str]]:
     return out
 
 
+def line_entries(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Log messages (the bus's `log/` shape) as one dict per line, for assertions."""
+    return [{"seq": m["first_seq"] + i, "timestamp": m["timestamp"], "service": m["service"],
+             "stream": m["stream"], "line": line}
+            for m in messages for i, line in enumerate(m["lines"])]
+
+
 class Manager:
     """`promenade start` in the foreground, as a real subprocess."""
 
@@ -112,7 +119,11 @@ class Manager:
                         timeout, f"{name} to be {'/'.join(wanted)}")
 
     def lines(self, name: str) -> list[str]:
-        return [e["line"] for e in self.request("logs", service=name)["lines"]]
+        return [e["line"] for e in self.log_lines(name)]
+
+    def log_lines(self, name: str) -> list[dict[str, Any]]:
+        """The buffered lines of one service, one dict each (seq, stream, line, ...)."""
+        return line_entries(self.request("logs", service=name)["messages"])
 
     def wait_lines(self, name: str, expected: list[str], timeout: float = 10) -> None:
         """Wait until the service's buffer holds exactly `expected` (reports what it has)."""

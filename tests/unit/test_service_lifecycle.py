@@ -193,7 +193,7 @@ class Rig:
             env={}, own_env={}, env_file=None, depends_on=depends_on,
             restart_policy=RestartPolicy(policy), ready_check=None,
         )
-        self.service = Service(config, cast(Any, self.host), 100, clock=self.clock)
+        self.service = Service(config, cast(Any, self.host), clock=self.clock)
 
     def command(self, name: str) -> gevent.event.AsyncResult:
         return self.service.submit(getattr(self.service, name))

@@ -98,7 +98,7 @@ def make_service(ops: ProcessOps, policy: str = "never") -> tuple[Service, FakeH
         ready_check=None,
     )
     host = FakeHost(ops)
-    return Service(config, cast(Any, host), 100), host
+    return Service(config, cast(Any, host)), host
 
 
 def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

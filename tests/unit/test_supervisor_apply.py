@@ -173,7 +173,7 @@ def test_apply_stops_restarts_updates_and_starts_as_planned(tmp_path: Path) -> N
     assert sup.services["db"].pid == old_pids["db"]
     assert sup.services["worker"].status == Status.RUNNING
     assert sorted(ops.spawned[-2:]) == ["api-v2", "worker-v1"]   # each in its own queue
-    assert {s.buffer.capacity for s in sup.services.values()} == {50}
+    assert {sup.logs._buffers[name].capacity for name in sup.services} == {50}
     sup.shutdown()
 
 

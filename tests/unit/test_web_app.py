@@ -174,14 +174,14 @@ def test_restart_all_is_one_bus_command(web: Web) -> None:
 
 
 def test_logs_pass_tail_and_since_and_name_the_service(web: Web) -> None:
-    web.bus.replies["logs"] = {"seq": 9, "lines": []}
+    web.bus.replies["logs"] = {"seq": 9, "run_id": "r", "messages": []}
     body = web.get("/api/services/api/logs?tail=5&since=3").get_json()
     assert web.bus.calls == [("logs", {"service": "api", "tail": 5, "since": 3})]
     assert body["service"] == "api" and body["seq"] == 9 and "lines" in body
 
 
 def test_logs_without_parameters_ask_for_everything(web: Web) -> None:
-    web.bus.replies["logs"] = {"seq": 0, "lines": []}
+    web.bus.replies["logs"] = {"seq": 0, "run_id": "r", "messages": []}
     web.get("/api/services/api/logs?tail=")
     assert web.bus.calls == [("logs", {"service": "api"})]
 

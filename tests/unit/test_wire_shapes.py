@@ -26,7 +26,7 @@ def _service() -> Service:
         own_env={}, env_file=None, depends_on=("db",), restart_policy=RestartPolicy.ONCE,
         ready_check=None,
     )
-    return Service(config, cast(Any, object()), 10)
+    return Service(config, cast(Any, object()))
 
 
 def test_service_describe_has_exactly_the_status_objects_own_fields() -> None:
