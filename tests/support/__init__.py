@@ -14,7 +14,13 @@ checks it). The most used helpers are re-exported at the package level.
 
 from __future__ import annotations
 
-from tests.support.manager import Manager, isolated_env, live_marked, stubborn_manager
+from tests.support.manager import (
+    Manager,
+    isolated_env,
+    line_entries,
+    live_marked,
+    stubborn_manager,
+)
 from tests.support.net import free_port, free_port6
 from tests.support.scripts import PROMENADE, ROOT, STUBBORN, write_script
 from tests.support.waits import wait_for
@@ -27,6 +33,7 @@ __all__ = [
     "free_port",
     "free_port6",
     "isolated_env",
+    "line_entries",
     "live_marked",
     "stubborn_manager",
     "wait_for",
