@@ -274,7 +274,6 @@ class Hub:
         self._logs_live = gevent.event.Event()
         self._sync_waiters: dict[str, gevent.event.Event] = {}
         self.hostnames: dict[str, str] = {}
-        self.bus_gaps = 0
         #: The manager run this web process serves (it lives and dies with that run).
         self.run_id = ""
 
@@ -430,7 +429,6 @@ class Hub:
         start = self._seqs.last
         missed = self._seqs.advance(seq, first)
         if missed and start is not None:
-            self.bus_gaps += missed
             gap = gap_item("bus", missed, start + 1, first - 1)
             for sub in list(self._subs):
                 sub.offer(gap)
