@@ -131,6 +131,13 @@ def escapees(tmp_path: Path) -> Iterator[Escapees]:
     found.kill()
 
 
+def start_in(m: Manager, mode: str) -> None:
+    """Start `m` with a cgroup per service, or forced onto the /proc fallback."""
+    if mode == "no-cgroup":
+        m.env[cgroups.ENV_DISABLE] = "1"
+    m.start()
+
+
 def _start(tmp_path: Path, manager, mode: str, found: Escapees) -> tuple[Manager, int, int]:
     """A manager running ESCAPE, once both escapees left and the daemon was reparented."""
     write_script(tmp_path, "escape.py", ESCAPE)
@@ -139,9 +146,7 @@ def _start(tmp_path: Path, manager, mode: str, found: Escapees) -> tuple[Manager
         services:
           escape: {{command: "{sys.executable} escape.py {found.pidfile} {found.release}"}}
     """, args=("--no-ui", "-v"), start=False)
-    if mode == "no-cgroup":
-        m.env[cgroups.ENV_DISABLE] = "1"
-    m.start()
+    start_in(m, mode)
     m.wait_lines("escape", ["ready"], timeout=20)
     c, b = found.read()
     if mode == "no-cgroup":
@@ -238,9 +243,7 @@ def test_daemon_of_unknown_origin_is_stopped_at_shutdown(manager, tmp_path: Path
         services:
           daemon: {{command: "{sys.executable} daemon.py {escapees.pidfile}"}}
     """, start=False)
-    if mode == "no-cgroup":
-        m.env[cgroups.ENV_DISABLE] = "1"
-    m.start()
+    start_in(m, mode)
     m.wait_lines("daemon", ["ready"], timeout=20)
     _, b = (int(p) for p in escapees.pidfile.read_text().split())
     fields = _stat(b)
@@ -281,9 +284,7 @@ def test_setsid_child_of_a_service_that_exited_is_stopped(manager, tmp_path: Pat
             command: "{sys.executable} leaver.py {escapees.pidfile} {escapees.release}"
             restart_policy: never
     """, args=("--no-ui", "-v"), start=False)
-    if mode == "no-cgroup":
-        m.env[cgroups.ENV_DISABLE] = "1"
-    m.start()
+    start_in(m, mode)
     m.wait_lines("leaver", ["ready"], timeout=20)
     c, _ = escapees.read()
     if mode == "no-cgroup":

@@ -22,12 +22,13 @@ import gevent.event
 import pytest
 
 from promenade_core.config.choices import RestartPolicy
-from promenade_core.config.load import ServiceConfig
+from promenade_core.config.model import ServiceConfig
 from promenade_core.supervise.clock import Clock
 from promenade_core.supervise.osproc import ProcessOps, Spawned
 from promenade_core.supervise.policy import STABLE_AFTER
 from promenade_core.supervise.service import STOP_GRACE, Service
 from promenade_core.supervise.states import Health, Status
+from tests.support.fakes import FakeHost
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -135,52 +136,6 @@ class FakeOps(ProcessOps):
             raise ProcessLookupError(errno.ESRCH, os.strerror(errno.ESRCH))
         if sig == signal.SIGKILL or (sig == signal.SIGTERM and not run.ignores_term):
             run.exit(-sig)
-
-
-class FakeHost:
-    """The supervisor as a service sees it."""
-
-    def __init__(self, ops: ProcessOps) -> None:
-        self.ops = ops
-        self.messages: list[tuple[str, str]] = []
-        self.deps: dict[str, Any] = {}
-        self.timeout = 60.0
-        self.changes: list[Status] = []
-        self.about: set[str | None] = set()
-
-    def service(self, name: str) -> Service:
-        return cast(Service, self.deps[name])
-
-    def environment(self, service: Service) -> dict[str, str]:
-        return {}
-
-    def dependency_timeout(self) -> float:
-        return self.timeout
-
-    def on_lines(self, service: Service, stream: str, lines: list[str]) -> None:
-        pass
-
-    def wait_output(self) -> None:
-        pass
-
-    def on_change(self, service: Service) -> None:
-        self.changes.append(service.status)
-
-    def emit(self, message: str, level: str = "info", service: str | None = None) -> None:
-        self.messages.append((level, message))
-        self.about.add(service)
-
-    def track_group(self, pgid: int, alive: bool) -> None:
-        pass
-
-    def on_started(self, service: Service) -> None:
-        pass
-
-    def on_stopped(self, service: Service) -> None:
-        pass
-
-    def on_updated(self, service: Service, old: ServiceConfig) -> None:
-        pass
 
 
 class Rig:

@@ -19,6 +19,7 @@ from promenade_core.config.model import ServiceConfig
 from promenade_core.supervise.osproc import ProcessOps, Spawned
 from promenade_core.supervise.service import Service
 from promenade_core.supervise.states import Status
+from tests.support.fakes import FakeHost
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -47,48 +48,6 @@ class FailingOps(ProcessOps):
 
     def group_alive(self, pgid: int) -> bool:
         return False
-
-
-class FakeHost:
-    """The supervisor as a service sees it, recording what it is told."""
-
-    def __init__(self, ops: ProcessOps) -> None:
-        self.ops = ops
-        self.messages: list[tuple[str, str]] = []
-        self.lines: list[str] = []
-
-    def service(self, name: str) -> Service:
-        raise KeyError(name)
-
-    def environment(self, service: Service) -> dict[str, str]:
-        return {}
-
-    def dependency_timeout(self) -> float:
-        return 1.0
-
-    def on_lines(self, service: Service, stream: str, lines: list[str]) -> None:
-        self.lines += lines
-
-    def wait_output(self) -> None:
-        pass
-
-    def on_change(self, service: Service) -> None:
-        pass
-
-    def emit(self, message: str, level: str = "info", service: str | None = None) -> None:
-        self.messages.append((level, message))
-
-    def track_group(self, pgid: int, alive: bool) -> None:
-        pass
-
-    def on_started(self, service: Service) -> None:
-        pass
-
-    def on_stopped(self, service: Service) -> None:
-        pass
-
-    def on_updated(self, service: Service, old: ServiceConfig) -> None:
-        pass
 
 
 def make_service(ops: ProcessOps, policy: str = "never") -> tuple[Service, FakeHost]:
