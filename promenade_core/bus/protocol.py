@@ -119,6 +119,17 @@ class _StatusCore(TypedDict):
     started_at: float | None
     status_since: float
     cors_proxy_port: int | None
+    #: why the service is in its status, in words: `waiting for db (healthy)`,
+    #: `dependency migrate exited with code 1`, `exited with code 3; gave up after 1 retry`
+    status_reason: str | None
+    #: each dependency's written condition (`started`, `healthy`,
+    #: `completed_successfully`), or None for the list form (running, and healthy when
+    #: it has a ready_check)
+    conditions: dict[str, str | None]
+    autostart: bool
+    #: a run in this manager's lifetime exited with code 0 (how tasks are judged)
+    completed: bool
+    ready_check: str | None     # the ready_check's type, None without one
 
 
 class StatusObject(_StatusCore, total=False):

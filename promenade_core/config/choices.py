@@ -40,3 +40,38 @@ class HostsMode(Word):
 def words(choices: type[enum.Enum]) -> tuple[str, ...]:
     """The config words of an Enum, in definition order (for messages and checks)."""
     return tuple(str(member.value) for member in choices)
+
+
+class Condition(Word):
+    """What a `depends_on` entry in mapping form waits for (docker compose's words)."""
+
+    STARTED = "started"                                  # its process is running
+    HEALTHY = "healthy"                                  # running and its ready_check passed
+    COMPLETED_SUCCESSFULLY = "completed_successfully"    # it ran and exited with code 0
+
+
+class ReadyType(Word):
+    """How a `ready_check` decides that a service is up."""
+
+    HTTP = "http"   # GET path on the port answers 200-399
+    TCP = "tcp"     # the port accepts a connection
+    EXEC = "exec"   # a command exits 0
+    LOG = "log"     # an output line matches a pattern
+
+
+class StopSignal(Word):
+    """`stop_signal`: the signal a stop sends to the service's whole process tree."""
+
+    TERM = "TERM"
+    INT = "INT"
+    QUIT = "QUIT"
+    HUP = "HUP"
+    USR1 = "USR1"
+    USR2 = "USR2"
+    KILL = "KILL"
+
+    @property
+    def number(self) -> int:
+        import signal
+
+        return int(getattr(signal, f"SIG{self.value}"))

@@ -33,6 +33,7 @@ from promenade_core.config.model import (
     ManagerConfig,
     ReadyCheck,
     ServiceConfig,
+    Watch,
 )
 from promenade_core.config.rules import validate
 from promenade_core.config.schema import (
@@ -215,6 +216,8 @@ def _service_fields(
             state.problems.extend(problems)
     own_env = loaded.get("env", {})
     ready = loaded.get("ready_check")
+    watch = loaded.get("watch")
+    depends = loaded.get("depends_on", ())
     return {
         "name": name,
         "command": loaded.get("command"),
@@ -224,13 +227,19 @@ def _service_fields(
         "env": FrozenMap({**built.defaults.env, **file_env, **own_env}),
         "own_env": FrozenMap(own_env),
         "env_file": env_file,
-        "depends_on": loaded.get("depends_on", ()),
+        "depends_on": tuple(name for name, _ in depends),
+        "conditions": FrozenMap({name: cond for name, cond in depends if cond is not None}),
         "restart_policy": loaded.get("restart_policy", built.defaults.restart_policy),
         "ready_check": ReadyCheck(**ready) if ready else None,
         "cors_proxy": loaded.get("cors_proxy", False),
         "cors_proxy_port": loaded.get("cors_proxy_port"),
         "cors_allow_origins": loaded.get("cors_allow_origins", ()),
         "tty": loaded.get("tty", True),
+        "autostart": loaded.get("autostart", True),
+        "stop_signal": loaded.get("stop_signal", ServiceConfig.stop_signal),
+        "stop_timeout": loaded.get("stop_timeout", ServiceConfig.stop_timeout),
+        "stop_command": loaded.get("stop_command"),
+        "watch": Watch(watch["paths"], watch.get("ignore", ())) if watch else None,
         "line": state.doc.lines.get(prefix),
     }
 

@@ -10,7 +10,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from promenade_core.config.choices import HostsMode, RestartPolicy
+from promenade_core.config.choices import (
+    Condition,
+    HostsMode,
+    ReadyType,
+    RestartPolicy,
+    StopSignal,
+)
 
 DEFAULT_HOSTSD_SOCKET = "/run/promenade/hostsd.sock"
 
@@ -46,10 +52,29 @@ class FrozenMap(Mapping[str, V]):
 
 @dataclass(frozen=True)
 class ReadyCheck:
-    type: str  # "http" | "tcp"
-    path: str = "/"
+    type: ReadyType
+    path: str = "/"                     # http: the path to GET
+    #: seconds to become healthy before the service is reported unhealthy; an exec
+    #: check's command is also killed after this long
     timeout: float = 30
-    interval: float = 2
+    interval: float = 2                 # seconds between checks (http, tcp, exec)
+    command: str | None = None          # exec: run with /bin/sh -c; healthy on exit 0
+    pattern: str | None = None          # log: a regular expression for one output line
+    #: restart a service that was healthy after this many failed checks in a row
+    restart_after_failures: int | None = None
+
+    @property
+    def needs_port(self) -> bool:
+        """http and tcp check the service's port; exec and log do not."""
+        return self.type in (ReadyType.HTTP, ReadyType.TCP)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """`watch:`: files whose change restarts the service (relative to its directory)."""
+
+    paths: tuple[str, ...]
+    ignore: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,7 +87,7 @@ class ServiceConfig:
     env: Mapping[str, str]  # defaults.env < env_file < env (the manager's environ comes first)
     own_env: Mapping[str, str]  # the service's own `env:`, for display
     env_file: Path | None
-    depends_on: tuple[str, ...]
+    depends_on: tuple[str, ...]  # names, in the order written
     restart_policy: RestartPolicy
     ready_check: ReadyCheck | None
     cors_proxy: bool = False
@@ -71,6 +96,19 @@ class ServiceConfig:
     line: int | None = None
     #: a pseudo-terminal per stream (colours as on a terminal); False gives plain pipes
     tty: bool = True
+    #: the conditions of `depends_on`'s mapping form; a name listed in the list form is
+    #: absent and waits as before: running, and healthy when it has a ready_check
+    conditions: Mapping[str, Condition] = field(default_factory=FrozenMap)
+    #: whether `promenade start` starts it (it can always be started by hand)
+    autostart: bool = True
+    stop_signal: StopSignal = StopSignal.TERM
+    stop_timeout: float = 5   # seconds from the signal (and from stop_command) to SIGKILL
+    stop_command: str | None = None   # run with /bin/sh -c before the signal
+    watch: Watch | None = None
+
+    def condition(self, dependency: str) -> Condition | None:
+        """The condition written for `dependency`, None for the list form."""
+        return self.conditions.get(dependency)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +127,12 @@ class ServiceConfig:
             "cors_proxy_port": self.cors_proxy_port,
             "cors_allow_origins": list(self.cors_allow_origins),
             "tty": self.tty,
+            "conditions": dict(self.conditions),
+            "autostart": self.autostart,
+            "stop_signal": self.stop_signal,
+            "stop_timeout": self.stop_timeout,
+            "stop_command": self.stop_command,
+            "watch": asdict(self.watch) if self.watch else None,
             "line": self.line,
         }
 
@@ -147,3 +191,26 @@ def dependency_order(services: Mapping[str, ServiceConfig]) -> tuple[str, ...]:
             done[name] = None
         remaining = [n for n in remaining if n not in done]
     return tuple(done)
+
+
+def with_dependencies(services: Mapping[str, ServiceConfig],
+                      names: Iterable[str]) -> tuple[str, ...]:
+    """`names` and everything they depend on, transitively, in dependency order."""
+    wanted: set[str] = set()
+    stack = [n for n in names if n in services]
+    while stack:
+        name = stack.pop()
+        if name not in wanted:
+            wanted.add(name)
+            stack.extend(d for d in services[name].depends_on if d in services)
+    return tuple(n for n in dependency_order(services) if n in wanted)
+
+
+def dependants(services: Mapping[str, ServiceConfig]) -> dict[str, tuple[str, ...]]:
+    """For every service, the services that depend on it directly."""
+    found: dict[str, list[str]] = {name: [] for name in services}
+    for name, svc in services.items():
+        for dep in svc.depends_on:
+            if dep in found:
+                found[dep].append(name)
+    return {name: tuple(users) for name, users in found.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
+from promenade_core.config.choices import Condition
 from promenade_core.config.model import ManagerConfig
 from promenade_core.config.schema import suggest
 from promenade_core.config.source import Path_
@@ -43,8 +44,10 @@ def _check_needs_port(state: Reporter, name: str, svc: dict[str, Any]) -> None:
         state.add(
             (*prefix, "hostname"), "a hostname needs a 'port' (the port the service listens on)"
         )
-    if svc["ready_check"] and not has_port:
-        state.add((*prefix, "ready_check"), "a ready_check needs a 'port' to check")
+    check = svc["ready_check"]
+    if check and check.needs_port and not has_port:
+        state.add((*prefix, "ready_check"),
+                  f"a ready_check of type {check.type} needs a 'port' to check")
     if svc["cors_proxy"]:
         if not has_port:
             state.add((*prefix, "cors_proxy"), "cors_proxy needs a 'port' to forward to")
@@ -96,18 +99,24 @@ def _check_hostnames(state: Reporter, services: dict[str, dict[str, Any]]) -> No
 
 
 def _check_dependencies(state: Reporter, services: dict[str, dict[str, Any]]) -> None:
-    """Unknown names, self-references and cycles (each cycle reported once)."""
+    """Unknown names, self-references, `healthy` without a check, and cycles (each
+    cycle reported once)."""
     graph: dict[str, list[str]] = {}
     for name, svc in services.items():
         graph[name] = []
+        mapping = isinstance(state.raw("services", name, "depends_on"), dict)
         for index, dep in enumerate(svc["depends_on"]):
-            path = ("services", name, "depends_on", index)
+            path: Path_ = ("services", name, "depends_on", dep if mapping else index)
             if dep == name:
                 state.add(path, f"service {name!r} cannot depend on itself")
             elif dep not in services:
                 state.add(path, f"unknown service {dep!r}{suggest(dep, list(services))}")
             else:
                 graph[name].append(dep)
+                if (svc.get("conditions", {}).get(dep) == Condition.HEALTHY
+                        and services[dep].get("ready_check") is None):
+                    state.add((*path, "condition"),
+                              f"condition healthy needs a ready_check on service {dep!r}")
     for cycle in find_cycles(graph):
         state.add(("services", cycle[0], "depends_on"), f"dependency cycle: {' -> '.join(cycle)}")
 

@@ -18,13 +18,19 @@ from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validates_schema
 
-from promenade_core.config.choices import HostsMode, RestartPolicy, words
+from promenade_core.config.choices import (
+    Condition,
+    HostsMode,
+    ReadyType,
+    RestartPolicy,
+    StopSignal,
+    words,
+)
 from promenade_core.config.source import Path_
 from promenade_hostsd.hostnames import hostname_problem
 
-READY_TYPES = ("http", "tcp")
 TOP_LEVEL_KEYS = ("manager", "defaults", "services")
 # Used with fullmatch: `$` also matches before a final newline, so "api\n" passed.
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -169,6 +175,76 @@ class TextList(_Field):
         return tuple(dict.fromkeys(items))  # a name listed twice means the same thing
 
 
+class StopSignalChoice(Choice):
+    """A signal name, with or without `SIG` (`INT` or `SIGINT`)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(StopSignal, **kw)
+
+    def check(self, value: Any) -> enum.Enum | str:
+        if isinstance(value, str) and value.upper().startswith("SIG"):
+            value = value[3:]
+        return super().check(value.upper() if isinstance(value, str) else value)
+
+
+class Pattern(Text):
+    """A regular expression (Python's `re` syntax), checked here so a bad one is a
+    config error naming its key, not a crash when the first line arrives."""
+
+    def check(self, value: Any) -> str:
+        text = super().check(value)
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise ValidationError(f"is not a valid regular expression: {exc}") from None
+        return text
+
+
+class DependsOn(_Field):
+    """`depends_on`: a list of names (each waits as before: running, and healthy when
+    it has a ready_check), or a mapping of names to `{condition: WORD}`.
+
+    Loads as a tuple of (name, Condition or None) pairs, in the order written.
+    """
+
+    def check(self, value: Any) -> tuple[tuple[str, Condition | None], ...]:
+        if isinstance(value, (str, list)):
+            return tuple((name, None) for name in TextList().check(value))
+        if not isinstance(value, dict):
+            raise ValidationError(
+                f"must be a list of service names or a mapping of names to "
+                f"{{condition: ...}}, got {describe(value)}")
+        errors: dict[str, Any] = {}
+        pairs: list[tuple[str, Condition | None]] = []
+        for name, spec in value.items():
+            try:
+                pairs.append((name, _condition(spec)))
+            except ValidationError as exc:
+                errors[name] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+        return tuple(pairs)
+
+
+def _condition(spec: Any) -> Condition:
+    if not isinstance(spec, dict):
+        raise ValidationError(
+            f"must be a mapping like {{condition: healthy}}, got {describe(spec)}")
+    unknown = [k for k in spec if k != "condition"]
+    if unknown:
+        raise ValidationError({unknown[0]: [f"unknown key {unknown[0]!r}"
+                                            f"{suggest(str(unknown[0]), ['condition'])}"]})
+    if "condition" not in spec:
+        raise ValidationError({"condition": [
+            f"is required: one of {', '.join(words(Condition))}"]})
+    try:
+        condition = Choice(Condition).check(spec["condition"])
+    except ValidationError as exc:
+        raise ValidationError({"condition": exc.messages}) from None
+    assert isinstance(condition, Condition)
+    return condition
+
+
 class EnvMap(_Field):
     """Env names to text values; see the module docstring for how values stay as typed."""
 
@@ -269,10 +345,43 @@ class _Section(Schema):
 
 
 class ReadyCheckSchema(_Section):
-    type = Choice(READY_TYPES, required=True)
+    type = Choice(ReadyType, required=True)
     path = Text(check=url_path_problem)
     timeout = Seconds()
     interval = Seconds()
+    command = Text()
+    pattern = Pattern()
+    restart_after_failures = Count()
+
+    @validates_schema
+    def _fits_type(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """Each type's own keys: exec needs `command`, log needs `pattern`, and a key
+        another type uses is refused rather than silently ignored."""
+        kind = data.get("type")
+        if kind is None:
+            return
+        own = {ReadyType.HTTP: {"path"}, ReadyType.TCP: set(),
+               ReadyType.EXEC: {"command"}, ReadyType.LOG: {"pattern"}}[kind]
+        needed = {ReadyType.EXEC: "command", ReadyType.LOG: "pattern"}.get(kind)
+        errors: dict[str, list[str]] = {}
+        if needed and needed not in data:
+            errors[needed] = [f"is required for a ready_check of type {kind}"]
+        for key in ("path", "command", "pattern"):
+            if key in data and key not in own:
+                errors[key] = [f"does not apply to a ready_check of type {kind}"]
+        if kind == ReadyType.LOG:
+            for key in ("interval", "restart_after_failures"):
+                if key in data:
+                    errors[key] = ["does not apply to a ready_check of type log "
+                                   "(it matches output lines and never probes)"]
+        if errors:
+            raise ValidationError(errors)
+
+
+class WatchSchema(_Section):
+    paths = TextList(required=True, error_messages={
+        "required": "is required: files or folders (globs allowed) to watch"})
+    ignore = TextList(allow_none=True)
 
 
 class ServiceSchema(_Section):
@@ -284,13 +393,18 @@ class ServiceSchema(_Section):
     hostname = Text(check=hostname_problem, allow_none=True)
     env = EnvMap(allow_none=True)
     env_file = Text(allow_none=True)
-    depends_on = TextList(allow_none=True)
+    depends_on = DependsOn(allow_none=True)
     restart_policy = Choice(RestartPolicy)
     ready_check = fields.Nested(ReadyCheckSchema, allow_none=True)
     cors_proxy = Flag()
     cors_proxy_port = Port(allow_none=True)
     cors_allow_origins = TextList(item=origin_problem, allow_none=True)
     tty = Flag()
+    autostart = Flag()
+    stop_signal = StopSignalChoice()
+    stop_timeout = Seconds()
+    stop_command = Text(allow_none=True)
+    watch = fields.Nested(WatchSchema, allow_none=True)
 
 
 class ManagerSchema(_Section):

@@ -22,10 +22,11 @@ from promenade_core.bus.protocol import Level, StatusObject
 from promenade_core.config.model import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.masking import mask_command
-from promenade_core.supervise import health, policy, ports
+from promenade_core.supervise import policy, ports
 from promenade_core.supervise.clock import REAL_CLOCK, Clock
 from promenade_core.supervise.logs import LineSplitter
 from promenade_core.supervise.osproc import ProcessOps, Spawned
+from promenade_core.supervise.readiness import Readiness
 from promenade_core.supervise.states import (
     ALIVE,
     STARTABLE,
@@ -74,6 +75,10 @@ class Service:
         self.started_at: float | None = None
         self.restart_count = 0
         self.last_exit_code: int | None = None
+        #: why the service is in its status (StatusObject.status_reason)
+        self.reason: str | None = None
+        #: a run in this manager's lifetime exited with code 0 (a task completed)
+        self.completed = False
         #: set while the service counts as up for its dependents
         self.ready = gevent.event.Event()
         self._failures = 0
@@ -81,7 +86,7 @@ class Service:
         self._stop_requested = False
         self._spawned: Spawned | None = None
         self._lifecycle: gevent.Greenlet | None = None
-        self._prober: gevent.Greenlet | None = None
+        self._readiness: Readiness | None = None
         self._exited = gevent.event.Event()
         self._settled = gevent.event.Event()
         self._commands: gevent.queue.Queue = gevent.queue.Queue()
@@ -142,6 +147,11 @@ class Service:
             "started_at": self.started_at,
             "status_since": self.status_since,
             "cors_proxy_port": self.config.cors_proxy_port if self.config.cors_proxy else None,
+            "status_reason": self.reason,
+            "conditions": {d: self.config.condition(d) for d in self.config.depends_on},
+            "autostart": self.config.autostart,
+            "completed": self.completed,
+            "ready_check": self.config.ready_check.type if self.config.ready_check else None,
         }
 
     # -- commands (queued, one at a time) ---------------------------------------
@@ -234,13 +244,10 @@ class Service:
             return
         self.config = config
         if old.ready_check != config.ready_check and self.status == Status.RUNNING:
-            if self._prober is not None:
-                self._prober.kill(block=False)
-                self._prober = None
+            self._stop_readiness()
             self._set_health(Health.WAITING if config.ready_check else Health.UNKNOWN,
                              publish=False)
-            if config.ready_check and config.port:
-                self._prober = gevent.spawn(self._probe_loop)
+            self._start_readiness()
         self._update_ready()
         self.host.on_updated(self, old)
         self.host.on_change(self)
@@ -333,16 +340,13 @@ class Service:
         self._set(Status.RUNNING)
         self._say(f"{self.name} started (pid {spawned.pid})")
         self._say(_spawn_details(self.name, self.config, spawned), "debug")
-        if self.config.ready_check and self.config.port:
-            self._prober = gevent.spawn(self._probe_loop)
+        self._start_readiness()
         self.host.on_started(self)
 
     def _end(self, spawned: Spawned, code: int) -> None:
         """After the main process exits: stragglers in its group go, output is drained."""
         self._exited.set()
-        if self._prober is not None:
-            self._prober.kill(block=False)
-            self._prober = None
+        self._stop_readiness()
         if self._stop_requested:
             # stop() is giving the rest of the tree its grace, then SIGKILL: release
             # (which ends the cgroup) only after that.
@@ -400,6 +404,51 @@ class Service:
 
     # -- output and health ------------------------------------------------------
 
+    @property
+    def port(self) -> int | None:
+        return self.config.port
+
+    def set_health(self, value: Health) -> None:
+        """For the ready_check (readiness.Checked)."""
+        self._set_health(value)
+
+    def say(self, message: str, level: Level = "info") -> None:
+        self._say(message, level)
+
+    def check_environment(self) -> dict[str, str]:
+        """The environment the service's process gets (an exec check runs in it)."""
+        return self.host.environment(self)
+
+    def restart_unhealthy(self, reason: str) -> None:
+        """The ready_check's `restart_after_failures`: a restart that counts in
+        restart_count, queued like any command so it never races a stop."""
+        def act() -> None:
+            if self.status != Status.RUNNING:
+                return   # stopped or restarted meanwhile: nothing to do
+            self._say(f"{self.name} restarted ({reason})", "warning")
+            self.stop()
+            self.restart_count += 1
+            self.start()
+
+        self.submit(act)
+
+    def _start_readiness(self) -> None:
+        if self.config.ready_check is not None:
+            self._readiness = Readiness(self, self.config.ready_check)
+            self._readiness.start()
+
+    def _stop_readiness(self) -> None:
+        if self._readiness is not None:
+            self._readiness.stop()
+            self._readiness = None
+
+    def _output(self, stream: str, lines: list[str]) -> None:
+        """One batch of the service's own output: to the supervisor, and to a check
+        that reads output."""
+        self.host.on_lines(self, stream, lines)
+        if self._readiness is not None:
+            self._readiness.lines(lines)
+
     def _read(self, fd: int, stream: str) -> None:
         """Read a stream until EOF; each read becomes one batch of lines."""
         splitter = LineSplitter()
@@ -418,34 +467,10 @@ class Service:
                 data = _read_more(fd, data)
             lines = splitter.feed(data)
             if lines:
-                self.host.on_lines(self, stream, lines)
+                self._output(stream, lines)
         rest = splitter.flush()
         if rest:
-            self.host.on_lines(self, stream, rest)
-
-    def _probe_loop(self) -> None:
-        check = self.config.ready_check
-        port = self.config.port
-        assert check is not None and port is not None  # only started with both
-        deadline = self.clock.monotonic() + check.timeout
-        streak = 0  # healthy probes in a row: they space out (health.next_probe_delay)
-        while True:
-            result = health.probe(check, port)
-            if result.healthy:
-                streak += 1
-                self._set_health(Health.HEALTHY)
-            else:
-                streak = 0
-                self._say(f"{self.name}: health probe failed: {result.detail}", "debug")
-                if self.health == Health.HEALTHY or (
-                    self.health == Health.WAITING and self.clock.monotonic() > deadline
-                ):
-                    if self.health == Health.WAITING:
-                        self._say(
-                            f"{self.name} is not healthy after {check.timeout:g} s", "warning"
-                        )
-                    self._set_health(Health.UNHEALTHY)
-            self.clock.sleep(health.next_probe_delay(streak, check.interval))
+            self._output(stream, rest)
 
 
 def _read_more(fd: int, data: bytes) -> bytes:

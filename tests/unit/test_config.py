@@ -151,7 +151,9 @@ def test_to_dict_is_json_with_paths_as_strings(tmp_path: Path) -> None:
     api = data["services"]["api"]
     assert api["directory"] == str(tmp_path) and api["env_file"] == str(tmp_path / "e.env")
     assert api["env"] == {"TOKEN": "t"} and api["own_env"] == {}
-    assert api["ready_check"] == {"type": "tcp", "path": "/", "timeout": 30, "interval": 2}
+    assert api["ready_check"] == {"type": "tcp", "path": "/", "timeout": 30, "interval": 2,
+                                  "command": None, "pattern": None,
+                                  "restart_after_failures": None}
     assert data["watched_files"] == [str(tmp_path / "promenade.yaml"), str(tmp_path / "e.env")]
 
 

@@ -12,6 +12,8 @@ from typing import Any, cast
 
 import pytest
 
+from promenade_core.config.choices import Condition, ReadyType
+from promenade_core.config.model import ReadyCheck
 from promenade_core.config.rules import find_cycles, validate
 
 SERVICE = {"port": None, "hostname": None, "ready_check": None, "cors_proxy": False,
@@ -57,12 +59,25 @@ def test_independent_services_have_no_problem() -> None:
 
 @pytest.mark.parametrize(("fields", "key", "fragment"), [
     ({"hostname": "api.test"}, "hostname", "a hostname needs a 'port'"),
-    ({"ready_check": {"path": "/health"}}, "ready_check", "a ready_check needs a 'port'"),
+    ({"ready_check": ReadyCheck(ReadyType.HTTP, path="/health")}, "ready_check",
+     "a ready_check of type http needs a 'port'"),
 ])
 def test_settings_that_point_at_the_port_need_one(fields: dict[str, Any], key: str,
                                                   fragment: str) -> None:
     ((path, message),) = check({"api": fields})
     assert path == f"services.api.{key}" and fragment in message
+
+
+def test_exec_and_log_checks_need_no_port() -> None:
+    assert check({"db": {"ready_check": ReadyCheck(ReadyType.EXEC, command="pg_isready")},
+                  "web": {"ready_check": ReadyCheck(ReadyType.LOG, pattern="ready")}}) == []
+
+
+def test_condition_healthy_needs_a_ready_check_on_the_dependency() -> None:
+    assert check({"db": {}, "api": {"depends_on": ["db"], "conditions": {
+        "db": Condition.HEALTHY}}}) == [
+        ("services.api.depends_on.0.condition",
+         "condition healthy needs a ready_check on service 'db'")]
 
 
 def test_cors_proxy_needs_both_ports_and_says_which() -> None:
