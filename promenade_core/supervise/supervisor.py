@@ -7,7 +7,7 @@ publishes state changes, and keeps the reaper told which process groups exist.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -16,7 +16,12 @@ import gevent
 
 from promenade_core.bus import protocol
 from promenade_core.bus.server import Publisher
-from promenade_core.config.model import Config, ServiceConfig, dependency_order
+from promenade_core.config.model import (
+    Config,
+    ServiceConfig,
+    dependency_order,
+    with_dependencies,
+)
 from promenade_core.masking import mask_command
 from promenade_core.supervise.logs import Batch, LogStore, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
@@ -204,9 +209,13 @@ class Supervisor:
     def order(self) -> tuple[str, ...]:
         return dependency_order(self.config.services)
 
-    def start_all(self) -> None:
-        """Start everything; each service waits for its own dependencies."""
-        for name in self.order():
+    def start_all(self, targets: Collection[str] | None = None) -> None:
+        """Start every `autostart` service, or the `targets` named (`promenade start api
+        web`), and what they depend on; each service waits for its own dependencies."""
+        services = self.config.services
+        wanted = (targets if targets is not None
+                  else [n for n, svc in services.items() if svc.autostart])
+        for name in with_dependencies(services, wanted):
             service = self.services[name]
             service.submit(service.start)
 
