@@ -29,5 +29,9 @@ class Clock:
         """Wait until `event` is set or `timeout` seconds pass; whether it is set."""
         return bool(event.wait(timeout))
 
+    def wait_any(self, events: list[gevent.event.Event], timeout: float) -> None:
+        """Wait until one of `events` is set or `timeout` seconds pass."""
+        gevent.wait(events, timeout=timeout, count=1)
+
 
 REAL_CLOCK = Clock()

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import gevent
 import gevent.event
 from gevent import subprocess as green_subprocess
+from gevent.socket import wait_read
 
 from promenade_core.errors import PromenadeError
 from promenade_core.supervise import cgroups, ports
@@ -71,6 +73,19 @@ class Spawned:
         code = int(self.exited.get())
         self.popen.returncode = code   # reaped by the event loop, not by Popen
         return code
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a side command (a stop_command) ended."""
+
+    code: int | None        # None: it was killed at its timeout
+    lines: list[str]        # its last output lines, both streams, at most OUTPUT_LINES
+
+
+#: What a side command may leave in a service's log.
+OUTPUT_LINES = 20
+_OUTPUT_BYTES = 16384
 
 
 def _watch_exit(pid: int) -> gevent.event.AsyncResult:
@@ -199,6 +214,43 @@ class ProcessOps:
             raise PromenadeError(
                 f"could not create a cgroup in {self.cgroups.path}: {exc.strerror}") from exc
 
+    def run(self, command: str, cwd: Path, env: dict[str, str], timeout: float,
+            track: Callable[[int, bool], None]) -> Finished:
+        """Run `/bin/sh -c command` to its end, cooperatively, in its own session: the
+        whole group is killed after `timeout` seconds. Output is kept, capped. `track`
+        tells the reaper of its group, so a manager killed meanwhile orphans nothing."""
+        read_end, write_end = os.pipe()
+        try:
+            popen = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL,
+                                     stdout=write_end, stderr=write_end, cwd=str(cwd),
+                                     env=env, start_new_session=True, close_fds=True)
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        exited = _watch_exit(popen.pid)
+        track(popen.pid, True)
+        os.set_blocking(read_end, False)
+        reader = gevent.spawn(_drain, read_end)
+        try:
+            code: int | None = int(exited.get(timeout=timeout))
+        except gevent.Timeout:
+            code = None
+            with contextlib.suppress(OSError):
+                self._killpg(popen.pid, signal.SIGKILL)
+            exited.get(timeout=5.0)
+        finally:
+            track(popen.pid, False)
+        popen.returncode = code if code is not None else -signal.SIGKILL
+        # a child it left behind may hold the pipe open: take what came so far
+        reader.join(timeout=1.0)
+        output = reader.value if reader.successful() else b""
+        reader.kill(block=False)
+        os.close(read_end)
+        text = output.decode("utf-8", "replace").splitlines()
+        return Finished(code, text[-OUTPUT_LINES:])
+
     @staticmethod
     def _scan_loop(tracker: Descendants) -> None:
         """Follow escaping processes while services run (the fallback only)."""
@@ -287,6 +339,23 @@ class ProcessOps:
     def _killpg(self, pgid: int, sig: int) -> None:
         """The system call itself: unit tests replace it to fail with a chosen errno."""
         os.killpg(pgid, sig)
+
+
+def _drain(fd: int) -> bytes:
+    """Read a pipe to its end, keeping the last _OUTPUT_BYTES."""
+    kept = b""
+    while True:
+        try:
+            wait_read(fd)
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        except OSError:
+            break
+        if not chunk:
+            break
+        kept = (kept + chunk)[-_OUTPUT_BYTES:]
+    return kept
 
 
 def become_subreaper() -> bool:

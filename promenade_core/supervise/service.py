@@ -19,11 +19,19 @@ import gevent.queue
 from gevent.socket import wait_read
 
 from promenade_core.bus.protocol import Level, StatusObject
+from promenade_core.config.choices import StopSignal
 from promenade_core.config.model import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.masking import mask_command
 from promenade_core.supervise import policy, ports
 from promenade_core.supervise.clock import REAL_CLOCK, Clock
+from promenade_core.supervise.dependencies import (
+    DependencyState,
+    Need,
+    Verdict,
+    judge,
+    waiting_reason,
+)
 from promenade_core.supervise.logs import LineSplitter
 from promenade_core.supervise.osproc import ProcessOps, Spawned
 from promenade_core.supervise.readiness import Readiness
@@ -36,7 +44,10 @@ from promenade_core.supervise.states import (
     check_transition,
 )
 
-STOP_GRACE = 5.0
+#: The reason of a service that `promenade start` leaves alone.
+MANUAL_START = "autostart: false; start it by hand"
+STOPPED_ON_REQUEST = "stopped on request"
+COMPLETED = "completed: exited with code 0"
 START_SETTLE = 10.0
 #: After the main process exits on its own, what it left in its tree gets this long.
 STRAGGLER_GRACE = 1.0
@@ -76,11 +87,16 @@ class Service:
         self.restart_count = 0
         self.last_exit_code: int | None = None
         #: why the service is in its status (StatusObject.status_reason)
-        self.reason: str | None = None
+        self.reason: str | None = None if config.autostart else MANUAL_START
         #: a run in this manager's lifetime exited with code 0 (a task completed)
         self.completed = False
-        #: set while the service counts as up for its dependents
-        self.ready = gevent.event.Event()
+        #: set and replaced at every change of status or health: what a dependant
+        #: waiting for this service waits on
+        self.changed = gevent.event.Event()
+        #: the last exit was a failure the restart policy retries (dependants wait on)
+        self._will_retry = False
+        #: the current run has been healthy once (an unhealthy one is then "failing")
+        self._was_healthy = False
         self._failures = 0
         self._retries_done = 0
         self._stop_requested = False
@@ -94,38 +110,43 @@ class Service:
 
     # -- state ---------------------------------------------------------------
 
-    def _set(self, status: Status) -> None:
+    def _set(self, status: Status, reason: str | None = None) -> None:
         check_transition(self.status, status)
         self.status = status
+        self.reason = reason
         self.status_since = self.clock.time()
-        self._update_ready()
         if status in (Status.RUNNING, Status.STOPPED, Status.FAILED, Status.GAVE_UP):
             self._settled.set()
         else:
             self._settled.clear()
+        self._notify()
         self.host.on_change(self)
+
+    def _notify(self) -> None:
+        """Wake whoever waits on this service's state (dependants)."""
+        changed, self.changed = self.changed, gevent.event.Event()
+        changed.set()
+
+    def set_reason(self, reason: str | None) -> None:
+        """A new reason for the same status (`waiting for db`, `not started: …`)."""
+        if reason != self.reason:
+            self.reason = reason
+            self.host.on_change(self)
 
     def _set_health(self, value: Health, publish: bool = True) -> None:
         """The one place health changes. `publish=False` when the caller publishes the
         change itself, with the status change it goes with (one event, not two)."""
         if value != self.health:
             self.health = value
-            self._update_ready()
+            if value == Health.HEALTHY:
+                self._was_healthy = True
+            self._notify()
             if publish:
                 self.host.on_change(self)
 
     def _say(self, message: str, level: Level = "info") -> None:
         """A manager message about this service (it names it on the bus)."""
         self.host.emit(message, level, service=self.name)
-
-    def _update_ready(self) -> None:
-        up = self.status == Status.RUNNING and (
-            self.config.ready_check is None or self.health == Health.HEALTHY
-        )
-        if up:
-            self.ready.set()
-        else:
-            self.ready.clear()
 
     def describe(self, url: str | None) -> StatusObject:
         """The status object of SPEC.md's /api/status (a frozen snapshot)."""
@@ -147,12 +168,34 @@ class Service:
             "started_at": self.started_at,
             "status_since": self.status_since,
             "cors_proxy_port": self.config.cors_proxy_port if self.config.cors_proxy else None,
-            "status_reason": self.reason,
+            "status_reason": self.status_reason(),
             "conditions": {d: self.config.condition(d) for d in self.config.depends_on},
             "autostart": self.config.autostart,
             "completed": self.completed,
             "ready_check": self.config.ready_check.type if self.config.ready_check else None,
         }
+
+    def status_reason(self) -> str | None:
+        """Why the service is where it is; while it runs, what its health says."""
+        check = self.config.ready_check
+        if self.status != Status.RUNNING or check is None:
+            return self.reason
+        if self.health == Health.WAITING:
+            return f"waiting for its ready_check ({check.type})"
+        if self.health == Health.UNHEALTHY:
+            if self._was_healthy:
+                return "unhealthy: its ready_check is failing"
+            return f"not healthy after {check.timeout:g} s"
+        return None
+
+    def dependency_state(self) -> DependencyState:
+        """What a dependant judges this service by (dependencies.judge)."""
+        return DependencyState(self.name, self.status, self.health,
+                               self.config.ready_check is not None, self.completed,
+                               self._will_retry, self.reason)
+
+    def _judge(self, name: str) -> Verdict:
+        return judge(self.config.condition(name), self.host.service(name).dependency_state())
 
     # -- commands (queued, one at a time) ---------------------------------------
 
@@ -176,43 +219,83 @@ class Service:
         if self._lifecycle is None and self.status in STARTABLE:
             self._retries_done = 0
             self._failures = 0
+            self._start_dependencies()
             self._set(Status.PENDING)
             self._lifecycle = gevent.spawn(self._live)
-            if all(self.host.service(d).ready.is_set() for d in self.config.depends_on):
+            if all(self._judge(d).need is Need.MET for d in self.config.depends_on):
                 # Nothing to wait for: let the spawn happen before the next queued
                 # command, so a start then stop run in that order, visibly.
                 self._settled.wait(START_SETTLE)
+
+    def _start_dependencies(self) -> None:
+        """Start what this service depends on that is not up and not on its way
+        (stopped, failed, gave up): `promenade start api` brings up api's database."""
+        for name in self.config.depends_on:
+            dep = self.host.service(name)
+            if dep.status in STARTABLE and self._judge(name).need is not Need.MET:
+                dep.submit(dep.start)
 
     def wait_settled(self, timeout: float | None = None) -> bool:
         """Wait until running, stopped, failed or given up."""
         return self._settled.wait(timeout)
 
     def stop(self) -> None:
-        """SIGTERM to the whole group, 5 s of grace, then SIGKILL; returns when stopped."""
+        """`stop_command` first when there is one, then `stop_signal` to the whole tree,
+        `stop_timeout` of grace, then SIGKILL; returns when stopped."""
+        self._will_retry = False
         lifecycle = self._lifecycle
         if lifecycle is None:
             if self.status in (Status.FAILED, Status.GAVE_UP):
-                self._set(Status.STOPPED)
+                self._set(Status.STOPPED, STOPPED_ON_REQUEST)
             return
         spawned = self._spawned
         if self.status in (Status.PENDING, Status.RETRYING) or spawned is None:
             lifecycle.kill()
             self._lifecycle = None
             if self.status != Status.STOPPED:
-                self._set(Status.STOPPED)
+                self._set(Status.STOPPED, STOPPED_ON_REQUEST)
             return
         self._stop_requested = True
         if self.status in (Status.STARTING, Status.RUNNING):
             self._set(Status.STOPPING)
         self._say(f"stopping {self.name} (pid {spawned.pid})", "debug")
-        self.host.ops.signal_tree(spawned, signal.SIGTERM)
-        if not self._wait_tree_gone(spawned, STOP_GRACE):
-            self._say(
-                f"{self.name} did not stop within {STOP_GRACE:g} s of SIGTERM; sending SIGKILL",
-                "warning",
-            )
-            self.host.ops.signal_tree(spawned, signal.SIGKILL)
+        if self.config.stop_command:
+            self._run_stop_command(self.config.stop_command)
+        self._signal_and_wait(spawned, self.config.stop_signal)
         lifecycle.join()
+
+    def _run_stop_command(self, command: str) -> None:
+        """The user's own way to stop the service (`docker stop pg`): its output joins
+        the service's log; it gets `stop_timeout` seconds."""
+        timeout = self.config.stop_timeout
+        self._say(f"{self.name}: running stop_command", "debug")
+        try:
+            finished = self.host.ops.run(command, self.config.directory,
+                                         self.host.environment(self), timeout,
+                                         self.host.track_group)
+        except (PromenadeError, OSError, ValueError) as exc:
+            self._say(f"{self.name}: stop_command could not run: "
+                      f"{spawn_failure(command, exc)}", "warning")
+            return
+        if finished.lines:
+            self.host.on_lines(self, "stdout", finished.lines)
+        if finished.code is None:
+            self._say(f"{self.name}: stop_command did not finish within {timeout:g} s; "
+                      "killed it", "warning")
+        elif finished.code != 0:
+            self._say(f"{self.name}: stop_command {_exit_words(finished.code)}", "warning")
+
+    def _signal_and_wait(self, spawned: Spawned, stop_signal: StopSignal) -> None:
+        if not self.host.ops.tree_alive(spawned):
+            return   # the stop_command did it
+        self.host.ops.signal_tree(spawned, stop_signal.number)
+        if stop_signal is StopSignal.KILL:
+            return
+        timeout = self.config.stop_timeout
+        if not self._wait_tree_gone(spawned, timeout):
+            self._say(f"{self.name} did not stop within {timeout:g} s of SIG{stop_signal}; "
+                      "sending SIGKILL", "warning")
+            self.host.ops.signal_tree(spawned, signal.SIGKILL)
 
     def _wait_tree_gone(self, spawned: Spawned, timeout: float) -> bool:
         """The whole tree, not just `sh`: its children may ignore SIGTERM, and some may
@@ -248,7 +331,7 @@ class Service:
             self._set_health(Health.WAITING if config.ready_check else Health.UNKNOWN,
                              publish=False)
             self._start_readiness()
-        self._update_ready()
+        self._notify()
         self.host.on_updated(self, old)
         self.host.on_change(self)
 
@@ -260,12 +343,13 @@ class Service:
 
     def _live(self) -> None:
         try:
-            self._wait_dependencies()
+            if not self._wait_dependencies():
+                return
             while True:
                 decision = self._run_once()
                 if decision.retry_in is None:
                     break
-                self._set(Status.RETRYING)
+                self._set(Status.RETRYING, self.reason)
                 self.clock.sleep(decision.retry_in)
                 self.restart_count += 1
                 self._retries_done += 1
@@ -279,27 +363,51 @@ class Service:
             if gevent.getcurrent() is self._lifecycle:
                 self._lifecycle = None
 
-    def _wait_dependencies(self) -> None:
+    def _wait_dependencies(self) -> bool:
+        """Wait until every dependency meets its condition; False (and `failed`, with
+        the reason) when one never can. All share one `dependency_timeout`: after it,
+        a list-form dependency is started anyway, as always; a written condition is not
+        (the service fails, naming it)."""
         timeout = self.host.dependency_timeout()
         deadline = self.clock.monotonic() + timeout
-        for name in self.config.depends_on:
-            dep = self.host.service(name)
-            if dep.ready.is_set():
-                continue
-            need = "healthy" if dep.config.ready_check else "running"
-            self._say(f"{self.name} waiting for {name} ({need})")
-            if not self.clock.wait(dep.ready, max(0.0, deadline - self.clock.monotonic())):
-                self._say(
-                    f"{self.name}: {name} is not {need} after {timeout:g} s; starting anyway",
-                    "warning",
-                )
+        announced: set[str] = set()
+        while True:
+            verdicts = {name: self._judge(name) for name in self.config.depends_on}
+            never = next((v for v in verdicts.values() if v.need is Need.NEVER), None)
+            if never is not None:
+                self._say(f"{self.name} not started: {never.detail}", "error")
+                self._set(Status.FAILED, never.detail)
+                return False
+            waiting = {n: v for n, v in verdicts.items() if v.need is Need.WAIT}
+            if not waiting:
+                return True
+            for name in waiting.keys() - announced:
+                self._say(f"{self.name} waiting for {waiting[name].detail}")
+            announced |= waiting.keys()
+            self.set_reason(waiting_reason([v.detail for v in waiting.values()]))
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                return self._dependency_timeout(timeout, waiting)
+            self.clock.wait_any([self.host.service(n).changed for n in waiting], left)
+
+    def _dependency_timeout(self, timeout: float, waiting: dict[str, Verdict]) -> bool:
+        strict = [n for n in waiting if self.config.condition(n) is not None]
+        if strict:
+            why = f"{strict[0]} is not {waiting[strict[0]].label} after {timeout:g} s"
+            self._say(f"{self.name} not started: {why}", "error")
+            self._set(Status.FAILED, why)
+            return False
+        for name, verdict in waiting.items():
+            self._say(f"{self.name}: {name} is not {verdict.label} after {timeout:g} s; "
+                      "starting anyway", "warning")
+        return True
 
     def _fail_to_start(self, reason: str) -> policy.ExitDecision:
         self.host.on_lines(self, "stderr", [f"promenade: {reason}"])
         self._say(f"{self.name} could not start: {reason}", "error")
         decision = policy.decide_exit(self.config.restart_policy, -1, False,
                                       self._failures, self._retries_done, 0.0)
-        return self._apply_exit(None, decision)
+        return self._apply_exit(None, decision, f"could not start: {reason}")
 
     def _run_once(self) -> policy.ExitDecision:
         self._set(Status.STARTING)
@@ -327,6 +435,9 @@ class Service:
         self._spawned = spawned
         self._exited.clear()
         self._stop_requested = False
+        self._will_retry = False
+        self._was_healthy = False
+        self.completed = False
         self.host.track_group(spawned.pid, True)
         self.pid = spawned.pid
         self.started_at = self.clock.time()
@@ -350,7 +461,8 @@ class Service:
         if self._stop_requested:
             # stop() is giving the rest of the tree its grace, then SIGKILL: release
             # (which ends the cgroup) only after that.
-            self._wait_tree_gone(spawned, STOP_GRACE + STRAGGLER_GRACE)
+            grace = self.config.stop_timeout * (2 if self.config.stop_command else 1)
+            self._wait_tree_gone(spawned, grace + STRAGGLER_GRACE)
         elif self.host.ops.tree_alive(spawned):
             self.host.ops.signal_tree(spawned, signal.SIGTERM)
             if not self._wait_tree_gone(spawned, STRAGGLER_GRACE):
@@ -377,29 +489,29 @@ class Service:
         return self._apply_exit(code, decision)
 
     def _apply_exit(self, code: int | None, decision: policy.ExitDecision,
-                    ) -> policy.ExitDecision:
-        """Do what `decision` says: the state it leads to, and what the user is told.
-        `code` is None when the process never started."""
+                    how: str | None = None) -> policy.ExitDecision:
+        """Do what `decision` says: the state it leads to (with its reason), and what
+        the user is told. `code` is None when the process never started (`how` then
+        says why)."""
         self._failures = decision.failures
-        self._set(decision.status)
+        self.completed = code == 0 and decision.kind is not policy.ExitKind.REQUESTED
+        # known before the status changes, so a dependant never judges a failure that
+        # will be retried as final
+        self._will_retry = decision.retry_in is not None
         if decision.kind is policy.ExitKind.REQUESTED:
+            self._set(decision.status, STOPPED_ON_REQUEST)
             self._say(f"{self.name} stopped")
             return decision
         if decision.kind is policy.ExitKind.CLEAN:
+            self._set(decision.status, COMPLETED)
             self._say(f"{self.name} exited with code 0")
             return decision
-        how = _exit_words(code)
-        if decision.retry_in is not None:
-            self._say(f"{self.name} {how}; retrying in {decision.retry_in:g} s", "warning")
-        elif decision.gave_up:
-            retries = self._retries_done
-            self._say(
-                f"{self.name} {how}; gave up after {retries} "
-                f"{'retry' if retries == 1 else 'retries'}", "error",
-            )
-            self._set(Status.GAVE_UP)
-        else:
-            self._say(f"{self.name} {how}", "error")
+        message, level = exit_message(_exit_words(code), decision, self._retries_done)
+        reason = exit_message(how, decision, self._retries_done)[0] if how else message
+        self._set(decision.status, reason)
+        self._say(f"{self.name} {message}", level)
+        if decision.gave_up:
+            self._set(Status.GAVE_UP, reason)
         return decision
 
     # -- output and health ------------------------------------------------------
@@ -520,6 +632,18 @@ def spawn_failure(command: str, exc: Exception) -> str:
         return str(exc)
     detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return f"spawning {command!r} failed: {detail}"
+
+
+def exit_message(how: str, decision: policy.ExitDecision,
+                 retries: int) -> tuple[str, Level]:
+    """`exited with code 3; gave up after 1 retry`: the failure and what follows it,
+    as told to the user and kept as the status reason."""
+    if decision.retry_in is not None:
+        return f"{how}; retrying in {decision.retry_in:g} s", "warning"
+    if decision.gave_up:
+        return f"{how}; gave up after {retries} {'retry' if retries == 1 else 'retries'}", \
+            "error"
+    return how, "error"
 
 
 def _exit_words(code: int | None) -> str:

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Protocol
 
 import gevent
+import gevent.event
 
 from promenade_core.bus import protocol
 from promenade_core.bus.server import Publisher
@@ -28,8 +29,11 @@ from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOp
 from promenade_core.supervise.procstats import TreeSampler
 from promenade_core.supervise.reload_plan import RESTART, START, STOP, ReloadPlan, ServiceChange
 from promenade_core.supervise.service import Service
-from promenade_core.supervise.states import ALIVE
+from promenade_core.supervise.states import ALIVE, Status
 from promenade_core.supervise.terminal import Printer
+
+#: The reason of a service `promenade start api web` did not name.
+NOT_NAMED = "not started: not named on the command line (start it by hand)"
 
 
 class Attachments(Protocol):
@@ -215,19 +219,50 @@ class Supervisor:
         services = self.config.services
         wanted = (targets if targets is not None
                   else [n for n, svc in services.items() if svc.autostart])
-        for name in with_dependencies(services, wanted):
+        started = with_dependencies(services, wanted)
+        for name in started:
             service = self.services[name]
             service.submit(service.start)
+        if targets is not None:
+            for name in services.keys() - set(started):
+                self.services[name].set_reason(NOT_NAMED)
 
-    def stop_many(self, names: list[str]) -> None:
-        """Stop services in parallel (SIGTERM to all at once, one 5 s grace)."""
-        results = [self.services[n].submit(self.services[n].stop) for n in names]
-        gevent.joinall([gevent.spawn(r.get) for r in results])
+    def stop_many(self, names: Collection[str]) -> None:
+        """Stop services, dependants before what they depend on; independent ones in
+        parallel, so twenty unrelated services stop in one grace period, not twenty."""
+        stopped = {name: gevent.event.Event() for name in names}
+
+        def stop_one(name: str) -> None:
+            service = self.services[name]
+            try:
+                for user in users.get(name, ()):
+                    if user in stopped:
+                        stopped[user].wait()
+                service.submit(service.stop).get()
+            finally:
+                stopped[name].set()
+
+        users = self._dependants()
+        gevent.joinall([gevent.spawn(stop_one, name) for name in stopped])
+
+    def _dependants(self) -> dict[str, list[str]]:
+        """Who depends on whom among the services running now: from each service's
+        own config, so a service a reload removes still stops after its dependants."""
+        found: dict[str, list[str]] = {name: [] for name in self.services}
+        for name, service in self.services.items():
+            for dep in service.config.depends_on:
+                if dep in found:
+                    found[dep].append(name)
+        return found
 
     def restart_all(self) -> list[str]:
+        """Stop everything (ordered), then start again what was up or on its way, or
+        the autostart services when nothing was."""
         names = list(self.order())
+        was_up = [n for n in names
+                  if self.services[n].status != Status.STOPPED or self.services[n].completed]
         self.stop_many(names)
-        self.start_all()
+        self.start_all(was_up or None)
         return names
 
     def shutdown(self) -> None:
@@ -249,6 +284,7 @@ class Supervisor:
         first and waited for, so a port moving between services is free, then restarts
         and in-place updates, then starts; none of these waits for a service to be up."""
         self.config = config
+        self.stop_many([c.service for c in plan.changes if c.action == STOP])
         for change in plan.changes:
             self._apply_change(change, config)
         for name, size in plan.buffer_resize.items():
@@ -258,12 +294,12 @@ class Supervisor:
     def _apply_change(self, change: ServiceChange, config: Config) -> None:
         if change.action == STOP:
             service = self.services.pop(change.service)
-            service.submit(service.stop).get()
             service.close()
             self.logs.drop(change.service)
         elif change.action == START:
             service = self.add_service(config.services[change.service])
-            service.submit(service.start)
+            if service.config.autostart:
+                service.submit(service.start)
         else:
             service = self.services[change.service]
             service.submit(partial(service.reconfigure, config.services[change.service],

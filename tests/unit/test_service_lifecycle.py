@@ -13,24 +13,26 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
 
 import gevent
 import gevent.event
 import pytest
 
-from promenade_core.config.choices import RestartPolicy
-from promenade_core.config.model import ServiceConfig
+from promenade_core.config.choices import Condition, ReadyType, RestartPolicy, StopSignal
+from promenade_core.config.model import ReadyCheck, ServiceConfig
 from promenade_core.supervise.clock import Clock
 from promenade_core.supervise.osproc import ProcessOps, Spawned
 from promenade_core.supervise.policy import STABLE_AFTER
-from promenade_core.supervise.service import STOP_GRACE, Service
+from promenade_core.supervise.service import Service
 from promenade_core.supervise.states import Health, Status
 from tests.support.fakes import FakeHost
 
 pytestmark = pytest.mark.timeout(30)
+
+STOP_TIMEOUT = 5.0   # stop_timeout's default
 
 
 class FakeClock(Clock):
@@ -62,6 +64,11 @@ class FakeClock(Clock):
         if not event.is_set() and timeout > 0:
             gevent.wait([event, self._timer(timeout)], count=1)
         return event.is_set()
+
+    def wait_any(self, events: list[gevent.event.Event], timeout: float) -> None:
+        self.waits.append(timeout)
+        if not any(e.is_set() for e in events) and timeout > 0:
+            gevent.wait([*events, self._timer(timeout)], count=1)
 
     @property
     def sleeping(self) -> int:
@@ -138,17 +145,29 @@ class FakeOps(ProcessOps):
             run.exit(-sig)
 
 
+def service_config(name: str = "api", policy: str = "never", **settings: Any) -> ServiceConfig:
+    return replace(ServiceConfig(
+        name=name, command="serve", directory=Path("/"), port=None, hostname=None,
+        env={}, own_env={}, env_file=None, depends_on=(),
+        restart_policy=RestartPolicy(policy), ready_check=None,
+    ), **settings)
+
+
 class Rig:
-    def __init__(self, policy: str = "never", depends_on: tuple[str, ...] = ()) -> None:
+    def __init__(self, policy: str = "never", depends_on: tuple[str, ...] = (),
+                 **settings: Any) -> None:
         self.ops = FakeOps()
         self.clock = FakeClock()
         self.host = FakeHost(self.ops)
-        config = ServiceConfig(
-            name="api", command="serve", directory=Path("/"), port=None, hostname=None,
-            env={}, own_env={}, env_file=None, depends_on=depends_on,
-            restart_policy=RestartPolicy(policy), ready_check=None,
-        )
+        config = service_config("api", policy, depends_on=depends_on, **settings)
         self.service = Service(config, cast(Any, self.host), clock=self.clock)
+
+    def dependency(self, name: str, policy: str = "never", **settings: Any) -> Service:
+        """Another service on the same fake host, for `api` to depend on."""
+        service = Service(service_config(name, policy, **settings), cast(Any, self.host),
+                          clock=self.clock)
+        self.host.deps[name] = service
+        return service
 
     def command(self, name: str) -> gevent.event.AsyncResult:
         return self.service.submit(getattr(self.service, name))
@@ -347,7 +366,7 @@ def test_term_ignoring_child_gets_sigkill_after_the_grace() -> None:
     stop = rig.command("stop")
     until(lambda: rig.clock.sleeping == 1)
     assert rig.service.status == Status.STOPPING
-    rig.clock.advance(STOP_GRACE - 0.1)
+    rig.clock.advance(STOP_TIMEOUT - 0.1)
     until(lambda: rig.clock.sleeping == 1)
     assert rig.ops.signals == [signal.SIGTERM]        # not killed before the grace
     rig.clock.advance(0.1)
@@ -365,7 +384,7 @@ def test_sigterm_refused_with_eperm_counts_as_delivered_then_sigkill() -> None:
     rig.start()
     stop = rig.command("stop")
     until(lambda: rig.clock.sleeping == 1)
-    rig.clock.advance(STOP_GRACE)
+    rig.clock.advance(STOP_TIMEOUT)
     stop.get(timeout=10)
     assert rig.ops.signals == [signal.SIGTERM, signal.SIGKILL]
     assert rig.service.status == Status.STOPPED
@@ -393,40 +412,48 @@ def test_restart_stops_then_starts_a_new_run() -> None:
 
 # -- dependencies -----------------------------------------------------------------------
 
-def dependency(ready: bool, ready_check: bool = False) -> Any:
-    event = gevent.event.Event()
-    if ready:
-        event.set()
-    return SimpleNamespace(ready=event,
-                           config=SimpleNamespace(ready_check=object() if ready_check else None))
+#: A check that never probes (tcp without a port): health stays `waiting` until a
+#: test sets it.
+NEVER_PROBED = ReadyCheck(ReadyType.TCP)
 
 
-def test_a_ready_dependency_is_not_waited_for() -> None:
+def test_a_running_dependency_is_not_waited_for() -> None:
     rig = Rig(depends_on=("db",))
-    rig.host.deps["db"] = dependency(ready=True)
+    db = rig.dependency("db")
+    db.submit(db.start).get(timeout=5)
     rig.start()
     assert rig.service.status == Status.RUNNING and rig.clock.waits == []
 
 
-def test_start_waits_for_a_dependency_then_runs() -> None:
+def test_starting_a_service_starts_its_stopped_dependency_first() -> None:
     rig = Rig(depends_on=("db",))
-    db = rig.host.deps["db"] = dependency(ready=False)
+    db = rig.dependency("db")
     rig.start()
-    assert rig.service.status == Status.PENDING and rig.ops.runs == []
-    assert rig.said("info", "api waiting for db (running)")
-    rig.clock.advance(30.0)
-    db.ready.set()
     until(status_is(rig, Status.RUNNING))
-    assert rig.clock.waits == [60.0]
+    assert db.status == Status.RUNNING
+    assert [r.pid for r in rig.ops.runs] == [4000, 4001]   # db first
+
+
+def test_start_waits_for_a_healthy_dependency_and_says_so() -> None:
+    rig = Rig(depends_on=("db",))
+    db = rig.dependency("db", ready_check=NEVER_PROBED)
+    rig.start()
+    until(lambda: db.status == Status.RUNNING and rig.service.status == Status.PENDING)
+    assert rig.said("info", "api waiting for db (healthy)")
+    assert rig.service.describe(None)["status_reason"] == "waiting for db (healthy)"
+    assert db.describe(None)["status_reason"] == "waiting for its ready_check (tcp)"
+    rig.clock.advance(30.0)
+    db.set_health(Health.HEALTHY)
+    until(status_is(rig, Status.RUNNING))
+    assert rig.service.describe(None)["status_reason"] is None
     assert not any(level == "warning" for level, _ in rig.host.messages)
 
 
-def test_a_dependency_never_ready_times_out_and_starts_anyway() -> None:
+def test_a_list_dependency_never_ready_times_out_and_starts_anyway() -> None:
     rig = Rig(depends_on=("db",))
     rig.host.timeout = 20.0
-    rig.host.deps["db"] = dependency(ready=False, ready_check=True)
+    rig.dependency("db", ready_check=NEVER_PROBED)
     rig.start()
-    assert rig.said("info", "api waiting for db (healthy)")
     rig.clock.advance(19.0)
     assert rig.service.status == Status.PENDING
     rig.clock.advance(1.0)
@@ -434,22 +461,130 @@ def test_a_dependency_never_ready_times_out_and_starts_anyway() -> None:
     assert rig.said("warning", "api: db is not healthy after 20 s; starting anyway")
 
 
+def test_a_written_condition_never_met_fails_at_the_timeout() -> None:
+    rig = Rig(depends_on=("db",), conditions={"db": Condition.HEALTHY})
+    rig.host.timeout = 20.0
+    rig.dependency("db", ready_check=NEVER_PROBED)
+    rig.start()
+    rig.clock.advance(20.0)
+    until(status_is(rig, Status.FAILED))
+    assert rig.service.reason == "db is not healthy after 20 s" and rig.ops.runs[1:] == []
+
+
 def test_dependencies_share_one_deadline() -> None:
     rig = Rig(depends_on=("db", "cache"))
-    rig.host.deps["db"] = dependency(ready=False)
-    rig.host.deps["cache"] = dependency(ready=False)
+    rig.dependency("db", ready_check=NEVER_PROBED)
+    rig.dependency("cache", ready_check=NEVER_PROBED)
     rig.start()
-    rig.clock.advance(60.0)           # db used up the whole timeout: cache gets none
+    until(lambda: rig.service.reason == "waiting for db (healthy), cache (healthy)")
+    rig.clock.advance(60.0)
     until(status_is(rig, Status.RUNNING))
-    assert rig.clock.waits == [60.0, 0.0]
-    assert rig.said("warning", "api: cache is not running after 60 s; starting anyway")
+    assert rig.said("warning", "api: cache is not healthy after 60 s; starting anyway")
+
+
+def test_a_task_must_complete_before_its_dependant_starts() -> None:
+    rig = Rig(depends_on=("migrate",), conditions={
+        "migrate": Condition.COMPLETED_SUCCESSFULLY})
+    migrate = rig.dependency("migrate")
+    rig.start()
+    until(lambda: migrate.status == Status.RUNNING)
+    assert rig.service.status == Status.PENDING
+    assert rig.service.reason == "waiting for migrate (completed successfully)"
+    rig.ops.runs[0].exit(0)
+    until(status_is(rig, Status.RUNNING))
+    assert migrate.status == Status.STOPPED and migrate.completed
+    assert migrate.describe(None)["status_reason"] == "completed: exited with code 0"
+    assert migrate.last_exit_code == 0
+
+
+def test_a_failed_task_fails_its_dependant_with_the_reason() -> None:
+    rig = Rig(depends_on=("migrate",), conditions={
+        "migrate": Condition.COMPLETED_SUCCESSFULLY})
+    migrate = rig.dependency("migrate")
+    rig.start()
+    until(lambda: migrate.status == Status.RUNNING)
+    rig.ops.runs[0].exit(1)
+    until(status_is(rig, Status.FAILED))
+    assert rig.service.reason == "dependency migrate exited with code 1"
+    assert rig.said("error", "api not started: dependency migrate exited with code 1")
+    assert len(rig.ops.runs) == 1    # api never ran
+
+
+def test_a_retried_task_is_waited_for_until_it_gives_up() -> None:
+    rig = Rig(depends_on=("migrate",), conditions={
+        "migrate": Condition.COMPLETED_SUCCESSFULLY})
+    migrate = rig.dependency("migrate", policy="once")
+    rig.start()
+    until(lambda: migrate.status == Status.RUNNING)
+    rig.ops.runs[0].exit(3)
+    until(lambda: migrate.status == Status.RETRYING)
+    assert rig.service.status == Status.PENDING   # a retry may still succeed
+    rig.clock.advance(1.0)
+    until(lambda: migrate.status == Status.RUNNING)
+    rig.ops.runs[1].exit(3)
+    until(status_is(rig, Status.FAILED))
+    assert migrate.status == Status.GAVE_UP
+    assert migrate.reason == "exited with code 3; gave up after 1 retry"
+    assert rig.service.reason == "dependency migrate exited with code 3; gave up after 1 retry"
+
+
+def test_a_failure_propagates_down_a_chain() -> None:
+    rig = Rig(depends_on=("b",), conditions={"b": Condition.STARTED})
+    a = rig.dependency("a", ready_check=NEVER_PROBED)
+    b = rig.dependency("b", depends_on=("a",), conditions={"a": Condition.HEALTHY})
+    rig.start()
+    until(lambda: a.status == Status.RUNNING)
+    rig.ops.runs[0].exit(2)
+    until(status_is(rig, Status.FAILED))
+    assert b.reason == "dependency a exited with code 2"
+    assert rig.service.reason == "dependency b failed (dependency a exited with code 2)"
 
 
 def test_stop_while_waiting_for_a_dependency() -> None:
     rig = Rig(depends_on=("db",))
-    rig.host.deps["db"] = dependency(ready=False)
+    rig.dependency("db", ready_check=NEVER_PROBED)
     rig.start()
     rig.command("stop").get(timeout=10)
     assert rig.service.status == Status.STOPPED
+    assert rig.service.reason == "stopped on request"
     rig.clock.advance(120.0)
-    assert rig.ops.runs == [] and rig.service.status == Status.STOPPED
+    assert rig.service.status == Status.STOPPED
+
+
+def test_reasons_of_a_failing_service() -> None:
+    rig = Rig(policy="once")
+    rig.start()
+    rig.crash(3)
+    until(status_is(rig, Status.RETRYING))
+    assert rig.service.reason == "exited with code 3; retrying in 1 s"
+    rig.clock.advance(1.0)
+    until(lambda: len(rig.ops.runs) == 2)
+    rig.crash(3)
+    until(status_is(rig, Status.GAVE_UP))
+    assert rig.service.describe(None)["status_reason"] == \
+        "exited with code 3; gave up after 1 retry"
+
+
+def test_autostart_false_is_stopped_with_its_reason() -> None:
+    rig = Rig(autostart=False)
+    doc = rig.service.describe(None)
+    assert (doc["status"], doc["autostart"]) == ("stopped", False)
+    assert doc["status_reason"] == "autostart: false; start it by hand"
+    rig.start()
+    assert rig.service.status == Status.RUNNING and rig.service.reason is None
+
+
+# -- stop control -----------------------------------------------------------------------
+
+def test_stop_signal_and_stop_timeout_are_used() -> None:
+    rig = Rig(stop_signal=StopSignal.INT, stop_timeout=2.0)
+    rig.start()
+    rig.ops.last.ignores_term = True
+    stopping = rig.command("stop")
+    until(lambda: signal.SIGINT in rig.ops.signals)
+    rig.clock.advance(1.9)
+    assert signal.SIGKILL not in rig.ops.signals
+    rig.clock.advance(0.2)
+    stopping.get(timeout=5)
+    assert rig.ops.signals[:2] == [signal.SIGINT, signal.SIGKILL]
+    assert rig.said("warning", "api did not stop within 2 s of SIGINT; sending SIGKILL")
