@@ -105,6 +105,7 @@ class Service:
         self._readiness: Readiness | None = None
         self._exited = gevent.event.Event()
         self._settled = gevent.event.Event()
+        self._settled.set()   # stopped is settled
         self._commands: gevent.queue.Queue = gevent.queue.Queue()
         self._worker = gevent.spawn(self._run_commands)
 

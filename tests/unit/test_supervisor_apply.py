@@ -139,8 +139,9 @@ def started(tmp_path: Path, *attachments: Recorder,
     sup = Supervisor(config(tmp_path, OLD), cast(Any, FakePrinter()), cast(Any, publisher),
                      "test", ops=ops, attachments=attachments)
     sup.start_all()
+    settle(sup)
     for service in sup.services.values():
-        assert service.wait_settled(10) and service.status == Status.RUNNING, service.name
+        assert service.status == Status.RUNNING, service.name
     return sup, ops, publisher
 
 
@@ -230,4 +231,53 @@ def test_attachments_given_at_construction_follow_a_reload(tmp_path: Path) -> No
                                     ("stopped", "api"), ("stopped", "old"),
                                     ("updated", "web: web.test -> web2.test")]
     assert second.events[-len(first.events):] == first.events   # each told, in order
+    sup.shutdown()
+
+
+def test_shutdown_stops_dependants_first_and_independent_ones_together(
+        tmp_path: Path) -> None:
+    sup, ops, _ = started(tmp_path)
+    pids = {s.pid: name for name, s in sup.services.items()}
+    sup.shutdown()
+    order = [pids[pid] for pid, _ in ops.signalled]
+    assert order.index("api") < order.index("db")
+    # web and old depend on nothing and nothing on them: signalled in the first wave,
+    # before db, whose dependant api had to stop first
+    assert {"web", "old"} <= set(order[:order.index("db")])
+
+
+def test_a_reload_removing_a_chain_stops_the_dependant_first(tmp_path: Path) -> None:
+    sup, ops, _ = started(tmp_path)
+    pids = {s.pid: name for name, s in sup.services.items()}
+    new = config(tmp_path, """
+services:
+  web: {command: web-v1, restart_policy: never, port: 8080, hostname: web.test}
+""")
+    sup.apply(plan_reload(sup.config, new), new)
+    order = [pids[pid] for pid, _ in ops.signalled]
+    assert order.index("api") < order.index("db") and list(sup.services) == ["web"]
+    sup.shutdown()
+
+
+def test_start_all_with_targets_starts_only_them_and_their_dependencies(
+        tmp_path: Path) -> None:
+    sup = Supervisor(config(tmp_path, OLD), cast(Any, FakePrinter()),
+                     cast(Any, FakePublisher()), "test", ops=FakeOps())
+    sup.start_all(["api"])
+    settle(sup)
+    assert {n for n, s in sup.services.items() if s.status == Status.RUNNING} == {"api", "db"}
+    doc = sup.describe(sup.services["web"])
+    assert doc["status"] == "stopped"
+    assert doc["status_reason"] == "not started: not named on the command line " \
+                                   "(start it by hand)"
+    sup.shutdown()
+
+
+def test_a_service_added_by_reload_with_autostart_false_is_not_started(
+        tmp_path: Path) -> None:
+    sup, ops, _ = started(tmp_path)
+    new = config(tmp_path, OLD + "  extra: {command: extra-v1, autostart: false}\n")
+    sup.apply(plan_reload(sup.config, new), new)
+    settle(sup)
+    assert sup.services["extra"].status == Status.STOPPED and "extra-v1" not in ops.spawned
     sup.shutdown()
