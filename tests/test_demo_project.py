@@ -152,6 +152,10 @@ def test_demo_config_shows_what_the_readme_promises() -> None:
     assert services["api"]["cors_proxy"] is True
     assert "api" in services["reporter"]["depends_on"]
     assert services["site"]["command"].startswith("python -m http.server")
+    assert services["site"]["ready_check"]["type"] == "log"
+    assert services["migrate"]["restart_policy"] == "never"
+    assert services["api"]["depends_on"] == {"migrate": {"condition": "completed_successfully"}}
+    assert services["worker"]["watch"] == {"paths": ["worker.py"]}
     for name in ("api", "site"):
         assert services[name]["hostname"].endswith(".promenade-demo.test")
     assert config["manager"]["hosts_management"] == "auto"
@@ -278,6 +282,10 @@ def demo_copy(folder: Path) -> tuple[str, dict[str, int]]:
             "command: python flaky_export.py\n",
             'command: python flaky_export.py\n    env: {DEMO_FLAKY_SECONDS: "0.3"}\n',
         ),
+        (
+            "command: python migrate.py\n",
+            'command: python migrate.py\n    env: {DEMO_MIGRATE_SECONDS: "0.3"}\n',
+        ),
         ("5301", str(ports["api"])),
         ("5302", str(ports["site"])),
         ("5311", str(ports["proxy"])),
@@ -307,6 +315,20 @@ def test_demo_under_manager(manager: Callable[..., Manager], tmp_path: Path) -> 
     assert m.wait_status("api", "running")["health"] == "healthy"
     out = m.wait_output("reporter started")
     assert out.index("reporter waiting for api (healthy)") < out.index("reporter started")
+    # the task ran first and completed; the API started only after it
+    migrate = m.status("migrate")
+    assert (migrate["status"], migrate["last_exit_code"], migrate["completed"]) == (
+        "stopped", 0, True)
+    assert out.index("migrate exited with code 0") < out.index("api started")
+    # the site is healthy by its log line, with no probe of its port
+    wait_for(lambda: m.status("site")["health"] == "healthy", 10, "the site's log check")
+    # an edit of worker.py restarts the worker once
+    worker_pid = m.status("worker")["pid"]
+    (tmp_path / "demo" / "worker.py").write_text(
+        (tmp_path / "demo" / "worker.py").read_text() + "\n# edited\n")
+    m.wait_output("worker restarted (worker.py changed)")
+    wait_for(lambda: m.status("worker")["pid"] not in (None, worker_pid), 10,
+             "a new worker process")
 
     wait_for(
         lambda: any("requests so far" in line for line in m.lines("reporter")),
