@@ -54,7 +54,7 @@ def test_lookup_uses_the_current_folder(tmp_path: Path) -> None:
 
 def test_control_commands_without_a_manager_exit_3(tmp_path: Path) -> None:
     m = Manager(tmp_path, CONFIG)
-    for args in (["status"], ["stop"], ["restart", "api"], ["logs"], ["start", "api"],
+    for args in (["status"], ["stop"], ["restart", "api"], ["logs"], ["wait"],
                  ["reload"]):
         out = m.cli(*args)
         assert out.returncode == 3, args
