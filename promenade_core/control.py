@@ -235,7 +235,8 @@ class Commands:
         """The services a wait names, checked; by default every autostart service."""
         services = self.supervisor.services
         if names is None:
-            return [n for n, s in services.items() if s.config.autostart]
+            return waiting.autostart_names(
+                {n: self.supervisor.describe(s) for n, s in services.items()})
         for name in names:
             if not isinstance(name, str):
                 raise CommandError(protocol.BAD_REQUEST,
