@@ -30,6 +30,8 @@ STOP_TIMEOUT = 60.0
 #: How long `promenade start SERVICE` watches what it started: a service that crashes
 #: within this is reported (exit 1), not printed as running.
 START_WATCH = 3.0
+#: ... but no longer than this once each runs (waiting.proven_up).
+START_STEADY = 1.5
 WATCH_POLL = 0.1
 #: A `wait` request's reply may take the wait's whole timeout; the request's own
 #: timeout is longer by this.
@@ -112,14 +114,14 @@ def watch_started(info: ManagerInfo, services: Sequence[str], watch: float,
                   ) -> list[protocol.StatusObject]:
     """The services' status objects once all are up, one failed, or `watch` passed."""
     from promenade_core.bus.client import ControlClient
-    from promenade_core.supervise.waiting import Verdict, after_start
+    from promenade_core.supervise.waiting import Verdict, after_start, proven_up
 
     deadline = time.monotonic() + watch
     with ControlClient(info.control) as bus:
         while True:
             statuses = [bus.request("service", service=s) for s in services]
-            verdicts = {after_start(s) for s in statuses}
-            if verdicts <= {Verdict.UP} or verdicts & {Verdict.FAILED, Verdict.NOT_STARTED} \
+            failed = {after_start(s) for s in statuses} & {Verdict.FAILED, Verdict.NOT_STARTED}
+            if failed or all(proven_up(s, START_STEADY) for s in statuses) \
                     or time.monotonic() >= deadline:
                 return statuses
             time.sleep(WATCH_POLL)

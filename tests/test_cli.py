@@ -68,7 +68,7 @@ def test_status_table_and_json(manager) -> None:
     assert table.returncode == 0
     header, *rows = table.stdout.splitlines()
     assert header.split() == ["NAME", "STATUS", "HEALTH", "PID", "PORT", "URL", "UPTIME",
-                              "RESTARTS", "EXIT"]
+                              "RESTARTS", "EXIT", "REASON"]
     assert rows[0].split()[:3] == ["api", "running", "unknown"]
     doc = json.loads(m.cli("status", "--json").stdout)
     assert doc["services"]["worker"]["status"] == "running"

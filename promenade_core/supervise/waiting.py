@@ -138,6 +138,18 @@ def after_start(status: StatusObject) -> Verdict:
     return judge(status)
 
 
+def proven_up(status: StatusObject, steady: float) -> bool:
+    """Up, and trusted to stay so: a passed ready_check or a completed task proves it,
+    a bare process only by running `steady` seconds. `promenade start api` stops
+    watching early only then, so a service that dies a second after it started is
+    still caught."""
+    if after_start(status) is not Verdict.UP:
+        return False
+    if status.get("status") != "running" or status.get("ready_check"):
+        return True
+    return (status.get("uptime_seconds") or 0.0) >= steady
+
+
 def status_line(status: StatusObject) -> str:
     """`api: running (pid 123)`, `api: failed (exited with code 3; gave up after 1
     retry)`, `migrate: stopped (completed)`: what the CLI prints for one service."""

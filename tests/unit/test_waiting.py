@@ -171,3 +171,16 @@ def test_wait_timeout_defaults() -> None:
 def test_wait_timeout_refuses_the_rest(value: Any) -> None:
     with pytest.raises(ValueError, match="timeout must be"):
         waiting.wait_timeout(value)
+
+
+@pytest.mark.parametrize(("doc", "proven"), [
+    (status(uptime_seconds=0.3), False),          # may die a second from now
+    (status(uptime_seconds=1.5), True),
+    (status(uptime_seconds=None), False),
+    (status(health="healthy", ready_check="http", uptime_seconds=0.1), True),
+    (status("migrate", "stopped", completed=True), True),
+    (status(state="retrying"), False),
+    (status(state="starting"), False),
+])
+def test_proven_up(doc: StatusObject, proven: bool) -> None:
+    assert waiting.proven_up(doc, steady=1.5) is proven
