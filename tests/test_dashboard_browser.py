@@ -381,3 +381,67 @@ def test_a_missing_hostsd_shows_a_warning_toast(browser: Any, tmp_path: Path) ->
     finally:
         context.close()
         dash.manager.cleanup()
+
+
+def test_cards_show_why_a_task_badge_manual_start_and_what_a_pending_service_waits_for(
+        browser: Any, tmp_path: Path) -> None:
+    """Orchestration on the cards: `status_reason` as text (never HTML), the "completed"
+    badge of a task that exited 0, "manual start" and a Start button for
+    `autostart: false`, and the dependency a pending service waits for, with its
+    condition. The reason and the completed flag are the manager's to set; the page's
+    status polls are rewritten here to carry chosen ones, so the test checks the
+    rendering whatever the manager's wording."""
+    port = free_port()
+    dash = start_dashboard(tmp_path, f"""
+        manager: {{port: {port}, hosts_management: disabled, dependency_timeout: 120}}
+        services:
+          db:
+            command: sleep 600
+            port: {free_port()}
+            ready_check: {{type: tcp, interval: 0.2}}
+          api: {{command: sleep 600, depends_on: [db]}}
+          migrate: {{command: "true", restart_policy: never}}
+          tool: {{command: sleep 600, autostart: false}}
+    """, port=port)
+    reason = "exited with code 0 <img src=x onerror=alert(1)>"
+
+    def rewrite(route: Any) -> None:
+        doc = route.fetch().json()
+        doc["services"]["migrate"].update(completed=True, status_reason=reason)
+        route.fulfill(json=doc)
+
+    context = browser.new_context()
+    errors: list[str] = []
+    try:
+        pg = context.new_page()
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}"))
+        pg.route("**/api/status", rewrite)
+        pg.goto(dash.base + "/")
+        pg.wait_for_selector('.card[data-service="api"][data-status="pending"]')
+        deps = card(pg, "api").locator(".deps")
+        deps.wait_for(state="visible")
+        assert deps.text_content() == "waits for db (healthy)"
+
+        tool = card(pg, "tool")
+        pg.wait_for_selector('.card[data-service="tool"][data-status="stopped"]')
+        assert tool.locator(".tag.manual").is_visible()
+        assert tool.locator('button[data-action="start"]').is_visible()
+        assert not card(pg, "db").locator(".tag.manual").is_visible()
+
+        migrate = card(pg, "migrate")
+        migrate.locator(".tag.completed").wait_for(state="visible", timeout=10_000)
+        assert migrate.locator(".reason").text_content() == reason
+        assert migrate.locator(".reason img").count() == 0
+        assert not tool.locator(".tag.completed").is_visible()
+        assert not card(pg, "db").locator(".reason").is_visible()   # no reason: no line
+        shot(pg, "orchestration")
+
+        tool.locator('button[data-action="start"]').click()
+        pg.wait_for_selector('.card[data-service="tool"][data-status="running"]')
+        assert tool.locator(".tag.manual").is_visible()   # still not an autostart one
+        assert not deps.is_hidden() and card(pg, "api").get_attribute("data-status") == "pending"
+    finally:
+        context.close()
+        dash.manager.cleanup()
+    assert not errors, errors
