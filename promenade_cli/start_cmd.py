@@ -1,4 +1,5 @@
-"""`promenade start`: the manager in the foreground, in the background, or one service.
+"""`promenade start`: the manager in the foreground or in the background (with all its
+services or only some), or more services of a running manager.
 
 Under sudo, root only starts a private hostsd: the config, its env_files and the
 daemon's log are opened by the user (privileges.run_as_user), and every process that
