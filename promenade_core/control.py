@@ -255,6 +255,9 @@ class Commands:
         the manager answers, possibly before its services' workers took their starts.
         A no-op queued behind them returns once they are done.
         """
-        pending = [self.supervisor.services[n].submit(lambda: None) for n in names]
-        for result in pending:
-            result.wait(max(0.0, deadline - time.monotonic()))
+        fences = {n: self.supervisor.services[n].submit(lambda: None) for n in names}
+        # polled, not waited on: a service a reload removes meanwhile never runs its fence
+        while time.monotonic() < deadline and not all(
+                fence.ready() or self.supervisor.services.get(name) is None
+                for name, fence in fences.items()):
+            gevent.sleep(WAIT_POLL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -293,3 +294,30 @@ def test_wait_refuses_bad_arguments(rig: Rig, args: dict[str, Any], code: str,
                                     words: str) -> None:
     got, message = error_of(lambda: rig("wait", **args))
     assert got == code and words in message, message
+
+
+def test_wait_lets_a_queued_start_run_before_judging(rig: Rig) -> None:
+    """`start -d --wait` may ask before a service's worker took its queued start: the
+    service still says `stopped`, which alone would read as never started."""
+    api = rig.supervisor.services["api"]
+    queued = gevent.event.AsyncResult()
+
+    def take_the_start() -> None:
+        gevent.sleep(0.2)
+        api.status = "running"
+        queued.set(None)
+
+    gevent.spawn(take_the_start)
+    api.submit = lambda fn: queued   # type: ignore[method-assign]
+    result = rig("wait", services=["api"], timeout_seconds=5)
+    assert result["ok"] is True, result
+
+
+def test_wait_does_not_hang_on_a_service_removed_while_it_waits(rig: Rig) -> None:
+    api = rig.supervisor.services["api"]
+    api.submit = lambda fn: gevent.event.AsyncResult()   # type: ignore[method-assign]
+    gevent.spawn_later(0.1, rig.supervisor.services.pop, "api")
+    began = time.monotonic()
+    result = rig("wait", services=["api"], timeout_seconds=5)
+    assert time.monotonic() - began < 2
+    assert result["failed"][0]["status"] == "removed"
