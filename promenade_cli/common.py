@@ -9,7 +9,8 @@ and `--help` load neither.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +19,7 @@ import click
 from promenade_core.errors import NoManagerError, UnknownServiceError
 
 if TYPE_CHECKING:
+    from promenade_core.bus import protocol
     from promenade_core.bus.client import ManagerInfo
 
 ExitCode = int
@@ -25,6 +27,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: How long a command that stops or restarts services waits for the manager's answer.
 STOP_TIMEOUT = 60.0
+#: How long `promenade start SERVICE` watches what it started: a service that crashes
+#: within this is reported (exit 1), not printed as running.
+START_WATCH = 3.0
+#: ... but no longer than this once each runs (waiting.proven_up).
+START_STEADY = 1.5
+WATCH_POLL = 0.1
+#: A `wait` request's reply may take the wait's whole timeout; the request's own
+#: timeout is longer by this.
+WAIT_MARGIN = 10.0
 
 
 def config_option(fn: F) -> F:
@@ -63,6 +74,68 @@ def request(info: ManagerInfo, cmd: str, timeout: float = 10.0, **args: Any) -> 
         if exc.code == protocol.UNKNOWN_SERVICE:
             raise UnknownServiceError(exc.message) from exc
         raise
+
+
+def wait_for(info: ManagerInfo, services: Sequence[str] | None, timeout: float) -> ExitCode:
+    """`promenade wait`: ask the manager to wait, print the outcome; 0 when all are up."""
+    result: protocol.WaitResult = request(
+        info, "wait", timeout=timeout + WAIT_MARGIN, services=list(services or ()) or None,
+        timeout_seconds=timeout)
+    return report_wait(result, timeout)
+
+
+def report_wait(result: protocol.WaitResult, timeout: float) -> ExitCode:
+    """Each service's line when all are up (stdout); otherwise why not (stderr), exit 1."""
+    from promenade_core.supervise.waiting import explain, status_line
+
+    if result["ok"]:
+        for status in result["services"].values():
+            click.echo(status_line(status))
+        return 0
+    if result["failed"]:
+        click.echo("Error: not every service can come up:", err=True)
+        entries = result["failed"]
+    else:
+        click.echo(f"Error: still not up after {timeout:g} s:", err=True)
+        entries = result["waiting"]
+    for entry in entries:
+        click.echo(f"  {explain(entry)}", err=True)
+    return 1
+
+
+def start_services(info: ManagerInfo, services: Sequence[str]) -> None:
+    """Ask a running manager to start each service (it starts their stopped
+    dependencies first); an unknown name is a usage error."""
+    for service in services:
+        request(info, "start", timeout=STOP_TIMEOUT, service=service)
+
+
+def watch_started(info: ManagerInfo, services: Sequence[str], watch: float,
+                  ) -> list[protocol.StatusObject]:
+    """The services' status objects once all are up, one failed, or `watch` passed."""
+    from promenade_core.bus.client import ControlClient
+    from promenade_core.supervise.waiting import Verdict, after_start, proven_up
+
+    deadline = time.monotonic() + watch
+    with ControlClient(info.control) as bus:
+        while True:
+            statuses = [bus.request("service", service=s) for s in services]
+            failed = {after_start(s) for s in statuses} & {Verdict.FAILED, Verdict.NOT_STARTED}
+            if failed or all(proven_up(s, START_STEADY) for s in statuses) \
+                    or time.monotonic() >= deadline:
+                return statuses
+            time.sleep(WATCH_POLL)
+
+
+def report_started(statuses: Sequence[protocol.StatusObject]) -> ExitCode:
+    """One line per service; exit 1 when one of them failed, gave up or is retrying."""
+    from promenade_core.supervise.waiting import Verdict, after_start, status_line
+
+    failed = False
+    for status in statuses:
+        click.echo(status_line(status))
+        failed = failed or after_start(status) in (Verdict.FAILED, Verdict.NOT_STARTED)
+    return 1 if failed else 0
 
 
 def service_action(path: Path, action: str, service: str) -> ExitCode:

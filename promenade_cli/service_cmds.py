@@ -19,7 +19,9 @@ from promenade_cli.common import (
     request,
     resolve,
     service_action,
+    wait_for,
 )
+from promenade_core.bus.protocol import DEFAULT_WAIT, MAX_WAIT
 from promenade_core.errors import UnknownServiceError
 from promenade_core.logformat import Formatter, wants_colour
 from promenade_core.supervise.states import ALIVE
@@ -83,6 +85,17 @@ def _exit_cell(service: protocol.StatusObject) -> str:
     return str(code)
 
 
+def _reason_cell(service: protocol.StatusObject) -> str:
+    """Why the service is in its status; last in the row, as it is the longest. A
+    completed task says so even from a manager that gives no reason."""
+    reason = service.get("status_reason")
+    if reason:
+        return " ".join(reason.split())   # one line, whatever the reason holds
+    if service["status"] == "stopped" and service.get("completed"):
+        return "completed"
+    return ""
+
+
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -93,16 +106,18 @@ def _table(rows: list[list[str]]) -> str:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="The whole status document as JSON")
 def status(config: str | None, as_json: bool) -> ExitCode:
-    """Every service: status, health, pid, port, URL, uptime, restarts, last exit."""
+    """Every service: status, health, pid, port, URL, uptime, restarts, last exit and
+    why it is in its status."""
     doc: protocol.StatusDocument = request(connect(resolve(config)), "status")
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return 0
-    rows = [["NAME", "STATUS", "HEALTH", "PID", "PORT", "URL", "UPTIME", "RESTARTS", "EXIT"]]
+    rows = [["NAME", "STATUS", "HEALTH", "PID", "PORT", "URL", "UPTIME", "RESTARTS", "EXIT",
+             "REASON"]]
     for s in doc["services"].values():
         rows.append([s["name"], s["status"], s["health"], str(s["pid"] or "-"),
                      str(s["port"] or "-"), s["url"] or "-", _age(s["uptime_seconds"]),
-                     str(s["restart_count"]), _exit_cell(s)])
+                     str(s["restart_count"]), _exit_cell(s), _reason_cell(s)])
     click.echo(_table(rows))
     config_error = doc.get("config_error")
     if config_error:
@@ -110,6 +125,21 @@ def status(config: str | None, as_json: bool) -> ExitCode:
         for problem in config_error["problems"]:
             click.echo(f"  {problem}", err=True)
     return 0
+
+
+@click.command("wait")
+@click.argument("services", nargs=-1)
+@config_option
+@click.option("-t", "--timeout", type=click.FloatRange(0, MAX_WAIT, min_open=True),
+              default=DEFAULT_WAIT, show_default=True, help="Seconds to wait at most")
+def wait(services: tuple[str, ...], config: str | None, timeout: float) -> ExitCode:
+    """Wait until SERVICES (default: every autostart service) are up: running, healthy
+    where they have a ready_check, tasks completed with code 0.
+
+    Exits 0 once they are, 1 as soon as one fails, gives up or was never started, or
+    when the timeout passes (naming the services and why), 3 when no manager runs.
+    """
+    return wait_for(connect(resolve(config)), services, timeout)
 
 
 def _block(fmt: Formatter, message: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""`promenade start`: the manager in the foreground, in the background, or one service.
+"""`promenade start`: the manager in the foreground or in the background (with all its
+services or only some), or more services of a running manager.
 
 Under sudo, root only starts a private hostsd: the config, its env_files and the
 daemon's log are opened by the user (privileges.run_as_user), and every process that
@@ -18,8 +19,19 @@ from typing import Any
 
 import click
 
-from promenade_cli.common import ExitCode, config_option, resolve, service_action
-from promenade_core.errors import PromenadeError
+from promenade_cli.common import (
+    START_WATCH,
+    ExitCode,
+    config_option,
+    connect,
+    report_started,
+    resolve,
+    start_services,
+    wait_for,
+    watch_started,
+)
+from promenade_core.bus.protocol import DEFAULT_WAIT, MAX_WAIT
+from promenade_core.errors import PromenadeError, UnknownServiceError
 
 DAEMON_TIMEOUT = 30.0
 
@@ -33,33 +45,50 @@ class Plan:
     hostsd_socket: str
     log: Path | None = None  # the daemon's log (with -d), opened as log_fd
     log_fd: int | None = None
+    #: a manager already runs for this config: `start SERVICE…` asks it instead
+    running: bool = False
 
 
 @click.command("start")
-@click.argument("service", required=False)
+@click.argument("services", nargs=-1)
 @config_option
 @click.option("-p", "--port", type=click.IntRange(1, 65535), help="Override the dashboard port")
 @click.option("-d", "--daemon", is_flag=True, help="Run in the background")
 @click.option("--no-ui", is_flag=True, help="No dashboard (CLI only)")
 @click.option("-v", "--verbose", is_flag=True, help="Also print debug messages")
-def start(service: str | None, config: str | None, port: int | None, daemon: bool,
-          no_ui: bool, verbose: bool) -> ExitCode:
-    """Start the manager and every service, or start one SERVICE of a running manager."""
+@click.option("--wait", "wait", is_flag=True,
+              help="With -d (or a manager running): exit once the services are up "
+                   "(like `promenade wait`)")
+@click.option("--timeout", type=click.FloatRange(0, MAX_WAIT, min_open=True),
+              default=DEFAULT_WAIT, show_default=True, help="Seconds --wait waits at most")
+def start(services: tuple[str, ...], config: str | None, port: int | None, daemon: bool,
+          no_ui: bool, verbose: bool, wait: bool, timeout: float) -> ExitCode:
+    """Start the manager and every autostart service; with SERVICES, only those and what
+    they depend on. With a manager running, start SERVICES in it (their stopped
+    dependencies first) and exit 1 if one fails within a few seconds."""
     from promenade_core.hosts.privileges import become, drop_to_sudo_user
 
     owner = _sudo_user()
-    if service:
+    plan = _prepare(config, owner, daemon, services)
+    if plan.running:
         if owner:
             become(owner)
-        return service_action(resolve(config), "start", service)
-    plan = _prepare(config, owner, daemon)
+        info = connect(plan.path)
+        start_services(info, services)
+        if wait:
+            return wait_for(info, services, timeout)
+        # a service that dies a second after its start exits 1 with its reason
+        return report_started(watch_started(info, services, START_WATCH))
+    if wait and not daemon:
+        raise click.UsageError("--wait needs -d (a manager in the foreground never returns)")
     if daemon:
-        return _daemonize(plan, port, no_ui, verbose, owner)
+        code = _daemonize(plan, port, no_ui, verbose, owner, services)
+        return code or (wait_for(connect(plan.path), services, timeout) if wait else 0)
     hostsd_socket = None
     if owner:
         hostsd_socket = drop_to_sudo_user(plan.hostsd_socket, start_hostsd=plan.hosts_auto)
     _refuse_if_running(plan.path)
-    return _foreground(plan.path, port, no_ui, verbose, hostsd_socket)
+    return _foreground(plan.path, port, no_ui, verbose, hostsd_socket, services)
 
 
 def _sudo_user() -> pwd.struct_passwd | None:
@@ -73,7 +102,8 @@ def _sudo_user() -> pwd.struct_passwd | None:
         raise PromenadeError(f"SUDO_USER is {user!r}, which is not a user here") from None
 
 
-def _prepare(config: str | None, owner: pwd.struct_passwd | None, daemon: bool) -> Plan:
+def _prepare(config: str | None, owner: pwd.struct_passwd | None, daemon: bool,
+             services: tuple[str, ...] = ()) -> Plan:
     """Find and validate the config (and open the daemon's log), as the user.
 
     Under sudo this runs in a child that has dropped root; without sudo, right here.
@@ -82,20 +112,28 @@ def _prepare(config: str | None, owner: pwd.struct_passwd | None, daemon: bool) 
     from promenade_core.hosts.privileges import run_as_user
 
     def task() -> tuple[dict[str, Any], list[int]]:
-        return _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon)
+        return _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon, services)
 
     answer, fds = run_as_user(owner, task) if owner else task()
+    if answer.get("running"):
+        return Plan(Path(answer["path"]), False, "", running=True)
     return Plan(Path(answer["path"]), bool(answer["hosts_auto"]), str(answer["hostsd_socket"]),
                 Path(answer["log"]) if answer.get("log") else None, fds[0] if fds else None)
 
 
-def _prepare_here(config: str | None, home: Path | None,
-                  daemon: bool) -> tuple[dict[str, Any], list[int]]:
+def _prepare_here(config: str | None, home: Path | None, daemon: bool,
+                  services: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[int]]:
+    from promenade_core.bus.client import find_manager
     from promenade_core.config.load import load_config
     from promenade_core.runtime import open_private_file, state_dir
 
     path = resolve(config, home=home)
-    manager = load_config(path).manager
+    if services and find_manager(path) is not None:
+        # The running manager judges the names; the file on disk may be mid-edit.
+        return {"path": str(path), "running": True}, []
+    loaded = load_config(path)
+    check_targets(services, list(loaded.services))
+    manager = loaded.manager
     answer: dict[str, Any] = {"path": str(path), "hosts_auto": manager.hosts_management == "auto",
                               "hostsd_socket": manager.hostsd_socket}
     if not daemon:
@@ -104,6 +142,15 @@ def _prepare_here(config: str | None, home: Path | None,
     log = state_dir(path) / "manager.log"
     answer["log"] = str(log)
     return answer, [open_private_file(log, os.O_WRONLY | os.O_APPEND)]
+
+
+def check_targets(services: tuple[str, ...], known: list[str]) -> None:
+    """Every name `start` was given is a service of the config (exit 2 otherwise),
+    checked before anything starts."""
+    for name in services:
+        if name not in known:
+            raise UnknownServiceError(
+                f"unknown service {name!r} (known: {', '.join(known) or 'none'})")
 
 
 def _refuse_if_running(path: Path) -> None:
@@ -117,19 +164,20 @@ def _refuse_if_running(path: Path) -> None:
 
 
 def _foreground(path: Path, port: int | None, no_ui: bool, verbose: bool,
-                hostsd_socket: str | None = None) -> ExitCode:
+                hostsd_socket: str | None = None, services: tuple[str, ...] = ()) -> ExitCode:
     from promenade_core.manager import Manager
     from promenade_core.supervise.terminal import Printer
 
     printer = Printer(sys.stdout, verbose=verbose)
     try:
-        return Manager(path, printer, port=port, no_ui=no_ui, hostsd_socket=hostsd_socket).run()
+        return Manager(path, printer, port=port, no_ui=no_ui, hostsd_socket=hostsd_socket,
+                       targets=services or None).run()
     finally:
         printer.close()
 
 
 def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
-               owner: pwd.struct_passwd | None) -> ExitCode:
+               owner: pwd.struct_passwd | None, services: tuple[str, ...] = ()) -> ExitCode:
     """Start a detached manager; return once it answers `ping`.
 
     Under sudo the child is the one that starts the private hostsd and drops to the
@@ -144,6 +192,7 @@ def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
     args += ["--port", str(port)] if port else []
     args += ["--no-ui"] if no_ui else []
     args += ["--verbose"] if verbose else []
+    args += ["--", *services] if services else []
     with os.fdopen(plan.log_fd, "ab") as log:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,

@@ -18,11 +18,14 @@ import gevent
 from promenade_core.bus import protocol
 from promenade_core.bus.server import CommandError, Handler, Publisher
 from promenade_core.masking import mask_config
+from promenade_core.supervise import waiting
 from promenade_core.supervise.reloader import Reloader
 from promenade_core.supervise.service import Service
 from promenade_core.supervise.supervisor import Supervisor
 
 COMMAND_TIMEOUT = 30.0
+#: How often a `wait` looks at its services again: its reply comes at most this late.
+WAIT_POLL = 0.05
 
 
 def _arg(request: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None,
@@ -68,7 +71,7 @@ class Commands:
     def table(self) -> dict[str, Handler]:
         return {name: getattr(self, f"cmd_{name}") for name in (
             "ping", "status", "service", "start", "stop", "restart", "restart_all", "logs",
-            "config", "reload", "snapshot", "shutdown", "sync", "gap",
+            "config", "reload", "snapshot", "shutdown", "sync", "gap", "wait",
         )}
 
     def _service(self, request: dict[str, Any]) -> Service:
@@ -204,3 +207,57 @@ class Commands:
             raise CommandError(protocol.BAD_REQUEST, '"count" must be >= 0')
         self.publisher.dropped_reported += count
         return {}
+
+    def cmd_wait(self, request: dict[str, Any]) -> protocol.WaitResult:
+        """Block until the services are up, one fails, or the timeout passes.
+
+        The ControlServer answers each request in its own greenlet, so a two-minute
+        wait holds nobody else up. Statuses are polled (every WAIT_POLL s) rather than
+        followed: a poll cannot miss a transition that a lost wake-up would.
+        """
+        try:
+            timeout = waiting.wait_timeout(request.get("timeout_seconds"))
+        except ValueError as exc:
+            raise CommandError(protocol.BAD_REQUEST, str(exc)) from None
+        names = self._wait_names(_arg(request, "services", list))
+        deadline = time.monotonic() + timeout
+        self._fence(names, deadline)
+        while True:
+            self._not_stopping()
+            statuses = {n: self.supervisor.describe(s)
+                        for n, s in self.supervisor.services.items() if n in names}
+            progress = waiting.assess(names, statuses)
+            if progress.done or time.monotonic() >= deadline:
+                return waiting.result(progress, statuses, names, timed_out=True)
+            gevent.sleep(WAIT_POLL)
+
+    def _wait_names(self, names: list[Any] | None) -> list[str]:
+        """The services a wait names, checked; by default every autostart service."""
+        services = self.supervisor.services
+        if names is None:
+            return waiting.autostart_names(
+                {n: self.supervisor.describe(s) for n, s in services.items()})
+        for name in names:
+            if not isinstance(name, str):
+                raise CommandError(protocol.BAD_REQUEST,
+                                   f'"services" must hold names, got {name!r}')
+            if name not in services:
+                known = ", ".join(services) or "none"
+                raise CommandError(protocol.UNKNOWN_SERVICE,
+                                   f"unknown service {name!r} (known: {known})")
+        return list(dict.fromkeys(names))
+
+    def _fence(self, names: list[str], deadline: float) -> None:
+        """Let each service finish the commands queued before this wait.
+
+        A start that is queued but not run yet leaves the service `stopped`, which the
+        judge would read as never started: `promenade start -d --wait` asks as soon as
+        the manager answers, possibly before its services' workers took their starts.
+        A no-op queued behind them returns once they are done.
+        """
+        fences = {n: self.supervisor.services[n].submit(lambda: None) for n in names}
+        # polled, not waited on: a service a reload removes meanwhile never runs its fence
+        while time.monotonic() < deadline and not all(
+                fence.ready() or self.supervisor.services.get(name) is None
+                for name, fence in fences.items()):
+            gevent.sleep(WAIT_POLL)

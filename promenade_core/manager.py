@@ -13,6 +13,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import gevent
@@ -46,13 +47,17 @@ class AlreadyRunning(PromenadeError):
 
 class Manager:
     def __init__(self, config_path: Path, printer: Printer, port: int | None = None,
-                 no_ui: bool = False, hostsd_socket: str | None = None) -> None:
+                 no_ui: bool = False, hostsd_socket: str | None = None,
+                 targets: Sequence[str] | None = None) -> None:
         self.config_path = config_path
         self.printer = printer
         self.port_override = port
         self.no_ui = no_ui
         #: a private hostsd's socket (`sudo promenade start`), else the config's
         self.hostsd_socket = hostsd_socket
+        #: `promenade start api web`: only these and what they depend on start; None:
+        #: every autostart service
+        self.targets = list(targets) if targets else None
         self.pid = os.getpid()
         self.version = __version__
         self.stopping = False
@@ -165,7 +170,7 @@ class Manager:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 gevent.signal_handler(sig, self._on_signal, sig)
             self.mapped_names.start()
-            self.supervisor.start_all()
+            self.supervisor.start_all(self.targets)
             if self.web:
                 # After the services: they need not wait for Flask to import.
                 url = self.web.url

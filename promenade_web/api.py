@@ -8,16 +8,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import gevent.lock
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from promenade_core.bus import protocol
 from promenade_core.masking import mask_config
+from promenade_core.supervise import waiting
 from promenade_web.errors import error_response
 from promenade_web.hub import spec_lines
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 ACTIONS = ("start", "stop", "restart")
+#: The bus request of a wait outlives the wait itself by this much (seconds).
+WAIT_MARGIN = 10.0
+#: GET /api/wait's status when the services are not all up (failed or timed out): the
+#: request was fine, the services' state conflicts with it; the body says which.
+NOT_UP = 409
+#: Waits in flight at once: each holds one of the bus pool's sockets (promenade_web.bus,
+#: 8) for up to its timeout, and the dashboard's own requests need the rest.
+MAX_WAITS = 4
+BUSY = "busy"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
@@ -114,3 +125,42 @@ def reload() -> Response:
             details=error, result=result,
         )
     return jsonify(result)
+
+
+def wait_timeout_arg() -> float:
+    raw = request.args.get("timeout")
+    try:
+        return waiting.wait_timeout(None if raw in (None, "") else float(raw or ""))
+    except ValueError:
+        raise BadParameter(
+            f"timeout must be a number of seconds, more than 0 and at most "
+            f"{protocol.MAX_WAIT:g}, got {raw!r}") from None
+
+
+def services_arg() -> list[str] | None:
+    raw = request.args.get("services")
+    names = [n.strip() for n in (raw or "").split(",") if n.strip()]
+    return names or None
+
+
+@bp.get("/wait")
+def wait() -> Response:
+    """Block until the services are up: 200 with the `wait` command's result; 409 with
+    the same body when one failed or was never started, or the timeout passed."""
+    timeout = wait_timeout_arg()
+    services = services_arg()
+    slots = current_app.extensions.setdefault(
+        "promenade_waits", gevent.lock.BoundedSemaphore(MAX_WAITS))
+    if not slots.acquire(blocking=False):
+        return error_response(503, BUSY, f"{MAX_WAITS} waits are running already; "
+                              "try again when one has ended")
+    try:
+        result: protocol.WaitResult = bus_request(
+            "wait", timeout=timeout + WAIT_MARGIN, services=services,
+            timeout_seconds=timeout)
+    finally:
+        slots.release()
+    response = jsonify(result)
+    if not result["ok"]:
+        response.status_code = NOT_UP
+    return response

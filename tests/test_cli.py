@@ -54,7 +54,7 @@ def test_lookup_uses_the_current_folder(tmp_path: Path) -> None:
 
 def test_control_commands_without_a_manager_exit_3(tmp_path: Path) -> None:
     m = Manager(tmp_path, CONFIG)
-    for args in (["status"], ["stop"], ["restart", "api"], ["logs"], ["start", "api"],
+    for args in (["status"], ["stop"], ["restart", "api"], ["logs"], ["wait"],
                  ["reload"]):
         out = m.cli(*args)
         assert out.returncode == 3, args
@@ -68,7 +68,7 @@ def test_status_table_and_json(manager) -> None:
     assert table.returncode == 0
     header, *rows = table.stdout.splitlines()
     assert header.split() == ["NAME", "STATUS", "HEALTH", "PID", "PORT", "URL", "UPTIME",
-                              "RESTARTS", "EXIT"]
+                              "RESTARTS", "EXIT", "REASON"]
     assert rows[0].split()[:3] == ["api", "running", "unknown"]
     doc = json.loads(m.cli("status", "--json").stdout)
     assert doc["services"]["worker"]["status"] == "running"

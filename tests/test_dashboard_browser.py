@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -381,3 +382,74 @@ def test_a_missing_hostsd_shows_a_warning_toast(browser: Any, tmp_path: Path) ->
     finally:
         context.close()
         dash.manager.cleanup()
+
+
+def test_cards_show_why_a_task_badge_manual_start_and_what_a_pending_service_waits_for(
+        browser: Any, tmp_path: Path) -> None:
+    """Orchestration on the cards: `status_reason` as text (never HTML), the "completed"
+    badge of a task that exited 0, "manual start" and a Start button for
+    `autostart: false`, and the dependency a pending service waits for, with its
+    condition. The hostile reason is a real one: the port of `blocked` is held by a
+    process whose command line carries markup, and the reason quotes it."""
+    port = free_port()
+    taken = free_port()
+    hostile = "<img src=x onerror=alert(1)>"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import socket, sys, time\n"
+         "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n"
+         "print('bound', flush=True); time.sleep(600)", str(taken), hostile],
+        stdout=subprocess.PIPE, start_new_session=True)
+    assert holder.stdout is not None and holder.stdout.readline() == b"bound\n"
+    dash = start_dashboard(tmp_path, f"""
+        manager: {{port: {port}, hosts_management: disabled, dependency_timeout: 120}}
+        services:
+          db:
+            command: sleep 600
+            port: {free_port()}
+            ready_check: {{type: tcp, interval: 0.2}}
+          api: {{command: sleep 600, depends_on: [db]}}
+          migrate: {{command: "true", restart_policy: never}}
+          tool: {{command: sleep 600, autostart: false}}
+          blocked: {{command: sleep 600, port: {taken}, restart_policy: never}}
+    """, port=port)
+    context = browser.new_context()
+    errors: list[str] = []
+    try:
+        pg = context.new_page()
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}"))
+        pg.goto(dash.base + "/")
+        pg.wait_for_selector('.card[data-service="api"][data-status="pending"]')
+        deps = card(pg, "api").locator(".deps")
+        deps.wait_for(state="visible")
+        assert deps.text_content() == "waits for db (healthy)"
+        assert card(pg, "api").locator(".reason").text_content() == "waiting for db (healthy)"
+
+        tool = card(pg, "tool")
+        pg.wait_for_selector('.card[data-service="tool"][data-status="stopped"]')
+        assert tool.locator(".tag.manual").is_visible()
+        assert tool.locator('button[data-action="start"]').is_visible()
+        assert not card(pg, "db").locator(".tag.manual").is_visible()
+
+        migrate = card(pg, "migrate")
+        migrate.locator(".tag.completed").wait_for(state="visible", timeout=10_000)
+        assert migrate.locator(".reason").text_content() == "completed: exited with code 0"
+        assert not tool.locator(".tag.completed").is_visible()
+
+        pg.wait_for_selector('.card[data-service="blocked"][data-status="failed"]')
+        blocked = card(pg, "blocked").locator(".reason")
+        assert hostile in (blocked.text_content() or "")
+        assert card(pg, "blocked").locator("img").count() == 0
+        shot(pg, "orchestration")
+
+        tool.locator('button[data-action="start"]').click()
+        pg.wait_for_selector('.card[data-service="tool"][data-status="running"]')
+        assert tool.locator(".tag.manual").is_visible()   # still not an autostart one
+        assert not deps.is_hidden() and card(pg, "api").get_attribute("data-status") == "pending"
+    finally:
+        context.close()
+        dash.manager.cleanup()
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert not errors, errors

@@ -93,7 +93,17 @@ COMMANDS: dict[str, str] = {
     "sync": "{token} -> {}; publishes a marker on sync/<token> so a subscriber knows it is joined",
     "gap": "{count} -> {}; a subscriber reports messages it lost (shown in status as bus.dropped)",
     "shutdown": "{} -> {stopping: true}; the manager then stops every service and exits",
+    "wait": "{services?: [names] | null, timeout_seconds?: s} -> {ok, timed_out, failed: "
+    "[{service, status, status_reason, verdict}], waiting: [...], services: {name: status}}"
+    "; blocks until every named service (default: every autostart one) is up (running, "
+    "healthy where it has a ready_check, a task completed with code 0), one fails, gives "
+    "up or was never started, or timeout_seconds (default 120, at most 3600) pass. Give "
+    "the request itself a longer timeout than timeout_seconds",
 }
+
+#: The `wait` command's timeout when none is given, and the largest it takes (seconds).
+DEFAULT_WAIT = 120.0
+MAX_WAIT = 3600.0
 
 
 # --------------------------------------------------------------------------- shapes
@@ -285,6 +295,33 @@ class ReloadResult(TypedDict, total=False):
     actions: dict[str, Any]     # the plan: changes, manager_changes, buffer_resize
 
 
+class WaitEntry(TypedDict):
+    """One service a `wait` reports on (failed, or still waiting at the timeout)."""
+
+    service: str
+    status: str                 # the status, or "removed" (gone from the config)
+    status_reason: str | None
+    #: "failed" (failed, gave up, removed), "not_started" (stopped, never completed:
+    #: it needs a start) or "pending" (still on its way); waiting.Verdict's values
+    verdict: str
+
+
+class WaitResult(TypedDict):
+    """The `wait` command's result (GET /api/wait's body).
+
+    `ok` is true once every service is up. A failed, given-up or never-started service
+    ends the wait at once, listed in `failed`; when the timeout passes first,
+    `timed_out` is true and `waiting` lists the services not up yet. `services` holds
+    the named services' status objects as they were at the end.
+    """
+
+    ok: bool
+    timed_out: bool
+    failed: list[WaitEntry]
+    waiting: list[WaitEntry]
+    services: dict[str, StatusObject]
+
+
 class ShutdownResult(TypedDict):
     stopping: bool
 
@@ -315,6 +352,14 @@ class LogsRequest(Request, total=False):
 
 class ReloadRequest(Request, total=False):
     dry_run: bool
+
+
+class WaitRequest(Request, total=False):
+    #: the services to wait for; absent or null: every autostart service
+    services: list[str] | None
+    #: seconds, > 0 and at most MAX_WAIT (default DEFAULT_WAIT). Not `timeout`: that
+    #: is the keyword ControlClient.request takes for the reply's own timeout
+    timeout_seconds: float
 
 
 class SyncRequest(Request, total=False):

@@ -99,12 +99,52 @@
     setText(card.querySelector(".cpu"),
       s.cpu_percent === null || s.cpu_percent === undefined ? "—" : `${s.cpu_percent.toFixed(1)}%`);
     setText(card.querySelector(".mem"), fmtBytes(s.memory_bytes));
+    renderWhy(card, s);
     const alive = ["starting", "running", "stopping"].includes(s.status);
     const busy = card.dataset.busy === "1";
     card.querySelector('[data-action="start"]').hidden = alive;
     card.querySelector('[data-action="stop"]').hidden = !alive;
     card.querySelectorAll("button[data-action]").forEach((b) => { b.disabled = busy; });
     renderUptime(entry);
+  }
+
+  /* Why the service is where it is: its status_reason, the "completed" badge of a task
+   * that exited 0, "manual start" for autostart: false, and while pending the
+   * dependencies it waits for with their condition. Text only, never HTML. */
+  function renderWhy(card, s) {
+    const reason = card.querySelector(".reason");
+    setText(reason, s.status_reason || "");
+    reason.hidden = !s.status_reason;
+    card.querySelector(".tag.completed").hidden = !(s.status === "stopped" && s.completed);
+    card.querySelector(".tag.manual").hidden = s.autostart !== false;
+    const deps = card.querySelector(".deps");
+    const names = s.status === "pending" ? (s.depends_on || []) : [];
+    deps.hidden = names.length === 0;
+    deps.replaceChildren();
+    if (names.length === 0) return;
+    deps.append("waits for ");
+    names.forEach((dep, i) => {
+      const [condition, met] = dependencyState(dep, (s.conditions || {})[dep]);
+      const item = document.createElement("span");
+      item.textContent = `${dep} (${condition})${met ? " ✓" : ""}`;
+      item.className = met ? "dep met" : "dep";
+      item.dataset.dep = dep;
+      if (i) deps.append(", ");
+      deps.append(item);
+    });
+  }
+
+  /* A dependency's condition (the written one, or what the list form means: healthy
+   * when it has a ready_check, else started) and whether its status meets it now. */
+  function dependencyState(dep, written) {
+    const entry = services.get(dep);
+    const d = entry ? entry.status : {};
+    const condition = written || (d.ready_check ? "healthy" : "started");
+    const running = d.status === "running";
+    const met = condition === "completed_successfully"
+      ? d.status === "stopped" && d.completed === true
+      : running && (condition !== "healthy" || d.health === "healthy");
+    return [condition, met];
   }
 
   function renderUptime(entry) {
@@ -128,6 +168,10 @@
     entry.uptimeBase = status.uptime_seconds ?? null;
     entry.uptimeAt = performance.now();
     renderCard(entry);
+    for (const other of services.values()) {   // a pending card shows what it waits for
+      const o = other.status;
+      if (o.status === "pending" && (o.depends_on || []).includes(name)) renderWhy(other.card, o);
+    }
     return entry;
   }
 

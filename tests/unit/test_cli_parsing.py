@@ -22,9 +22,9 @@ from promenade_core.errors import ConfigError, NoManagerError, Problem, Promenad
 CONFIG = "services:\n  api: {command: sleep 1}\n  worker: {command: sleep 1}\n"
 
 #: Every command, as typed after `promenade`; test_every_command_is_listed keeps it whole.
-COMMANDS = ["start", "stop", "restart", "status", "logs", "reload", "config", "config check",
-            "config path", "hosts", "hosts show", "hosts add", "hosts remove", "hosts install",
-            "hosts uninstall"]
+COMMANDS = ["start", "stop", "restart", "status", "wait", "logs", "reload", "config",
+            "config check", "config path", "hosts", "hosts show", "hosts add", "hosts remove",
+            "hosts install", "hosts uninstall"]
 #: Commands whose options argparse parses (hostsd's installer runs without click too).
 ARGPARSE = {"hosts install", "hosts uninstall"}
 
@@ -72,7 +72,7 @@ def test_help_lists_every_command(flag: str) -> None:
     listed = result.stdout.split("Commands:\n", 1)[1]
     names = [line.split()[0] for line in listed.splitlines() if line.strip()]
     assert names == sorted(cli.commands) == sorted(
-        ["config", "hosts", "logs", "reload", "restart", "start", "status", "stop"])
+        ["config", "hosts", "logs", "reload", "restart", "start", "status", "stop", "wait"])
 
 
 def test_every_command_is_listed() -> None:
@@ -98,14 +98,20 @@ def test_every_command_takes_the_config_option(path: str) -> None:
 # ---------------------------------------------------------------- parsing
 
 @pytest.mark.parametrize(("path", "args", "expected"), [
-    ("start", [], {"service": None, "config": None, "port": None, "daemon": False,
-                   "no_ui": False, "verbose": False}),
+    ("start", [], {"services": (), "config": None, "port": None, "daemon": False,
+                   "no_ui": False, "verbose": False, "wait": False, "timeout": 120.0}),
     ("start", ["api", "-c", "x.yaml", "-p", "8080", "-d", "--no-ui", "-v"],
-     {"service": "api", "config": "x.yaml", "port": 8080, "daemon": True, "no_ui": True,
-      "verbose": True}),
+     {"services": ("api",), "config": "x.yaml", "port": 8080, "daemon": True, "no_ui": True,
+      "verbose": True, "wait": False, "timeout": 120.0}),
     ("start", ["--config=x.yaml", "--port", "1", "--daemon", "--verbose"],
-     {"service": None, "config": "x.yaml", "port": 1, "daemon": True, "no_ui": False,
-      "verbose": True}),
+     {"services": (), "config": "x.yaml", "port": 1, "daemon": True, "no_ui": False,
+      "verbose": True, "wait": False, "timeout": 120.0}),
+    ("start", ["api", "web", "-d", "--wait", "--timeout", "7.5"],
+     {"services": ("api", "web"), "config": None, "port": None, "daemon": True,
+      "no_ui": False, "verbose": False, "wait": True, "timeout": 7.5}),
+    ("wait", [], {"services": (), "config": None, "timeout": 120.0}),
+    ("wait", ["api", "db", "-t", "30", "-c", "x.yaml"],
+     {"services": ("api", "db"), "config": "x.yaml", "timeout": 30.0}),
     ("stop", [], {"service": None, "config": None}),
     ("stop", ["api", "--config", "x.yaml"], {"service": "api", "config": "x.yaml"}),
     ("restart", ["api"], {"service": "api", "config": None}),
@@ -147,6 +153,12 @@ def test_parsing(path: str, args: list[str], expected: dict[str, Any]) -> None:
     (["restart", "api", "worker"], "Error: Got unexpected extra argument (worker)"),
     (["status", "-c"], "Error: Option '-c' requires an argument."),
     (["status", "-c", "."], "is a directory."),
+    (["wait", "-t", "0"], "Error: Invalid value for '-t' / '--timeout': 0.0 is not in the"),
+    (["wait", "-t", "3601"], "Error: Invalid value for '-t' / '--timeout': 3601.0 is not in"),
+    (["wait", "-t", "soon"], "Error: Invalid value for '-t' / '--timeout': 'soon' is not a"),
+    (["start", "--timeout", "-1"], "Error: Invalid value for '--timeout': -1.0 is not in the"),
+    (["start", "--wait"], "Error: --wait needs -d (a manager in the foreground never returns)"),
+    (["start", "api", "--wait"], "Error: --wait needs -d"),
 ])
 def test_usage_errors_exit_2_with_usage(project: Path, args: list[str], message: str) -> None:
     result = run(*args)
@@ -155,6 +167,16 @@ def test_usage_errors_exit_2_with_usage(project: Path, args: list[str], message:
     # click shows the usage first, except for an option that lacks its value
     assert result.stderr.startswith(("Usage: promenade", "Error: Option")), result.stderr
     assert message in result.stderr
+
+
+def test_start_an_unknown_service_is_a_usage_error_before_anything_starts(
+        project: Path) -> None:
+    """`promenade start api apii` names what it knows and starts nothing (no manager
+    appears: the CliRunner would otherwise run it in the foreground, here)."""
+    result = run("start", "api", "apii", "-d")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "Error: unknown service 'apii' (known: api, worker)\n"
+    assert not list((project.parent / "run").rglob("manager.json"))
 
 
 # ---------------------------------------------------------------- config errors: exit 2
@@ -212,7 +234,7 @@ def test_config_path(project: Path) -> None:
 @pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["logs"], ["logs", "-f"],
                                   ["logs", "api"], ["stop"], ["stop", "api"], ["restart"],
                                   ["restart", "api"], ["reload"], ["reload", "--dry-run"],
-                                  ["start", "api"]])
+                                  ["wait"], ["wait", "api", "-t", "5"]])
 def test_no_manager_exits_3(project: Path, args: list[str]) -> None:
     result = run(*args)
     assert result.exit_code == 3, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -54,6 +55,11 @@ class FakeSupervisor:
     def describe_sampled(self, service: FakeService) -> dict[str, Any]:
         return {"name": service.name, "status": service.status}
 
+    def describe(self, service: FakeService) -> dict[str, Any]:
+        return {"name": service.name, "status": service.status, "health": "unknown",
+                "status_reason": None, "ready_check": None, "completed": False,
+                "autostart": self.config.services[service.name].autostart}
+
     def describe_all(self) -> dict[str, dict[str, Any]]:
         return {name: self.describe_sampled(s) for name, s in self.services.items()}
 
@@ -95,11 +101,12 @@ services:
   api: {command: serve, env: {API_TOKEN: hunter2, MODE: dev}}
   web: {command: vite}
 """
+WITH_TOOL = CONFIG + "  tool: {command: codegen, autostart: false}\n"
 
 
 class Rig:
-    def __init__(self, tmp_path: Path) -> None:
-        config = load_config_text(CONFIG, tmp_path / "promenade.yaml")
+    def __init__(self, tmp_path: Path, text: str = CONFIG) -> None:
+        config = load_config_text(text, tmp_path / "promenade.yaml")
         self.supervisor = FakeSupervisor(config)
         self.reloader = FakeReloader()
         self.publisher = FakePublisher()
@@ -221,3 +228,96 @@ def test_shutdown_asks_the_manager_to_stop_after_replying(rig: Rig) -> None:
 def test_sync_and_gap_reach_the_publisher(rig: Rig) -> None:
     assert rig("sync", token="t1") == {} and rig.publisher.synced == ["t1"]
     assert rig("gap", count=3) == {} and rig.publisher.dropped_reported == 5
+
+
+# --------------------------------------------------------------------------- wait
+
+def test_wait_ends_when_every_autostart_service_is_up(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, WITH_TOOL)
+    for name in ("api", "web"):
+        rig.supervisor.services[name].status = "starting"
+
+    def come_up() -> None:
+        gevent.sleep(0.1)
+        rig.supervisor.services["api"].status = "running"
+        gevent.sleep(0.1)
+        rig.supervisor.services["web"].status = "running"
+
+    gevent.spawn(come_up)
+    result = rig("wait", timeout_seconds=5)
+    assert (result["ok"], result["timed_out"], result["failed"]) == (True, False, [])
+    assert list(result["services"]) == ["api", "web"]   # not `tool` (autostart: false)
+
+
+def test_wait_fails_at_once_on_a_service_never_started(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, WITH_TOOL)
+    rig.supervisor.services["api"].status = "running"
+    result = rig("wait", services=["api", "tool"], timeout_seconds=30)
+    assert result["ok"] is False and result["timed_out"] is False
+    assert result["failed"] == [{"service": "tool", "status": "stopped",
+                                 "status_reason": None, "verdict": "not_started"}]
+
+
+def test_wait_fails_as_soon_as_one_fails(rig: Rig) -> None:
+    rig.supervisor.services["web"].status = "pending"
+    rig.supervisor.services["api"].status = "starting"
+    gevent.spawn_later(0.1, setattr, rig.supervisor.services["api"], "status", "gave_up")
+    result = rig("wait", timeout_seconds=30)
+    assert [e["service"] for e in result["failed"]] == ["api"]
+    assert [e["service"] for e in result["waiting"]] == ["web"]
+
+
+def test_wait_times_out_naming_what_it_waits_for(rig: Rig) -> None:
+    rig.supervisor.services["api"].status = "starting"
+    result = rig("wait", services=["api", "api"], timeout_seconds=0.2)
+    assert (result["ok"], result["timed_out"]) == (False, True)
+    assert result["waiting"] == [{"service": "api", "status": "starting",
+                                  "status_reason": None, "verdict": "pending"}]
+
+
+def test_wait_stops_waiting_when_the_manager_stops(rig: Rig) -> None:
+    rig.supervisor.services["api"].status = "starting"
+    gevent.spawn_later(0.1, setattr, rig, "stopping", True)
+    assert error_of(lambda: rig("wait", services=["api"]))[0] == protocol.SHUTTING_DOWN
+
+
+@pytest.mark.parametrize(("args", "code", "words"), [
+    ({"timeout_seconds": 0}, protocol.BAD_REQUEST, "more than 0"),
+    ({"timeout_seconds": 3601}, protocol.BAD_REQUEST, "at most 3600"),
+    ({"timeout_seconds": "10"}, protocol.BAD_REQUEST, "number of seconds"),
+    ({"services": "api"}, protocol.BAD_REQUEST, "'services' must be list"),
+    ({"services": [1]}, protocol.BAD_REQUEST, "must hold names"),
+    ({"services": ["apii"]}, protocol.UNKNOWN_SERVICE,
+     "unknown service 'apii' (known: api, web)"),
+])
+def test_wait_refuses_bad_arguments(rig: Rig, args: dict[str, Any], code: str,
+                                    words: str) -> None:
+    got, message = error_of(lambda: rig("wait", **args))
+    assert got == code and words in message, message
+
+
+def test_wait_lets_a_queued_start_run_before_judging(rig: Rig) -> None:
+    """`start -d --wait` may ask before a service's worker took its queued start: the
+    service still says `stopped`, which alone would read as never started."""
+    api = rig.supervisor.services["api"]
+    queued = gevent.event.AsyncResult()
+
+    def take_the_start() -> None:
+        gevent.sleep(0.2)
+        api.status = "running"
+        queued.set(None)
+
+    gevent.spawn(take_the_start)
+    api.submit = lambda fn: queued   # type: ignore[method-assign]
+    result = rig("wait", services=["api"], timeout_seconds=5)
+    assert result["ok"] is True, result
+
+
+def test_wait_does_not_hang_on_a_service_removed_while_it_waits(rig: Rig) -> None:
+    api = rig.supervisor.services["api"]
+    api.submit = lambda fn: gevent.event.AsyncResult()   # type: ignore[method-assign]
+    gevent.spawn_later(0.1, rig.supervisor.services.pop, "api")
+    began = time.monotonic()
+    result = rig("wait", services=["api"], timeout_seconds=5)
+    assert time.monotonic() - began < 2
+    assert result["failed"][0]["status"] == "removed"

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
 
+import gevent.lock
 import pytest
 from flask.testing import FlaskClient
 
 from promenade_core.bus import protocol
 from promenade_core.bus.client import BusError
 from promenade_core.masking import MASK
+from promenade_web import api
 from promenade_web.app import Backend, create_app
 from promenade_web.hub import Hub
 
@@ -235,6 +237,69 @@ def test_reload_of_an_invalid_config_is_a_422_with_details(web: Web) -> None:
     assert reply.get_json()["error"]["result"] == {"error": problem}
 
 
+# --------------------------------------------------------------------------- wait
+
+UP = {"ok": True, "timed_out": False, "failed": [], "waiting": [],
+      "services": {"api": {"name": "api", "status": "running"}}}
+NOT_UP = {"ok": False, "timed_out": False, "waiting": [], "services": {},
+          "failed": [{"service": "api", "status": "gave_up", "verdict": "failed",
+                      "status_reason": "exited with code 3; gave up after 1 retry"}]}
+
+
+def test_wait_asks_the_bus_with_a_longer_request_timeout(web: Web) -> None:
+    web.bus.replies["wait"] = UP
+    reply = web.get("/api/wait?services=api,%20web&timeout=30")
+    assert (reply.status_code, reply.get_json()) == (200, UP)
+    assert web.bus.calls == [("wait", {"timeout": 40.0, "services": ["api", "web"],
+                                        "timeout_seconds": 30.0})]
+
+
+def test_wait_defaults_to_every_autostart_service_for_120_s(web: Web) -> None:
+    web.bus.replies["wait"] = UP
+    assert web.get("/api/wait?services=").status_code == 200
+    assert web.bus.calls == [("wait", {"timeout": 130.0, "services": None,
+                                        "timeout_seconds": 120.0})]
+
+
+@pytest.mark.parametrize("outcome", [
+    NOT_UP,
+    {**NOT_UP, "failed": [], "timed_out": True,
+     "waiting": [{"service": "api", "status": "starting", "status_reason": None,
+                  "verdict": "pending"}]},
+])
+def test_wait_not_up_is_a_409_with_the_same_body(web: Web, outcome: dict[str, Any]) -> None:
+    web.bus.replies["wait"] = outcome
+    reply = web.get("/api/wait")
+    assert (reply.status_code, reply.get_json()) == (409, outcome)
+
+
+@pytest.mark.parametrize("timeout", ["0", "-3", "3601", "soon", "nan", "inf", "1e9"])
+def test_wait_bad_timeout_is_a_400_before_the_bus(web: Web, timeout: str) -> None:
+    message = error(web.get(f"/api/wait?timeout={timeout}"), 400, protocol.BAD_REQUEST)
+    assert repr(timeout) in message and "at most 3600" in message
+    assert web.bus.calls == []
+
+
+def test_wait_for_an_unknown_service_is_a_404(web: Web) -> None:
+    web.bus.replies["wait"] = BusError(protocol.UNKNOWN_SERVICE, "unknown service 'apii'")
+    assert "'apii'" in error(web.get("/api/wait?services=apii"), 404,
+                             protocol.UNKNOWN_SERVICE)
+
+
+def test_waits_in_flight_are_capped_so_the_dashboard_keeps_its_sockets() -> None:
+    """Each wait holds a bus socket for its whole timeout; past the cap a wait is a 503
+    at once instead of starving /api/status."""
+    web = make_web()
+    held = web.client.application.extensions.setdefault(
+        "promenade_waits", gevent.lock.BoundedSemaphore(api.MAX_WAITS))
+    for _ in range(api.MAX_WAITS):
+        held.acquire()
+    assert "waits are running" in error(web.get("/api/wait"), 503, api.BUSY)
+    held.release()
+    web.bus.replies["wait"] = UP
+    assert web.get("/api/wait").status_code == 200
+
+
 # --------------------------------------------------------------------------- guards
 
 
@@ -288,6 +353,7 @@ GUARDED: list[tuple[str, Callable[[Web], Any]]] = [
     ("config", lambda w: w.get("/api/config", {"Origin": "https://evil.example"})),
     ("reload", lambda w: w.post("/api/reload", {"Origin": "https://evil.example"})),
     ("restart-all", lambda w: w.post("/api/restart-all", {"Origin": "https://evil.example"})),
+    ("wait", lambda w: w.get("/api/wait", {"Origin": "https://evil.example"})),
 ]
 
 
