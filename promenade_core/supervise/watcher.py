@@ -9,6 +9,10 @@ thread only filters paths with the pure rules; everything else happens in the hu
 where it hands each batch with `loop.run_callback_threadsafe` (the one gevent call
 that is safe from another thread). A greenlet per watcher waits for a burst to settle
 and queues one restart on the service's command queue, so it never races a stop.
+
+`RustNotify` is watchfiles' documented low-level backend (`watch()` is a loop around
+it): used directly, the "watching" message is sent once the watches are in place (tests
+and users can rely on it) and the notify thread is closed before this thread ends.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 import gevent
 import gevent.event
 import gevent.threadpool
-import watchfiles
+from watchfiles._rust_notify import RustNotify
 
 from promenade_core.bus.protocol import Level
 from promenade_core.config.model import Config, Watch
@@ -102,20 +106,26 @@ class ServiceWatcher:
         if not found.roots:
             self._to_hub(self._say, f"{self.name}: watch: nothing to watch", "warning")
             return
-        self._to_hub(self._say, f"{self.name}: watching {', '.join(found.roots)} "
-                                "(recursively) for changes", "debug")
         try:
-            for changes in watchfiles.watch(
-                    *found.roots, watch_filter=None, debounce=GROUP_MS, step=STEP_MS,
-                    stop_event=self._flag, rust_timeout=RUST_TIMEOUT_MS,
-                    raise_interrupt=False, ignore_permission_denied=True):
-                paths = sorted(relative(path, self.directory) for _, path in changes)
-                counted = [p for p in paths if self.rules.counts(p)]
-                if counted:
-                    self._to_hub(self._changed, counted)
+            # recursive; permission-denied folders skipped; inotify, never polling
+            with RustNotify(list(found.roots), False, False, 0, True, True) as notify:
+                self._to_hub(self._say, f"{self.name}: watching {', '.join(found.roots)} "
+                                        "(recursively) for changes", "debug")
+                self._deliver(notify)
         except Exception as exc:   # inotify's limits, a root gone: report, never crash
             self._to_hub(self._say, f"{self.name}: cannot watch files ({exc}); changes "
                                     "will not restart it", "warning")
+
+    def _deliver(self, notify: RustNotify) -> None:
+        """Hand each batch's relevant paths (relative, sorted) to the hub until stopped."""
+        while not self._flag.is_set():
+            raw = notify.watch(GROUP_MS, STEP_MS, RUST_TIMEOUT_MS, self._flag)
+            if isinstance(raw, str):   # 'stop', 'timeout' or 'signal' (main thread only)
+                continue
+            paths = sorted({relative(path, self.directory) for _, path in raw})
+            counted = [p for p in paths if self.rules.counts(p)]
+            if counted:
+                self._to_hub(self._changed, counted)
 
     # -- in the hub ----------------------------------------------------------------
 
