@@ -167,7 +167,7 @@ def test_a_completed_task_runs_again(manager, tmp_path: Path) -> None:
             watch: {paths: [schema.graphql]}
     """, args=VERBOSE)
     watching(m, "codegen")
-    wait_for(lambda: m.status("codegen")["completed"], what="codegen to complete")
+    wait_for(lambda: m.status("codegen")["completed"], 5, "codegen to complete")
     (tmp_path / "schema.graphql").write_text("type B")
     wait_for(lambda: m.lines("codegen") == ["generated", "generated"], what="a second run")
 

@@ -78,29 +78,37 @@ def _translate_segment(segment: str) -> str:
             out.append("[^/]*")
         elif c == "?":
             out.append("[^/]")
-        elif c == "[" and (end := _class_end(segment, i)) is not None:
-            body = segment[i + 1:end]
-            negate = body[:1] in ("!", "^")
-            body = body[1:] if negate else body
-            escaped = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
-            out.append(f"[{'^' if negate else ''}{escaped}]")
-            i = end
+        elif c == "[" and (klass := _char_class(segment, i)) is not None:
+            regex, i = klass
+            out.append(regex)
         else:
             out.append(re.escape(c))
         i += 1
     return "".join(out)
 
 
-def _class_end(segment: str, start: int) -> int | None:
-    """Where `[...]` opened at `start` closes (a `]` right after `[` or `[!` is literal);
-    None when it never closes: then `[` is just a character."""
+def _char_class(segment: str, start: int) -> tuple[str, int] | None:
+    """`[...]` opened at `start` as a regex class, and the index of its `]` (a `]` right
+    after `[` or `[!` is a member). None when it never closes or is not a valid class
+    (`[z-a]`): then `[` is just a character, so no pattern is ever refused here."""
     i = start + 1
     if i < len(segment) and segment[i] in "!^":
         i += 1
     if i < len(segment) and segment[i] == "]":
         i += 1
     end = segment.find("]", i)
-    return end if end != -1 else None
+    if end == -1:
+        return None
+    body = segment[start + 1:end]
+    negate = body[:1] in ("!", "^")
+    body = body[1:] if negate else body
+    escaped = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
+    regex = f"[{'^' if negate else ''}{escaped}]"
+    try:
+        re.compile(regex)
+    except re.error:
+        return None
+    return regex, end
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from watchfiles._rust_notify import RustNotify
 
 from promenade_core.bus.protocol import Level
 from promenade_core.config.model import Config, Watch
+from promenade_core.supervise.service import Service
 from promenade_core.supervise.supervisor import Supervisor
 from promenade_core.supervise.watch_rules import (
     WatchAction,
@@ -176,8 +177,9 @@ class Watchers:
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
         self._watchers: dict[str, ServiceWatcher] = {}
-        #: changes waiting for a restart already queued on the service
-        self._queued: dict[str, list[str]] = {}
+        #: changes waiting for a restart already queued on the service (that object:
+        #: a service removed with a restart queued never runs it)
+        self._queued: dict[str, tuple[Service, list[str]]] = {}
         self._closed = False
 
     def sync(self, config: Config) -> None:
@@ -222,13 +224,14 @@ class Watchers:
         service = self.supervisor.services.get(name)
         if service is None:
             return
-        if name in self._queued:
-            self._queued[name].extend(paths)
+        queued = self._queued.get(name)
+        if queued is not None and queued[0] is service:
+            queued[1].extend(paths)
             return
-        self._queued[name] = list(paths)
+        self._queued[name] = (service, list(paths))
 
         def act() -> None:
-            changed = describe_changes(self._queued.pop(name, []))
+            changed = describe_changes(self._queued.pop(name, (service, []))[1])
             if self._closed or self.supervisor.services.get(name) is not service:
                 return
             action = on_change(service.status, service.completed, service.last_exit_code)

@@ -1,13 +1,15 @@
 """`watch:` rules: which changed paths restart a service, where to watch, when a burst
-has settled, and what a change does by status."""
+has settled, what a change does by status, and how restarts queue."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 
 from promenade_core.supervise.states import Status
+from promenade_core.supervise.supervisor import Supervisor
 from promenade_core.supervise.watch_rules import (
     MAX_DELAY,
     QUIET,
@@ -21,6 +23,7 @@ from promenade_core.supervise.watch_rules import (
     settle_at,
     watch_roots,
 )
+from promenade_core.supervise.watcher import Watchers
 
 DIR = "/proj/worker"
 
@@ -68,6 +71,9 @@ def test_a_glob_without_a_slash_matches_names_anywhere(path: str, counts: bool) 
     ("src/[!ab].py", "src/b.py", False),
     ("src/[!ab].py", "src/c.py", True),
     ("src/[x.py", "src/[x.py", True),                  # an unclosed `[` is a character
+    ("src/[z-a].py", "src/[z-a].py", True),            # so is an invalid class's
+    ("src/[]a].py", "src/].py", True),                 # `]` first is a member
+    ("src/[a\\].py", "src/\\.py", True),
     ("web/a+b(1).js", "web/a+b(1).js", True),          # regex characters are literal
     ("web/a+b(1).js", "web/aab1.js", False),
 ])
@@ -246,3 +252,94 @@ def test_describe_changes_names_the_first_and_counts_the_rest_once() -> None:
     assert describe_changes(["src/tasks.py", "src/tasks.py"]) == "src/tasks.py"
     assert describe_changes(["a.py", "b.py", "a.py", "c.py"]) == "a.py and 2 more"
     assert describe_changes([]) == "files"
+
+
+# -- the restart queue (Watchers, without threads: changes handed in directly) -----------
+
+
+class FakeService:
+    """A service's command queue, run by hand."""
+
+    def __init__(self, status: Status = Status.RUNNING) -> None:
+        self.status = status
+        self.completed = False
+        self.last_exit_code: int | None = None
+        self.queue: list[Callable[[], None]] = []
+        self.restarts = 0
+
+    def submit(self, action: Callable[[], None]) -> None:
+        self.queue.append(action)
+
+    def restart(self) -> None:
+        self.restarts += 1
+
+    def run_queue(self) -> None:
+        while self.queue:
+            self.queue.pop(0)()
+
+
+class FakeSupervisor:
+    def __init__(self, **services: FakeService) -> None:
+        self.services = services
+        self.messages: list[tuple[str, str, str | None]] = []
+
+    def emit(self, message: str, level: str = "info", service: str | None = None) -> None:
+        self.messages.append((message, level, service))
+
+
+def watchers(supervisor: FakeSupervisor) -> Watchers:
+    return Watchers(cast(Supervisor, supervisor))
+
+
+def test_changes_before_a_queued_restart_runs_join_it() -> None:
+    worker = FakeService()
+    sup = FakeSupervisor(worker=worker)
+    w = watchers(sup)
+    w._restart("worker", ["src/a.py"])
+    w._restart("worker", ["src/b.py", "src/a.py"])
+    assert len(worker.queue) == 1
+    worker.run_queue()
+    assert worker.restarts == 1
+    assert sup.messages == [("worker restarted (src/a.py and 1 more changed)", "info",
+                             "worker")]
+    w._restart("worker", ["src/c.py"])   # after it ran: a new restart
+    assert len(worker.queue) == 1
+
+
+def test_a_restart_lost_with_a_removed_service_does_not_block_its_successor() -> None:
+    """A reload removed `worker` with a restart queued (its queue died with it); the
+    `worker` a later reload added must still restart on a change."""
+    old = FakeService()
+    sup = FakeSupervisor(worker=old)
+    w = watchers(sup)
+    w._restart("worker", ["src/a.py"])
+    new = FakeService()
+    sup.services["worker"] = new
+    w._restart("worker", ["src/b.py"])
+    assert len(new.queue) == 1
+    new.run_queue()
+    assert new.restarts == 1
+    old.run_queue()   # the old object's action, were it to run: not for the new one
+    assert old.restarts == 0
+
+
+def test_a_stopped_service_is_left_alone_and_says_why_in_debug() -> None:
+    worker = FakeService(Status.STOPPED)
+    sup = FakeSupervisor(worker=worker)
+    w = watchers(sup)
+    w._restart("worker", ["a.py"])
+    worker.run_queue()
+    assert worker.restarts == 0
+    assert sup.messages == [("worker: a.py changed; not restarted (stopped)", "debug",
+                             "worker")]
+
+
+def test_nothing_restarts_once_closed_or_for_an_unknown_service() -> None:
+    worker = FakeService()
+    sup = FakeSupervisor(worker=worker)
+    w = watchers(sup)
+    w._restart("ghost", ["a.py"])
+    w._restart("worker", ["a.py"])
+    w.close()
+    worker.run_queue()
+    assert worker.restarts == 0 and sup.messages == []
