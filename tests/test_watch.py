@@ -44,6 +44,11 @@ def started(m: Manager, name: str = "worker") -> list[str]:
     return [line for line in m.lines(name) if line.startswith("started ")]
 
 
+def running_for(m: Manager, name: str = "worker") -> float:
+    """Seconds since the service's last start (the manager's clock is this one)."""
+    return time.time() - m.status(name)["started_at"]
+
+
 def sentinel(m: Manager, path: Path, count: int) -> None:
     """Change `path` and wait for the worker's `count`-th restart, which must name it,
     and for the start it leads to."""
@@ -114,6 +119,37 @@ def test_a_path_created_later_is_watched(manager, tmp_path: Path) -> None:
     (tmp_path / "src" / "new.py").write_text("x")
     wait_for(lambda: len(restarts(m)) == 2, 10, "a restart for a file in it")
     assert restarts(m)[1] == "worker restarted (src/new.py changed)"
+
+
+def test_a_watched_folder_removed_and_created_again_is_still_watched(
+        manager, tmp_path: Path) -> None:
+    """A removed folder takes its inotify watch with it: the watcher watches again."""
+    src = tmp_path / "src"
+    src.mkdir()
+    m = manager("""
+        manager: {hosts_management: disabled}
+        services:
+          worker: {command: "echo started $$; exec sleep 60", watch: {paths: [src]}}
+    """, args=VERBOSE)
+    watching(m)
+    src.rmdir()
+    wait_for(lambda: m.output().count("worker: watching ") == 2, what="a new watch")
+    assert "worker: watch: src does not exist yet" in m.output()
+    src.mkdir()   # removal and creation: one burst or two, depending on timing
+    wait_for(lambda: restarts(m), what="a restart for the removal")
+    wait_for(lambda: len(started(m)) == len(restarts(m)) + 1 and running_for(m) > 0.5,
+             what="the restarts to settle")
+    (src / "b.py").write_text("x")
+    wait_for(lambda: restarts(m)[-1:] == ["worker restarted (src/b.py changed)"],
+             what="a restart for a file in the new folder")
+
+
+def test_shutdown_stops_the_watchers(worker: Manager) -> None:
+    m = worker
+    assert m.cli("stop").returncode == 0
+    assert m.wait_exit() == 0
+    assert "file watcher did not stop" not in m.output()
+    assert "all services stopped" in m.output()
 
 
 def test_a_failed_service_restarts_when_fixed(manager, tmp_path: Path) -> None:

@@ -101,24 +101,30 @@ class ServiceWatcher:
         self._hub.loop.run_callback_threadsafe(fn, *args)
 
     def _watch_files(self) -> None:
-        found = watch_roots(self.watch.paths, self.directory, os.path.isdir, os.path.exists)
-        for note in found.notes:
-            self._to_hub(self._say, f"{self.name}: watch: {note}", "debug")
-        if not found.roots:
-            self._to_hub(self._say, f"{self.name}: watch: nothing to watch", "warning")
-            return
-        try:
-            # recursive; permission-denied folders skipped; inotify, never polling
-            with RustNotify(list(found.roots), False, False, 0, True, True) as notify:
-                self._to_hub(self._say, f"{self.name}: watching {', '.join(found.roots)} "
-                                        "(recursively) for changes", "debug")
-                self._deliver(notify)
-        except Exception as exc:   # inotify's limits, a root gone: report, never crash
-            self._to_hub(self._say, f"{self.name}: cannot watch files ({exc}); changes "
-                                    "will not restart it", "warning")
+        """Watch until stopped; when a watched folder is removed (its watch ends with
+        it), work out the roots again, so re-creating it is seen."""
+        while not self._flag.is_set():
+            found = watch_roots(self.watch.paths, self.directory, os.path.isdir,
+                                os.path.exists)
+            for note in found.notes:
+                self._to_hub(self._say, f"{self.name}: watch: {note}", "debug")
+            if not found.roots:
+                self._to_hub(self._say, f"{self.name}: watch: nothing to watch", "warning")
+                return
+            try:
+                # recursive; folders we may not read are skipped; inotify, never polling
+                with RustNotify(list(found.roots), False, False, 0, True, True) as notify:
+                    self._to_hub(self._say, f"{self.name}: watching "
+                                 f"{', '.join(found.roots)} (recursively) for changes", "debug")
+                    self._deliver(notify, found.roots)
+            except Exception as exc:   # inotify's limits, a root gone: report, never crash
+                self._to_hub(self._say, f"{self.name}: cannot watch files ({exc}); changes "
+                                        "will not restart it", "warning")
+                return
 
-    def _deliver(self, notify: RustNotify) -> None:
-        """Hand each batch's relevant paths (relative, sorted) to the hub until stopped."""
+    def _deliver(self, notify: RustNotify, roots: tuple[str, ...]) -> None:
+        """Hand each batch's relevant paths (relative, sorted) to the hub, until stopped
+        or until a root is gone."""
         while not self._flag.is_set():
             raw = notify.watch(GROUP_MS, STEP_MS, RUST_TIMEOUT_MS, self._flag)
             if isinstance(raw, str):   # 'stop', 'timeout' or 'signal' (main thread only)
@@ -127,6 +133,8 @@ class ServiceWatcher:
             counted = [p for p in paths if self.rules.counts(p)]
             if counted:
                 self._to_hub(self._changed, counted)
+            if not all(os.path.isdir(root) for root in roots):
+                return
 
     # -- in the hub ----------------------------------------------------------------
 
@@ -202,9 +210,6 @@ class Watchers:
         self._closed = True
         watchers, self._watchers = list(self._watchers.values()), {}
         self._close(watchers)
-
-    def watched(self) -> dict[str, Key]:
-        return {name: w.key for name, w in self._watchers.items()}
 
     @staticmethod
     def _close(watchers: list[ServiceWatcher]) -> None:
