@@ -38,6 +38,7 @@ from promenade_core.supervise.logs import iso_timestamp
 from promenade_core.supervise.reloader import Reloader
 from promenade_core.supervise.supervisor import HostnamePolicy, Supervisor
 from promenade_core.supervise.terminal import Printer
+from promenade_core.supervise.watcher import Watchers
 from promenade_core.supervise.webproc import WebProcess
 
 
@@ -159,6 +160,8 @@ class Manager:
         if ops.tracker is not None:
             ops.tracker.ignore(reaper.pid)
         self.supervisor = self._supervisor(config, instance, ops)
+        self.watchers = Watchers(self.supervisor)
+        self.supervisor.after_apply.append(self.watchers.sync)
         self.reloader = Reloader(self.config_path, self.supervisor, self.publisher)
         self.web = self._web(config)
         self.control = ControlServer(self.context, self.endpoints["control"],
@@ -171,6 +174,7 @@ class Manager:
                 gevent.signal_handler(sig, self._on_signal, sig)
             self.mapped_names.start()
             self.supervisor.start_all(self.targets)
+            self.watchers.sync(self.supervisor.config)
             if self.web:
                 # After the services: they need not wait for Flask to import.
                 url = self.web.url
@@ -283,6 +287,7 @@ class Manager:
     def _shutdown(self) -> None:
         self.stopping = True
         self.reloader.stop()
+        self.watchers.close()   # before the stops: no restart for a change seen now
         self.supervisor.shutdown()
         self.proxies.close()
         self.mapped_names.close()

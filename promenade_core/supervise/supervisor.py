@@ -101,6 +101,8 @@ class Supervisor:
         #: every service's buffered lines (the bus's `logs` and `snapshot` read them)
         self.logs = LogStore(config.manager.log_buffer_lines)
         self.services: dict[str, Service] = {}
+        #: called with the new config after each `apply` (the file watchers follow it)
+        self.after_apply: list[Callable[[Config], None]] = []
         for name, svc in config.services.items():
             self.services[name] = Service(svc, self)
 
@@ -290,6 +292,8 @@ class Supervisor:
         for name, size in plan.buffer_resize.items():
             if name in self.services:
                 self.logs.resize(name, size)
+        for listener in self.after_apply:
+            listener(config)
 
     def _apply_change(self, change: ServiceChange, config: Config) -> None:
         if change.action == STOP:
