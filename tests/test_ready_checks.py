@@ -109,6 +109,26 @@ def test_exec_check_running_when_the_service_stops_is_killed(manager, tmp_path: 
     wait_for(lambda: all(gone(pid) for pid in pids), 5, f"check processes {pids} to be gone")
 
 
+def test_exec_check_commands_are_not_followed_as_a_services_escaped_processes(
+        manager) -> None:
+    """Without cgroups the manager follows processes through /proc, and took each
+    running check command (its own child, in a group of its own, with the service's
+    environment) for a process that had left the service: `-v` said "following pid N"
+    at every check and the reaper was told of each check's group."""
+    m = manager("""
+        services:
+          db:
+            command: sleep 60
+            ready_check: {type: exec, command: "sleep 0.3; false", interval: 0.05}
+    """, args=("--no-ui", "-v"), start=False)
+    m.env["PROMENADE_NO_CGROUP"] = "1"
+    m.start()
+    wait_for(lambda: m.output().count("db: health probe failed: exec") >= 5, 20,
+             "5 failed checks")   # scans (every 0.5 s) saw checks running
+    assert "following services' processes through /proc" in m.output()
+    assert "following pid" not in m.output()
+
+
 def test_exec_check_that_cannot_be_spawned_fails_with_a_reason(
         manager, tmp_path: Path) -> None:
     """The service's folder removed while it runs: the check cannot start. That is a

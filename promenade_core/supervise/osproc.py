@@ -199,6 +199,16 @@ class ProcessOps:
             raise PromenadeError(
                 f"could not create a cgroup in {self.cgroups.path}: {exc.strerror}") from exc
 
+    def own_child(self, pid: int, alive: bool) -> None:
+        """A child the manager runs for itself (an exec ready_check's command) started or
+        ended. While it runs the descendant tracker must not take it for a service's
+        orphan: it would follow it as a process that left the service's group."""
+        if self.tracker is not None:
+            if alive:
+                self.tracker.ignore(pid)
+            else:
+                self.tracker.unignore(pid)
+
     @staticmethod
     def _scan_loop(tracker: Descendants) -> None:
         """Follow escaping processes while services run (the fallback only)."""

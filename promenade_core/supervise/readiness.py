@@ -42,6 +42,7 @@ class Checked(Protocol):
     def say(self, message: str, level: Level = "info") -> None: ...
     def check_environment(self) -> dict[str, str]: ...
     def restart_unhealthy(self, reason: str) -> None: ...
+    def own_child(self, pid: int, alive: bool) -> None: ...
 
 
 class Readiness:
@@ -130,8 +131,10 @@ class Readiness:
         except (OSError, ValueError) as exc:
             return execcheck.spawn_failure(command, cwd, exc)
         self._run = run
+        self.service.own_child(run.pid, True)
         try:
             return run.result(self.check.timeout)
         finally:
             run.close()
             self._run = None
+            self.service.own_child(run.pid, False)

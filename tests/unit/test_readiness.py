@@ -12,6 +12,7 @@ from promenade_core.config.choices import ReadyType
 from promenade_core.config.model import ReadyCheck
 from promenade_core.supervise import execcheck
 from promenade_core.supervise.clock import Clock
+from promenade_core.supervise.descendants import STRAYS, Descendants
 from promenade_core.supervise.health import (
     HEALTHY_INTERVAL_MAX,
     Tally,
@@ -21,6 +22,7 @@ from promenade_core.supervise.health import (
     judge,
     restart_reason,
 )
+from promenade_core.supervise.procstats import ProcStat
 from promenade_core.supervise.readiness import Readiness
 from promenade_core.supervise.states import Health
 
@@ -222,3 +224,20 @@ def test_spawn_failure_is_a_failed_check_with_the_reason(exc: Exception, why: st
     result = execcheck.spawn_failure("pg_isready", Path("/srv/db"), exc)
     assert not result.healthy
     assert result.detail == f"exec 'pg_isready': could not run /bin/sh in /srv/db: {why}"
+
+
+def test_a_running_check_command_is_not_taken_for_an_orphan() -> None:
+    """The manager's own child (pid 30, an exec check) while it runs, then a pid 30 that
+    is a real orphan once the check is over and its number reused."""
+    table: dict[int, ProcStat] = {}
+    told: list[tuple[int, bool]] = []
+    tracker = Descendants(5, "inst", lambda pgid, alive: told.append((pgid, alive)),
+                          scan=lambda: dict(table))
+    table[30] = ProcStat(pid=30, ppid=5, pgrp=30, ticks=0, starttime=1, rss_pages=0,
+                         state="S")
+    tracker.ignore(30)
+    tracker.refresh()
+    assert tracker.groups(STRAYS) == set() and told == []
+    tracker.unignore(30)
+    tracker.refresh()
+    assert tracker.groups(STRAYS) == {30} and told == [(30, True)]
