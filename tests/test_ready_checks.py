@@ -151,6 +151,34 @@ def test_exec_check_that_cannot_be_spawned_fails_with_a_reason(
     assert "Traceback" not in m.output() and "internal error" not in m.output()
 
 
+def test_exec_check_edited_on_reload_applies_in_place(manager, tmp_path: Path) -> None:
+    """A ready_check added on reload checks the running process (no restart): `waiting`
+    until it passes; removed, it ends, and a check command running then is killed."""
+    plain = "{command: sleep 60}"
+    checked = ("{command: sleep 60, ready_check: {type: exec, interval: 0.1, timeout: 60, "
+               "command: 'test -f flag && exit 0; echo $$ >> hanging.pids; exec sleep 300'}}")
+    m = manager(f"""
+        services:
+          db: {plain}
+    """)
+    pid = m.wait_status("db", "running")["pid"]
+
+    def reload(old: str, new: str) -> None:
+        m.path.write_text(m.path.read_text().replace(old, new))
+        m.request("reload")
+
+    reload(plain, checked)
+    hanging = recorded_pids(m.tmp / "hanging.pids", 1)
+    assert m.status("db")["health"] == "waiting"
+    reload(checked, plain)
+    wait_for(lambda: m.status("db")["health"] == "unknown", 20, "db without a check")
+    wait_for(lambda: all(gone(p) for p in hanging), 5, f"check processes {hanging} gone")
+    (tmp_path / "flag").touch()
+    reload(plain, checked)
+    wait_for(lambda: m.status("db")["health"] == "healthy", 20, "db to be healthy")
+    assert m.status("db")["pid"] == pid and m.status("db")["restart_count"] == 0
+
+
 #: Prints lines until `go` exists, then one that matches, with colour codes inside it.
 VITE = r"""
     import os, sys, time
@@ -169,12 +197,21 @@ def test_log_check_turns_healthy_on_a_matching_line_with_colour_codes(
     """No match within `timeout`: reported not healthy, once; a line that matches once
     escape codes are stripped (on stderr here) then makes it healthy."""
     write_script(tmp_path, "vite.py", VITE)
+    write_script(tmp_path, "quick.py", """
+        import time
+        print("ready in 5 ms", flush=True)   # the first line
+        time.sleep(60)
+    """)
     m = manager(rf"""
         services:
           vite:
             command: {PY} vite.py
             ready_check: {{type: log, pattern: 'ready in \d+ ms', timeout: 1}}
+          quick:
+            command: {PY} quick.py
+            ready_check: {{type: log, pattern: 'ready in \d+ ms'}}
     """)
+    wait_for(lambda: m.status("quick")["health"] == "healthy", 20, "quick to be healthy")
     m.wait_lines("vite", ["\x1b[36mVITE v5.0\x1b[0m  ready in soon ms"])
     m.wait_output(r"vite is not healthy after 1 s (no output line matched 'ready in \d+ ms')")
     assert m.status("vite")["health"] == "unhealthy"
