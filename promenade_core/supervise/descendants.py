@@ -101,6 +101,10 @@ class Descendants:
     def ignore(self, pid: int) -> None:
         self._ignored.add(pid)
 
+    def unignore(self, pid: int) -> None:
+        """Undo `ignore` once that child has exited: its number may be reused."""
+        self._ignored.discard(pid)
+
     def add(self, root: int, name: str) -> None:
         self._names[root] = name
         self._seen[root] = {}

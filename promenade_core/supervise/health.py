@@ -1,16 +1,24 @@
-"""Readiness probes: one HTTP or TCP check against a service's port, and their pace.
+"""Readiness checks: what their results mean (pure), their pace, and the HTTP and TCP
+probes of a service's port.
 
-Cooperative (gevent sockets) so a hanging service never blocks the supervisor; each
-check has its own deadline. Checks dial 127.0.0.1 and ::1 (`loopback`), so a server
-bound to either is seen.
+`judge` turns one check's result into the service's health, the one-time "not healthy
+after N s" warning and the `restart_after_failures` decision; the greenlets in
+`readiness` only run checks, sleep and do what it says. Probes are cooperative (gevent
+sockets) so a hanging service never blocks the supervisor; each has its own deadline.
+They dial 127.0.0.1 and ::1 (`loopback`), so a server bound to either is seen. The
+exec check's command is `execcheck`'s.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from promenade_core.config.model import ReadyCheck
+from promenade_core.logformat import strip_ansi
 from promenade_core.supervise.loopback import DIALER, LoopbackDialer, url_host
+from promenade_core.supervise.states import Health
 
 USER_AGENT = "promenade-health"
 #: Once healthy, probes space out up to this: Flask, Django and http.server log every
@@ -35,6 +43,77 @@ def next_probe_delay(healthy_streak: int, interval: float) -> float:
     if healthy_streak <= 0:
         return interval
     return max(interval, min(HEALTHY_INTERVAL_MAX, interval * 2.0 ** min(healthy_streak, 32)))
+
+
+def check_delay(check: ReadyCheck, healthy_streak: int) -> float:
+    """Seconds from the end of one check to the next.
+
+    HTTP and TCP probes space out once healthy (`next_probe_delay`: servers log each
+    request); an exec check runs every `interval`, as docker compose's do: its command
+    usually leaves no trace, and `restart_after_failures` then notices a failure within
+    one interval.
+    """
+    if check.needs_port:
+        return next_probe_delay(healthy_streak, check.interval)
+    return check.interval
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What the checks of one run have shown so far."""
+
+    passes: int = 0             # checks passed in a row (the pace of probes)
+    failures: int = 0           # checks failed in a row
+    was_healthy: bool = False   # a check has passed in this run
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one check's result means."""
+
+    tally: Tally
+    health: Health      # the service's health from now on
+    overdue: bool       # say "NAME is not healthy after N s" (once: health leaves WAITING)
+    restart: bool       # restart the service (`restart_after_failures` reached)
+
+
+def judge(tally: Tally, health: Health, passed: bool, past_timeout: bool,
+          restart_after: int | None) -> Verdict:
+    """The meaning of one check: `health` is the service's health before it,
+    `past_timeout` whether the run's `timeout` has passed.
+
+    A pass makes it healthy. A failure makes a healthy service unhealthy at once, and a
+    still-waiting one only once `timeout` has passed (reported then, once). A service
+    that was healthy in this run is restarted after `restart_after` failures in a row;
+    failures before its first pass never restart it (it may just be slow to start;
+    `timeout` covers that, by reporting).
+    """
+    if passed:
+        return Verdict(Tally(tally.passes + 1, 0, True), Health.HEALTHY, False, False)
+    failures = tally.failures + 1
+    overdue = health == Health.WAITING and past_timeout
+    if health == Health.HEALTHY or overdue:
+        health = Health.UNHEALTHY
+    restart = (restart_after is not None and tally.was_healthy
+               and failures >= restart_after)
+    return Verdict(Tally(0, failures, tally.was_healthy), health, overdue, restart)
+
+
+def restart_reason(failures: int, detail: str) -> str:
+    """Why the service is restarted, as logged: `api restarted (REASON)`."""
+    checks = "check" if failures == 1 else "checks in a row"
+    return f"unhealthy: {failures} failed {checks} ({detail})"
+
+
+def first_match(pattern: re.Pattern[str], lines: Iterable[str]) -> str | None:
+    """The first line (colour and other escape codes stripped) in which `pattern` is
+    found (`re.search`), or None. Tools colour "ready in 312 ms" on a terminal, and a
+    pattern is written against the text one sees."""
+    for line in lines:
+        text = strip_ansi(line)
+        if pattern.search(text):
+            return text
+    return None
 
 
 def _reason(exc: OSError) -> str:
@@ -86,6 +165,7 @@ def check_http(port: int, path: str, timeout: float,
 
 
 def probe(check: ReadyCheck, port: int) -> ProbeResult:
+    """One HTTP or TCP probe (the types that check the port)."""
     timeout = max(0.2, min(check.interval, 5.0))
     if check.type == "tcp":
         return check_tcp(port, timeout)

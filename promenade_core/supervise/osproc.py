@@ -231,6 +231,7 @@ class ProcessOps:
             os.close(write_end)
         exited = _watch_exit(popen.pid)
         track(popen.pid, True)
+        self.own_child(popen.pid, True)
         os.set_blocking(read_end, False)
         reader = gevent.spawn(_drain, read_end)
         try:
@@ -242,6 +243,7 @@ class ProcessOps:
             exited.get(timeout=5.0)
         finally:
             track(popen.pid, False)
+            self.own_child(popen.pid, False)
         popen.returncode = code if code is not None else -signal.SIGKILL
         # a child it left behind may hold the pipe open: take what came so far
         reader.join(timeout=1.0)
@@ -250,6 +252,16 @@ class ProcessOps:
         os.close(read_end)
         text = output.decode("utf-8", "replace").splitlines()
         return Finished(code, text[-OUTPUT_LINES:])
+
+    def own_child(self, pid: int, alive: bool) -> None:
+        """A child the manager runs for itself (an exec ready_check's command) started or
+        ended. While it runs the descendant tracker must not take it for a service's
+        orphan: it would follow it as a process that left the service's group."""
+        if self.tracker is not None:
+            if alive:
+                self.tracker.ignore(pid)
+            else:
+                self.tracker.unignore(pid)
 
     @staticmethod
     def _scan_loop(tracker: Descendants) -> None:

@@ -532,6 +532,10 @@ class Service:
         """The environment the service's process gets (an exec check runs in it)."""
         return self.host.environment(self)
 
+    def own_child(self, pid: int, alive: bool) -> None:
+        """An exec check's command started or ended (`ProcessOps.own_child`)."""
+        self.host.ops.own_child(pid, alive)
+
     def restart_unhealthy(self, reason: str) -> None:
         """The ready_check's `restart_after_failures`: a restart that counts in
         restart_count, queued like any command so it never races a stop."""
