@@ -131,9 +131,11 @@ def wait_timeout(value: Any) -> float:
 
 
 def after_start(status: StatusObject) -> Verdict:
-    """judge() for a service just started by hand: `retrying` counts as failed here,
-    since it means the start crashed (what `promenade start api` must not call running)."""
-    if status.get("status") == "retrying":
+    """judge() for a service just started by hand: `retrying` after a failure counts as
+    failed here, since it means the start crashed (what `promenade start api` must not
+    call running). Retrying after a clean exit (`completed`) is the normal cycle of an
+    `always` service that runs and ends, such as a periodic job."""
+    if status.get("status") == "retrying" and not status.get("completed"):
         return Verdict.FAILED
     return judge(status)
 

@@ -65,6 +65,8 @@ def test_after_start_counts_retrying_as_failed() -> None:
     assert waiting.after_start(status(state="retrying")) is FAILED
     assert waiting.after_start(status(state="running")) is UP
     assert waiting.after_start(status(state="pending")) is PENDING
+    # an `always` service that ended cleanly and is about to run again is not a crash
+    assert waiting.after_start(status(state="retrying", completed=True)) is PENDING
 
 
 def test_assess_everything_up() -> None:
