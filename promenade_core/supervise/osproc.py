@@ -30,11 +30,11 @@ from typing import Any
 import gevent
 import gevent.event
 from gevent import subprocess as green_subprocess
-from gevent.socket import wait_read
 
 from promenade_core.errors import PromenadeError
 from promenade_core.supervise import cgroups, ports
 from promenade_core.supervise.cgroups import CgroupRoot
+from promenade_core.supervise.children import SideCommand, watch_exit
 from promenade_core.supervise.descendants import SCAN_INTERVAL, STRAYS, Descendants
 
 REAPER = Path(__file__).with_name("reaper.sh")
@@ -85,21 +85,6 @@ class Finished:
 
 #: What a side command may leave in a service's log.
 OUTPUT_LINES = 20
-_OUTPUT_BYTES = 16384
-
-
-def _watch_exit(pid: int) -> gevent.event.AsyncResult:
-    """An event-loop child watcher for `pid`, started before the loop runs again, so
-    an exit that comes at once is not missed."""
-    result = gevent.event.AsyncResult()
-    watcher = gevent.get_hub().loop.child(pid, False)
-
-    def exited() -> None:
-        watcher.stop()
-        result.set(os.waitstatus_to_exitcode(watcher.rstatus))
-
-    watcher.start(exited)
-    return result
 
 
 def _raw_pty() -> tuple[int, int]:
@@ -194,7 +179,7 @@ class ProcessOps:
         finally:
             for fd in {out_w, err_w, in_r}:
                 os.close(fd)
-        exited = _watch_exit(popen.pid)
+        exited = watch_exit(popen.pid)
         for fd in (out_r, err_r, in_w):
             os.set_blocking(fd, False)
         spawned = Spawned(popen, out_r, err_r, exited, stdin=in_w, cgroup=folder)
@@ -216,41 +201,19 @@ class ProcessOps:
 
     def run(self, command: str, cwd: Path, env: dict[str, str], timeout: float,
             track: Callable[[int, bool], None]) -> Finished:
-        """Run `/bin/sh -c command` to its end, cooperatively, in its own session: the
-        whole group is killed after `timeout` seconds. Output is kept, capped. `track`
-        tells the reaper of its group, so a manager killed meanwhile orphans nothing."""
-        read_end, write_end = os.pipe()
+        """Run a side command (`children.SideCommand`) to its end or its timeout, its
+        output kept. `track` tells the reaper of its group, so a manager killed
+        meanwhile orphans nothing."""
+        run = SideCommand(command, cwd, env, keep_stdout=True)
+        track(run.pid, True)
+        self.own_child(run.pid, True)
         try:
-            popen = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL,
-                                     stdout=write_end, stderr=write_end, cwd=str(cwd),
-                                     env=env, start_new_session=True, close_fds=True)
-        except BaseException:
-            os.close(read_end)
-            raise
+            code = run.wait(timeout)
+            text = run.output.decode("utf-8", "replace").splitlines()
         finally:
-            os.close(write_end)
-        exited = _watch_exit(popen.pid)
-        track(popen.pid, True)
-        self.own_child(popen.pid, True)
-        os.set_blocking(read_end, False)
-        reader = gevent.spawn(_drain, read_end)
-        try:
-            code: int | None = int(exited.get(timeout=timeout))
-        except gevent.Timeout:
-            code = None
-            with contextlib.suppress(OSError):
-                self._killpg(popen.pid, signal.SIGKILL)
-            exited.get(timeout=5.0)
-        finally:
-            track(popen.pid, False)
-            self.own_child(popen.pid, False)
-        popen.returncode = code if code is not None else -signal.SIGKILL
-        # a child it left behind may hold the pipe open: take what came so far
-        reader.join(timeout=1.0)
-        output = reader.value if reader.successful() else b""
-        reader.kill(block=False)
-        os.close(read_end)
-        text = output.decode("utf-8", "replace").splitlines()
+            run.close()
+            track(run.pid, False)
+            self.own_child(run.pid, False)
         return Finished(code, text[-OUTPUT_LINES:])
 
     def own_child(self, pid: int, alive: bool) -> None:
@@ -351,23 +314,6 @@ class ProcessOps:
     def _killpg(self, pgid: int, sig: int) -> None:
         """The system call itself: unit tests replace it to fail with a chosen errno."""
         os.killpg(pgid, sig)
-
-
-def _drain(fd: int) -> bytes:
-    """Read a pipe to its end, keeping the last _OUTPUT_BYTES."""
-    kept = b""
-    while True:
-        try:
-            wait_read(fd)
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            continue
-        except OSError:
-            break
-        if not chunk:
-            break
-        kept = (kept + chunk)[-_OUTPUT_BYTES:]
-    return kept
 
 
 def become_subreaper() -> bool:

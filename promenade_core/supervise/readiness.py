@@ -20,6 +20,7 @@ from promenade_core.bus.protocol import Level
 from promenade_core.config.choices import ReadyType
 from promenade_core.config.model import ReadyCheck, ServiceConfig
 from promenade_core.supervise import execcheck, health
+from promenade_core.supervise.children import SideCommand
 from promenade_core.supervise.clock import Clock
 from promenade_core.supervise.states import Health
 
@@ -53,7 +54,7 @@ class Readiness:
         self.check = check
         self._greenlet: gevent.Greenlet | None = None
         #: the exec command running now, killed by `stop`
-        self._run: execcheck.CommandRun | None = None
+        self._run: SideCommand | None = None
         #: a log check's pattern, compiled once per run; None once a line matched (or
         #: for other types), so `lines` costs nothing more on the hot path
         self._pattern: re.Pattern[str] | None = (
@@ -127,13 +128,13 @@ class Readiness:
         if command is None:   # the config refuses it; said rather than assumed
             return health.ProbeResult(False, "exec check without a command")
         try:
-            run = execcheck.CommandRun(command, cwd, self.service.check_environment())
+            run = execcheck.run_check(command, cwd, self.service.check_environment())
         except (OSError, ValueError) as exc:
             return execcheck.spawn_failure(command, cwd, exc)
         self._run = run
         self.service.own_child(run.pid, True)
         try:
-            return run.result(self.check.timeout)
+            return execcheck.check_result(run, self.check.timeout)
         finally:
             run.close()
             self._run = None
