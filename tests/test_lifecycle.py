@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, stubborn_manager, wait_for, write_script
+from tests.support import free_port, stubborn_manager, wait_for, write_script, write_toggle_server
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(60)
@@ -131,15 +131,7 @@ def test_stop_kills_a_term_ignoring_service_after_5_s(manager, tmp_path: Path) -
 def test_health_becomes_unhealthy_while_running(manager, tmp_path: Path) -> None:
     port = free_port()
     flag = tmp_path / "sick"
-    write_script(tmp_path, "toggle.py", f"""
-        import http.server, os
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(500 if os.path.exists({str(flag)!r}) else 200)
-                self.end_headers()
-            def log_message(self, *a): pass
-        http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()
-    """)
+    write_toggle_server(tmp_path, port, flag)
     m = manager(f"""
         services:
           api:

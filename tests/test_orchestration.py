@@ -31,6 +31,29 @@ def stamp(event: str, then: str = "") -> str:
     return f"{command}; {then}" if then else command
 
 
+SIGNALLED = """
+    import signal, sys, time
+    name, handled, pause = sys.argv[1], getattr(signal, sys.argv[2]), float(sys.argv[3])
+    if handled != signal.SIGTERM:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    def bye(*_):
+        time.sleep(pause)
+        open("stamps", "a").write(f"{name} {time.time()}\\n")
+        sys.exit(0)
+    signal.signal(handled, bye)
+    print("up", flush=True)
+    while True:
+        time.sleep(0.05)
+"""
+
+
+def signalled(tmp_path: Path, name: str, handled: str = "SIGTERM", pause: float = 0) -> str:
+    """A command whose process notes `name <time>` in ./stamps when `handled` arrives
+    (ignoring SIGTERM if that is not it), `pause` s later, then exits 0."""
+    write_script(tmp_path, "signalled.py", SIGNALLED)
+    return f"exec {PY} signalled.py {name} {handled} {pause}"
+
+
 def test_a_task_completes_before_its_dependant_starts(manager, tmp_path: Path) -> None:
     m = manager(f"""
         services:
@@ -117,50 +140,29 @@ def test_an_autostart_service_brings_up_a_manual_dependency(manager) -> None:
 
 def test_stop_signal_int_reaches_a_service_that_only_handles_int(manager,
                                                                   tmp_path: Path) -> None:
-    write_script(tmp_path, "int_only.py", """
-        import signal, sys, time
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        def bye(*_):
-            open("got-int", "w").write("yes")
-            sys.exit(0)
-        signal.signal(signal.SIGINT, bye)
-        print("ready", flush=True)
-        while True:
-            time.sleep(0.1)
-    """)
     m = manager(f"""
         services:
           worker:
-            command: exec {PY} int_only.py
+            command: {signalled(tmp_path, "worker", "SIGINT")}
             stop_signal: INT
             stop_timeout: 10
     """)
-    m.wait_lines("worker", ["ready"])
+    m.wait_lines("worker", ["up"])
     began = time.monotonic()
     m.cli("stop", "worker", check=True)
     assert time.monotonic() - began < 5           # not the 10 s of stop_timeout
-    assert (tmp_path / "got-int").read_text() == "yes"
+    assert "worker" in stamps(tmp_path / "stamps")
     assert "SIGKILL" not in m.output()
 
 
 def test_stop_command_runs_before_the_signal(manager, tmp_path: Path) -> None:
-    write_script(tmp_path, "server.py", """
-        import signal, sys, time
-        def bye(*_):
-            open("stamps", "a").write(f"signal {time.time()}\\n")
-            sys.exit(0)
-        signal.signal(signal.SIGTERM, bye)
-        print("serving", flush=True)
-        while True:
-            time.sleep(0.1)
-    """)
     m = manager(f"""
         services:
           db:
-            command: exec {PY} server.py
+            command: {signalled(tmp_path, "signal")}
             stop_command: {stamp("stop-command", "sleep 0.3")}; echo stopping db now
     """)
-    m.wait_lines("db", ["serving"])
+    m.wait_lines("db", ["up"])
     m.cli("stop", "db", check=True)
     seen = stamps(tmp_path / "stamps")
     assert seen["stop-command"] + 0.25 < seen["signal"]
@@ -169,30 +171,18 @@ def test_stop_command_runs_before_the_signal(manager, tmp_path: Path) -> None:
 
 def test_shutdown_stops_dependants_before_their_dependencies(manager,
                                                              tmp_path: Path) -> None:
-    write_script(tmp_path, "note_stop.py", """
-        import signal, sys, time
-        name = sys.argv[1]
-        def bye(*_):
-            time.sleep(0.2)
-            open("stamps", "a").write(f"{name} {time.time()}\\n")
-            sys.exit(0)
-        signal.signal(signal.SIGTERM, bye)
-        print("up", flush=True)
-        while True:
-            time.sleep(0.05)
-    """)
     m = manager(f"""
         services:
           db:
-            command: exec {PY} note_stop.py db
+            command: {signalled(tmp_path, "db", pause=0.2)}
           api:
-            command: exec {PY} note_stop.py api
+            command: {signalled(tmp_path, "api", pause=0.2)}
             depends_on: [db]
           web:
-            command: exec {PY} note_stop.py web
+            command: {signalled(tmp_path, "web", pause=0.2)}
             depends_on: {{api: {{condition: started}}}}
           other:
-            command: exec {PY} note_stop.py other
+            command: {signalled(tmp_path, "other", pause=0.2)}
     """)
     for name in ("db", "api", "web", "other"):
         m.wait_status(name, "running")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, wait_for, write_script
+from tests.support import free_port, wait_for, write_script, write_toggle_server
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(90)
@@ -227,15 +227,7 @@ def test_restart_after_failures_restarts_a_service_that_turned_unhealthy(
     service never healthy in its run is not restarted again."""
     port = free_port()
     sick = tmp_path / "sick"
-    write_script(tmp_path, "toggle.py", f"""
-        import http.server, os
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(500 if os.path.exists({str(sick)!r}) else 200)
-                self.end_headers()
-            def log_message(self, *a): pass
-        http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()
-    """)
+    write_toggle_server(tmp_path, port, sick)
     m = manager(f"""
         services:
           api:

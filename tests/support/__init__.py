@@ -22,7 +22,7 @@ from tests.support.manager import (
     stubborn_manager,
 )
 from tests.support.net import free_port, free_port6
-from tests.support.scripts import PROMENADE, ROOT, STUBBORN, write_script
+from tests.support.scripts import PROMENADE, ROOT, STUBBORN, write_script, write_toggle_server
 from tests.support.waits import wait_for
 
 __all__ = [
@@ -38,4 +38,5 @@ __all__ = [
     "stubborn_manager",
     "wait_for",
     "write_script",
+    "write_toggle_server",
 ]

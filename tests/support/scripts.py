@@ -22,3 +22,17 @@ def write_script(folder: Path, name: str, body: str) -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(body))
     return path
+
+
+def write_toggle_server(folder: Path, port: int, sick: Path) -> Path:
+    """`toggle.py`: an HTTP server on `port` that answers 500 while the file `sick`
+    exists and 200 otherwise (a health endpoint a test can break and mend)."""
+    return write_script(folder, "toggle.py", f"""
+        import http.server, os
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(500 if os.path.exists({str(sick)!r}) else 200)
+                self.end_headers()
+            def log_message(self, *a): pass
+        http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()
+    """)
