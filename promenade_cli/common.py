@@ -21,6 +21,7 @@ from promenade_core.errors import NoManagerError, UnknownServiceError
 if TYPE_CHECKING:
     from promenade_core.bus import protocol
     from promenade_core.bus.client import ManagerInfo
+    from promenade_core.config.model import Config
 
 ExitCode = int
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,18 +39,40 @@ WATCH_POLL = 0.1
 WAIT_MARGIN = 10.0
 
 
+#: What `-c/--config` gives a command: every PATH given, in order (often none).
+ConfigArg = tuple[str, ...]
+
+
 def config_option(fn: F) -> F:
-    """`-c/--config PATH`, the same on every command."""
+    """`-c/--config PATH`, the same on every command; repeatable: later files are
+    merged on top of earlier ones (the first names the project)."""
     option = click.option("-c", "--config", "config", type=click.Path(dir_okay=False),
-                          default=None, help="Path to promenade.yaml (default: lookup)")
+                          multiple=True,
+                          help="Path to promenade.yaml (default: lookup); give it again to "
+                               "merge more files on top, later ones winning")
     return option(fn)
 
 
-def resolve(config: str | None, home: Path | None = None) -> Path:
-    """The config file a command works on: `--config`, else the lookup `start` uses."""
+def resolve(config: ConfigArg, home: Path | None = None) -> Path:
+    """The config file that names the project: the first `--config`, else the lookup
+    `start` uses. A running manager is found by it."""
     from promenade_core.config.lookup import find_config
 
-    return find_config(config, home=home)
+    return find_config(config[0] if config else None, home=home)
+
+
+def extra_configs(config: ConfigArg) -> tuple[Path, ...]:
+    """The files given after the first `--config`, merged on top of it in order."""
+    from promenade_core.config.lookup import find_config
+
+    return tuple(find_config(path) for path in config[1:])
+
+
+def load(config: ConfigArg, home: Path | None = None) -> Config:
+    """The config a command works on: every file `--config` named, merged."""
+    from promenade_core.config.load import load_config
+
+    return load_config(resolve(config, home=home), extra_configs(config))
 
 
 def connect(path: Path) -> ManagerInfo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from promenade_cli.common import ExitCode, config_option, resolve
+from promenade_cli.common import ConfigArg, ExitCode, config_option, load, resolve
 
 
 @click.group("config")
@@ -14,13 +14,12 @@ def config_group() -> None:
 
 @config_group.command("check")
 @config_option
-def config_check(config: str | None) -> ExitCode:
+def config_check(config: ConfigArg) -> ExitCode:
     """Validate the config; every problem with file, line and key (exit 0 or 2)."""
     from promenade_core.config.audit import security_warnings
-    from promenade_core.config.load import load_config
 
     path = resolve(config)
-    loaded = load_config(path)
+    loaded = load(config)
     for warning in security_warnings(loaded):
         click.echo(f"Warning: {warning}", err=True)
     click.echo(f"{path}: ok ({len(loaded.services)} services)")
@@ -29,9 +28,9 @@ def config_check(config: str | None) -> ExitCode:
 
 @config_group.command("path")
 @config_option
-def config_path(config: str | None) -> ExitCode:
+def config_path(config: ConfigArg) -> ExitCode:
     """Print the resolved config path (with -c, even when the file does not exist yet)."""
     from promenade_core.config.lookup import explicit_config_path
 
-    click.echo(str(explicit_config_path(config) if config is not None else resolve(config)))
+    click.echo(str(explicit_config_path(config[0]) if config else resolve(config)))
     return 0

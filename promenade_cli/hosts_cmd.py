@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from promenade_cli.common import ExitCode, config_option, resolve
+from promenade_cli.common import ConfigArg, ExitCode, config_option, load
 
 if TYPE_CHECKING:
     from promenade_core.config.model import Config
@@ -24,13 +24,11 @@ def _named(config: Config) -> list[tuple[str, str]]:
     return [(name, svc.hostname) for name, svc in config.services.items() if svc.hostname]
 
 
-def _load(config: str | None) -> tuple[Config, list[tuple[str, str]]]:
+def _load(config: ConfigArg) -> tuple[Config, list[tuple[str, str]]]:
     """The names that need a hosts entry; `*.localhost` ones resolve by themselves."""
-    from promenade_core.config.load import load_config
     from promenade_hostsd.hostnames import resolves_by_itself
 
-    path = resolve(config)
-    loaded = load_config(path)
+    loaded = load(config)
     named = _named(loaded)
     for service, hostname in named:
         if resolves_by_itself(hostname):
@@ -38,7 +36,7 @@ def _load(config: str | None) -> tuple[Config, list[tuple[str, str]]]:
                        "to loopback in browsers by itself)", err=True)
     needed = [(s, h) for s, h in named if not resolves_by_itself(h)]
     if not named:
-        click.echo(f"no service in {path} has a hostname", err=True)
+        click.echo(f"no service in {loaded.path} has a hostname", err=True)
     return loaded, needed
 
 
@@ -49,7 +47,7 @@ def hosts() -> None:
 
 @hosts.command("show")
 @config_option
-def show(config: str | None) -> ExitCode:
+def show(config: ConfigArg) -> ExitCode:
     """Print the /etc/hosts lines for the config's hostnames."""
     from promenade_core.hosts.client import host_lines
 
@@ -62,7 +60,7 @@ def show(config: str | None) -> ExitCode:
 
 @hosts.command("add")
 @config_option
-def add(config: str | None) -> ExitCode:
+def add(config: ConfigArg) -> ExitCode:
     """Map every hostname of the config until `promenade hosts remove`."""
     from promenade_core.hosts.client import hostsd_request
 
@@ -82,7 +80,7 @@ def add(config: str | None) -> ExitCode:
 
 @hosts.command("remove")
 @config_option
-def remove(config: str | None) -> ExitCode:
+def remove(config: ConfigArg) -> ExitCode:
     """Remove the hostnames that `promenade hosts add` mapped for this config."""
     from promenade_core.hosts.client import hostsd_request
 

@@ -13,6 +13,7 @@ import click
 
 from promenade_cli.common import (
     STOP_TIMEOUT,
+    ConfigArg,
     ExitCode,
     config_option,
     connect,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 @click.command("stop")
 @click.argument("service", required=False)
 @config_option
-def stop(service: str | None, config: str | None) -> ExitCode:
+def stop(service: str | None, config: ConfigArg) -> ExitCode:
     """Stop one SERVICE, or with no SERVICE the manager and all its services."""
     from promenade_core.bus.client import find_manager
 
@@ -55,7 +56,7 @@ def stop(service: str | None, config: str | None) -> ExitCode:
 @click.command("restart")
 @click.argument("service", required=False)
 @config_option
-def restart(service: str | None, config: str | None) -> ExitCode:
+def restart(service: str | None, config: ConfigArg) -> ExitCode:
     """Restart one SERVICE, or every service when none is named."""
     path = resolve(config)
     if service:
@@ -105,7 +106,7 @@ def _table(rows: list[list[str]]) -> str:
 @click.command("status")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="The whole status document as JSON")
-def status(config: str | None, as_json: bool) -> ExitCode:
+def status(config: ConfigArg, as_json: bool) -> ExitCode:
     """Every service: status, health, pid, port, URL, uptime, restarts, last exit and
     why it is in its status."""
     doc: protocol.StatusDocument = request(connect(resolve(config)), "status")
@@ -132,7 +133,7 @@ def status(config: str | None, as_json: bool) -> ExitCode:
 @config_option
 @click.option("-t", "--timeout", type=click.FloatRange(0, MAX_WAIT, min_open=True),
               default=DEFAULT_WAIT, show_default=True, help="Seconds to wait at most")
-def wait(services: tuple[str, ...], config: str | None, timeout: float) -> ExitCode:
+def wait(services: tuple[str, ...], config: ConfigArg, timeout: float) -> ExitCode:
     """Wait until SERVICES (default: every autostart service) are up: running, healthy
     where they have a ready_check, tasks completed with code 0.
 
@@ -154,7 +155,7 @@ def _block(fmt: Formatter, message: dict[str, Any]) -> str:
 @click.option("-n", "--lines", "count", type=click.IntRange(0), default=100, show_default=True,
               help="How many buffered lines to show")
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing new lines")
-def logs(services: tuple[str, ...], config: str | None, count: int, follow_: bool) -> ExitCode:
+def logs(services: tuple[str, ...], config: ConfigArg, count: int, follow_: bool) -> ExitCode:
     """Buffered log lines of every service or of the SERVICES named.
 
     With -f, ends (exit 0, one notice on stderr) when the manager stops or restarts.
@@ -197,7 +198,7 @@ def logs(services: tuple[str, ...], config: str | None, count: int, follow_: boo
 @click.command("reload")
 @config_option
 @click.option("--dry-run", is_flag=True, help="Print what would change, change nothing")
-def reload(config: str | None, dry_run: bool) -> ExitCode:
+def reload(config: ConfigArg, dry_run: bool) -> ExitCode:
     """Apply config changes now (the manager also polls the file)."""
     result = request(connect(resolve(config)), "reload", timeout=STOP_TIMEOUT, dry_run=dry_run)
     if result.get("error"):

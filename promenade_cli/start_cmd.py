@@ -21,9 +21,11 @@ import click
 
 from promenade_cli.common import (
     START_WATCH,
+    ConfigArg,
     ExitCode,
     config_option,
     connect,
+    extra_configs,
     report_started,
     resolve,
     start_services,
@@ -47,6 +49,8 @@ class Plan:
     log_fd: int | None = None
     #: a manager already runs for this config: `start SERVICE…` asks it instead
     running: bool = False
+    #: more config files merged on top of `path` (`-c` given again)
+    extras: tuple[Path, ...] = ()
 
 
 @click.command("start")
@@ -61,7 +65,7 @@ class Plan:
                    "(like `promenade wait`)")
 @click.option("--timeout", type=click.FloatRange(0, MAX_WAIT, min_open=True),
               default=DEFAULT_WAIT, show_default=True, help="Seconds --wait waits at most")
-def start(services: tuple[str, ...], config: str | None, port: int | None, daemon: bool,
+def start(services: tuple[str, ...], config: ConfigArg, port: int | None, daemon: bool,
           no_ui: bool, verbose: bool, wait: bool, timeout: float) -> ExitCode:
     """Start the manager and every autostart service; with SERVICES, only those and what
     they depend on. With a manager running, start SERVICES in it (their stopped
@@ -88,7 +92,7 @@ def start(services: tuple[str, ...], config: str | None, port: int | None, daemo
     if owner:
         hostsd_socket = drop_to_sudo_user(plan.hostsd_socket, start_hostsd=plan.hosts_auto)
     _refuse_if_running(plan.path)
-    return _foreground(plan.path, port, no_ui, verbose, hostsd_socket, services)
+    return _foreground(plan, port, no_ui, verbose, hostsd_socket, services)
 
 
 def _sudo_user() -> pwd.struct_passwd | None:
@@ -102,7 +106,7 @@ def _sudo_user() -> pwd.struct_passwd | None:
         raise PromenadeError(f"SUDO_USER is {user!r}, which is not a user here") from None
 
 
-def _prepare(config: str | None, owner: pwd.struct_passwd | None, daemon: bool,
+def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
              services: tuple[str, ...] = ()) -> Plan:
     """Find and validate the config (and open the daemon's log), as the user.
 
@@ -118,10 +122,11 @@ def _prepare(config: str | None, owner: pwd.struct_passwd | None, daemon: bool,
     if answer.get("running"):
         return Plan(Path(answer["path"]), False, "", running=True)
     return Plan(Path(answer["path"]), bool(answer["hosts_auto"]), str(answer["hostsd_socket"]),
-                Path(answer["log"]) if answer.get("log") else None, fds[0] if fds else None)
+                Path(answer["log"]) if answer.get("log") else None, fds[0] if fds else None,
+                extras=tuple(Path(p) for p in answer["extras"]))
 
 
-def _prepare_here(config: str | None, home: Path | None, daemon: bool,
+def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
                   services: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[int]]:
     from promenade_core.bus.client import find_manager
     from promenade_core.config.load import load_config
@@ -131,11 +136,13 @@ def _prepare_here(config: str | None, home: Path | None, daemon: bool,
     if services and find_manager(path) is not None:
         # The running manager judges the names; the file on disk may be mid-edit.
         return {"path": str(path), "running": True}, []
-    loaded = load_config(path)
+    extras = extra_configs(config)
+    loaded = load_config(path, extras)
     check_targets(services, list(loaded.services))
     manager = loaded.manager
     answer: dict[str, Any] = {"path": str(path), "hosts_auto": manager.hosts_management == "auto",
-                              "hostsd_socket": manager.hostsd_socket}
+                              "hostsd_socket": manager.hostsd_socket,
+                              "extras": [str(p) for p in extras]}
     if not daemon:
         return answer, []
     _refuse_if_running(path)
@@ -163,15 +170,16 @@ def _refuse_if_running(path: Path) -> None:
             f"{info.dashboard_url or 'off'})")
 
 
-def _foreground(path: Path, port: int | None, no_ui: bool, verbose: bool,
+def _foreground(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
                 hostsd_socket: str | None = None, services: tuple[str, ...] = ()) -> ExitCode:
     from promenade_core.manager import Manager
     from promenade_core.supervise.terminal import Printer
 
     printer = Printer(sys.stdout, verbose=verbose)
     try:
-        return Manager(path, printer, port=port, no_ui=no_ui, hostsd_socket=hostsd_socket,
-                       targets=services or None).run()
+        return Manager(plan.path, printer, port=port, no_ui=no_ui,
+                       hostsd_socket=hostsd_socket, targets=services or None,
+                       extra_configs=plan.extras).run()
     finally:
         printer.close()
 
@@ -189,6 +197,8 @@ def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
 
     assert plan.log is not None and plan.log_fd is not None
     args = [sys.executable, "-m", "promenade_cli", "start", "-c", str(plan.path)]
+    for extra in plan.extras:
+        args += ["-c", str(extra)]
     args += ["--port", str(port)] if port else []
     args += ["--no-ui"] if no_ui else []
     args += ["--verbose"] if verbose else []

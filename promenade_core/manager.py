@@ -49,8 +49,11 @@ class AlreadyRunning(PromenadeError):
 class Manager:
     def __init__(self, config_path: Path, printer: Printer, port: int | None = None,
                  no_ui: bool = False, hostsd_socket: str | None = None,
+                 extra_configs: tuple[Path, ...] = (),
                  targets: Sequence[str] | None = None) -> None:
         self.config_path = config_path
+        #: files merged on top of config_path (`-c` given more than once)
+        self.extra_configs = extra_configs
         self.printer = printer
         self.port_override = port
         self.no_ui = no_ui
@@ -136,7 +139,7 @@ class Manager:
         self._emit(message, "debug")
 
     def run(self) -> int:
-        config = load_config(self.config_path)
+        config = load_config(self.config_path, self.extra_configs)
         for warning in security_warnings(config):
             self.printer.message(warning, "warning")
         self._lock()
@@ -162,7 +165,8 @@ class Manager:
         self.supervisor = self._supervisor(config, instance, ops)
         self.watchers = Watchers(self.supervisor)
         self.supervisor.after_apply.append(self.watchers.sync)
-        self.reloader = Reloader(self.config_path, self.supervisor, self.publisher)
+        self.reloader = Reloader(self.config_path, self.supervisor, self.publisher,
+                                 self.extra_configs)
         self.web = self._web(config)
         self.control = ControlServer(self.context, self.endpoints["control"],
                                      self._commands().table())

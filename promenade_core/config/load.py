@@ -19,6 +19,7 @@ absolute but symlinks are not resolved, so a service runs in the folder the user
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,9 @@ from promenade_core.userfile import UnreadableFile, folder_problem, read_user_fi
 HOSTSD_SOCKET_ENV = "PROMENADE_HOSTSD_SOCKET"
 
 
-def load_config(path: Path) -> Config:
-    """Load and check a config file; raises ConfigError listing every problem."""
+def load_config(path: Path, extra_files: Sequence[Path] = ()) -> Config:
+    """Load and check a config file, with `extra_files` merged on top of it in order;
+    raises ConfigError listing every problem."""
     path = absolute_path(Path(path).expanduser())
     try:
         text = read_user_file(path).decode("utf-8")
@@ -240,6 +242,7 @@ def _service_fields(
         "stop_timeout": loaded.get("stop_timeout", ServiceConfig.stop_timeout),
         "stop_command": loaded.get("stop_command"),
         "watch": Watch(watch["paths"], watch.get("ignore", ())) if watch else None,
+        "profiles": loaded.get("profiles", ()),
         "line": state.doc.lines.get(prefix),
     }
 

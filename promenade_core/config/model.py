@@ -105,6 +105,8 @@ class ServiceConfig:
     stop_timeout: float = 5   # seconds from the signal (and from stop_command) to SIGKILL
     stop_command: str | None = None   # run with /bin/sh -c before the signal
     watch: Watch | None = None
+    #: started only when one of these profiles is active (none: always)
+    profiles: tuple[str, ...] = ()
 
     def condition(self, dependency: str) -> Condition | None:
         """The condition written for `dependency`, None for the list form."""
@@ -133,6 +135,7 @@ class ServiceConfig:
             "stop_timeout": self.stop_timeout,
             "stop_command": self.stop_command,
             "watch": asdict(self.watch) if self.watch else None,
+            "profiles": list(self.profiles),
             "line": self.line,
         }
 
@@ -147,6 +150,8 @@ class ManagerConfig:
     hostsd_socket: str = DEFAULT_HOSTSD_SOCKET
     dependency_timeout: float = 60
     bus_tcp: str | None = None
+    #: read `.env` beside the config (environment and interpolation)
+    dotenv: bool = True
 
 
 @dataclass(frozen=True)

@@ -331,6 +331,12 @@ def absolute_problem(value: str) -> str | None:
     return None if value.startswith("/") else f"must be an absolute path, got {value!r}"
 
 
+def profile_problem(name: str) -> str | None:
+    if SERVICE_NAME.fullmatch(name):
+        return None
+    return f"invalid profile name {name!r}: use only letters, digits, '_' and '-'"
+
+
 def service_name_problem(name: str) -> str | None:
     if SERVICE_NAME.fullmatch(name):
         return None
@@ -405,6 +411,7 @@ class ServiceSchema(_Section):
     stop_timeout = Seconds()
     stop_command = Text(allow_none=True)
     watch = fields.Nested(WatchSchema, allow_none=True)
+    profiles = TextList(item=profile_problem, allow_none=True)
 
 
 class ManagerSchema(_Section):
@@ -416,6 +423,7 @@ class ManagerSchema(_Section):
     hostsd_socket = Text(check=absolute_problem)
     dependency_timeout = Seconds()
     bus_tcp = Text(check=bus_tcp_problem, allow_none=True)
+    dotenv = Flag()
 
 
 class DefaultsSchema(_Section):

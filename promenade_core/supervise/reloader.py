@@ -103,8 +103,10 @@ class Reloader:
     """
 
     def __init__(self, config_path: Path, supervisor: Supervisor, publisher: Publisher,
-                 ) -> None:
+                 extra_files: tuple[Path, ...] = ()) -> None:
         self.config_path = config_path
+        #: files merged on top of config_path, as at start (`-c` given again)
+        self.extra_files = extra_files
         self.supervisor = supervisor
         self.publisher = publisher
         self.error: protocol.ConfigErrorDoc | None = None
@@ -154,7 +156,7 @@ class Reloader:
 
     def _reload(self, dry_run: bool, forced: bool) -> protocol.ReloadResult:
         try:
-            new = in_thread(load_config, self.config_path)
+            new = in_thread(load_config, self.config_path, self.extra_files)
         except ConfigError as exc:
             return self._invalid(exc, report=forced or dry_run or self._retry)
         self._retry = False
