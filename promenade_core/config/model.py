@@ -166,7 +166,15 @@ class Config:
     manager: ManagerConfig
     defaults: Defaults
     services: Mapping[str, ServiceConfig]  # in file order
-    watched_files: tuple[Path, ...]  # the config and every env_file, for the watcher
+    #: every file the config was read from or depends on, for the watcher: the config
+    #: files, their `.env` and every env_file (also those that do not exist yet, so
+    #: creating one is seen)
+    watched_files: tuple[Path, ...]
+    #: the values of `.env` beside the config (empty when absent or `manager.dotenv:
+    #: false`); already merged into every service's `env`
+    dotenv_values: Mapping[str, str] = field(default_factory=FrozenMap)
+    #: the config files merged, in order: `path` first, then overrides
+    files: tuple[Path, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able view (GET /api/config); env is unmasked, the caller masks it."""
