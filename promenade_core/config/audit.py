@@ -22,7 +22,9 @@ def security_warnings(config: Config) -> list[str]:
     warnings: list[str] = []
     euid = os.geteuid()
     for path in config.watched_files:
-        what = "the commands promenade runs" if path == config.path else "your services' env"
+        # the config files and `.env` (which `${VAR}` reads) decide what runs
+        decides = path in config.files or path.name == ".env"
+        what = "the commands promenade runs" if decides else "your services' env"
         warnings.extend(_file_warnings(path, what, euid))
     for folder in dict.fromkeys(p.parent for p in config.watched_files):
         warnings.extend(_folder_warnings(folder))

@@ -18,13 +18,15 @@ absolute but symlinks are not resolved, so a service runs in the folder the user
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from promenade_core.config.dotenv import read_env_file
+from promenade_core.config.interpolate import interpolate_data
 from promenade_core.config.lookup import absolute_path, display_path
 from promenade_core.config.model import (
     DEFAULT_HOSTSD_SOCKET,
@@ -48,19 +50,45 @@ from promenade_core.config.schema import (
     service_name_problem,
     suggest,
 )
-from promenade_core.config.source import Document, Path_, parse_yaml
+from promenade_core.config.source import Document, Path_, merge_documents, parse_yaml
 from promenade_core.errors import ConfigError, Problem
 from promenade_core.userfile import UnreadableFile, folder_problem, read_user_file
 
 HOSTSD_SOCKET_ENV = "PROMENADE_HOSTSD_SOCKET"
+#: `promenade.override.yaml` beside `promenade.yaml`
+OVERRIDE = ".override"
+DOTENV = ".env"
+
+
+def override_path(path: Path) -> Path:
+    """`promenade.override.yaml` beside `promenade.yaml`: merged on top when present."""
+    return path.with_name(f"{path.stem}{OVERRIDE}{path.suffix}")
 
 
 def load_config(path: Path, extra_files: Sequence[Path] = ()) -> Config:
-    """Load and check a config file, with `extra_files` merged on top of it in order;
-    raises ConfigError listing every problem."""
+    """Load and check a config file, with `extra_files` merged on top of it in order
+    (or, when none are given, its override file if there is one); raises ConfigError
+    listing every problem."""
     path = absolute_path(Path(path).expanduser())
+    extras = [absolute_path(Path(p).expanduser()) for p in extra_files]
+    override = None if extras else override_path(path)
+    if override is not None and os.path.lexists(override):
+        extras = [override]
+    sources: list[tuple[Path, str]] = []
+    problems: list[Problem] = []
+    for file in (path, *extras):
+        try:
+            sources.append((file, _read_config(file)))
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return load_config_texts(sources, also_watch=() if override is None else (override,))
+
+
+def _read_config(path: Path) -> str:
     try:
-        text = read_user_file(path).decode("utf-8")
+        return read_user_file(path).decode("utf-8")
     except UnreadableFile as exc:
         raise ConfigError(
             [Problem(display_path(path), None, "", f"config file {exc.reason}")]
@@ -69,30 +97,88 @@ def load_config(path: Path, extra_files: Sequence[Path] = ()) -> Config:
         raise ConfigError(
             [Problem(display_path(path), None, "", f"not UTF-8 text ({exc.reason})")]
         ) from None
-    return load_config_text(text, path)
 
 
 def load_config_text(text: str, path: Path) -> Config:
     """Load a config from `text`; `path` names it in messages and anchors relative paths."""
-    path = absolute_path(Path(path).expanduser())
+    return load_config_texts([(absolute_path(Path(path).expanduser()), text)])
+
+
+def load_config_texts(sources: Sequence[tuple[Path, str]],
+                      also_watch: Sequence[Path] = ()) -> Config:
+    """Load config files given as (path, text), later ones merged on top of earlier
+    ones; the first names the project and anchors relative paths. `also_watch`: files
+    that do not exist yet but would change the config (an override file)."""
+    path = sources[0][0]
     file = display_path(path)
-    doc, yaml_problems = parse_yaml(text)
-    problems = [Problem(file, p.line, key_label(p.path), p.message) for p in yaml_problems]
-    if doc is None:
+    docs: list[Document] = []
+    problems: list[Problem] = []
+    for source, text in sources:
+        name = display_path(source)
+        doc, yaml_problems = parse_yaml(text)
+        problems += [Problem(name, p.line, key_label(p.path), p.message)
+                     for p in yaml_problems]
+        if doc is not None:
+            doc.file = name
+            docs.append(doc)
+    if len(docs) < len(sources):
         raise ConfigError(problems)
-    state = _State(path, file, doc, problems)
+    state = _State(path, file, functools.reduce(merge_documents, docs), problems)
     try:
-        built = _apply_defaults(state, _load_sections(state))
-        validate(state, built.manager, built.services)
-        config = None if state.problems else _freeze(state, built)
+        config = _build(state, [s for s, _ in sources], also_watch)
     except Exception as exc:  # no input may crash the loader
         state.add(state.at, f"cannot load this setting ({type(exc).__name__}: {exc})")
         config = None
     if config is None:
-        raise ConfigError(
-            sorted(state.problems, key=lambda p: (p.file != file, p.file, p.line or 0))
-        )
+        # dict.fromkeys: a `.env` that is also an env_file is read twice, said once
+        raise ConfigError(sorted(dict.fromkeys(state.problems),
+                                 key=lambda p: (p.file != file, p.file, p.line or 0)))
     return config
+
+
+def _build(state: _State, files: list[Path], also_watch: Sequence[Path]) -> Config | None:
+    """Steps 2 to 4 on the merged document, after `.env` and interpolation."""
+    dotenv = _dotenv(state)
+    state.doc.data = interpolate_data(state.doc.data, _lookup(dotenv.values), state.add)
+    built = _apply_defaults(state, _load_sections(state), dotenv.values)
+    validate(state, built.manager, built.services)
+    if state.problems:
+        return None
+    watched = [*files, *also_watch, *([dotenv.path] if dotenv.path else []),
+               *built.env_files]
+    return _freeze(state, built, files, watched, dotenv.values)
+
+
+@dataclass(frozen=True)
+class _Dotenv:
+    path: Path | None          # None: `manager.dotenv: false`
+    values: dict[str, str]
+
+
+def _dotenv(state: _State) -> _Dotenv:
+    """`.env` beside the (first) config file: for the services' environment and for
+    interpolation. Absent is fine; `manager.dotenv: false` (as written: it is read
+    before interpolation) turns it off."""
+    if state.raw("manager", "dotenv") is False:
+        return _Dotenv(None, {})
+    path = state.path.parent / DOTENV
+    if not os.path.lexists(path):
+        return _Dotenv(path, {})
+    try:
+        values, problems = read_env_file(path, display_path(path))
+    except UnreadableFile as exc:
+        state.problems.append(Problem(display_path(path), None, "", f".env file {exc.reason}"))
+        return _Dotenv(path, {})
+    state.problems.extend(problems)
+    return _Dotenv(path, values)
+
+
+def _lookup(dotenv: dict[str, str]) -> Callable[[str], str | None]:
+    """Where `${VAR}` looks: the process environment first, then `.env`."""
+    def lookup(name: str) -> str | None:
+        value = os.environ.get(name)
+        return value if value is not None else dotenv.get(name)
+    return lookup
 
 
 @dataclass
@@ -105,7 +191,9 @@ class _State:
     at: Path_ = ()
 
     def add(self, path: Path_, message: str) -> None:
-        self.problems.append(Problem(self.file, self.doc.line(path), key_label(path), message))
+        """A problem at `path`, named by the file and line that set it."""
+        file, line = self.doc.where(path)
+        self.problems.append(Problem(file or self.file, line, key_label(path), message))
 
     def raw(self, *path: str) -> Any:
         """The YAML value at path, before any checking (None when absent)."""
@@ -128,6 +216,8 @@ class _Built:
     defaults: Defaults
     services: dict[str, dict[str, Any]]  # name -> ServiceConfig keyword arguments
     env_files: list[Path]
+    #: what every service's env starts from: .env < defaults.env
+    base_env: dict[str, str]
 
 
 def _load_sections(state: _State) -> _Sections:
@@ -179,7 +269,7 @@ def _load_services(state: _State, data: dict[str, Any]) -> dict[str, dict[str, A
     return loaded
 
 
-def _apply_defaults(state: _State, sections: _Sections) -> _Built:
+def _apply_defaults(state: _State, sections: _Sections, dotenv: dict[str, str]) -> _Built:
     """Step 3: resolve paths against the config folder, read env files, merge env."""
     manager_fields = dict(sections.manager)
     manager_fields.setdefault(
@@ -190,7 +280,8 @@ def _apply_defaults(state: _State, sections: _Sections) -> _Built:
         restart_policy=sections.defaults.get("restart_policy", Defaults.restart_policy),
         env=FrozenMap(sections.defaults.get("env", {})),
     )
-    built = _Built(manager, defaults, {}, [])
+    base_env = {**dotenv, **defaults.env}   # .env < defaults.env < env_file < env
+    built = _Built(manager, defaults, {}, [], base_env)
     for name, loaded in sections.services.items():
         state.at = ("services", name)
         built.services[name] = _service_fields(state, name, loaded, built)
@@ -226,7 +317,7 @@ def _service_fields(
         "directory": directory,
         "port": loaded.get("port"),
         "hostname": loaded.get("hostname"),
-        "env": FrozenMap({**built.defaults.env, **file_env, **own_env}),
+        "env": FrozenMap({**built.base_env, **file_env, **own_env}),
         "own_env": FrozenMap(own_env),
         "env_file": env_file,
         "depends_on": tuple(name for name, _ in depends),
@@ -251,7 +342,8 @@ def _resolve(folder: Path, value: str) -> Path:
     return absolute_path(folder / Path(value).expanduser())
 
 
-def _freeze(state: _State, built: _Built) -> Config:
+def _freeze(state: _State, built: _Built, files: list[Path], watched: list[Path],
+            dotenv: dict[str, str]) -> Config:
     services = FrozenMap({name: ServiceConfig(**kw) for name, kw in built.services.items()})
-    watched = tuple(dict.fromkeys([state.path, *built.env_files]))
-    return Config(state.path, built.manager, built.defaults, services, watched)
+    return Config(state.path, built.manager, built.defaults, services,
+                  tuple(dict.fromkeys(watched)), FrozenMap(dotenv), tuple(files))

@@ -28,6 +28,7 @@ from promenade_core.config.choices import (
     StopSignal,
     words,
 )
+from promenade_core.config.interpolate import Interpolated
 from promenade_core.config.source import Path_
 from promenade_hostsd.hostnames import hostname_problem
 
@@ -43,6 +44,8 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         word = "true" if value else "false"
         return f"{word} (YAML reads unquoted yes/no/on/off/true/false as booleans; quote it)"
+    if isinstance(value, Interpolated):
+        return f"{str(value)!r} (what ${{...}} gave)"
     if value is None:
         return "nothing (null)"
     if isinstance(value, dict):
@@ -110,7 +113,21 @@ class Choice(_Field):
         return value if self.enum is None else self.enum(value)
 
 
+def _interpolated_number(value: Any) -> Any:
+    """What `${VAR}` produced, read as a number when it is one ("5001" -> 5001); any
+    other value as it is. A number typed in quotes stays text, and is refused."""
+    if isinstance(value, Interpolated):
+        text = value.strip()
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                continue
+    return value
+
+
 def _whole_number(value: Any) -> int:
+    value = _interpolated_number(value)
     if isinstance(value, bool) or not isinstance(value, int):
         extra = " (remove the quotes)" if isinstance(value, str) and value.isdigit() else ""
         raise ValidationError(f"must be a whole number, got {describe(value)}{extra}")
@@ -135,6 +152,7 @@ class Count(_Field):
 
 class Seconds(_Field):
     def check(self, value: Any) -> float:
+        value = _interpolated_number(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(f"must be a number of seconds (e.g. 30), got {describe(value)}")
         if not math.isfinite(value) or value <= 0:
@@ -144,6 +162,8 @@ class Seconds(_Field):
 
 class Flag(_Field):
     def check(self, value: Any) -> bool:
+        if isinstance(value, Interpolated) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
         if not isinstance(value, bool):
             raise ValidationError(f"must be true or false, got {describe(value)}")
         return value

@@ -31,17 +31,62 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 
 @dataclass
 class Document:
-    """Plain data (dicts, lists, scalars) plus the 1-based line of every key and item."""
+    """Plain data (dicts, lists, scalars) plus the 1-based line of every key and item,
+    and, for one merged from several files, the file that set each of them."""
 
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
+    #: how the file is named in messages (`promenade.yaml`)
+    file: str = ""
+    #: for a merged document: paths set by another file than `file`
+    files: dict[Path_, str] = field(default_factory=dict)
 
     def line(self, path: Path_) -> int:
         """The line of `path`, or of its nearest recorded parent (a missing key's mapping)."""
+        return self.where(path)[1]
+
+    def where(self, path: Path_) -> tuple[str, int]:
+        """The file and line of `path`, or of its nearest recorded parent."""
         for end in range(len(path), -1, -1):
             if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return 1
+                return self.files.get(path[:end], self.file), self.lines[path[:end]]
+        return self.file, 1
+
+
+def merge_documents(base: Document, top: Document) -> Document:
+    """`top` merged on top of `base`, as override files are: mappings key by key, lists
+    and scalars replaced. Each path keeps the file and line that set it (a mapping in
+    both keeps where it was first written)."""
+    merged = Document(None, dict(base.lines), base.file, dict(base.files))
+    merged.data = _merge(base.data, top.data, (), merged, top)
+    return merged
+
+
+def _merge(below: Any, above: Any, path: Path_, into: Document, top: Document) -> Any:
+    if isinstance(below, dict) and isinstance(above, dict):
+        result = dict(below)
+        for key, value in above.items():
+            key_path = (*path, key)
+            if key in below and isinstance(below[key], dict) and isinstance(value, dict):
+                result[key] = _merge(below[key], value, key_path, into, top)
+            else:
+                _take(key_path, into, top)
+                result[key] = value
+        return result
+    _take(path, into, top)
+    return above
+
+
+def _take(path: Path_, into: Document, top: Document) -> None:
+    """`path` and everything under it now come from `top`."""
+    size = len(path)
+    for old in [p for p in into.lines if p[:size] == path]:
+        del into.lines[old]
+        into.files.pop(old, None)
+    for new, line in top.lines.items():
+        if new[:size] == path:
+            into.lines[new] = line
+            into.files[new] = top.files.get(new, top.file)
 
 
 @dataclass

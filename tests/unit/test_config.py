@@ -59,7 +59,10 @@ def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
     assert (api.directory, api.port, api.hostname, api.env_file) == (tmp_path, None, None, None)
     assert (api.restart_policy, api.depends_on, api.ready_check) == ("once", (), None)
     assert (dict(api.env), api.cors_proxy, api.line) == ({}, False, 2)
-    assert config.watched_files == (config.path,)
+    # the override file and .env are watched before they exist: creating one reloads
+    assert config.watched_files == (config.path, tmp_path / "promenade.override.yaml",
+                                    tmp_path / ".env")
+    assert config.files == (config.path,) and dict(config.dotenv_values) == {}
 
 
 def test_spec_example_loads_with_relative_paths_resolved(tmp_path: Path) -> None:
@@ -119,7 +122,8 @@ def test_spec_example_loads_with_relative_paths_resolved(tmp_path: Path) -> None
     assert frontend.depends_on == ("api",)
     assert config.services["worker"].restart_policy == "always"
     assert config.services["docs"].line == 30
-    assert config.watched_files == (config.path, tmp_path / ".env.local")
+    assert config.watched_files == (config.path, tmp_path / "promenade.override.yaml",
+                                    tmp_path / ".env", tmp_path / ".env.local")
 
 
 def test_config_is_immutable_hashable_and_comparable(tmp_path: Path) -> None:
@@ -154,7 +158,8 @@ def test_to_dict_is_json_with_paths_as_strings(tmp_path: Path) -> None:
     assert api["ready_check"] == {"type": "tcp", "path": "/", "timeout": 30, "interval": 2,
                                   "command": None, "pattern": None,
                                   "restart_after_failures": None}
-    assert data["watched_files"] == [str(tmp_path / "promenade.yaml"), str(tmp_path / "e.env")]
+    assert data["watched_files"] == [str(tmp_path / name) for name in (
+        "promenade.yaml", "promenade.override.yaml", ".env", "e.env")]
 
 
 def test_text_values_keep_exactly_what_was_typed(tmp_path: Path) -> None:

@@ -83,13 +83,26 @@ def test_defaults_env_change_restarts_every_service_it_reaches(cfg) -> None:
 
 
 def test_an_edited_env_file_restarts_its_service(tmp_path: Path) -> None:
+    (tmp_path / "api.env").write_text("A=1\n")
+    path = tmp_path / "promenade.yaml"
+    path.write_text("services:\n  api: {command: x, env_file: api.env}\n  web: {command: y}\n")
+    old = load_config(path)
+    (tmp_path / "api.env").write_text("A=2\n")
+    plan = plan_reload(old, load_config(path))
+    assert plan.changes == (ServiceChange("api", "restart", ("env changed: A",)),)
+
+
+def test_an_edited_dotenv_restarts_every_service_it_reaches(tmp_path: Path) -> None:
+    """`.env` is in every service's environment (and may feed `${VAR}`)."""
     (tmp_path / ".env").write_text("A=1\n")
     path = tmp_path / "promenade.yaml"
-    path.write_text("services:\n  api: {command: x, env_file: .env}\n  web: {command: y}\n")
+    path.write_text("services:\n  api: {command: x}\n  web: {command: 'y ${A}'}\n")
     old = load_config(path)
     (tmp_path / ".env").write_text("A=2\n")
     plan = plan_reload(old, load_config(path))
-    assert plan.changes == (ServiceChange("api", "restart", ("env changed: A",)),)
+    assert plan.changes == (
+        ServiceChange("api", "restart", ("env changed: A",)),
+        ServiceChange("web", "restart", ("command changed", "env changed: A")))
 
 
 @pytest.mark.parametrize(
