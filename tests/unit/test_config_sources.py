@@ -7,6 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promenade_core.config.interpolate import Interpolated, InterpolationError, interpolate
 from promenade_core.config.load import load_config
@@ -234,3 +236,13 @@ def test_a_broken_override_names_its_line(tmp_path: Path) -> None:
     write(tmp_path, "promenade.override.yaml", "services:\n  api: [\n")
     (found,) = problems(path)
     assert found.startswith("promenade.override.yaml:") and "YAML syntax error" in found
+
+
+@given(st.text(alphabet="${}:-?+AB_9x ", max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_interpolation_never_fails_otherwise(text: str) -> None:
+    """Any text gives a string or an InterpolationError, never another exception."""
+    try:
+        assert isinstance(interpolate(text, ENV.get), str)
+    except InterpolationError:
+        pass
