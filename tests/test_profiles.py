@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,30 @@ def test_the_daemon_keeps_its_profiles_and_waits_only_for_active_services(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(daemon, signal.SIGKILL)
         m.cleanup()
+
+
+def test_a_reload_starts_an_added_service_only_if_active_and_keeps_changed_ones(
+        manager) -> None:
+    """Added: `lint` (docs, active) starts, `trace` (debug) does not. Changed in place:
+    `api` moved into the inactive debug profile keeps running; `debugger` moved into
+    docs is not started, its reason says how to start it."""
+    m = manager(CONFIG, args=("--no-ui", "--profile", "docs"))
+    api_pid = wait_for(lambda: m.status("api")["pid"], 15, "api's pid")
+    statuses(m)
+    m.path.write_text(textwrap.dedent("""
+        services:
+          api: {command: exec sleep 60, profiles: [debug]}
+          docs-db: {command: exec sleep 60, profiles: [docs]}
+          docs: {command: exec sleep 60, profiles: [docs], depends_on: [docs-db]}
+          debugger: {command: exec sleep 60, profiles: [docs]}
+          lint: {command: exec sleep 60, profiles: [docs]}
+          trace: {command: exec sleep 60, profiles: [debug]}
+    """))
+    result = m.request("reload")
+    assert result["changed"], result
+    assert statuses(m) == {
+        "api": ("running", None), "docs-db": ("running", None), "docs": ("running", None),
+        "debugger": ("stopped",
+                     "not started: its profiles changed while running (start it by hand)"),
+        "lint": ("running", None), "trace": ("stopped", "profile debug not active")}
+    assert m.status("api")["pid"] == api_pid and m.status("api")["profiles"] == ["debug"]
