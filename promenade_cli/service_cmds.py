@@ -108,11 +108,13 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="The whole status document as JSON")
 def status(config: ConfigArg, as_json: bool) -> ExitCode:
     """Every service: status, health, pid, port, URL, uptime, restarts, last exit and
-    why it is in its status."""
+    why it is in its status (after a `profiles:` line when profiles are active)."""
     doc: protocol.StatusDocument = request(connect(resolve(config)), "status")
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return 0
+    if doc.get("profiles"):
+        click.echo(f"profiles: {', '.join(doc['profiles'])}")
     rows = [["NAME", "STATUS", "HEALTH", "PID", "PORT", "URL", "UPTIME", "RESTARTS", "EXIT",
              "REASON"]]
     for s in doc["services"].values():

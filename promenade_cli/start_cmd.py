@@ -51,6 +51,8 @@ class Plan:
     running: bool = False
     #: more config files merged on top of `path` (`-c` given again)
     extras: tuple[Path, ...] = ()
+    #: the active profiles, checked against the config
+    profiles: tuple[str, ...] = ()
 
 
 @click.command("start")
@@ -65,16 +67,26 @@ class Plan:
                    "(like `promenade wait`)")
 @click.option("--timeout", type=click.FloatRange(0, MAX_WAIT, min_open=True),
               default=DEFAULT_WAIT, show_default=True, help="Seconds --wait waits at most")
+@click.option("--profile", "profile", multiple=True, metavar="NAME",
+              help="Also start the services of this profile (repeatable, or "
+                   "comma-separated; added to PROMENADE_PROFILES)")
 def start(services: tuple[str, ...], config: ConfigArg, port: int | None, daemon: bool,
-          no_ui: bool, verbose: bool, wait: bool, timeout: float) -> ExitCode:
-    """Start the manager and every autostart service; with SERVICES, only those and what
-    they depend on. With a manager running, start SERVICES in it (their stopped
-    dependencies first) and exit 1 if one fails within a few seconds."""
+          no_ui: bool, verbose: bool, wait: bool, timeout: float,
+          profile: tuple[str, ...]) -> ExitCode:
+    """Start the manager and every autostart service of the active profiles; with
+    SERVICES, only those and what they depend on. With a manager running, start
+    SERVICES in it (their stopped dependencies first) and exit 1 if one fails within a
+    few seconds."""
+    from promenade_core.config.profiles import ENV_PROFILES
     from promenade_core.hosts.privileges import become, drop_to_sudo_user
 
     owner = _sudo_user()
-    plan = _prepare(config, owner, daemon, services)
+    profiles = active_profiles(profile, os.environ.get(ENV_PROFILES, ""))
+    plan = _prepare(config, owner, daemon, services, profiles)
     if plan.running:
+        if profile:
+            raise click.UsageError("--profile applies when the manager starts; it already "
+                                   "runs: name the services to start instead")
         if owner:
             become(owner)
         info = connect(plan.path)
@@ -106,8 +118,15 @@ def _sudo_user() -> pwd.struct_passwd | None:
         raise PromenadeError(f"SUDO_USER is {user!r}, which is not a user here") from None
 
 
+def active_profiles(options: tuple[str, ...], env: str) -> tuple[str, ...]:
+    """`--profile` (repeatable, comma-separated) and PROMENADE_PROFILES, combined."""
+    from promenade_core.config.profiles import parse_profiles
+
+    return parse_profiles((env, *options))
+
+
 def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
-             services: tuple[str, ...] = ()) -> Plan:
+             services: tuple[str, ...] = (), profiles: tuple[str, ...] = ()) -> Plan:
     """Find and validate the config (and open the daemon's log), as the user.
 
     Under sudo this runs in a child that has dropped root; without sudo, right here.
@@ -116,20 +135,23 @@ def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
     from promenade_core.hosts.privileges import run_as_user
 
     def task() -> tuple[dict[str, Any], list[int]]:
-        return _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon, services)
+        return _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon, services,
+                             profiles)
 
     answer, fds = run_as_user(owner, task) if owner else task()
     if answer.get("running"):
         return Plan(Path(answer["path"]), False, "", running=True)
     return Plan(Path(answer["path"]), bool(answer["hosts_auto"]), str(answer["hostsd_socket"]),
                 Path(answer["log"]) if answer.get("log") else None, fds[0] if fds else None,
-                extras=tuple(Path(p) for p in answer["extras"]))
+                extras=tuple(Path(p) for p in answer["extras"]), profiles=profiles)
 
 
 def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
-                  services: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[int]]:
+                  services: tuple[str, ...] = (), profiles: tuple[str, ...] = (),
+                  ) -> tuple[dict[str, Any], list[int]]:
     from promenade_core.bus.client import find_manager
     from promenade_core.config.load import load_config
+    from promenade_core.config.profiles import check_profiles
     from promenade_core.runtime import open_private_file, state_dir
 
     path = resolve(config, home=home)
@@ -139,6 +161,7 @@ def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
     extras = extra_configs(config)
     loaded = load_config(path, extras)
     check_targets(services, list(loaded.services))
+    check_profiles(profiles, loaded.services)
     manager = loaded.manager
     answer: dict[str, Any] = {"path": str(path), "hosts_auto": manager.hosts_management == "auto",
                               "hostsd_socket": manager.hostsd_socket,
@@ -179,7 +202,7 @@ def _foreground(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
     try:
         return Manager(plan.path, printer, port=port, no_ui=no_ui,
                        hostsd_socket=hostsd_socket, targets=services or None,
-                       extra_configs=plan.extras).run()
+                       extra_configs=plan.extras, profiles=plan.profiles).run()
     finally:
         printer.close()
 
@@ -202,6 +225,8 @@ def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
     args += ["--port", str(port)] if port else []
     args += ["--no-ui"] if no_ui else []
     args += ["--verbose"] if verbose else []
+    for profile in plan.profiles:
+        args += ["--profile", profile]
     args += ["--", *services] if services else []
     with os.fdopen(plan.log_fd, "ab") as log:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,

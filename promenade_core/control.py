@@ -109,6 +109,7 @@ class Commands:
             "dashboard_url": self.run.dashboard_url,
             "bus": {"seq": self.publisher.seq,
                     "dropped": self.publisher.dropped_reported},
+            "profiles": list(self.supervisor.active_profiles),
         }
 
     def config_document(self) -> protocol.ConfigDocument:
@@ -232,11 +233,11 @@ class Commands:
             gevent.sleep(WAIT_POLL)
 
     def _wait_names(self, names: list[Any] | None) -> list[str]:
-        """The services a wait names, checked; by default every autostart service."""
+        """The services a wait names, checked; by default what `promenade start`
+        starts: every autostart service, of the active profiles."""
         services = self.supervisor.services
         if names is None:
-            return waiting.autostart_names(
-                {n: self.supervisor.describe(s) for n, s in services.items()})
+            return list(self.supervisor.default_targets())
         for name in names:
             if not isinstance(name, str):
                 raise CommandError(protocol.BAD_REQUEST,

@@ -26,6 +26,7 @@ from promenade_core.bus.server import ControlServer, Publisher
 from promenade_core.config.audit import security_warnings
 from promenade_core.config.load import load_config
 from promenade_core.config.model import Config
+from promenade_core.config.profiles import check_profiles
 from promenade_core.control import Commands, RunInfo
 from promenade_core.errors import PromenadeError
 from promenade_core.hosts.client import HostsManager
@@ -50,7 +51,8 @@ class Manager:
     def __init__(self, config_path: Path, printer: Printer, port: int | None = None,
                  no_ui: bool = False, hostsd_socket: str | None = None,
                  extra_configs: tuple[Path, ...] = (),
-                 targets: Sequence[str] | None = None) -> None:
+                 targets: Sequence[str] | None = None,
+                 profiles: Sequence[str] = ()) -> None:
         self.config_path = config_path
         #: files merged on top of config_path (`-c` given more than once)
         self.extra_configs = extra_configs
@@ -62,6 +64,8 @@ class Manager:
         #: `promenade start api web`: only these and what they depend on start; None:
         #: every autostart service
         self.targets = list(targets) if targets else None
+        #: the active profiles (`--profile`, PROMENADE_PROFILES), kept for reloads
+        self.profiles = tuple(profiles)
         self.pid = os.getpid()
         self.version = __version__
         self.stopping = False
@@ -140,6 +144,7 @@ class Manager:
 
     def run(self) -> int:
         config = load_config(self.config_path, self.extra_configs)
+        check_profiles(self.profiles, config.services)
         for warning in security_warnings(config):
             self.printer.message(warning, "warning")
         self._lock()
@@ -218,7 +223,8 @@ class Manager:
         # After hosts: a service's start has reached hostsd when the names are checked.
         attachments = (self.hosts, self.proxies, self.mapped_names)
         return Supervisor(config, self.printer, self.publisher, instance, ops=ops,
-                          track=self._track, attachments=attachments, hostnames=policy)
+                          track=self._track, attachments=attachments, hostnames=policy,
+                          active_profiles=self.profiles)
 
     def _hostname_mapped(self, service: str) -> bool:
         return service in self.hosts.mapped()
@@ -265,8 +271,11 @@ class Manager:
             "run_id": self.run_id,
             "events_tcp": self.tcp_feed.endpoint if self.tcp_feed else None,
             "events_tcp_token": self.tcp_token,
+            "profiles": list(self.profiles),
         })
         self.printer.message(f"config {self.config_path}")
+        if self.profiles:
+            self.printer.message(f"profiles {', '.join(self.profiles)}")
         self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid,
                                                           "level": "info", "service": None})
 

@@ -140,6 +140,8 @@ class _StatusCore(TypedDict):
     #: a run in this manager's lifetime exited with code 0 (how tasks are judged)
     completed: bool
     ready_check: str | None     # the ready_check's type, None without one
+    #: the service's `profiles` (empty: it is in none, and always active)
+    profiles: list[str]
 
 
 class StatusObject(_StatusCore, total=False):
@@ -169,6 +171,8 @@ class StatusDocument(TypedDict):
     version: str
     dashboard_url: str | None
     bus: BusCounters
+    #: the profiles `promenade start` activated (`--profile`, PROMENADE_PROFILES)
+    profiles: list[str]
 
 
 class ConfigErrorDoc(TypedDict):

@@ -3,8 +3,8 @@
 A service restarts only when something its process sees changed: the command, the
 folder, the merged environment (so an edited env_file counts) or the port. Settings the
 supervisor applies around the process (hostname, ready_check, restart_policy,
-depends_on and its conditions, autostart, the stop settings, watch, CORS proxy) are
-updated in place, so editing a hostname does not kill a dev
+depends_on and its conditions, autostart, the stop settings, watch, CORS proxy,
+profiles) are updated in place, so editing a hostname does not kill a dev
 server mid-request. Manager settings that are bound at start (ports, sockets, hosts mode)
 are reported as needing a restart of promenade instead of being silently ignored.
 """
@@ -45,6 +45,7 @@ UPDATE_FIELDS = (
     "stop_timeout",
     "stop_command",
     "watch",
+    "profiles",   # starts and stops nothing: only a stopped service's reason follows
 )
 MANAGER_RESTART_FIELDS = ("port", "host", "bus_tcp", "hostsd_socket", "hosts_management")
 MANAGER_LIVE_FIELDS = ("log_buffer_lines", "config_poll_interval", "dependency_timeout")

@@ -174,6 +174,7 @@ class Service:
             "autostart": self.config.autostart,
             "completed": self.completed,
             "ready_check": self.config.ready_check.type if self.config.ready_check else None,
+            "profiles": list(self.config.profiles),
         }
 
     def status_reason(self) -> str | None:

@@ -17,12 +17,8 @@ import gevent.event
 
 from promenade_core.bus import protocol
 from promenade_core.bus.server import Publisher
-from promenade_core.config.model import (
-    Config,
-    ServiceConfig,
-    dependency_order,
-    with_dependencies,
-)
+from promenade_core.config import profiles
+from promenade_core.config.model import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
 from promenade_core.supervise.logs import Batch, LogStore, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
@@ -33,7 +29,7 @@ from promenade_core.supervise.states import ALIVE, Status
 from promenade_core.supervise.terminal import Printer
 
 #: The reason of a service `promenade start api web` did not name.
-NOT_NAMED = "not started: not named on the command line (start it by hand)"
+NOT_NAMED = profiles.NOT_NAMED
 
 
 class Attachments(Protocol):
@@ -86,8 +82,11 @@ class Supervisor:
         track: Callable[[int, bool], None] = lambda pgid, alive: None,
         attachments: Sequence[Attachments] = (),
         hostnames: HostnamePolicy = HostnamePolicy(),
+        active_profiles: Collection[str] = (),
     ) -> None:
         self.config = config
+        #: the profiles `promenade start` activated; fixed for the manager's life
+        self.active_profiles = tuple(active_profiles)
         self.printer = printer
         self.publisher = publisher
         self.instance = instance
@@ -216,18 +215,25 @@ class Supervisor:
         return dependency_order(self.config.services)
 
     def start_all(self, targets: Collection[str] | None = None) -> None:
-        """Start every `autostart` service, or the `targets` named (`promenade start api
-        web`), and what they depend on; each service waits for its own dependencies."""
-        services = self.config.services
-        wanted = (targets if targets is not None
-                  else [n for n, svc in services.items() if svc.autostart])
-        started = with_dependencies(services, wanted)
-        for name in started:
+        """Start every active `autostart` service, or the `targets` named (`promenade
+        start api web`), and what they depend on (config/profiles.py decides); each
+        service waits for its own dependencies. The others say why they are stopped."""
+        selection = profiles.select(self.config.services, self.active_profiles, targets)
+        for name, users in selection.pulled_in.items():
+            why = profiles.inactive_reason(self.config.services[name], self.active_profiles)
+            verb = "depends" if len(users) == 1 else "depend"
+            self.emit(f"{name}: {why}, but {', '.join(users)} {verb} on it: starting it",
+                      service=name)
+        for name in selection.start:
             service = self.services[name]
             service.submit(service.start)
-        if targets is not None:
-            for name in services.keys() - set(started):
-                self.services[name].set_reason(NOT_NAMED)
+        for name, reason in selection.reasons.items():
+            self.services[name].set_reason(reason)
+
+    def default_targets(self) -> tuple[str, ...]:
+        """What `start_all()` asks for: the active autostart services (a `wait`
+        without names waits for these)."""
+        return profiles.default_targets(self.config.services, self.active_profiles)
 
     def stop_many(self, names: Collection[str]) -> None:
         """Stop services, dependants before what they depend on; independent ones in
@@ -302,9 +308,22 @@ class Supervisor:
             self.logs.drop(change.service)
         elif change.action == START:
             service = self.add_service(config.services[change.service])
-            if service.config.autostart:
+            inactive = profiles.inactive_reason(service.config, self.active_profiles)
+            if inactive is not None:
+                service.set_reason(inactive)
+            elif service.config.autostart:
                 service.submit(service.start)
         else:
             service = self.services[change.service]
-            service.submit(partial(service.reconfigure, config.services[change.service],
+            old, new = service.config, config.services[change.service]
+            service.submit(partial(service.reconfigure, new,
                                    restart=change.action == RESTART))
+            if old.profiles != new.profiles:
+                service.submit(partial(self._profiles_changed, service, old))
+
+    def _profiles_changed(self, service: Service, old: ServiceConfig) -> None:
+        """A reload changed the service's `profiles`: it is neither started nor stopped
+        for that (the user decides), but a stopped service's reason follows."""
+        if service.status == Status.STOPPED:
+            service.set_reason(profiles.reason_after_reload(
+                old, service.config, self.active_profiles, service.reason))

@@ -101,11 +101,6 @@ def result(progress: Progress, statuses: Mapping[str, StatusObject], names: Iter
     }
 
 
-def autostart_names(statuses: Mapping[str, StatusObject]) -> list[str]:
-    """What a wait without names waits for: every `autostart` service."""
-    return [name for name, status in statuses.items() if status.get("autostart", True)]
-
-
 def explain(entry: WaitEntry) -> str:
     """One line for a person: `api: failed (exited with code 3; gave up after 1 retry)`;
     a service never started says how to start it."""

@@ -14,6 +14,7 @@ import pytest
 from promenade_core.bus import protocol
 from promenade_core.bus.server import CommandError
 from promenade_core.config.load import load_config_text
+from promenade_core.config.profiles import default_targets
 from promenade_core.control import Commands, RunInfo
 
 pytestmark = pytest.mark.timeout(30)
@@ -51,6 +52,10 @@ class FakeSupervisor:
         self.config = config
         self.services = {name: FakeService(name) for name in config.services}
         self.restarted = 0
+        self.active_profiles: tuple[str, ...] = ()
+
+    def default_targets(self) -> tuple[str, ...]:
+        return default_targets(self.config.services, self.active_profiles)
 
     def describe_sampled(self, service: FakeService) -> dict[str, Any]:
         return {"name": service.name, "status": service.status}
@@ -161,6 +166,9 @@ def test_status_is_built_from_the_collaborators(rig: Rig) -> None:
     assert doc["dashboard_url"] == "http://127.0.0.1:9000"
     assert doc["bus"] == {"seq": 41, "dropped": 2}
     assert doc["manager_uptime_seconds"] > 0
+    assert doc["profiles"] == []
+    rig.supervisor.active_profiles = ("debug",)
+    assert rig("status")["profiles"] == ["debug"]
 
 
 def test_config_masks_secrets_and_reports_the_reloaders_error(rig: Rig) -> None:
@@ -247,6 +255,19 @@ def test_wait_ends_when_every_autostart_service_is_up(tmp_path: Path) -> None:
     result = rig("wait", timeout_seconds=5)
     assert (result["ok"], result["timed_out"], result["failed"]) == (True, False, [])
     assert list(result["services"]) == ["api", "web"]   # not `tool` (autostart: false)
+
+
+def test_wait_without_names_skips_the_services_of_inactive_profiles(tmp_path: Path) -> None:
+    """`promenade start -d --wait` must not report `docs` as never started when its
+    profile was not asked for: the wait waits for what the start started."""
+    rig = Rig(tmp_path, CONFIG + "  docs: {command: mkdocs, profiles: [docs]}\n")
+    for name in ("api", "web"):
+        rig.supervisor.services[name].status = "running"
+    result = rig("wait", timeout_seconds=5)
+    assert result["ok"] is True and list(result["services"]) == ["api", "web"]
+    rig.supervisor.active_profiles = ("docs",)
+    result = rig("wait", timeout_seconds=5)
+    assert result["ok"] is False and result["failed"][0]["service"] == "docs"
 
 
 def test_wait_fails_at_once_on_a_service_never_started(tmp_path: Path) -> None:

@@ -281,3 +281,92 @@ def test_a_service_added_by_reload_with_autostart_false_is_not_started(
     settle(sup)
     assert sup.services["extra"].status == Status.STOPPED and "extra-v1" not in ops.spawned
     sup.shutdown()
+
+
+# --------------------------------------------------------------------------- profiles
+
+PROFILED = """
+services:
+  db: {command: db-v1, restart_policy: never}
+  docs-db: {command: docs-db-v1, restart_policy: never, profiles: [docs]}
+  docs: {command: docs-v1, restart_policy: never, profiles: [docs], depends_on: [docs-db]}
+  report: {command: report-v1, restart_policy: never, profiles: [debug], depends_on: [docs-db]}
+"""
+
+
+def profiled(tmp_path: Path, text: str, *active: str,
+             ) -> tuple[Supervisor, FakeOps, FakePublisher]:
+    ops, publisher = FakeOps(), FakePublisher()
+    sup = Supervisor(config(tmp_path, text), cast(Any, FakePrinter()), cast(Any, publisher),
+                     "test", ops=ops, active_profiles=active)
+    sup.start_all()
+    settle(sup)
+    return sup, ops, publisher
+
+
+def running(sup: Supervisor) -> set[str]:
+    return {n for n, s in sup.services.items() if s.status == Status.RUNNING}
+
+
+def test_start_all_leaves_inactive_services_stopped_with_their_reason(tmp_path: Path) -> None:
+    sup, _, _ = profiled(tmp_path, PROFILED)
+    assert running(sup) == {"db"}
+    doc = sup.describe(sup.services["docs"])
+    assert (doc["status"], doc["status_reason"]) == ("stopped", "profile docs not active")
+    assert doc["profiles"] == ["docs"] and sup.default_targets() == ("db",)
+    sup.shutdown()
+
+
+def test_an_inactive_service_starts_by_hand_with_its_dependencies(tmp_path: Path) -> None:
+    sup, _, _ = profiled(tmp_path, PROFILED)
+    docs = sup.services["docs"]
+    docs.submit(docs.start).get(timeout=10)
+    settle(sup)
+    assert running(sup) == {"db", "docs-db", "docs"}
+    assert sup.describe(docs)["status_reason"] is None
+    sup.shutdown()
+
+
+def test_an_active_profile_starts_its_services_and_the_inactive_ones_they_need(
+        tmp_path: Path) -> None:
+    sup, _, publisher = profiled(tmp_path, PROFILED, "debug")
+    assert running(sup) == {"db", "docs-db", "report"}
+    assert sup.describe(sup.services["docs"])["status_reason"] == "profile docs not active"
+    said = [body["message"] for _, body in publisher.published if body.get("event") == "message"]
+    assert "docs-db: profile docs not active, but report depends on it: starting it" in said
+    sup.shutdown()
+
+
+def test_a_service_added_by_reload_starts_only_if_its_profile_is_active(
+        tmp_path: Path) -> None:
+    sup, ops, _ = profiled(tmp_path, PROFILED, "docs")
+    new = config(tmp_path, PROFILED + "  lint: {command: lint-v1, profiles: [docs]}\n"
+                                      "  trace: {command: trace-v1, profiles: [debug]}\n")
+    sup.apply(plan_reload(sup.config, new), new)
+    settle(sup)
+    assert "lint-v1" in ops.spawned and "trace-v1" not in ops.spawned
+    assert sup.describe(sup.services["trace"])["status_reason"] == "profile debug not active"
+    sup.shutdown()
+
+
+def test_a_reload_changing_profiles_starts_and_stops_nothing(tmp_path: Path) -> None:
+    """docs's profile becomes active, db's inactive: both stay as they were (a running
+    dev server is not killed by an edit of its profiles); only stopped ones' reasons
+    follow."""
+    sup, ops, _ = profiled(tmp_path, PROFILED)
+    db_pid, spawned = sup.services["db"].pid, list(ops.spawned)
+    new = config(tmp_path, PROFILED.replace("docs-v1, restart_policy: never, profiles: [docs]",
+                                            "docs-v1, restart_policy: never, profiles: []")
+                 .replace("db-v1, restart_policy: never}",
+                          "db-v1, restart_policy: never, profiles: [debug]}", 1))
+    plan = plan_reload(sup.config, new)
+    assert {c.service: c.action.value for c in plan.changes} == {"db": "update",
+                                                                 "docs": "update"}
+    sup.apply(plan, new)
+    settle(sup)
+    assert ops.spawned == spawned and not ops.signalled
+    assert sup.services["db"].pid == db_pid and sup.services["db"].config.profiles == ("debug",)
+    assert sup.describe(sup.services["docs"])["status_reason"] == \
+        "not started: its profiles changed while running (start it by hand)"
+    assert sup.describe(sup.services["docs-db"])["status_reason"] == "profile docs not active"
+    sup.shutdown()

@@ -122,12 +122,6 @@ def test_result_lists_only_the_named_services() -> None:
     assert waiting.result(progress, statuses, ["api"])["services"] == {"api": statuses["api"]}
 
 
-def test_autostart_names() -> None:
-    statuses = {"api": status("api"), "tool": status("tool", autostart=False),
-                "old": cast(StatusObject, {"name": "old", "status": "running"})}
-    assert waiting.autostart_names(statuses) == ["api", "old"]
-
-
 @pytest.mark.parametrize(("entry", "text"), [
     ({"service": "api", "status": "gave_up", "status_reason":
       "exited with code 3; gave up after 1 retry", "verdict": "failed"},
