@@ -212,8 +212,10 @@ def test_no_config_found_says_where_it_looked(project: Path) -> None:
     result = run("status")
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: promenade.yaml: no config file found (looked for "
-                                    f"{project / 'promenade.yaml'}, ")
-    assert result.stderr.endswith("; create one or pass --config PATH\n")
+                                    f"promenade.yaml in {project} and each parent up to ")
+    assert "create one with `promenade init`" in result.stderr
+    assert result.stderr.endswith("\n    services:\n      web:\n"
+                                  "        command: python3 -m http.server 8000\n")
 
 
 def test_start_with_an_invalid_config_fails_before_anything_runs(project: Path) -> None:
