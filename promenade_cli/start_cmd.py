@@ -32,6 +32,7 @@ from promenade_cli.common import (
     wait_for,
     watch_started,
 )
+from promenade_cli.completion import complete_services
 from promenade_core.bus.protocol import DEFAULT_WAIT, MAX_WAIT
 from promenade_core.errors import PromenadeError, UnknownServiceError
 
@@ -54,7 +55,7 @@ class Plan:
 
 
 @click.command("start")
-@click.argument("services", nargs=-1)
+@click.argument("services", nargs=-1, shell_complete=complete_services)
 @config_option
 @click.option("-p", "--port", type=click.IntRange(1, 65535), help="Override the dashboard port")
 @click.option("-d", "--daemon", is_flag=True, help="Run in the background")
