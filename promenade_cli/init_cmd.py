@@ -77,14 +77,10 @@ def init(procfile: str | None, config: ConfigArg) -> ExitCode:
 
 
 def target_path(config: ConfigArg) -> Path:
-    """Where to write: `-c PATH` (a folder means its promenade.yaml), else
-    ./promenade.yaml."""
+    """Where to write: `-c PATH`, else ./promenade.yaml."""
     if len(config) > 1:
         raise click.UsageError("init writes one file: give -c once")
-    given = Path(config[0]).expanduser() if config else Path(CONFIG_NAME)
-    if os.path.isdir(given):
-        given = given / CONFIG_NAME
-    return absolute_path(given)
+    return absolute_path(Path(config[0]).expanduser() if config else Path(CONFIG_NAME))
 
 
 def _from_procfile(procfile: Path, target: Path) -> tuple[str, Conversion]:

@@ -15,8 +15,8 @@ times its position. A command that uses `$PORT` or `${PORT}` gets that number as
 is kept as written. A command that does not use PORT gets no `port:`.
 
 A command is text for the shell, but promenade.yaml interpolates `${VAR}` and `$$`
-when loading; those are escaped (`$${VAR}`, `$$$$`) so the shell still sees exactly
-what the Procfile said.
+when loading; a `$` before `{` or `$` is doubled (`${PORT:-5000}` is written
+`$${PORT:-5000}`), so the shell still sees exactly what the Procfile said.
 """
 
 from __future__ import annotations
