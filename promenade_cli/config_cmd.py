@@ -34,3 +34,14 @@ def config_path(config: ConfigArg) -> ExitCode:
 
     click.echo(str(explicit_config_path(config[0]) if config else resolve(config)))
     return 0
+
+
+@config_group.command("show")
+@config_option
+def config_show(config: ConfigArg) -> ExitCode:
+    """Print the config as Promenade reads it (merged files, .env, ${VAR} resolved,
+    defaults filled in) as YAML, secrets masked; exit 2 with every problem if invalid."""
+    from promenade_core.config.show import show_config
+
+    click.echo(show_config(load(config)), nl=False)
+    return 0

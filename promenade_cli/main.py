@@ -13,8 +13,11 @@ from typing import Any
 
 import click
 
+from promenade_cli.completion import completion
 from promenade_cli.config_cmd import config_group
 from promenade_cli.hosts_cmd import hosts
+from promenade_cli.init_cmd import init
+from promenade_cli.run_cmd import run
 from promenade_cli.service_cmds import logs, reload, restart, status, stop, wait
 from promenade_cli.start_cmd import start
 from promenade_core import __version__
@@ -40,8 +43,8 @@ class PromenadeGroup(click.Group):
 
 
 @click.group(cls=PromenadeGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             commands=[start, stop, restart, status, wait, logs, reload, config_group,
-                       hosts])
+             commands=[start, stop, restart, status, wait, logs, reload, run, config_group,
+                       hosts, init, completion])
 @click.version_option(__version__, "--version", prog_name="promenade")
 def cli() -> None:
     """Run every service of a local development project from one promenade.yaml."""

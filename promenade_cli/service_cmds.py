@@ -22,6 +22,7 @@ from promenade_cli.common import (
     service_action,
     wait_for,
 )
+from promenade_cli.completion import complete_services
 from promenade_core.bus.protocol import DEFAULT_WAIT, MAX_WAIT
 from promenade_core.errors import UnknownServiceError
 from promenade_core.logformat import Formatter, wants_colour
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 
 @click.command("stop")
-@click.argument("service", required=False)
+@click.argument("service", required=False, shell_complete=complete_services)
 @config_option
 def stop(service: str | None, config: ConfigArg) -> ExitCode:
     """Stop one SERVICE, or with no SERVICE the manager and all its services."""
@@ -54,7 +55,7 @@ def stop(service: str | None, config: ConfigArg) -> ExitCode:
 
 
 @click.command("restart")
-@click.argument("service", required=False)
+@click.argument("service", required=False, shell_complete=complete_services)
 @config_option
 def restart(service: str | None, config: ConfigArg) -> ExitCode:
     """Restart one SERVICE, or every service when none is named."""
@@ -104,12 +105,16 @@ def _table(rows: list[list[str]]) -> str:
 
 
 @click.command("status")
+@click.argument("services", nargs=-1, shell_complete=complete_services)
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="The whole status document as JSON")
-def status(config: ConfigArg, as_json: bool) -> ExitCode:
-    """Every service: status, health, pid, port, URL, uptime, restarts, last exit and
-    why it is in its status (after a `profiles:` line when profiles are active)."""
+def status(services: tuple[str, ...], config: ConfigArg, as_json: bool) -> ExitCode:
+    """Every service (or only the SERVICES named): status, health, pid, port, URL,
+    uptime, restarts, last exit and why it is in its status (after a `profiles:` line
+    when profiles are active)."""
     doc: protocol.StatusDocument = request(connect(resolve(config)), "status")
+    if services:
+        doc = _only(doc, services)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return 0
@@ -130,8 +135,18 @@ def status(config: ConfigArg, as_json: bool) -> ExitCode:
     return 0
 
 
+def _only(doc: protocol.StatusDocument, services: tuple[str, ...]) -> protocol.StatusDocument:
+    """The status document with only `services`, in the order named; an unknown name is
+    a usage error naming the known ones."""
+    known = doc["services"]
+    unknown = [s for s in services if s not in known]
+    if unknown:
+        raise UnknownServiceError(f"unknown service {unknown[0]!r} (known: {', '.join(known)})")
+    return {**doc, "services": {s: known[s] for s in dict.fromkeys(services)}}
+
+
 @click.command("wait")
-@click.argument("services", nargs=-1)
+@click.argument("services", nargs=-1, shell_complete=complete_services)
 @config_option
 @click.option("-t", "--timeout", type=click.FloatRange(0, MAX_WAIT, min_open=True),
               default=DEFAULT_WAIT, show_default=True, help="Seconds to wait at most")
@@ -152,7 +167,7 @@ def _block(fmt: Formatter, message: dict[str, Any]) -> str:
 
 
 @click.command("logs")
-@click.argument("services", nargs=-1)
+@click.argument("services", nargs=-1, shell_complete=complete_services)
 @config_option
 @click.option("-n", "--lines", "count", type=click.IntRange(0), default=100, show_default=True,
               help="How many buffered lines to show")

@@ -32,6 +32,7 @@ from promenade_cli.common import (
     wait_for,
     watch_started,
 )
+from promenade_cli.completion import complete_profiles, complete_services
 from promenade_core.bus.protocol import DEFAULT_WAIT, MAX_WAIT
 from promenade_core.errors import PromenadeError, UnknownServiceError
 
@@ -56,7 +57,7 @@ class Plan:
 
 
 @click.command("start")
-@click.argument("services", nargs=-1)
+@click.argument("services", nargs=-1, shell_complete=complete_services)
 @config_option
 @click.option("-p", "--port", type=click.IntRange(1, 65535), help="Override the dashboard port")
 @click.option("-d", "--daemon", is_flag=True, help="Run in the background")
@@ -68,6 +69,7 @@ class Plan:
 @click.option("--timeout", type=click.FloatRange(0, MAX_WAIT, min_open=True),
               default=DEFAULT_WAIT, show_default=True, help="Seconds --wait waits at most")
 @click.option("--profile", "profile", multiple=True, metavar="NAME",
+              shell_complete=complete_profiles,
               help="Also start the services of this profile (repeatable, or "
                    "comma-separated; added to PROMENADE_PROFILES)")
 def start(services: tuple[str, ...], config: ConfigArg, port: int | None, daemon: bool,

@@ -234,3 +234,25 @@ def test_reload_cli_dry_run(manager) -> None:
     assert out.stdout.strip() == "would apply: reload: restarted worker (command changed)"
     time.sleep(0.2)
     assert m.status("worker")["restart_count"] == 0
+
+
+def test_status_of_named_services_from_a_subfolder(manager, tmp_path: Path) -> None:
+    """Without -c, a command run deep inside the project finds its promenade.yaml (and
+    so its manager) in a parent folder; `status SERVICE…` shows only those."""
+    m = manager(CONFIG)
+    m.wait_status("worker", "running")
+    nested = tmp_path / "src" / "pkg"
+    nested.mkdir(parents=True)
+
+    def status(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*PROMENADE, "status", *args], cwd=nested, env=m.env,
+                              capture_output=True, text=True, timeout=60)
+
+    table = status("worker")
+    assert table.returncode == 0, table.stderr
+    assert [row.split()[0] for row in table.stdout.splitlines()] == ["NAME", "worker"]
+    doc = json.loads(status("worker", "api", "--json").stdout)
+    assert list(doc["services"]) == ["worker", "api"]
+    unknown = status("apii")
+    assert (unknown.returncode, unknown.stderr) == (
+        2, "Error: unknown service 'apii' (known: api, worker)\n")

@@ -1,4 +1,5 @@
-"""Where promenade.yaml is: `--config`, the current folder, then the user's config folder.
+"""Where promenade.yaml is: `--config`, the current folder or a parent, then the user's
+config folder.
 
 Also how a file is named in messages (`display_path`), shared by every config step.
 """
@@ -15,16 +16,22 @@ from promenade_core.userfile import folder_problem, os_reason
 CONFIG_NAME = "promenade.yaml"
 
 
+#: What "no config found" shows: the smallest config that runs.
+EXAMPLE = """services:
+  web:
+    command: python3 -m http.server 8000"""
+
+
 def find_config(
     explicit: str | os.PathLike[str] | None = None,
     cwd: Path | None = None,
     home: Path | None = None,
 ) -> Path:
-    """The config to use: `--config` > ./promenade.yaml > ~/.config/promenade/promenade.yaml.
-
-    A folder given with --config means its promenade.yaml.
-    """
-    cwd = Path(cwd) if cwd is not None else Path.cwd()
+    """The config to use: `--config`, else promenade.yaml in the current folder or the
+    nearest parent (up to the home folder or the root, like git and compose), else
+    ~/.config/promenade/promenade.yaml. A folder given with --config means its
+    promenade.yaml."""
+    cwd = Path(cwd) if cwd is not None else _cwd()
     if explicit is not None:
         given = explicit_config_path(explicit, cwd)
         why = _lookup_problem(given)
@@ -34,13 +41,46 @@ def find_config(
             )
         return absolute_path(given)
     home = Path(home) if home is not None else Path.home()
-    candidates = [cwd / CONFIG_NAME, home / ".config" / "promenade" / CONFIG_NAME]
-    for candidate in candidates:
+    folders = search_folders(absolute_path(cwd), absolute_path(home))
+    user_config = home / ".config" / "promenade" / CONFIG_NAME
+    for candidate in [*(folder / CONFIG_NAME for folder in folders), user_config]:
         if _lookup_problem(candidate) is None:
             return absolute_path(candidate)
-    looked = ", ".join(str(absolute_path(c)) for c in candidates)
-    message = f"no config file found (looked for {looked}); create one or pass --config PATH"
-    raise ConfigError([Problem(CONFIG_NAME, None, "", message)])
+    raise ConfigError([Problem(CONFIG_NAME, None, "",
+                               not_found_message(folders, absolute_path(user_config)))])
+
+
+def search_folders(cwd: Path, home: Path) -> list[Path]:
+    """`cwd` and its parents, nearest first, up to the home folder when `cwd` is under
+    it (a promenade.yaml above home belongs to nobody's project), else up to the root.
+    Both absolute; symlinks are not resolved, so `..` means what the user typed."""
+    folders = [cwd]
+    for parent in cwd.parents:
+        if folders[-1] == home:
+            break
+        folders.append(parent)
+    return folders
+
+
+def not_found_message(folders: list[Path], user_config: Path) -> str:
+    """Where the lookup looked, what to do, and a config to start from."""
+    where = (f"{folders[0]}" if len(folders) == 1
+             else f"{folders[0]} and each parent up to {folders[-1]}")
+    example = "\n".join(f"    {line}" for line in EXAMPLE.splitlines())
+    return (f"no config file found (looked for {CONFIG_NAME} in {where}, then for "
+            f"{user_config}); create one with `promenade init` (or `promenade init --from "
+            f"Procfile`), or pass --config PATH. The smallest {CONFIG_NAME}:\n{example}")
+
+
+def _cwd() -> Path:
+    """The current folder; a deleted one (a `rm -rf` from another shell) is a problem
+    to report, not a traceback."""
+    try:
+        return Path.cwd()
+    except OSError as exc:
+        raise ConfigError([Problem(CONFIG_NAME, None, "",
+                                   f"cannot look for a config: the current folder "
+                                   f"{os_reason(exc)}")]) from None
 
 
 def _lookup_problem(path: Path) -> str | None:

@@ -18,6 +18,7 @@ import gevent.event
 from promenade_core.bus import protocol
 from promenade_core.bus.server import Publisher
 from promenade_core.config import profiles
+from promenade_core.config.environment import service_environment
 from promenade_core.config.model import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
 from promenade_core.supervise.logs import Batch, LogStore, iso_timestamp
@@ -111,11 +112,9 @@ class Supervisor:
         return self.services[name]
 
     def environment(self, service: Service) -> dict[str, str]:
-        """os.environ < defaults.env < env_file < service env, plus our markers."""
-        env = dict(os.environ)
-        env.update(service.config.env)
-        if service.config.port is not None:
-            env.setdefault("PORT", str(service.config.port))
+        """What `promenade run SERVICE` gives too (config/environment.py), plus the
+        markers that tell this manager's processes from any other."""
+        env = service_environment(service.config, os.environ)
         env[ENV_INSTANCE] = self.instance
         env[ENV_SERVICE] = service.name
         return env

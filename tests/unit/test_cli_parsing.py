@@ -22,11 +22,13 @@ from promenade_core.errors import ConfigError, NoManagerError, Problem, Promenad
 CONFIG = "services:\n  api: {command: sleep 1}\n  worker: {command: sleep 1}\n"
 
 #: Every command, as typed after `promenade`; test_every_command_is_listed keeps it whole.
-COMMANDS = ["start", "stop", "restart", "status", "wait", "logs", "reload", "config",
-            "config check", "config path", "hosts", "hosts show", "hosts add", "hosts remove",
-            "hosts install", "hosts uninstall"]
+COMMANDS = ["start", "stop", "restart", "status", "wait", "logs", "reload", "run", "config",
+            "config check", "config path", "config show", "hosts", "hosts show", "hosts add",
+            "hosts remove", "hosts install", "hosts uninstall", "init", "completion"]
 #: Commands whose options argparse parses (hostsd's installer runs without click too).
 ARGPARSE = {"hosts install", "hosts uninstall"}
+#: Commands that read no config: the completion script is the same for every project.
+NO_CONFIG = {"completion"}
 
 
 @pytest.fixture
@@ -72,7 +74,8 @@ def test_help_lists_every_command(flag: str) -> None:
     listed = result.stdout.split("Commands:\n", 1)[1]
     names = [line.split()[0] for line in listed.splitlines() if line.strip()]
     assert names == sorted(cli.commands) == sorted(
-        ["config", "hosts", "logs", "reload", "restart", "start", "status", "stop", "wait"])
+        ["completion", "config", "hosts", "init", "logs", "reload", "restart", "run", "start",
+         "status", "stop", "wait"])
 
 
 def test_every_command_is_listed() -> None:
@@ -88,7 +91,7 @@ def test_help_of_every_command(path: str) -> None:
     assert result.stderr == ""
 
 
-@pytest.mark.parametrize("path", [c for c in COMMANDS if c not in ARGPARSE
+@pytest.mark.parametrize("path", [c for c in COMMANDS if c not in ARGPARSE | NO_CONFIG
                                   and c not in {"config", "hosts"}])
 def test_every_command_takes_the_config_option(path: str) -> None:
     """DESIGN.md: every CLI command takes -c/--config PATH."""
@@ -119,8 +122,9 @@ def test_every_command_takes_the_config_option(path: str) -> None:
     ("stop", [], {"service": None, "config": ()}),
     ("stop", ["api", "--config", "x.yaml"], {"service": "api", "config": ("x.yaml",)}),
     ("restart", ["api"], {"service": "api", "config": ()}),
-    ("status", ["--json", "-c", "x.yaml"], {"config": ("x.yaml",), "as_json": True}),
-    ("status", [], {"config": (), "as_json": False}),
+    ("status", ["--json", "-c", "x.yaml"],
+     {"services": (), "config": ("x.yaml",), "as_json": True}),
+    ("status", ["api", "web"], {"services": ("api", "web"), "config": (), "as_json": False}),
     ("logs", [], {"services": (), "config": (), "count": 100, "follow_": False}),
     ("logs", ["api", "worker", "-n", "0", "-f"],
      {"services": ("api", "worker"), "config": (), "count": 0, "follow_": True}),
@@ -216,8 +220,10 @@ def test_no_config_found_says_where_it_looked(project: Path) -> None:
     result = run("status")
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: promenade.yaml: no config file found (looked for "
-                                    f"{project / 'promenade.yaml'}, ")
-    assert result.stderr.endswith("; create one or pass --config PATH\n")
+                                    f"promenade.yaml in {project} and each parent up to ")
+    assert "create one with `promenade init`" in result.stderr
+    assert result.stderr.endswith("\n    services:\n      web:\n"
+                                  "        command: python3 -m http.server 8000\n")
 
 
 def test_start_with_an_invalid_config_fails_before_anything_runs(project: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from promenade_core.config.audit import security_warnings
 from promenade_core.config.load import load_config, load_config_text
-from promenade_core.config.lookup import display_path, find_config
+from promenade_core.config.lookup import display_path, find_config, search_folders
 from promenade_core.config.model import Config, ManagerConfig, ReadyCheck, dependency_order
 from promenade_core.config.rules import find_cycles
 from promenade_core.errors import ConfigError, Problem
@@ -758,12 +758,75 @@ def test_find_config_explicit_missing_names_it(tmp_path: Path) -> None:
 
 
 def test_find_config_nothing_found_lists_where_it_looked(tmp_path: Path) -> None:
+    home = tmp_path / "h"
     with pytest.raises(ConfigError) as info:
-        find_config(cwd=tmp_path / "p", home=tmp_path / "h")
+        find_config(cwd=home / "p", home=home)
     message = str(info.value)
-    assert str(tmp_path / "p" / "promenade.yaml") in message
-    assert str(tmp_path / "h" / ".config" / "promenade" / "promenade.yaml") in message
+    assert f"looked for promenade.yaml in {home / 'p'} and each parent up to {home}, " \
+        in message
+    assert str(home / ".config" / "promenade" / "promenade.yaml") in message
     assert "--config" in message
+    assert "`promenade init`" in message
+
+
+def test_no_config_found_shows_a_config_that_loads(tmp_path: Path) -> None:
+    """The example in the error is meant to be pasted: it must be a valid config."""
+    with pytest.raises(ConfigError) as info:
+        find_config(cwd=tmp_path, home=tmp_path)
+    example = str(info.value).split("The smallest promenade.yaml:\n", 1)[1]
+    assert len(example.splitlines()) == 3
+    lines = [line.removeprefix("    ") for line in example.splitlines()]
+    config = load_config_text("\n".join(lines) + "\n", tmp_path / "promenade.yaml")
+    assert list(config.services) == ["web"]
+
+
+def test_find_config_from_a_nested_folder_takes_the_nearest(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    project = home / "code" / "shop"
+    nested = project / "backend" / "app" / "models"
+    nested.mkdir(parents=True)
+    write(home / ".config" / "promenade", "services: {}\n")
+    outer = write(home / "code", "services: {}\n")
+    assert find_config(cwd=nested, home=home) == outer
+    inner = write(project, "services: {}\n")
+    assert find_config(cwd=nested, home=home) == inner
+    assert find_config(cwd=project, home=home) == inner
+
+
+def test_find_config_stops_at_the_home_folder(tmp_path: Path) -> None:
+    """A promenade.yaml above home (here: in the folder holding it) belongs to no project
+    of this user; the user's own config folder comes next."""
+    home = tmp_path / "home"
+    nested = home / "code"
+    nested.mkdir(parents=True)
+    write(tmp_path, "services: {}\n")
+    user_config = write(home / ".config" / "promenade", "services: {}\n")
+    assert find_config(cwd=nested, home=home) == user_config
+    at_home = write(home, "services: {}\n")
+    assert find_config(cwd=nested, home=home) == at_home
+
+
+def test_find_config_outside_home_goes_up_to_the_root(tmp_path: Path) -> None:
+    nested = tmp_path / "srv" / "app"
+    nested.mkdir(parents=True)
+    top = write(tmp_path, "services: {}\n")
+    assert find_config(cwd=nested, home=tmp_path / "elsewhere") == top
+
+
+def test_find_config_skips_a_folder_named_promenade_yaml(tmp_path: Path) -> None:
+    nested = tmp_path / "a" / "b"
+    (nested / "promenade.yaml").mkdir(parents=True)
+    top = write(tmp_path, "services: {}\n")
+    assert find_config(cwd=nested, home=tmp_path) == top
+
+
+def test_search_folders_nearest_first() -> None:
+    assert search_folders(Path("/home/u/p/q"), Path("/home/u")) == [
+        Path("/home/u/p/q"), Path("/home/u/p"), Path("/home/u")]
+    assert search_folders(Path("/srv/x"), Path("/home/u")) == [
+        Path("/srv/x"), Path("/srv"), Path("/")]
+    assert search_folders(Path("/home/u"), Path("/home/u")) == [Path("/home/u")]
+    assert search_folders(Path("/"), Path("/home/u")) == [Path("/")]
 
 
 # --------------------------------------------------------------------------- security
