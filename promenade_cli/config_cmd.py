@@ -1,4 +1,5 @@
-"""`promenade config check|path`: which config file a command uses, and is it valid."""
+"""`promenade config check|path|schema`: which config file a command uses, is it valid,
+and the JSON Schema editors can check it with."""
 
 from __future__ import annotations
 
@@ -33,4 +34,13 @@ def config_path(config: ConfigArg) -> ExitCode:
     from promenade_core.config.lookup import explicit_config_path
 
     click.echo(str(explicit_config_path(config[0]) if config else resolve(config)))
+    return 0
+
+
+@config_group.command("schema")
+def config_schema() -> ExitCode:
+    """Print the JSON Schema of promenade.yaml (draft 2020-12), for editors."""
+    from promenade_core.config.jsonschema import render
+
+    click.echo(render(), nl=False)
     return 0
