@@ -43,17 +43,18 @@ from promenade_core.config.schema import (
     Port,
     ReadyCheckSchema,
     Seconds,
+    Section,
     ServiceSchema,
     StopSignalChoice,
     Text,
     TextList,
-    _Section,
     absolute_problem,
     bus_tcp_problem,
     origin_problem,
     profile_problem,
     url_path_problem,
 )
+from promenade_core.config.source import Path_, keep_text
 from promenade_hostsd.hostnames import MAX_LABEL, MAX_NAME, hostname_problem
 
 Json = dict[str, Any]
@@ -101,6 +102,11 @@ CHECK_PATTERNS: Mapping[Callable[[str], str | None], str] = {
 }
 
 
+#: A scalar the loader keeps as typed text (source.keep_text): `command: true` runs
+#: `true`, `VERSION: 1.10` stays "1.10".
+AS_TYPED: Json = {"type": ["number", "boolean"]}
+
+
 def _string(check: Callable[[str], str | None] | None) -> Json:
     """Text: not blank; with a check, its pattern, or a `${` to be interpolated."""
     if check is None:
@@ -111,15 +117,17 @@ def _string(check: Callable[[str], str | None] | None) -> Json:
         {"pattern": CHECK_PATTERNS[check]}, {"pattern": INTERPOLATED["pattern"]}]}
 
 
-def _or_interpolated(schema: Json) -> Json:
-    return {"anyOf": [schema, INTERPOLATED]}
+def _text(field: Text, path: Path_) -> Json:
+    if keep_text(path):
+        return {"anyOf": [_string(field.extra), AS_TYPED]}
+    return _string(field.extra)
 
 
-def _choice(field: Choice) -> Json:
+def _choice(field: Choice, path: Path_ = ()) -> Json:
     return {"anyOf": [{"type": "string", "enum": list(field.choices)}, INTERPOLATED]}
 
 
-def _stop_signal(field: StopSignalChoice) -> Json:
+def _stop_signal(field: StopSignalChoice, path: Path_) -> Json:
     """Any case, with or without SIG; the enum lists the usual spelling for completion."""
     names = "|".join(_any_case(word) for word in words(StopSignal))
     return {"anyOf": [
@@ -129,23 +137,27 @@ def _stop_signal(field: StopSignalChoice) -> Json:
     ]}
 
 
-def _text_list(field: TextList) -> Json:
+def _text_list(field: TextList, path: Path_) -> Json:
     item = _string(field.item)
     return {"anyOf": [item, {"type": "array", "items": item}]}
 
 
-def _env_map(field: EnvMap) -> Json:
+def _env_map(field: EnvMap, path: Path_) -> Json:
+    value: Json = {"type": "string"}
+    if keep_text((*path, "NAME")):
+        value = {"type": ["string", "number", "boolean"]}
     return {
         "type": "object",
         "propertyNames": {"pattern": _whole(ENV_NAME)},
-        "additionalProperties": {"type": "string"},
+        "additionalProperties": value,
     }
 
 
-def _depends_on(field: DependsOn) -> Json:
+def _depends_on(field: DependsOn, path: Path_) -> Json:
     name = _string(None)
     condition = {"type": "object", "required": ["condition"], "additionalProperties": False,
-                 "properties": {"condition": _choice(Choice(Condition))}}
+                 "properties": {"condition": {
+                     "description": field.condition_description, **_choice(Choice(Condition))}}}
     return {"anyOf": [
         name,
         {"type": "array", "items": name},
@@ -153,22 +165,29 @@ def _depends_on(field: DependsOn) -> Json:
     ]}
 
 
-def _nested(field: fields.Nested) -> Json:
+def _nested(field: fields.Nested, path: Path_) -> Json:
     schema = field.schema
-    if not isinstance(schema, _Section):
+    if not isinstance(schema, Section):
         raise NoMapping(f"nested {type(schema).__name__} is not a config section")
-    return section(type(schema))
+    return section(type(schema), path)
 
 
-FIELD_MAPPERS: Mapping[type[fields.Field], Callable[[Any], Json]] = {
-    Text: lambda field: _string(field.extra),
-    Pattern: lambda field: _string(field.extra),
+def _number(schema: Json) -> Callable[[Any, Path_], Json]:
+    """Numbers and booleans: the YAML value, or a string to be interpolated."""
+    return lambda field, path: {"anyOf": [schema, INTERPOLATED]}
+
+
+#: Each field class of schema.py, exactly (a subclass needs its own entry), to a
+#: function of the field and its key path giving its JSON Schema.
+FIELD_MAPPERS: Mapping[type[fields.Field], Callable[[Any, Path_], Json]] = {
+    Text: _text,
+    Pattern: _text,
     Choice: _choice,
     StopSignalChoice: _stop_signal,
-    Port: lambda _: _or_interpolated({"type": "integer", "minimum": 1, "maximum": 65535}),
-    Count: lambda _: _or_interpolated({"type": "integer", "minimum": 1}),
-    Seconds: lambda _: _or_interpolated({"type": "number", "exclusiveMinimum": 0}),
-    Flag: lambda _: _or_interpolated({"type": "boolean"}),
+    Port: _number({"type": "integer", "minimum": 1, "maximum": 65535}),
+    Count: _number({"type": "integer", "minimum": 1}),
+    Seconds: _number({"type": "number", "exclusiveMinimum": 0}),
+    Flag: _number({"type": "boolean"}),
     TextList: _text_list,
     EnvMap: _env_map,
     DependsOn: _depends_on,
@@ -176,22 +195,23 @@ FIELD_MAPPERS: Mapping[type[fields.Field], Callable[[Any], Json]] = {
 }
 
 
-def field_schema(name: str, field: fields.Field) -> Json:
-    """One key's JSON Schema: its class's mapping, its description, null if allowed."""
+def field_schema(name: str, field: fields.Field, at: Path_ = ()) -> Json:
+    """One key's JSON Schema: its class's mapping, its description, null if allowed;
+    `at` is the path of its section (`("services", "NAME")`)."""
     mapper = FIELD_MAPPERS.get(type(field))
     if mapper is None:
         raise NoMapping(f"no JSON Schema mapping for the field class {type(field).__name__}")
     description = field.metadata.get("description")
     if not description:
         raise NoMapping(f"field {name!r} has no description in its metadata")
-    schema = mapper(field)
+    schema = mapper(field, (*at, name))
     if field.allow_none:
         schema = {"anyOf": [*schema["anyOf"], {"type": "null"}]} if list(schema) == ["anyOf"] \
             else {"anyOf": [schema, {"type": "null"}]}
     return {"description": description, **schema}
 
 
-def section(schema_class: type[_Section]) -> Json:
+def section(schema_class: type[Section], at: Path_) -> Json:
     """A mapping of settings: its fields, nothing else (unknown keys are refused)."""
     if not schema_class.description:
         raise NoMapping(f"section {schema_class.__name__} has no description")
@@ -200,7 +220,7 @@ def section(schema_class: type[_Section]) -> Json:
         "type": "object",
         "description": schema_class.description,
         "additionalProperties": False,
-        "properties": {name: field_schema(name, f) for name, f in declared.items()},
+        "properties": {name: field_schema(name, f, at) for name, f in declared.items()},
     }
     required = [name for name, f in declared.items() if f.required]
     if required:
@@ -254,15 +274,15 @@ def config_schema() -> Json:
         "required": ["services"],
         "additionalProperties": False,
         "properties": {
-            "manager": _nullable(section(ManagerSchema)),
-            "defaults": _nullable(section(DefaultsSchema)),
+            "manager": _nullable(section(ManagerSchema, ("manager",))),
+            "defaults": _nullable(section(DefaultsSchema, ("defaults",))),
             "services": {
                 "type": "object",
                 "description": "Service names (letters, digits, _ and -) mapped to their "
                                "settings; at least one.",
                 "minProperties": 1,
                 "propertyNames": {"pattern": _whole(SERVICE_NAME)},
-                "additionalProperties": section(ServiceSchema),
+                "additionalProperties": section(ServiceSchema, ("services", "NAME")),
             },
         },
         "patternProperties": {

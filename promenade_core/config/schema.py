@@ -207,6 +207,11 @@ class DependsOn(_Field):
     Loads as a tuple of (name, Condition or None) pairs, in the order written.
     """
 
+    #: what the mapping form's `condition` means (the JSON Schema shows it)
+    condition_description = (
+        "what to wait for: started (its process is running), healthy (running and its "
+        "ready_check passed), completed_successfully (it ran and exited with code 0)")
+
     def check(self, value: Any) -> tuple[tuple[str, Condition | None], ...]:
         if isinstance(value, (str, list)):
             return tuple((name, None) for name in TextList().check(value))
@@ -352,7 +357,7 @@ def about(text: str) -> dict[str, str]:
     return {"description": text}
 
 
-class _Section(Schema):
+class Section(Schema):
     """A mapping of settings; `description` says what the section is for (the JSON
     Schema shows it), as each field's `metadata` does for its key."""
 
@@ -370,7 +375,7 @@ READY_NEEDS: Mapping[ReadyType, str] = {ReadyType.EXEC: "command", ReadyType.LOG
 LOG_REFUSES = ("interval", "restart_after_failures")
 
 
-class ReadyCheckSchema(_Section):
+class ReadyCheckSchema(Section):
     description = (
         "When the service counts as up (health: healthy); depends_on waits for that: "
         "{type: http, path: /}, {type: tcp}, {type: exec, command: CMD} or "
@@ -417,7 +422,7 @@ class ReadyCheckSchema(_Section):
             raise ValidationError(errors)
 
 
-class WatchSchema(_Section):
+class WatchSchema(Section):
     description = (
         "Restart the service when these files change, e.g. "
         '{paths: [src, "*.toml"], ignore: ["*.log"]}')
@@ -429,7 +434,7 @@ class WatchSchema(_Section):
         "files or folders (globs allowed) whose changes never restart it"))
 
 
-class ServiceSchema(_Section):
+class ServiceSchema(Section):
     description = "One service: a command Promenade runs, supervises and restarts"
     command = Text(
         required=True, error_messages={"required": "is required: the shell command to run"},
@@ -481,7 +486,7 @@ class ServiceSchema(_Section):
         "NAME or PROMENADE_PROFILES); without profiles it always starts"))
 
 
-class ManagerSchema(_Section):
+class ManagerSchema(Section):
     description = "The manager itself: dashboard, log buffer, config polling, hostnames"
     port = Port(metadata=about("dashboard port (default 9000; --port overrides)"))
     host = Text(metadata=about("dashboard bind address (default 127.0.0.1)"))
@@ -505,7 +510,7 @@ class ManagerSchema(_Section):
         "${VAR} interpolation (default true)"))
 
 
-class DefaultsSchema(_Section):
+class DefaultsSchema(Section):
     description = "Settings every service gets unless it sets its own"
     restart_policy = Choice(RestartPolicy, metadata=about(
         "default restart_policy for every service: never, once (the default), always"))
