@@ -29,7 +29,9 @@ from promenade_core.config.schema import (
     ServiceSchema,
     Text,
     TextList,
+    load_section,
 )
+from promenade_core.config.source import parse_yaml
 from promenade_core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -358,3 +360,46 @@ def test_configs_the_validator_refuses_fail_the_schema(
     found = validator_problems(tmp_path, text)
     assert any(problem.startswith(f"{key}:") for problem in found), found
     assert schema_errors(yaml.safe_load(text)) != []
+
+
+# ------------------------------------------------------------------ field by field
+
+#: YAML values of every shape, tried in every key: the schema and the validator must
+#: agree on each (no `${`: the validator sees values after interpolation).
+VALUES = ["1", "0", "70000", "-1", "2.5", "true", "no", "'5'", "abc", "''", "'  '", "[a]",
+          "[]", "[a, '']", "{a: b}", "{}", "{A: '1'}", "{1A: x}", "null", "/x", "TERM",
+          "sigint", "always", "http", "api.test", "127.0.0.1:5555", "http://localhost:3000",
+          "{condition: healthy}", "{a: {condition: started}}", "{a: {condition: done}}"]
+
+
+def _sections_at() -> Iterator[tuple[str, type[Section], str]]:
+    """(YAML around the key, its section, the schema's path to the section)."""
+    yield "manager:\n  {key}: {value}\nservices: {{a: {{command: x}}}}\n", ManagerSchema, "m"
+    yield "defaults:\n  {key}: {value}\nservices: {{a: {{command: x}}}}\n", DefaultsSchema, "d"
+    yield "services:\n  a:\n    command: x\n    {key}: {value}\n", ServiceSchema, "s"
+
+
+def _validator_accepts(text: str, section: type[Section], where: str) -> bool:
+    document, problems = parse_yaml(text)
+    assert document is not None and not problems
+    data = document.data
+    raw = data["services"]["a"] if where == "s" else data["manager" if where == "m" else
+                                                          "defaults"]
+    return load_section(section(), raw)[1] == []
+
+
+def test_schema_and_validator_agree_on_every_key_and_value_shape() -> None:
+    disagreements = []
+    for template, section, where in _sections_at():
+        for key, field in section().fields.items():
+            if isinstance(field, fields.Nested):
+                continue  # ready_check and watch: test_ready_check_rules_*, BAD
+            for value in VALUES:
+                text = template.format(key=key, value=value)
+                if key == "command":
+                    text = text.replace("    command: x\n", "", 1)
+                ours = _validator_accepts(text, section, where)
+                theirs = schema_errors(yaml.safe_load(text)) == []
+                if ours != theirs:
+                    disagreements.append(f"{key}: {value} (validator {ours}, schema {theirs})")
+    assert disagreements == []
