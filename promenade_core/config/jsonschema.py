@@ -13,6 +13,10 @@ string could become a valid value once interpolated (numbers, booleans, choices,
 with a shape), a string containing `${` is accepted too. What it cannot say, the
 validator still checks (ports unique, depends_on naming known services, a float such
 as `5.0` where a whole number is due).
+
+It declares draft 2020-12 but uses only keywords draft-07 has (if/then, const,
+propertyNames, boolean schemas; no $defs, prefixItems or unevaluated*), because the
+YAML language server behind most editors implements draft-07.
 """
 
 from __future__ import annotations

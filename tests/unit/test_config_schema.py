@@ -37,10 +37,15 @@ from promenade_core.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "promenade_core" / "config" / built.SHIPPED_FILE
 VALIDATOR = jsonschema.Draft202012Validator(built.config_schema())
+#: Editors' YAML servers (yaml-language-server) implement draft-07: the schema keeps to
+#: its keywords, so a draft-07 validator must give every verdict the 2020-12 one gives.
+DRAFT7 = jsonschema.Draft7Validator(built.config_schema())
 
 
 def schema_errors(document: Any) -> list[str]:
-    return [error.message for error in VALIDATOR.iter_errors(document)]
+    errors = [error.message for error in VALIDATOR.iter_errors(document)]
+    assert DRAFT7.is_valid(document) == (errors == []), document
+    return errors
 
 
 def validator_problems(tmp_path: Path, text: str) -> list[str]:
