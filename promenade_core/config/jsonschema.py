@@ -68,7 +68,9 @@ SCHEMA_ID = "urn:promenade:schema:promenade.yaml"
 SHIPPED_FILE = "promenade.schema.json"  # beside this module, in the package
 
 NOT_BLANK = r"\S"
-INTERPOLATED: Json = {"type": "string", "pattern": r"\$\{"}
+#: A string with a `${` that is not escaped as `$${`: interpolation may turn it into a
+#: number, a boolean or a word of a choice, so it is accepted wherever those are.
+INTERPOLATED: Json = {"type": "string", "pattern": r"(?:^|[^$])(?:\$\$)*\$\{"}
 X_KEYS = "^x-"
 
 
@@ -127,7 +129,7 @@ def _text(field: Text, path: Path_) -> Json:
     return _string(field.extra)
 
 
-def _choice(field: Choice, path: Path_ = ()) -> Json:
+def _choice(field: Choice, path: Path_) -> Json:
     return {"anyOf": [{"type": "string", "enum": list(field.choices)}, INTERPOLATED]}
 
 
@@ -159,13 +161,14 @@ def _env_map(field: EnvMap, path: Path_) -> Json:
 
 def _depends_on(field: DependsOn, path: Path_) -> Json:
     name = _string(None)
+    word = {"description": field.condition_description, **_choice(Choice(Condition), path)}
     condition = {"type": "object", "required": ["condition"], "additionalProperties": False,
-                 "properties": {"condition": {
-                     "description": field.condition_description, **_choice(Choice(Condition))}}}
+                 "properties": {"condition": word}}
     return {"anyOf": [
         name,
         {"type": "array", "items": name},
-        {"type": "object", "additionalProperties": condition},
+        {"type": "object", "propertyNames": {"pattern": _whole(SERVICE_NAME)},
+         "additionalProperties": condition},
     ]}
 
 
@@ -209,10 +212,14 @@ def field_schema(name: str, field: fields.Field, at: Path_ = ()) -> Json:
     if not description:
         raise NoMapping(f"field {name!r} has no description in its metadata")
     schema = mapper(field, (*at, name))
-    if field.allow_none:
-        schema = {"anyOf": [*schema["anyOf"], {"type": "null"}]} if list(schema) == ["anyOf"] \
-            else {"anyOf": [schema, {"type": "null"}]}
-    return {"description": description, **schema}
+    return {"description": description, **(_or_null(schema) if field.allow_none else schema)}
+
+
+def _or_null(schema: Json) -> Json:
+    """`key: null` (or nothing after the colon), which the loader treats as unset."""
+    if set(schema) == {"anyOf"}:
+        return {"anyOf": [*schema["anyOf"], {"type": "null"}]}
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def section(schema_class: type[Section], at: Path_) -> Json:
@@ -260,8 +267,7 @@ SECTION_RULES: Mapping[type[Schema], Callable[[], list[Json]]] = {
 
 def _nullable(schema: Json) -> Json:
     """A section that may be empty (`manager:` with nothing under it)."""
-    description = schema["description"]
-    return {"description": description, "anyOf": [schema, {"type": "null"}]}
+    return {"description": schema["description"], **_or_null(schema)}
 
 
 def config_schema() -> Json:

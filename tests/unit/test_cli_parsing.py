@@ -23,8 +23,8 @@ CONFIG = "services:\n  api: {command: sleep 1}\n  worker: {command: sleep 1}\n"
 
 #: Every command, as typed after `promenade`; test_every_command_is_listed keeps it whole.
 COMMANDS = ["start", "stop", "restart", "status", "wait", "logs", "reload", "config",
-            "config check", "config path", "config schema", "hosts", "hosts show", "hosts add", "hosts remove",
-            "hosts install", "hosts uninstall"]
+            "config check", "config path", "config schema", "hosts", "hosts show", "hosts add",
+            "hosts remove", "hosts install", "hosts uninstall"]
 #: Commands whose options argparse parses (hostsd's installer runs without click too).
 ARGPARSE = {"hosts install", "hosts uninstall"}
 

@@ -296,6 +296,34 @@ def test_values_still_to_be_interpolated_pass_the_schema(value: dict[str, Any]) 
     assert schema_errors(document) == []
 
 
+@pytest.mark.parametrize(("value", "ok"), [
+    ("${PORT}", True), ("${PORT:-5001}", True), ("50${N}", True), ("$$$${X}${Y}", True),
+    ("$${PORT}", False), ("$$$${PORT}", False), ("5001", False), ("$PORT", False),
+])
+def test_an_escaped_dollar_is_not_interpolation(value: str, ok: bool) -> None:
+    """`$${X}` is the literal text `${X}`: as a port it stays wrong after interpolation."""
+    document = {"services": {"a": {"command": "x", "port": value}}}
+    assert (schema_errors(document) == []) == ok
+
+
+def readme_table_keys() -> list[str]:
+    """`manager.port`, `services.NAME.ready_check`…: the keys the config reference lists."""
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"^\| `((?:manager|defaults|services\.NAME)\.[a-z_]+)` \|", text, re.M)
+
+
+def test_every_key_the_readme_lists_is_in_the_schema() -> None:
+    properties = built.config_schema()["properties"]
+    sections = {"manager": properties["manager"]["anyOf"][0],
+                "defaults": properties["defaults"]["anyOf"][0],
+                "services.NAME": properties["services"]["additionalProperties"]}
+    keys = readme_table_keys()
+    assert len(keys) > 25
+    for key in keys:
+        where, _, name = key.rpartition(".")
+        assert name in sections[where]["properties"], key
+
+
 # ------------------------------------------------------------------ bad configs
 
 S = "services:\n  a:\n    command: x\n"
