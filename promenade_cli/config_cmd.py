@@ -38,9 +38,11 @@ def config_path(config: ConfigArg) -> ExitCode:
 
 
 @config_group.command("schema")
-def config_schema() -> ExitCode:
+@click.option("--override", is_flag=True,
+              help="The schema for override files: the same keys, none required.")
+def config_schema(override: bool) -> ExitCode:
     """Print the JSON Schema of promenade.yaml (draft 2020-12), for editors."""
     from promenade_core.config.jsonschema import render
 
-    click.echo(render(), nl=False)
+    click.echo(render(override), nl=False)
     return 0

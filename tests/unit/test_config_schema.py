@@ -37,6 +37,7 @@ from promenade_core.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "promenade_core" / "config" / built.SHIPPED_FILE
 VALIDATOR = jsonschema.Draft202012Validator(built.config_schema())
+OVERRIDE = jsonschema.Draft202012Validator(built.override_schema())
 #: Editors' YAML servers (yaml-language-server) implement draft-07: the schema keeps to
 #: its keywords, so a draft-07 validator must give every verdict the 2020-12 one gives.
 DRAFT7 = jsonschema.Draft7Validator(built.config_schema())
@@ -62,23 +63,29 @@ def validator_problems(tmp_path: Path, text: str) -> list[str]:
 # ------------------------------------------------------------------ the file itself
 
 
-def test_shipped_file_is_what_config_schema_prints_today() -> None:
-    assert SHIPPED.read_text() == built.render(), (
-        "promenade.schema.json is stale: regenerate it with "
-        "`promenade config schema > promenade_core/config/promenade.schema.json`")
+@pytest.mark.parametrize(("name", "option"), [
+    (built.SHIPPED_FILE, ""), (built.SHIPPED_OVERRIDE_FILE, " --override")])
+def test_shipped_files_are_what_config_schema_prints_today(name: str, option: str) -> None:
+    assert (SHIPPED.parent / name).read_text() == built.render(bool(option)), (
+        f"{name} is stale: regenerate it with "
+        f"`promenade config schema{option} > promenade_core/config/{name}`")
 
 
-def test_config_schema_command_prints_the_schema() -> None:
-    result = CliRunner().invoke(cli, ["config", "schema"])
+@pytest.mark.parametrize(("args", "title"), [
+    ([], "promenade.yaml"), (["--override"], "promenade.override.yaml")])
+def test_config_schema_command_prints_the_schema(args: list[str], title: str) -> None:
+    result = CliRunner().invoke(cli, ["config", "schema", *args])
     assert result.exit_code == 0, result.output
-    assert result.stdout == built.render()
+    assert result.stdout == built.render(bool(args))
     document = json.loads(result.stdout)
     assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert document["$id"] and document["title"] == "promenade.yaml"
+    assert document["$id"].endswith(title) and document["title"] == title
 
 
-def test_schema_is_a_valid_draft_2020_12_schema() -> None:
-    jsonschema.Draft202012Validator.check_schema(built.config_schema())
+@pytest.mark.parametrize("schema", [built.config_schema(), built.override_schema()])
+def test_schema_is_a_valid_draft_2020_12_and_draft_7_schema(schema: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft7Validator.check_schema(schema)
 
 
 def _sections(schema_class: type[Section]) -> Iterator[type[Section]]:
@@ -327,6 +334,9 @@ def test_every_key_the_readme_lists_is_in_the_schema() -> None:
 # ------------------------------------------------------------------ bad configs
 
 S = "services:\n  a:\n    command: x\n"
+#: Configs that lack a required key, which an override file may well leave out.
+MISSING = ["services: {a: {port: 1}}\n", S + "    ready_check: {type: exec}\n",
+           S + "    watch: {ignore: [x]}\n"]
 
 #: (config, the key the validator names): a wrong type or an unknown key at each level.
 BAD = [
@@ -346,11 +356,11 @@ BAD = [
     ("defaults: {env: {A: null}}\n" + S, "defaults.env.A"),
     ("defaults: {restart_policy: sometimes}\n" + S, "defaults.restart_policy"),
     ("services: {a: {command: x, depend_on: [b]}}\n", "services.a.depend_on"),
-    ("services: {a: {port: 1}}\n", "services.a.command"),
+    (MISSING[0], "services.a.command"),
     ("services: {a: flask run}\n", "services.a"),
     ("services: {'a b': {command: x}}\n", "services.a b"),
     (S + "    command2: y\n", "services.a.command2"),
-    (S + "    command: [x]\n", "services.a.command"),
+    ("services: {a: {command: [x]}}\n", "services.a.command"),
     ("services: {a: {command: null}}\n", "services.a.command"),
     ("services: {a: {command: ''}}\n", "services.a.command"),
     (S + "    hostname: 123\n    port: 1\n", "services.a.hostname"),
@@ -369,12 +379,12 @@ BAD = [
      "services.a.ready_check.timout"),
     (S + "    port: 1\n    ready_check: {type: tcp, timeout: '3'}\n",
      "services.a.ready_check.timeout"),
-    (S + "    ready_check: {type: exec}\n", "services.a.ready_check.command"),
+    (MISSING[1], "services.a.ready_check.command"),
     (S + "    ready_check: {type: smoke}\n", "services.a.ready_check.type"),
     (S + "    watch: [src]\n", "services.a.watch"),
     (S + "    watch: {paths: [src], ignroe: [x]}\n", "services.a.watch.ignroe"),
     (S + "    watch: {paths: [1]}\n", "services.a.watch.paths"),
-    (S + "    watch: {ignore: [x]}\n", "services.a.watch.paths"),
+    (MISSING[2], "services.a.watch.paths"),
     ("services:\n  b: {command: y}\n  a:\n    command: x\n    depends_on: {b: healthy}\n",
      "services.a.depends_on.b"),
     ("services:\n  b: {command: y}\n  a:\n    command: x\n"
@@ -436,3 +446,22 @@ def test_schema_and_validator_agree_on_every_key_and_value_shape() -> None:
                 if ours != theirs:
                     disagreements.append(f"{key}: {value} (validator {ours}, schema {theirs})")
     assert disagreements == []
+
+
+# ------------------------------------------------------------------ override files
+
+@pytest.mark.parametrize(("text", "key"), BAD)
+def test_the_override_schema_refuses_what_is_wrong_but_not_what_is_missing(
+    text: str, key: str
+) -> None:
+    assert OVERRIDE.is_valid(yaml.safe_load(text)) == (text in MISSING), text
+
+
+def test_an_override_file_may_hold_only_what_it_changes() -> None:
+    document = yaml.safe_load(
+        "services:\n  api:\n    port: 5002\n    ready_check: {timeout: 60}\n"
+        "    watch: {ignore: [tmp]}\n"
+        "  docs:\n    command: mkdocs serve\n    profiles: [docs]\n")
+    assert OVERRIDE.is_valid(document)
+    assert not VALIDATOR.is_valid(document)
+    assert OVERRIDE.is_valid({"manager": {"port": 9100}})
