@@ -7,6 +7,7 @@ the shipped file is what `promenade config schema` prints today.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -465,3 +466,52 @@ def test_an_override_file_may_hold_only_what_it_changes() -> None:
     assert OVERRIDE.is_valid(document)
     assert not VALIDATOR.is_valid(document)
     assert OVERRIDE.is_valid({"manager": {"port": 9100}})
+
+
+# ------------------------------------------------------------------ keys combined
+
+#: For each key, a value it takes and values it refuses.
+_SERVICE_KEYS: dict[str, list[Any]] = {
+    "command": ["x", 1, ""], "directory": [".", ""], "port": [5001, 0, "5001"],
+    "hostname": ["api.test", "1"], "env": [{"A": 1}, {"1A": "x"}, ["A=1"]],
+    "env_file": ["a.env", 1], "depends_on": [{"b": {"condition": "healthy"}}, {"b": "x"}, [1]],
+    "restart_policy": ["always", "sometimes"], "cors_proxy": [True, "yes"],
+    "cors_proxy_port": [5002, 70000], "cors_allow_origins": [["http://a.test"], ["a"]],
+    "tty": [False, 0], "autostart": [None, "no"], "stop_signal": ["sigquit", "STOP"],
+    "stop_timeout": [2.5, 0], "stop_command": ["docker stop pg", True],
+    "profiles": ["docs", ["a b"]], "prot": [1],
+}
+#: ready_check keys with a value each takes (the field-by-field test tries bad ones).
+_READY_KEYS = {"path": "/h", "timeout": 2.5, "interval": 2, "command": "true",
+               "pattern": "ready", "restart_after_failures": 3}
+
+
+def _agree(service: dict[str, Any]) -> str | None:
+    """None when both give the same verdict, else what differs. The YAML text goes
+    through the loader's parser, which keeps `command: 1` as text."""
+    text = yaml.safe_dump({"services": {"a": service}})
+    document, problems = parse_yaml(text)
+    assert document is not None and not problems
+    ours = load_section(ServiceSchema(), document.data["services"]["a"])[1] == []
+    theirs = schema_errors(yaml.safe_load(text)) == []
+    return None if ours == theirs else f"{service} (validator {ours}, schema {theirs})"
+
+
+def test_schema_and_validator_agree_on_every_ready_check_of_known_keys() -> None:
+    """Each type with every subset of the other keys: the per-type rules, all of them."""
+    disagreements = []
+    for kind in ("http", "tcp", "exec", "log", "smoke"):
+        for chosen in itertools.product([False, True], repeat=len(_READY_KEYS)):
+            check = {"type": kind, **{key: value for (key, value), take
+                                      in zip(_READY_KEYS.items(), chosen, strict=True) if take}}
+            disagreements.append(_agree({"command": "x", "port": 1, "ready_check": check}))
+    assert [d for d in disagreements if d] == []
+
+
+def test_schema_and_validator_agree_on_every_pair_of_service_values() -> None:
+    pairs = [(key, value) for key, values in _SERVICE_KEYS.items() for value in values]
+    disagreements = [
+        _agree({"command": "x", **dict([first, second])})
+        for first, second in itertools.combinations(pairs, 2) if first[0] != second[0]
+    ]
+    assert [d for d in disagreements if d] == []
