@@ -1,4 +1,5 @@
-"""`promenade config check|path`: which config file a command uses, and is it valid."""
+"""`promenade config check|path|schema`: which config file a command uses, is it valid,
+and the JSON Schema editors can check it with."""
 
 from __future__ import annotations
 
@@ -44,4 +45,15 @@ def config_show(config: ConfigArg) -> ExitCode:
     from promenade_core.config.show import show_config
 
     click.echo(show_config(load(config)), nl=False)
+    return 0
+
+
+@config_group.command("schema")
+@click.option("--override", is_flag=True,
+              help="The schema for override files: the same keys, none required.")
+def config_schema(override: bool) -> ExitCode:
+    """Print the JSON Schema of promenade.yaml (draft 2020-12), for editors."""
+    from promenade_core.config.jsonschema import render
+
+    click.echo(render(override), nl=False)
     return 0

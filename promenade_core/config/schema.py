@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from ipaddress import ip_address
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
@@ -227,6 +227,11 @@ class DependsOn(_Field):
     Loads as a tuple of (name, Condition or None) pairs, in the order written.
     """
 
+    #: what the mapping form's `condition` means (the JSON Schema shows it)
+    condition_description = (
+        "what to wait for: started (its process is running), healthy (running and its "
+        "ready_check passed), completed_successfully (it ran and exited with code 0)")
+
     def check(self, value: Any) -> tuple[tuple[str, Condition | None], ...]:
         if isinstance(value, (str, list)):
             return tuple((name, None) for name in TextList().check(value))
@@ -366,18 +371,53 @@ def service_name_problem(name: str) -> str | None:
 # --------------------------------------------------------------------------- schemas
 
 
-class _Section(Schema):
+def about(text: str) -> dict[str, str]:
+    """A field's `metadata`: its description, the README's words for the key, which
+    `promenade config schema` shows in editors (jsonschema.py reads it)."""
+    return {"description": text}
+
+
+class Section(Schema):
+    """A mapping of settings; `description` says what the section is for (the JSON
+    Schema shows it), as each field's `metadata` does for its key."""
+
     error_messages = {"unknown": _UNKNOWN, "type": "must be a mapping of settings"}
+    description: ClassVar[str] = ""
 
 
-class ReadyCheckSchema(_Section):
-    type = Choice(ReadyType, required=True)
-    path = Text(check=url_path_problem)
-    timeout = Seconds()
-    interval = Seconds()
-    command = Text()
-    pattern = Pattern()
-    restart_after_failures = Count()
+#: Each ready_check type's own keys among READY_TYPED_KEYS (the others are refused),
+#: the key a type cannot do without, and what a log check (which never probes) refuses.
+READY_TYPED_KEYS = ("path", "command", "pattern")
+READY_OWN_KEYS: Mapping[ReadyType, tuple[str, ...]] = {
+    ReadyType.HTTP: ("path",), ReadyType.TCP: (),
+    ReadyType.EXEC: ("command",), ReadyType.LOG: ("pattern",)}
+READY_NEEDS: Mapping[ReadyType, str] = {ReadyType.EXEC: "command", ReadyType.LOG: "pattern"}
+LOG_REFUSES = ("interval", "restart_after_failures")
+
+
+class ReadyCheckSchema(Section):
+    description = (
+        "When the service counts as up (health: healthy); depends_on waits for that: "
+        "{type: http, path: /}, {type: tcp}, {type: exec, command: CMD} or "
+        "{type: log, pattern: REGEX}")
+    type = Choice(ReadyType, required=True, metadata=about(
+        "http: GET path answers 200-399; tcp: the port accepts a connection; "
+        "exec: command exits 0; log: an output line matches pattern"))
+    path = Text(check=url_path_problem, metadata=about(
+        "http: the path to GET (default /)"))
+    timeout = Seconds(metadata=about(
+        "seconds to become healthy before it is reported unhealthy (default 30); "
+        "an exec check's command is also killed after this long"))
+    interval = Seconds(metadata=about(
+        "seconds between probes (default 2; not for log)"))
+    command = Text(metadata=about(
+        "exec: run with /bin/sh -c in the service's directory and environment; "
+        "healthy when it exits 0"))
+    pattern = Pattern(metadata=about(
+        "log: a Python regular expression found anywhere in an output line (re.search)"))
+    restart_after_failures = Count(metadata=about(
+        "restart a service that was healthy in its current run after N failed checks "
+        "in a row (http, tcp, exec; not for log)"))
 
     @validates_schema
     def _fits_type(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -386,17 +426,15 @@ class ReadyCheckSchema(_Section):
         kind = data.get("type")
         if kind is None:
             return
-        own = {ReadyType.HTTP: {"path"}, ReadyType.TCP: set(),
-               ReadyType.EXEC: {"command"}, ReadyType.LOG: {"pattern"}}[kind]
-        needed = {ReadyType.EXEC: "command", ReadyType.LOG: "pattern"}.get(kind)
+        needed = READY_NEEDS.get(kind)
         errors: dict[str, list[str]] = {}
         if needed and needed not in data:
             errors[needed] = [f"is required for a ready_check of type {kind}"]
-        for key in ("path", "command", "pattern"):
-            if key in data and key not in own:
+        for key in READY_TYPED_KEYS:
+            if key in data and key not in READY_OWN_KEYS[kind]:
                 errors[key] = [f"does not apply to a ready_check of type {kind}"]
         if kind == ReadyType.LOG:
-            for key in ("interval", "restart_after_failures"):
+            for key in LOG_REFUSES:
                 if key in data:
                     errors[key] = ["does not apply to a ready_check of type log "
                                    "(it matches output lines and never probes)"]
@@ -404,51 +442,99 @@ class ReadyCheckSchema(_Section):
             raise ValidationError(errors)
 
 
-class WatchSchema(_Section):
+class WatchSchema(Section):
+    description = (
+        "Restart the service when these files change, e.g. "
+        '{paths: [src, "*.toml"], ignore: ["*.log"]}')
     paths = TextList(required=True, error_messages={
-        "required": "is required: files or folders (globs allowed) to watch"})
-    ignore = TextList(allow_none=True)
+        "required": "is required: files or folders (globs allowed) to watch"},
+        metadata=about("files or folders (globs allowed) to watch, relative to the "
+                       "service's directory"))
+    ignore = TextList(allow_none=True, metadata=about(
+        "files or folders (globs allowed) whose changes never restart it"))
 
 
-class ServiceSchema(_Section):
+class ServiceSchema(Section):
+    description = "One service: a command Promenade runs, supervises and restarts"
     command = Text(
-        required=True, error_messages={"required": "is required: the shell command to run"}
+        required=True, error_messages={"required": "is required: the shell command to run"},
+        metadata=about("run with /bin/sh -c, in its own process group; stdin stays open"),
     )
-    directory = Text(allow_none=True)
-    port = Port(allow_none=True)
-    hostname = Text(check=hostname_problem, allow_none=True)
-    env = EnvMap(allow_none=True)
-    env_file = Text(allow_none=True)
-    depends_on = DependsOn(allow_none=True)
-    restart_policy = Choice(RestartPolicy)
-    ready_check = fields.Nested(ReadyCheckSchema, allow_none=True)
-    cors_proxy = Flag()
-    cors_proxy_port = Port(allow_none=True)
-    cors_allow_origins = TextList(item=origin_problem, allow_none=True)
-    tty = Flag()
-    autostart = Flag()
-    stop_signal = StopSignalChoice()
-    stop_timeout = Seconds()
-    stop_command = Text(allow_none=True)
-    watch = fields.Nested(WatchSchema, allow_none=True)
-    profiles = TextList(item=profile_problem, allow_none=True)
+    directory = Text(allow_none=True, metadata=about(
+        "working directory, relative to the config's folder (default: the config's folder)"))
+    port = Port(allow_none=True, metadata=about(
+        "the port it listens on; checked free before start; exported as PORT"))
+    hostname = Text(check=hostname_problem, allow_none=True, metadata=about(
+        "a local name (RFC 1123; needs port)"))
+    env = EnvMap(allow_none=True, metadata=about(
+        "environment (os.environ < .env < defaults.env < env_file < env); "
+        "values are text: quote numbers and yes/no"))
+    env_file = Text(allow_none=True, metadata=about(
+        "dotenv file, relative to the config's folder"))
+    depends_on = DependsOn(allow_none=True, metadata=about(
+        "a list: start after these are running (and healthy, when they have a "
+        "ready_check); or a mapping of names to "
+        "{condition: started|healthy|completed_successfully}"))
+    restart_policy = Choice(RestartPolicy, metadata=about(
+        "never, once (retry once, then gave_up), always (back-off 1, 2, 4 ... 30 s; "
+        "reset after 10 s of stable run); default: defaults.restart_policy"))
+    ready_check = fields.Nested(ReadyCheckSchema, allow_none=True, metadata=about(
+        ReadyCheckSchema.description))
+    cors_proxy = Flag(metadata=about("put a CORS proxy in front of port (default false)"))
+    cors_proxy_port = Port(allow_none=True, metadata=about(
+        "where the CORS proxy listens (127.0.0.1)"))
+    cors_allow_origins = TextList(item=origin_problem, allow_none=True, metadata=about(
+        "origins allowed besides local ones (* for any), like http://localhost:3000"))
+    tty = Flag(metadata=about(
+        "a pseudo-terminal per stream, so tools that colour only on a terminal still do "
+        "(default true); false gives plain pipes"))
+    autostart = Flag(metadata=about(
+        "false: promenade start leaves it stopped unless a started service depends on "
+        "it (default true)"))
+    stop_signal = StopSignalChoice(metadata=about(
+        "the signal a stop sends to the whole tree: TERM (default), INT, QUIT, HUP, "
+        "USR1, USR2, KILL (SIGINT also accepted)"))
+    stop_timeout = Seconds(metadata=about(
+        "seconds after the signal (and given to stop_command) before SIGKILL (default 5)"))
+    stop_command = Text(allow_none=True, metadata=about(
+        "run with /bin/sh -c (service's folder and environment) before the signal, "
+        "e.g. docker stop pg"))
+    watch = fields.Nested(WatchSchema, allow_none=True, metadata=about(
+        WatchSchema.description))
+    profiles = TextList(item=profile_problem, allow_none=True, metadata=about(
+        "start it only when one of these profiles is active (promenade start --profile "
+        "NAME or PROMENADE_PROFILES); without profiles it always starts"))
 
 
-class ManagerSchema(_Section):
-    port = Port()
-    host = Text()
-    log_buffer_lines = Count()
-    config_poll_interval = Seconds()
-    hosts_management = Choice(HostsMode)
-    hostsd_socket = Text(check=absolute_problem)
-    dependency_timeout = Seconds()
-    bus_tcp = Text(check=bus_tcp_problem, allow_none=True)
-    dotenv = Flag()
+class ManagerSchema(Section):
+    description = "The manager itself: dashboard, log buffer, config polling, hostnames"
+    port = Port(metadata=about("dashboard port (default 9000; --port overrides)"))
+    host = Text(metadata=about("dashboard bind address (default 127.0.0.1)"))
+    log_buffer_lines = Count(metadata=about(
+        "lines kept per service (default 1000; resized live on reload)"))
+    config_poll_interval = Seconds(metadata=about(
+        "seconds between config checks (default 5)"))
+    hosts_management = Choice(HostsMode, metadata=about(
+        "auto (through promenade-hostsd; the default), manual (print the lines to add), "
+        "disabled"))
+    hostsd_socket = Text(check=absolute_problem, metadata=about(
+        "where hostsd listens (default /run/promenade/hostsd.sock; "
+        "env PROMENADE_HOSTSD_SOCKET)"))
+    dependency_timeout = Seconds(metadata=about(
+        "seconds to wait for dependencies (default 60); then a list-form dependency is "
+        "started anyway, a written condition fails the service"))
+    bus_tcp = Text(check=bus_tcp_problem, allow_none=True, metadata=about(
+        "127.0.0.1:PORT: also publish the event feed on TCP (loopback only)"))
+    dotenv = Flag(metadata=about(
+        "read the .env file beside the config, for the services' environment and for "
+        "${VAR} interpolation (default true)"))
 
 
-class DefaultsSchema(_Section):
-    restart_policy = Choice(RestartPolicy)
-    env = EnvMap(allow_none=True)
+class DefaultsSchema(Section):
+    description = "Settings every service gets unless it sets its own"
+    restart_policy = Choice(RestartPolicy, metadata=about(
+        "default restart_policy for every service: never, once (the default), always"))
+    env = EnvMap(allow_none=True, metadata=about("environment for every service"))
 
 
 def load_section(schema: Schema, data: Any) -> tuple[dict[str, Any], list[tuple[Path_, str]]]:
