@@ -73,7 +73,7 @@ def test_hanging_exec_check_is_killed_with_its_children_at_timeout(
             command: sleep 60
             ready_check:
               type: exec
-              command: 'echo $$ >> checks.pids; sleep 300 & echo $! >> checks.pids; wait'
+              command: 'echo $$$$ >> checks.pids; sleep 300 & echo $! >> checks.pids; wait'
               interval: 0.1
               timeout: 1
     """)
@@ -95,7 +95,7 @@ def test_exec_check_running_when_the_service_stops_is_killed(manager, tmp_path: 
             command: sleep 60
             ready_check:
               type: exec
-              command: 'echo $$ >> checks.pids; sleep 300 & echo $! >> checks.pids; wait'
+              command: 'echo $$$$ >> checks.pids; sleep 300 & echo $! >> checks.pids; wait'
               timeout: 120
     """)
     pids = recorded_pids(m.tmp / "checks.pids", 2)
@@ -156,7 +156,7 @@ def test_exec_check_edited_on_reload_applies_in_place(manager, tmp_path: Path) -
     until it passes; removed, it ends, and a check command running then is killed."""
     plain = "{command: sleep 60}"
     checked = ("{command: sleep 60, ready_check: {type: exec, interval: 0.1, timeout: 60, "
-               "command: 'test -f flag && exit 0; echo $$ >> hanging.pids; exec sleep 300'}}")
+               "command: 'test -f flag && exit 0; echo $$$$ >> hanging.pids; exec sleep 300'}}")
     m = manager(f"""
         services:
           db: {plain}

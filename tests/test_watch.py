@@ -24,7 +24,7 @@ WORKER = """
 manager: {hosts_management: disabled, config_poll_interval: 0.2}
 services:
   worker:
-    command: "echo started $$; exec sleep 60"
+    command: "echo started $$$$; exec sleep 60"
     watch: {paths: [src, "*.toml"], ignore: ["*.log", "src/generated"]}
 """
 
@@ -129,7 +129,7 @@ def test_a_watched_folder_removed_and_created_again_is_still_watched(
     m = manager("""
         manager: {hosts_management: disabled}
         services:
-          worker: {command: "echo started $$; exec sleep 60", watch: {paths: [src]}}
+          worker: {command: "echo started $$$$; exec sleep 60", watch: {paths: [src]}}
     """, args=VERBOSE)
     watching(m)
     src.rmdir()
@@ -226,7 +226,7 @@ def test_reload_adds_changes_and_removes_watches(manager, tmp_path: Path) -> Non
     m = manager("""
         manager: {hosts_management: disabled, config_poll_interval: 0.2}
         services:
-          worker: {command: "echo started $$; exec sleep 60"}
+          worker: {command: "echo started $$$$; exec sleep 60"}
     """, args=VERBOSE)
     m.wait_status("worker", "running")
     assert notify_threads(m) == []
