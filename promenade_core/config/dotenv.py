@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from promenade_core.config.schema import env_name_problem, env_value_problem
+from promenade_core.config.fields import env_name_problem, env_value_problem
 from promenade_core.errors import Problem
 from promenade_core.userfile import UnreadableFile, read_user_file
 

@@ -29,26 +29,17 @@ from typing import Any
 from marshmallow import Schema, fields
 
 from promenade_core.config.choices import Condition, ReadyType, StopSignal, words
-from promenade_core.config.schema import (
+from promenade_core.config.fields import (
     ENV_NAME,
-    LOG_REFUSES,
-    READY_NEEDS,
-    READY_OWN_KEYS,
-    READY_TYPED_KEYS,
     SERVICE_NAME,
     Choice,
     Count,
-    DefaultsSchema,
     DependsOn,
     EnvMap,
     Flag,
-    ManagerSchema,
     Pattern,
     Port,
-    ReadyCheckSchema,
     Seconds,
-    Section,
-    ServiceSchema,
     StopSignalChoice,
     Text,
     TextList,
@@ -57,6 +48,17 @@ from promenade_core.config.schema import (
     origin_problem,
     profile_problem,
     url_path_problem,
+)
+from promenade_core.config.schema import (
+    LOG_REFUSES,
+    READY_NEEDS,
+    READY_OWN_KEYS,
+    READY_TYPED_KEYS,
+    DefaultsSchema,
+    ManagerSchema,
+    ReadyCheckSchema,
+    Section,
+    ServiceSchema,
 )
 from promenade_core.config.source import Path_, keep_text
 from promenade_hostsd.hostnames import MAX_LABEL, MAX_NAME, hostname_problem

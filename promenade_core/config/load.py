@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from promenade_core.config.dotenv import read_env_file
+from promenade_core.config.fields import describe, service_name_problem, suggest
 from promenade_core.config.interpolate import interpolate_data
 from promenade_core.config.lookup import absolute_path, display_path
 from promenade_core.config.model import (
@@ -44,11 +45,8 @@ from promenade_core.config.schema import (
     DefaultsSchema,
     ManagerSchema,
     ServiceSchema,
-    describe,
     key_label,
     load_section,
-    service_name_problem,
-    suggest,
 )
 from promenade_core.config.source import Document, Path_, merge_documents, parse_yaml
 from promenade_core.errors import ConfigError, Problem

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from promenade_core.config.choices import Condition
+from promenade_core.config.fields import suggest
 from promenade_core.config.model import ManagerConfig
-from promenade_core.config.schema import suggest
 from promenade_core.config.source import Path_
 
 

@@ -22,14 +22,13 @@ from marshmallow import fields
 
 from promenade_cli.main import cli
 from promenade_core.config import jsonschema as built
+from promenade_core.config.fields import Text, TextList
 from promenade_core.config.load import load_config
 from promenade_core.config.schema import (
     DefaultsSchema,
     ManagerSchema,
     Section,
     ServiceSchema,
-    Text,
-    TextList,
     load_section,
 )
 from promenade_core.config.source import parse_yaml

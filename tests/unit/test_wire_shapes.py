@@ -11,8 +11,8 @@ import pytest
 
 from promenade_core.bus import protocol
 from promenade_core.config.choices import HostsMode, RestartPolicy, words
+from promenade_core.config.fields import Choice
 from promenade_core.config.load import ServiceConfig
-from promenade_core.config.schema import Choice
 from promenade_core.errors import ConfigError, Problem
 from promenade_core.hosts.client import HostsManager
 from promenade_core.supervise.reload_plan import ReloadAction, ServiceChange
