@@ -4,7 +4,7 @@ Built from the marshmallow schemas the validator uses (schema.py): each section'
 fields, each field's class mapped to a JSON Schema type, each field's `metadata`
 description, the same name patterns, so the schema and the validator cannot drift
 apart. A field class, or a check function on a text field, with no mapping here is an
-error (`NoMapping`), not a silently loose schema: adding one to schema.py means saying
+error (`NoMapping`), not a silently loose schema: adding one to fields.py means saying
 here what it accepts. `promenade config schema` prints the result; the package ships
 it as promenade.schema.json, and a test keeps the file equal to a fresh build.
 
@@ -80,11 +80,11 @@ X_KEYS = "^x-"
 
 
 class NoMapping(Exception):
-    """A field of schema.py that this module cannot express (a new class or check)."""
+    """A field of fields.py that this module cannot express (a new class or check)."""
 
 
 def _whole(pattern: re.Pattern[str] | str) -> str:
-    """A fullmatch pattern of schema.py as a JSON Schema one (which searches)."""
+    """A fullmatch pattern of fields.py as a JSON Schema one (which searches)."""
     text = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
     return f"^(?:{text})$"
 
@@ -189,7 +189,7 @@ def _number(schema: Json) -> Callable[[Any, Path_], Json]:
     return lambda field, path: {"anyOf": [schema, INTERPOLATED]}
 
 
-#: Each field class of schema.py, exactly (a subclass needs its own entry), to a
+#: Each field class of fields.py, exactly (a subclass needs its own entry), to a
 #: function of the field and its key path giving its JSON Schema.
 FIELD_MAPPERS: Mapping[type[fields.Field], Callable[[Any, Path_], Json]] = {
     Text: _text,
