@@ -53,6 +53,30 @@ class Plan:
     extras: tuple[Path, ...] = ()
 
 
+@dataclass(frozen=True)
+class Shown:
+    """Which services' lines the terminal shows (`--only`, `--hide`), as given."""
+
+    only: tuple[str, ...] = ()
+    hide: tuple[str, ...] = ()
+
+    def check(self, known: list[str]) -> None:
+        """Every name is a service of the config (a usage error, exit 2, otherwise)."""
+        from promenade_core.supervise.visibility import unknown_names
+
+        for option, names in (("--only", self.only), ("--hide", self.hide)):
+            unknown = unknown_names(names, known)
+            if unknown:
+                raise UnknownServiceError(
+                    f"{option}: unknown service {unknown[0]!r} "
+                    f"(known: {', '.join(known) or 'none'})")
+
+    def args(self) -> list[str]:
+        """The same choice on the daemon's command line."""
+        return ([f"--only={','.join(self.only)}"] if self.only else []) + \
+            ([f"--hide={','.join(self.hide)}"] if self.hide else [])
+
+
 @click.command("start")
 @click.argument("services", nargs=-1)
 @config_option
@@ -65,16 +89,28 @@ class Plan:
                    "(like `promenade wait`)")
 @click.option("--timeout", type=click.FloatRange(0, MAX_WAIT, min_open=True),
               default=DEFAULT_WAIT, show_default=True, help="Seconds --wait waits at most")
+@click.option("--only", "only", multiple=True, metavar="NAMES",
+              help="Show only these services' lines on the terminal (comma-separated or "
+                   "repeated); everything is still logged")
+@click.option("--hide", "hide", multiple=True, metavar="NAMES",
+              help="Hide these services' lines on the terminal (comma-separated or "
+                   "repeated); everything is still logged")
 def start(services: tuple[str, ...], config: ConfigArg, port: int | None, daemon: bool,
-          no_ui: bool, verbose: bool, wait: bool, timeout: float) -> ExitCode:
+          no_ui: bool, verbose: bool, wait: bool, timeout: float, only: tuple[str, ...],
+          hide: tuple[str, ...]) -> ExitCode:
     """Start the manager and every autostart service; with SERVICES, only those and what
     they depend on. With a manager running, start SERVICES in it (their stopped
     dependencies first) and exit 1 if one fails within a few seconds."""
     from promenade_core.hosts.privileges import become, drop_to_sudo_user
+    from promenade_core.supervise.visibility import split_names
 
     owner = _sudo_user()
-    plan = _prepare(config, owner, daemon, services)
+    shown = Shown(tuple(split_names(only)), tuple(split_names(hide)))
+    plan = _prepare(config, owner, daemon, services, shown)
     if plan.running:
+        if shown.only or shown.hide:
+            raise click.UsageError("--only and --hide choose what a new manager's terminal "
+                                   "shows; a manager already runs for this config")
         if owner:
             become(owner)
         info = connect(plan.path)
@@ -86,13 +122,13 @@ def start(services: tuple[str, ...], config: ConfigArg, port: int | None, daemon
     if wait and not daemon:
         raise click.UsageError("--wait needs -d (a manager in the foreground never returns)")
     if daemon:
-        code = _daemonize(plan, port, no_ui, verbose, owner, services)
+        code = _daemonize(plan, port, no_ui, verbose, owner, services, shown)
         return code or (wait_for(connect(plan.path), services, timeout) if wait else 0)
     hostsd_socket = None
     if owner:
         hostsd_socket = drop_to_sudo_user(plan.hostsd_socket, start_hostsd=plan.hosts_auto)
     _refuse_if_running(plan.path)
-    return _foreground(plan, port, no_ui, verbose, hostsd_socket, services)
+    return _foreground(plan, port, no_ui, verbose, hostsd_socket, services, shown)
 
 
 def _sudo_user() -> pwd.struct_passwd | None:
@@ -107,7 +143,7 @@ def _sudo_user() -> pwd.struct_passwd | None:
 
 
 def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
-             services: tuple[str, ...] = ()) -> Plan:
+             services: tuple[str, ...] = (), shown: Shown = Shown()) -> Plan:
     """Find and validate the config (and open the daemon's log), as the user.
 
     Under sudo this runs in a child that has dropped root; without sudo, right here.
@@ -116,7 +152,8 @@ def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
     from promenade_core.hosts.privileges import run_as_user
 
     def task() -> tuple[dict[str, Any], list[int]]:
-        return _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon, services)
+        return _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon, services,
+                             shown)
 
     answer, fds = run_as_user(owner, task) if owner else task()
     if answer.get("running"):
@@ -127,7 +164,8 @@ def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
 
 
 def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
-                  services: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[int]]:
+                  services: tuple[str, ...] = (), shown: Shown = Shown(),
+                  ) -> tuple[dict[str, Any], list[int]]:
     from promenade_core.bus.client import find_manager
     from promenade_core.config.load import load_config
     from promenade_core.runtime import open_private_file, state_dir
@@ -139,6 +177,7 @@ def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
     extras = extra_configs(config)
     loaded = load_config(path, extras)
     check_targets(services, list(loaded.services))
+    shown.check(list(loaded.services))
     manager = loaded.manager
     answer: dict[str, Any] = {"path": str(path), "hosts_auto": manager.hosts_management == "auto",
                               "hostsd_socket": manager.hostsd_socket,
@@ -171,11 +210,14 @@ def _refuse_if_running(path: Path) -> None:
 
 
 def _foreground(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
-                hostsd_socket: str | None = None, services: tuple[str, ...] = ()) -> ExitCode:
+                hostsd_socket: str | None = None, services: tuple[str, ...] = (),
+                shown: Shown = Shown()) -> ExitCode:
     from promenade_core.manager import Manager
     from promenade_core.supervise.terminal import Printer
+    from promenade_core.supervise.visibility import Visibility
 
-    printer = Printer(sys.stdout, verbose=verbose)
+    visibility = Visibility(shown.only or None, shown.hide)
+    printer = Printer(sys.stdout, verbose=verbose, visibility=visibility)
     try:
         return Manager(plan.path, printer, port=port, no_ui=no_ui,
                        hostsd_socket=hostsd_socket, targets=services or None,
@@ -185,7 +227,8 @@ def _foreground(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
 
 
 def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
-               owner: pwd.struct_passwd | None, services: tuple[str, ...] = ()) -> ExitCode:
+               owner: pwd.struct_passwd | None, services: tuple[str, ...] = (),
+               shown: Shown = Shown()) -> ExitCode:
     """Start a detached manager; return once it answers `ping`.
 
     Under sudo the child is the one that starts the private hostsd and drops to the
@@ -202,6 +245,7 @@ def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
     args += ["--port", str(port)] if port else []
     args += ["--no-ui"] if no_ui else []
     args += ["--verbose"] if verbose else []
+    args += shown.args()
     args += ["--", *services] if services else []
     with os.fdopen(plan.log_fd, "ab") as log:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
