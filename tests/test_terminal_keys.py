@@ -3,7 +3,9 @@ keys typed into a real pty while the manager runs in the foreground."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import termios
@@ -37,6 +39,10 @@ def shown(text: str, service: str) -> list[str]:
     return re.findall(rf"\[{service}\] {service} \d+", SGR.sub("", text))
 
 
+def process_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
 def test_hide_keeps_a_service_off_the_terminal_but_not_out_of_the_logs(
         manager, tmp_path: Path) -> None:
     write_script(tmp_path, "talker.py", TALKER)
@@ -51,7 +57,8 @@ def test_hide_keeps_a_service_off_the_terminal_but_not_out_of_the_logs(
 
 def test_keys_on_a_real_terminal_and_ctrl_c_restores_it(tmp_path: Path) -> None:
     """`?` lists the services with numbers, `h N` hides and shows one, `r N` restarts
-    one; Ctrl-C still stops the manager (ISIG kept) and the terminal gets its echo and
+    one; Ctrl-Z gives the shell its terminal mode back while suspended and `fg` takes
+    cbreak again; Ctrl-C still stops the manager (ISIG kept) and the terminal gets its echo and
     line editing back."""
     write_script(tmp_path, "talker.py", TALKER)
     m = Manager(tmp_path, CONFIG)
@@ -89,6 +96,15 @@ def test_keys_on_a_real_terminal_and_ctrl_c_restores_it(tmp_path: Path) -> None:
         wait_for(lambda: (s := m.status("quiet"))["status"] == "running" and s["pid"] != pid,
                  20, "quiet restarted")
         assert "restarting quiet" in term.text()
+
+        term.type(b"\x1a")                                  # Ctrl-Z: suspended...
+        wait_for(lambda: process_state(m.proc.pid) == "T", 10, "the manager stopped")
+        assert termios.tcgetattr(term.master)[3] == before[3], "the shell's mode, back"
+        os.killpg(m.proc.pid, signal.SIGCONT)               # ... and `fg`
+        wait_for(lambda: not termios.tcgetattr(term.master)[3] & termios.ICANON, 10,
+                 "cbreak again after fg")
+        term.type(b"l")
+        wait_for(lambda: term.text().count("2 quiet\n") >= 2, 10, "keys work again")
 
         term.type(b"\x03")                                  # Ctrl-C, as typed
         assert m.wait_exit(30) == 0, term.text()[-2000:]

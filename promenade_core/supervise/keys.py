@@ -4,7 +4,8 @@ Only when stdin is a terminal and the manager is its foreground process group (n
 under -d, not in tests, not `promenade start &`). The terminal goes into cbreak mode:
 no echo and no line editing, so a key acts at once, but ISIG stays on, so Ctrl-C still
 makes SIGINT and Ctrl-Z SIGTSTP as the shell expects; the saved attributes are put back
-when the manager stops, also when it crashes (the CLI's `finally` and atexit).
+when the manager stops, also when it crashes (the manager's `finally` and atexit), and
+while it is suspended (Ctrl-Z restores them before stopping, `fg` sets cbreak again).
 
 `KeyParser` is pure (bytes in, actions out) and knows nothing of services; `Keys` reads
 stdin in a greenlet and acts through the printer and the supervisor's services.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import signal
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,6 +143,9 @@ class Keys:
         self.parser = KeyParser()
         self._saved: list[Any] | None = None
         self._reader: gevent.Greenlet | None = None
+        self._signals: list[Any] = []
+        #: the attributes to leave again on `fg` after a Ctrl-Z
+        self._resume_with: list[Any] | None = None
 
     @classmethod
     def for_stdin(cls, printer: Printer, names: Callable[[], list[str]],
@@ -157,6 +162,8 @@ class Keys:
         termios.tcsetattr(self.fd, termios.TCSANOW, cbreak(saved))
         self._saved = saved
         atexit.register(self.restore)
+        self._signals = [gevent.signal_handler(signal.SIGTSTP, self._suspend),
+                         gevent.signal_handler(signal.SIGCONT, self._resumed)]
         self._reader = gevent.spawn(self._read_loop)
         self.printer.message("press ? for keys (hide or restart a service)")
 
@@ -168,7 +175,24 @@ class Keys:
                 termios.tcsetattr(self.fd, termios.TCSANOW, self._saved)
             self._saved = None
 
+    def _suspend(self) -> None:
+        """Ctrl-Z: the shell gets its terminal back as it was, then we stop."""
+        if self._saved is not None:
+            self._resume_with = self._saved
+            self.restore()
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    def _resumed(self) -> None:
+        """`fg`: cbreak again. After `bg` the terminal is not ours to set: wait for `fg`."""
+        saved = self._resume_with
+        if saved is not None and in_foreground(self.fd):
+            with contextlib.suppress(OSError, termios.error):
+                termios.tcsetattr(self.fd, termios.TCSANOW, cbreak(saved))
+                self._saved, self._resume_with = saved, None
+
     def close(self) -> None:
+        for handle in self._signals:
+            handle.cancel()
         if self._reader is not None:
             self._reader.kill(block=False)
         self.restore()
@@ -176,6 +200,9 @@ class Keys:
 
     def _read_loop(self) -> None:
         while True:
+            if self._saved is None:   # suspended, or resumed in the background
+                gevent.sleep(0.5)     # reading now would stop us (SIGTTIN)
+                continue
             try:
                 wait_read(self.fd)
                 data = os.read(self.fd, 256)
