@@ -11,6 +11,7 @@ per skipped run whose counts add up exactly to the lines it did not show.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import signal
@@ -116,6 +117,8 @@ def test_a_flood_finishes_at_full_speed_while_the_terminal_is_not_read(
     try:
         started = time.monotonic()
         wait_for(m.info, 30, "the manager to answer")
+        # grown from 64 KiB, so that a reader that keeps up is never outpaced
+        assert fcntl.fcntl(read_end, fcntl.F_GETPIPE_SZ) == 1024 * 1024
         status = wait_for(lambda: finished(m.status("flood")), BOUND, "the flood to finish")
         elapsed = time.monotonic() - started
         assert status["completed"] and status["last_exit_code"] == 0, status

@@ -17,6 +17,7 @@ never the manager.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import sys
@@ -31,6 +32,19 @@ from promenade_core.logformat import Formatter, wants_colour
 from promenade_core.supervise.logs import iso_timestamp
 from promenade_core.supervise.termqueue import TerminalQueue, skip_marker
 from promenade_core.supervise.visibility import Visibility
+
+#: What we ask a pipe on stdout to hold (`promenade start | less`, a benchmark's reader).
+#: The 64 KiB default needs a wake-up of the writer per 64 KiB: while the services'
+#: readers keep the event loop busy, that alone caps the output near 60 MB/s and a
+#: reader that keeps up would still see lines skipped. Linux grants up to
+#: /proc/sys/fs/pipe-max-size (1 MiB by default) without privileges.
+PIPE_SIZE = 1024 * 1024
+
+
+def _grow_pipe(fd: int) -> None:
+    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
 
 def _output_fd(fd: int) -> tuple[int, bool]:
@@ -57,6 +71,7 @@ class Printer:
         stream = stream or sys.stdout
         self.format = Formatter(wants_colour(stream) if colour is None else colour)
         stream.flush()
+        _grow_pipe(stream.fileno())
         self._fd, self._nonblocking = _output_fd(stream.fileno())
         self.verbose = verbose
         #: which services' lines are shown (the keys and `--only/--hide` change it)
