@@ -116,3 +116,25 @@ def test_keys_on_a_real_terminal_and_ctrl_c_restores_it(tmp_path: Path) -> None:
     finally:
         m.cleanup()
         term.close()
+
+
+def test_no_keys_when_the_output_is_not_the_terminal(tmp_path: Path) -> None:
+    """`promenade start > file` (or `| less`) from a terminal: the keys stay the
+    shell's (or the pager's), and the terminal's mode is left alone."""
+    write_script(tmp_path, "talker.py", TALKER)
+    m = Manager(tmp_path, CONFIG)
+    term = PtyTerminal()
+    before = termios.tcgetattr(term.master)
+    m.proc = subprocess.Popen(term.command("start", "--no-ui", "-c", str(m.path),
+                                           stdout=str(m.log)),
+                              pass_fds=[term.slave], env=m.env)
+    try:
+        m.wait_output("quiet 3", 30)
+        assert "press ? for keys" not in m.output()
+        assert termios.tcgetattr(term.master)[3] == before[3]
+        term.type(b"h1")
+        m.wait_output("chatty 20", 10)    # still shown: the keys were not read
+        assert "hiding" not in m.output()
+    finally:
+        m.cleanup()
+        term.close()

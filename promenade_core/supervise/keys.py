@@ -1,7 +1,8 @@
 """Keys in the foreground: `?` help, `l` list, `h N` hide/show, `r N` restart, `a` all.
 
-Only when stdin is a terminal and the manager is its foreground process group (not
-under -d, not in tests, not `promenade start &`). The terminal goes into cbreak mode:
+Only when stdin and stdout are a terminal and the manager is its foreground process
+group: not under -d, not in tests, not `promenade start &`, and not `promenade start |
+less`, where the pager reads the keys from the same terminal. The terminal goes into cbreak mode:
 no echo and no line editing, so a key acts at once, but ISIG stays on, so Ctrl-C still
 makes SIGINT and Ctrl-Z SIGTSTP as the shell expects; the saved attributes are put back
 when the manager stops, also when it crashes (the manager's `finally` and atexit), and
@@ -150,8 +151,9 @@ class Keys:
     @classmethod
     def for_stdin(cls, printer: Printer, names: Callable[[], list[str]],
                   restart: Callable[[str], None]) -> Keys | None:
-        """Keys on stdin when it is our terminal, started; None otherwise."""
-        if not in_foreground(0):
+        """Keys on stdin when it is our terminal and the output goes there too, started;
+        None otherwise."""
+        if not (in_foreground(0) and os.isatty(1)):
             return None
         keys = cls(0, printer, names, restart)
         keys.start()

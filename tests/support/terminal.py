@@ -12,8 +12,10 @@ import threading
 #: Runs the rest of argv as `python -m promenade_cli ...` in a new session whose
 #: controlling terminal (and stdin, stdout, stderr) is the pty slave given as argv[1]:
 #: the manager is then the terminal's foreground process group, as under a shell.
+#: argv[2], unless "-", is a file to send stdout to instead (`promenade start > file`).
 ON_TTY = ("import os, sys; os.login_tty(int(sys.argv[1])); "
-          "os.execv(sys.executable, [sys.executable, '-m', 'promenade_cli', *sys.argv[2:]])")
+          "sys.argv[2] == '-' or os.dup2(os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT), 1); "
+          "os.execv(sys.executable, [sys.executable, '-m', 'promenade_cli', *sys.argv[3:]])")
 
 
 class PtyTerminal:
@@ -27,9 +29,10 @@ class PtyTerminal:
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
-    def command(self, *args: str) -> list[str]:
-        """The argv that runs `promenade ARGS` on this terminal (pass_fds=[slave])."""
-        return [sys.executable, "-c", ON_TTY, str(self.slave), *args]
+    def command(self, *args: str, stdout: str = "-") -> list[str]:
+        """The argv that runs `promenade ARGS` on this terminal (pass_fds=[slave]);
+        `stdout`: a file for its standard output instead."""
+        return [sys.executable, "-c", ON_TTY, str(self.slave), stdout, *args]
 
     def _read(self) -> None:
         while True:
