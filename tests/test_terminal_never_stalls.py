@@ -6,6 +6,10 @@ reader wait, so a service writing a flood blocked on its own full pipe for as lo
 the terminal did not read: for ever. Now the flood finishes at full speed, every line
 is in the ring buffer, and the terminal, once read, shows what fitted with one marker
 per skipped run whose counts add up exactly to the lines it did not show.
+
+This reverses test_logs.py's former `test_a_slow_terminal_gets_every_line_by_backpressure`
+(issue 14 asks for it): every line still reaches the buffer, the bus and the log files,
+and what the terminal skips is said, counted exactly, and never cuts a line in two.
 """
 
 from __future__ import annotations
