@@ -40,6 +40,30 @@ DAEMON_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
+class Shown:
+    """Which services' lines the terminal shows (`--only`, `--hide`), as given."""
+
+    only: tuple[str, ...] = ()
+    hide: tuple[str, ...] = ()
+
+    def check(self, known: list[str]) -> None:
+        """Every name is a service of the config (a usage error, exit 2, otherwise)."""
+        from promenade_core.supervise.visibility import unknown_names
+
+        for option, names in (("--only", self.only), ("--hide", self.hide)):
+            unknown = unknown_names(names, known)
+            if unknown:
+                raise UnknownServiceError(
+                    f"{option}: unknown service {unknown[0]!r} "
+                    f"(known: {', '.join(known) or 'none'})")
+
+    def args(self) -> list[str]:
+        """The same choice on the daemon's command line."""
+        return ([f"--only={','.join(self.only)}"] if self.only else []) + \
+            ([f"--hide={','.join(self.hide)}"] if self.hide else [])
+
+
+@dataclass(frozen=True)
 class Plan:
     """What `start` learnt, as the user, before anything runs."""
 
@@ -54,6 +78,8 @@ class Plan:
     extras: tuple[Path, ...] = ()
     #: the active profiles, checked against the config
     profiles: tuple[str, ...] = ()
+    #: which services' lines the terminal shows
+    shown: Shown = Shown()
 
 
 @click.command("start")
@@ -72,23 +98,34 @@ class Plan:
               shell_complete=complete_profiles,
               help="Also start the services of this profile (repeatable, or "
                    "comma-separated; added to PROMENADE_PROFILES)")
+@click.option("--only", "only", multiple=True, metavar="NAMES",
+              help="Show only these services' lines on the terminal (comma-separated or "
+                   "repeated); everything is still logged")
+@click.option("--hide", "hide", multiple=True, metavar="NAMES",
+              help="Hide these services' lines on the terminal (comma-separated or "
+                   "repeated); everything is still logged")
 def start(services: tuple[str, ...], config: ConfigArg, port: int | None, daemon: bool,
           no_ui: bool, verbose: bool, wait: bool, timeout: float,
-          profile: tuple[str, ...]) -> ExitCode:
+          profile: tuple[str, ...], only: tuple[str, ...], hide: tuple[str, ...]) -> ExitCode:
     """Start the manager and every autostart service of the active profiles; with
     SERVICES, only those and what they depend on. With a manager running, start
     SERVICES in it (their stopped dependencies first) and exit 1 if one fails within a
     few seconds."""
     from promenade_core.config.profiles import ENV_PROFILES
     from promenade_core.hosts.privileges import become, drop_to_sudo_user
+    from promenade_core.supervise.visibility import split_names
 
     owner = _sudo_user()
     profiles = active_profiles(profile, os.environ.get(ENV_PROFILES, ""))
-    plan = _prepare(config, owner, daemon, services, profiles)
+    shown = Shown(tuple(split_names(only)), tuple(split_names(hide)))
+    plan = _prepare(config, owner, daemon, services, profiles, shown)
     if plan.running:
         if profile:
             raise click.UsageError("--profile applies when the manager starts; it already "
                                    "runs: name the services to start instead")
+        if shown.only or shown.hide:
+            raise click.UsageError("--only and --hide choose what a new manager's terminal "
+                                   "shows; a manager already runs for this config")
         if owner:
             become(owner)
         info = connect(plan.path)
@@ -128,7 +165,8 @@ def active_profiles(options: tuple[str, ...], env: str) -> tuple[str, ...]:
 
 
 def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
-             services: tuple[str, ...] = (), profiles: tuple[str, ...] = ()) -> Plan:
+             services: tuple[str, ...] = (), profiles: tuple[str, ...] = (),
+             shown: Shown = Shown()) -> Plan:
     """Find and validate the config (and open the daemon's log), as the user.
 
     Under sudo this runs in a child that has dropped root; without sudo, right here.
@@ -138,19 +176,20 @@ def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
 
     def task() -> tuple[dict[str, Any], list[int]]:
         return _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon, services,
-                             profiles)
+                             profiles, shown)
 
     answer, fds = run_as_user(owner, task) if owner else task()
     if answer.get("running"):
         return Plan(Path(answer["path"]), False, "", running=True)
     return Plan(Path(answer["path"]), bool(answer["hosts_auto"]), str(answer["hostsd_socket"]),
                 Path(answer["log"]) if answer.get("log") else None, fds[0] if fds else None,
-                extras=tuple(Path(p) for p in answer["extras"]), profiles=profiles)
+                extras=tuple(Path(p) for p in answer["extras"]), profiles=profiles,
+                shown=shown)
 
 
 def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
                   services: tuple[str, ...] = (), profiles: tuple[str, ...] = (),
-                  ) -> tuple[dict[str, Any], list[int]]:
+                  shown: Shown = Shown()) -> tuple[dict[str, Any], list[int]]:
     from promenade_core.bus.client import find_manager
     from promenade_core.config.load import load_config
     from promenade_core.config.profiles import check_profiles
@@ -164,6 +203,7 @@ def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
     loaded = load_config(path, extras)
     check_targets(services, list(loaded.services))
     check_profiles(profiles, loaded.services)
+    shown.check(list(loaded.services))
     manager = loaded.manager
     answer: dict[str, Any] = {"path": str(path), "hosts_auto": manager.hosts_management == "auto",
                               "hostsd_socket": manager.hostsd_socket,
@@ -199,8 +239,10 @@ def _foreground(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
                 hostsd_socket: str | None = None, services: tuple[str, ...] = ()) -> ExitCode:
     from promenade_core.manager import Manager
     from promenade_core.supervise.terminal import Printer
+    from promenade_core.supervise.visibility import Visibility
 
-    printer = Printer(sys.stdout, verbose=verbose)
+    visibility = Visibility(plan.shown.only or None, plan.shown.hide)
+    printer = Printer(sys.stdout, verbose=verbose, visibility=visibility)
     try:
         return Manager(plan.path, printer, port=port, no_ui=no_ui,
                        hostsd_socket=hostsd_socket, targets=services or None,
@@ -229,6 +271,7 @@ def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
     args += ["--verbose"] if verbose else []
     for profile in plan.profiles:
         args += ["--profile", profile]
+    args += plan.shown.args()
     args += ["--", *services] if services else []
     with os.fdopen(plan.log_fd, "ab") as log:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,

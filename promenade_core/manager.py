@@ -35,6 +35,7 @@ from promenade_core.masking import mask_command
 from promenade_core.proxy.attach import Proxies
 from promenade_core.supervise import cgroups, osproc
 from promenade_core.supervise.descendants import Descendants
+from promenade_core.supervise.keys import Keys
 from promenade_core.supervise.logs import iso_timestamp
 from promenade_core.supervise.reloader import Reloader
 from promenade_core.supervise.supervisor import HostnamePolicy, Supervisor
@@ -79,6 +80,8 @@ class Manager:
         self.zap: tcpfeed.ZapHandler | None = None
         #: What a `bus_tcp` subscriber must give (in manager.json, 0600 in a 0700 folder).
         self.tcp_token: str | None = None
+        #: the keys typed in the foreground (None unless stdin is our terminal)
+        self.keys: Keys | None = None
 
     # -- start-up ---------------------------------------------------------------
 
@@ -183,6 +186,8 @@ class Manager:
                 gevent.signal_handler(sig, self._on_signal, sig)
             self.mapped_names.start()
             self.supervisor.start_all(self.targets)
+            self.keys = Keys.for_stdin(self.printer, lambda: list(self.supervisor.services),
+                                       self._restart_by_key)
             self.watchers.sync(self.supervisor.config)
             if self.web:
                 # After the services: they need not wait for Flask to import.
@@ -191,11 +196,18 @@ class Manager:
             self.reloader.start()
             self._stop.wait()
         finally:
+            if self.keys:
+                self.keys.close()   # the terminal as it was, whatever happens next
             self._shutdown()
             os.close(self._reaper_fd)
             self._reaper_fd = None
             reaper.wait()
         return 0
+
+    def _restart_by_key(self, name: str) -> None:
+        service = self.supervisor.services.get(name)
+        if service is not None and not self.stopping:
+            service.submit(service.restart)
 
     def _process_ops(self, instance: str) -> osproc.ProcessOps:
         """A cgroup per service run when one can be had, else the descendant tracker."""

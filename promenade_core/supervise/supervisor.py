@@ -129,10 +129,6 @@ class Supervisor:
         self.publisher.publish_batch(service.name, batch)
         self.printer.lines(service.name, stream, batch.timestamp, lines)
 
-    def wait_output(self) -> None:
-        """Backpressure from the terminal: readers pause while its queue is full."""
-        self.printer.wait_room()
-
     def on_change(self, service: Service) -> None:
         self.publisher.publish(protocol.state_topic(service.name),
                                {"service": service.name, "status": self.describe(service)})

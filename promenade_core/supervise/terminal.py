@@ -1,24 +1,27 @@
 """The terminal writer: every service's lines and the manager's events, on stdout.
 
-How a line looks is logformat's (pure, shared with `promenade logs`); this module
-only gets the text to the terminal without blocking the supervisor.
+How a line looks is logformat's (pure, shared with `promenade logs`); what is shown
+when the terminal cannot keep up is termqueue's; which services are shown is
+visibility's. This module only gets the bytes to the terminal without ever making the
+supervisor wait.
 
 Output goes through a bounded queue drained by a greenlet that writes to a
 non-blocking descriptor of its own (a reopened /proc/self/fd/1, so the terminal's
-shared description stays blocking for the shell). When the queue passes HIGH_WATER the
-services' readers wait for room: every line reaches the terminal intact, and a
-terminal that is too slow slows the services down, as with any program writing to it.
-A terminal that goes away (EPIPE) stops the output, never the manager.
+shared description stays blocking for the shell). The services' readers never wait for
+the terminal: when it is too slow (Ctrl-S, a pager that stopped reading, a slow link)
+it skips lines, with a marker per skipped run, and every line still reaches the ring
+buffer, the bus and the log files. A terminal that goes away (EPIPE) stops the output,
+never the manager.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import sys
 import time
-from collections import deque
 from typing import TextIO
 
 import gevent
@@ -27,9 +30,21 @@ from gevent.socket import wait_write
 
 from promenade_core.logformat import Formatter, wants_colour
 from promenade_core.supervise.logs import iso_timestamp
+from promenade_core.supervise.termqueue import TerminalQueue, skip_marker
+from promenade_core.supervise.visibility import Visibility
 
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
+#: What we ask a pipe on stdout to hold (`promenade start | less`, a benchmark's reader).
+#: The 64 KiB default needs a wake-up of the writer per 64 KiB: while the services'
+#: readers keep the event loop busy, that alone caps the output near 60 MB/s and a
+#: reader that keeps up would still see lines skipped. Linux grants up to
+#: /proc/sys/fs/pipe-max-size (1 MiB by default) without privileges.
+PIPE_SIZE = 1024 * 1024
+
+
+def _grow_pipe(fd: int) -> None:
+    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
 
 def _output_fd(fd: int) -> tuple[int, bool]:
@@ -51,50 +66,63 @@ class Printer:
     """Writes formatted output through a bounded queue drained by one greenlet."""
 
     def __init__(self, stream: TextIO | None = None, colour: bool | None = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, visibility: Visibility | None = None,
+                 queue: TerminalQueue | None = None) -> None:
         stream = stream or sys.stdout
         self.format = Formatter(wants_colour(stream) if colour is None else colour)
         stream.flush()
+        _grow_pipe(stream.fileno())
         self._fd, self._nonblocking = _output_fd(stream.fileno())
         self.verbose = verbose
-        self._queue: deque[bytes] = deque()
-        self._pending = 0
+        #: which services' lines are shown (the keys and `--only/--hide` change it)
+        self.visibility = visibility or Visibility()
+        self._queue = queue or TerminalQueue()
         self._broken = False
-        self._room = gevent.event.Event()
-        self._room.set()
         self._wake = gevent.event.Event()
         self._writer = gevent.spawn(self._write_loop)
 
     def lines(self, service: str, stream: str, timestamp: str, lines: list[str]) -> None:
+        """The hot path: decided before formatting, so a skipped batch costs nothing."""
+        if self._broken or not self.visibility.shows(service):
+            return
+        queue = self._queue
+        if not queue.admits_lines():
+            queue.skip(len(lines))
+            return
+        if queue.skipped:
+            self._put_marker()
         self._put(self.format.block(service, stream, timestamp, lines).encode())
 
     def message(self, text: str, level: str = "info") -> None:
-        """A manager event (`api started (pid 123)`)."""
-        if level == "debug" and not self.verbose:
+        """A manager event (`api started (pid 123)`): admitted into a reserve past the
+        queue's bound, so a slow terminal gets it late rather than never."""
+        if self._broken or (level == "debug" and not self.verbose):
             return
-        self._put(self.format.message(iso_timestamp(), text, level).encode())
+        data = self.format.message(iso_timestamp(), text, level).encode()
+        if not self._queue.admits_message(len(data)):
+            self._queue.skip(1)
+            return
+        if self._queue.needs_marker():
+            self._put_marker()
+        self._put(data)
 
-    def wait_room(self) -> None:
-        """Readers call this before reading more: it returns once the queue has room."""
-        self._room.wait()
+    def _put_marker(self) -> None:
+        count = self._queue.take_marker()
+        self._put(self.format.message(iso_timestamp(), skip_marker(count), "warning").encode())
 
     def _put(self, data: bytes) -> None:
-        if self._broken:
-            return
-        self._queue.append(data)
-        self._pending += len(data)
+        self._queue.put(data)
         self._wake.set()
-        if self._pending > HIGH_WATER:
-            self._room.clear()
 
     def _write_loop(self) -> None:
+        queue = self._queue
         while True:
             self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                data = b"".join(self._queue)
-                self._queue.clear()
-                self._write(data)
+            while queue.has_chunks() and not self._broken:
+                self._write(queue.take())
+                if not queue.has_chunks() and queue.needs_marker():
+                    self._put_marker()   # the terminal caught up after a skipped run
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -106,18 +134,14 @@ class Printer:
                 continue
             except OSError:  # the terminal went away: drop output, keep running
                 self._broken = True
-                self._queue.clear()
-                self._pending = 0
-                self._room.set()
+                self._queue.discard()
                 return
             view = view[written:]
-            self._pending -= written
-            if self._pending < LOW_WATER:
-                self._room.set()
+            self._queue.written(written)
 
     def flush(self, timeout: float = 2.0) -> None:
         deadline = time.monotonic() + timeout
-        while self._pending > 0 and not self._broken and time.monotonic() < deadline:
+        while self._queue.pending > 0 and not self._broken and time.monotonic() < deadline:
             gevent.sleep(0.01)
 
     def close(self) -> None:

@@ -25,7 +25,7 @@
     bannerMessage: $("banner-message"), bannerDetails: $("banner-details"),
     bannerClose: $("banner-close"), logService: $("log-service"), logFilter: $("log-filter"),
     autoscroll: $("autoscroll"), logClear: $("log-clear"), logStats: $("log-stats"),
-    view: $("log-view"), jump: $("jump-latest"), toasts: $("toasts"),
+    view: $("log-view"), jump: $("jump-latest"), toasts: $("toasts"), mutes: $("log-mutes"),
   };
 
   /* ---------------------------------------------------------------- services */
@@ -180,6 +180,7 @@
     option.value = name;
     option.textContent = name;
     el.logService.appendChild(option);
+    addMuteChip(name);
   }
 
   function removeService(name) {
@@ -189,6 +190,9 @@
     services.delete(name);
     for (const option of el.logService.options) {
       if (option.value === name) option.remove();
+    }
+    for (const chip of el.mutes.querySelectorAll(".mute-chip")) {
+      if (chip.dataset.service === name) chip.remove();
     }
   }
 
@@ -469,9 +473,65 @@
 
   function matches(rec) {
     if (rec.gap) return true;
-    if (filterService && rec.service !== filterService) return false;
+    if (filterService) {
+      if (rec.service !== filterService) return false;
+    } else if (muted.has(rec.service)) {
+      return false;   // choosing a muted service in the select still shows it
+    }
     return !filterText || rec.plain.toLowerCase().includes(filterText);
   }
+
+  /* Per-service mute: a chip per service hides its lines from this view only (the
+   * lines are still received and kept, so unmuting shows them at once). The choice is
+   * remembered in localStorage, per dashboard address. */
+  const MUTE_KEY = "promenade.mutedServices";
+  const muted = loadMuted();
+
+  function loadMuted() {
+    try {
+      const saved = JSON.parse(localStorage.getItem(MUTE_KEY) || "[]");
+      return new Set(Array.isArray(saved) ? saved.filter((n) => typeof n === "string") : []);
+    } catch (e) {
+      return new Set();   // storage disabled or a value we did not write
+    }
+  }
+
+  function saveMuted() {
+    try {
+      localStorage.setItem(MUTE_KEY, JSON.stringify([...muted]));
+    } catch (e) {
+      /* storage disabled or full: the mute still holds for this page */
+    }
+  }
+
+  function renderMuteChip(chip) {
+    const on = muted.has(chip.dataset.service);
+    chip.setAttribute("aria-pressed", on ? "true" : "false");
+    chip.title = on ? `${chip.dataset.service} is muted in this view: click to show its lines`
+      : `Mute ${chip.dataset.service} in this view`;
+  }
+
+  function addMuteChip(name) {
+    const chip = document.createElement("button");
+    chip.type = "button";
+    chip.className = "mute-chip";
+    chip.dataset.service = name;
+    chip.textContent = name;
+    chip.style.setProperty("--svc-hue", hue(name));
+    renderMuteChip(chip);
+    el.mutes.appendChild(chip);
+  }
+
+  el.mutes.addEventListener("click", (e) => {
+    const chip = e.target.closest(".mute-chip");
+    if (!chip) return;
+    const name = chip.dataset.service;
+    if (muted.has(name)) muted.delete(name);
+    else muted.add(name);
+    saveMuted();
+    renderMuteChip(chip);
+    redraw();
+  });
 
   function addRecords(records) {
     for (const rec of records) buffer.push(rec);
@@ -617,9 +677,10 @@
 
   function updateStats() {
     const shown = domLines;
-    const text = filterService || filterText
+    let text = filterService || filterText
       ? `${shown.toLocaleString()} matching`
       : `${shown.toLocaleString()} line(s)`;
+    if (muted.size && !filterService) text += ` · ${muted.size} muted`;
     setText(el.logStats, el.autoscroll.checked ? text : `${text} · paused`);
   }
 

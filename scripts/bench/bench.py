@@ -41,8 +41,8 @@ DEFAULT_MANAGERS = [
     "promenade", "promenade-pipes", "honcho", "supervisor", "circus", "pm2", "concurrently",
     "cat>/dev/null", "python-lines",
 ]
-SCENARIOS = ["flood", "integrity", "latency", "observed", "spawn", "http", "idle", "stop",
-             "stop-stubborn", "orphans", "bus", "memory"]
+SCENARIOS = ["flood", "integrity", "stalled", "latency", "observed", "spawn", "http", "idle",
+             "stop", "stop-stubborn", "orphans", "bus", "memory"]
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,14 @@ SMOKE = Sizes(20_000, 1.0, 500, 5, 1.0, 1.0, 20.0, 0.5)
 APPLIES: dict[str, Callable[[Manager], bool]] = {
     "flood": lambda m: True,
     "integrity": lambda m: m.output,
+    # managers that print their services' output; the baselines would just block
+    "stalled": lambda m: m.output and m.kind == "manager",
     "observed": lambda m: m.name.startswith("promenade"),
     "bus": lambda m: m.name.startswith("promenade"),
     "memory": lambda m: m.name.startswith("promenade"),
 }
 #: `tty: false` changes only how output is read: it takes part where output is measured.
-PIPES_ONLY_IN = {"flood", "integrity", "latency", "observed", "bus"}
+PIPES_ONLY_IN = {"flood", "integrity", "stalled", "latency", "observed", "bus"}
 
 
 def applies(scenario: str, manager: Manager) -> bool:
@@ -85,6 +87,8 @@ def run_one(ctx: Context, scenario: str, manager: Manager, sizes: Sizes) -> dict
         return scen_flood.flood(ctx, manager, sizes.lines, ["F"], sizes.flood_timeout)
     if scenario == "integrity":
         return scen_flood.flood(ctx, manager, sizes.lines, ["A", "B"], sizes.flood_timeout)
+    if scenario == "stalled":
+        return scen_flood.stalled(ctx, manager, sizes.lines)
     if scenario in ("latency", "observed"):
         # Peers and Promenade alike are timed without extra readers; `observed` adds
         # Promenade's bus subscriber and WebSocket client in a run of its own.

@@ -53,6 +53,8 @@ METRICS = [
            target=0, ratio=False),
     Metric("integrity", "broken", "2 floods at once: lines broken mid-line", "{:.0f}",
            target=0, ratio=False),
+    Metric("stalled", "service_s", "Flood {lines:,} lines, manager's stdout never read: "
+           "service done (s)", target=2.0),
     Metric("latency", "stdout.p50_ms", "Line → manager output, p50 (ms), {rate:,} lines/s + flood"),
     Metric("latency", "stdout.p99_ms", "Line → manager output, p99 (ms)"),
     Metric("observed", "stdout.p99_ms", "Line → manager output, p99 (ms), with a bus "

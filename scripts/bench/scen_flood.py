@@ -4,6 +4,8 @@ and whether every line arrives whole, once.
 `flood` runs one service (or two, for integrity) that writes numbered 100-byte lines
 and exits, and times from launching the manager to the last line read from its
 stdout, so the figure includes the manager's own start-up, as a user would see it.
+`stalled` runs the same flood while nobody reads the manager's stdout (a terminal
+paused with Ctrl-S, a pager that stopped reading) and times the service alone.
 """
 
 from __future__ import annotations
@@ -140,3 +142,23 @@ def flood(ctx: Context, manager: Manager, lines: int, tags: list[str],
     if cut:
         result["missing"] = None  # not lost: never written before the cut-off
     return result
+
+
+#: A manager that passes its terminal's pace on to its services never finishes a
+#: stalled flood; this is how long it is given.
+STALLED_TIMEOUT_S = 10.0
+
+
+def stalled(ctx: Context, manager: Manager, lines: int) -> dict[str, Any]:
+    """The flood while the manager's stdout is a pipe nobody reads: from launch until
+    the service has written its last line (its done file), or `timed_out`."""
+    scratch = ctx.scratch("stalled")
+    done = scratch / "S.done"
+    with ManagerRun(ctx, manager, [Service("floods", ctx.py("flood", "S", lines, done))],
+                    "stalled") as run:
+        deadline = run.t0 + STALLED_TIMEOUT_S
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        finished = done.exists()
+        wall = time.monotonic() - run.t0 if finished else None
+    return {"service_s": wall, "timed_out": not finished}

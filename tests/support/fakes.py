@@ -35,9 +35,6 @@ class FakeHost:
     def on_lines(self, service: Service, stream: str, lines: list[str]) -> None:
         self.lines += lines
 
-    def wait_output(self) -> None:
-        pass
-
     def on_change(self, service: Service) -> None:
         self.changes.append(service.status)
 

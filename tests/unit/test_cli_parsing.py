@@ -105,19 +105,25 @@ def test_every_command_takes_the_config_option(path: str) -> None:
 @pytest.mark.parametrize(("path", "args", "expected"), [
     ("start", [], {"services": (), "config": (), "port": None, "daemon": False,
                    "no_ui": False, "verbose": False, "wait": False, "timeout": 120.0,
-                   "profile": ()}),
+                   "profile": (), "only": (), "hide": ()}),
     ("start", ["api", "-c", "x.yaml", "-p", "8080", "-d", "--no-ui", "-v"],
      {"services": ("api",), "config": ("x.yaml",), "port": 8080, "daemon": True, "no_ui": True,
-      "verbose": True, "wait": False, "timeout": 120.0, "profile": ()}),
+      "verbose": True, "wait": False, "timeout": 120.0, "profile": (), "only": (), "hide": ()}),
     ("start", ["--config=x.yaml", "--port", "1", "--daemon", "--verbose"],
      {"services": (), "config": ("x.yaml",), "port": 1, "daemon": True, "no_ui": False,
-      "verbose": True, "wait": False, "timeout": 120.0, "profile": ()}),
+      "verbose": True, "wait": False, "timeout": 120.0, "profile": (), "only": (), "hide": ()}),
     ("start", ["api", "web", "-d", "--wait", "--timeout", "7.5"],
      {"services": ("api", "web"), "config": (), "port": None, "daemon": True,
-      "no_ui": False, "verbose": False, "wait": True, "timeout": 7.5, "profile": ()}),
+      "no_ui": False, "verbose": False, "wait": True, "timeout": 7.5, "profile": (),
+      "only": (), "hide": ()}),
     ("start", ["--profile", "debug,docs", "--profile=extra"],
      {"services": (), "config": (), "port": None, "daemon": False, "no_ui": False,
-      "verbose": False, "wait": False, "timeout": 120.0, "profile": ("debug,docs", "extra")}),
+      "verbose": False, "wait": False, "timeout": 120.0, "profile": ("debug,docs", "extra"),
+      "only": (), "hide": ()}),
+    ("start", ["--only", "api,web", "--hide=worker", "--hide", "db"],
+     {"services": (), "config": (), "port": None, "daemon": False, "no_ui": False,
+      "verbose": False, "wait": False, "timeout": 120.0, "profile": (), "only": ("api,web",),
+      "hide": ("worker", "db")}),
     ("wait", [], {"services": (), "config": (), "timeout": 120.0}),
     ("wait", ["api", "db", "-t", "30", "-c", "x.yaml"],
      {"services": ("api", "db"), "config": ("x.yaml",), "timeout": 30.0}),
@@ -186,6 +192,16 @@ def test_start_an_unknown_service_is_a_usage_error_before_anything_starts(
     result = run("start", "api", "apii", "-d")
     assert result.exit_code == 2, result.output
     assert result.stderr == "Error: unknown service 'apii' (known: api, worker)\n"
+    assert not list((project.parent / "run").rglob("manager.json"))
+
+
+def test_start_hide_or_only_an_unknown_service_is_a_usage_error(project: Path) -> None:
+    """`--hide apii` names what it knows (exit 2) and starts nothing."""
+    result = run("start", "--hide", "worker,apii", "-d")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "Error: --hide: unknown service 'apii' (known: api, worker)\n"
+    result = run("start", "--only=nope", "-d")
+    assert result.stderr == "Error: --only: unknown service 'nope' (known: api, worker)\n"
     assert not list((project.parent / "run").rglob("manager.json"))
 
 

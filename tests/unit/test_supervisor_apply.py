@@ -72,9 +72,6 @@ class FakePrinter:
     def message(self, text: str, level: str = "info") -> None:
         pass
 
-    def wait_room(self) -> None:
-        pass
-
 
 class FakePublisher:
     def __init__(self) -> None:

@@ -1,0 +1,97 @@
+"""What the terminal is shown when it cannot keep up: the decisions, without any I/O.
+
+The terminal is one reader among several (the ring buffer, the bus, the dashboard, the
+log files), and the slowest: a paused terminal (Ctrl-S), a pager that stopped reading
+or a slow SSH link would otherwise slow every service down to its pace. So the
+terminal's queue is bounded, and when it is full the terminal alone skips lines:
+
+- a batch of lines is admitted while the queue holds less than `high_water` bytes;
+  once one is refused, lines stay refused until the writer has brought the queue
+  below `low_water` (hysteresis: one long gap, not a comb of tiny ones);
+- the skipped lines are counted, and one marker per skipped run takes their place,
+  queued when lines are admitted again or when the writer has emptied the queue (a
+  flood that stopped still gets its marker);
+- a manager message is admitted past `high_water`, into a reserve of `reserve` bytes:
+  warnings and errors reach a slow terminal late, never silently; only beyond the
+  reserve (a terminal stuck for good) is a message counted with the skipped lines.
+
+Batches are dropped whole, before formatting: a skipped batch costs no regex, no
+encoding and no syscall, and no line reaches the terminal broken in two.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+RESERVE = 64 * 1024
+
+
+def skip_marker(count: int) -> str:
+    """The text that stands for `count` lines the terminal did not show."""
+    noun = "line" if count == 1 else "lines"
+    return f"… {count:,} {noun} not shown here (terminal too slow); see promenade logs"
+
+
+class TerminalQueue:
+    """The bytes waiting for the terminal, and the count of what was skipped."""
+
+    def __init__(self, high_water: int = HIGH_WATER, low_water: int = LOW_WATER,
+                 reserve: int = RESERVE) -> None:
+        self.high_water = high_water
+        self.low_water = low_water
+        self.reserve = reserve
+        self._chunks: deque[bytes] = deque()
+        #: bytes queued and not yet written (a chunk being written counts until it is)
+        self.pending = 0
+        #: lines skipped since the last marker
+        self.skipped = 0
+        self._skipping = False
+
+    def admits_lines(self) -> bool:
+        """Whether a batch of service lines may be queued now (ask before formatting)."""
+        if self._skipping and self.pending < self.low_water:
+            self._skipping = False
+        if not self._skipping and self.pending >= self.high_water:
+            self._skipping = True
+        return not self._skipping
+
+    def skip(self, count: int) -> None:
+        """`count` lines were not admitted."""
+        self.skipped += count
+
+    def admits_message(self, size: int) -> bool:
+        """Whether a manager message of `size` bytes may be queued (else: skip it)."""
+        return self.pending + size <= self.high_water + self.reserve
+
+    def needs_marker(self) -> bool:
+        """A skipped run has ended (lines are admitted again, or the queue is empty)."""
+        return self.skipped > 0 and (self.pending == 0 or not self._skipping)
+
+    def take_marker(self) -> int:
+        """The count for the marker being queued now; the run starts again at 0."""
+        count, self.skipped = self.skipped, 0
+        return count
+
+    def put(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self.pending += len(data)
+
+    def take(self) -> bytes:
+        """Everything queued, as one write (the pending count drops as it is written)."""
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+    def written(self, count: int) -> None:
+        self.pending -= count
+
+    def has_chunks(self) -> bool:
+        return bool(self._chunks)
+
+    def discard(self) -> None:
+        """The terminal went away: nothing queued will ever be written."""
+        self._chunks.clear()
+        self.pending = 0
+        self.skipped = 0

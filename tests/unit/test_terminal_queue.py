@@ -1,0 +1,93 @@
+"""The terminal's bounded queue: what is skipped, and where the markers go."""
+
+from __future__ import annotations
+
+from promenade_core.supervise.termqueue import TerminalQueue, skip_marker
+from promenade_core.supervise.visibility import Visibility, split_names, unknown_names
+
+
+def small() -> TerminalQueue:
+    return TerminalQueue(high_water=100, low_water=40, reserve=50)
+
+
+def test_lines_are_admitted_until_the_high_water_mark() -> None:
+    q = small()
+    assert q.admits_lines()
+    q.put(b"x" * 99)
+    assert q.admits_lines()
+    q.put(b"x")
+    assert not q.admits_lines()
+
+
+def test_once_skipping_it_skips_until_the_writer_reaches_low_water() -> None:
+    """Hysteresis: one long gap rather than a comb of one-batch gaps."""
+    q = small()
+    q.put(b"x" * 100)
+    assert not q.admits_lines()
+    q.skip(5)
+    q.written(50)            # 50 pending: below high water, above low water
+    assert not q.admits_lines()
+    q.skip(7)
+    assert not q.needs_marker()
+    q.written(20)            # 30 pending
+    assert q.admits_lines()
+    assert q.needs_marker()
+    assert q.take_marker() == 12
+    assert not q.needs_marker() and q.skipped == 0
+
+
+def test_a_skipped_run_gets_its_marker_once_the_queue_is_empty() -> None:
+    """A flood that stopped while the terminal was paused still gets its marker."""
+    q = small()
+    q.put(b"x" * 120)
+    assert not q.admits_lines()
+    q.skip(3)
+    assert q.take() == b"x" * 120
+    assert not q.has_chunks() and not q.needs_marker()   # still being written
+    q.written(120)
+    assert q.needs_marker() and q.take_marker() == 3
+
+
+def test_messages_use_the_reserve_then_count_as_skipped() -> None:
+    q = small()
+    q.put(b"x" * 100)
+    assert q.admits_message(50)          # into the reserve
+    q.put(b"m" * 50)
+    assert not q.admits_message(1)       # stuck for good: skipped, never silently
+    q.skip(1)
+    assert q.skipped == 1
+
+
+def test_discard_forgets_everything() -> None:
+    q = small()
+    q.put(b"abc")
+    q.skip(2)
+    q.discard()
+    assert q.pending == 0 and not q.has_chunks() and not q.needs_marker()
+
+
+def test_the_marker_text() -> None:
+    assert skip_marker(12345) == ("… 12,345 lines not shown here (terminal too slow); "
+                                  "see promenade logs")
+    assert skip_marker(1).startswith("… 1 line not shown")
+
+
+def test_split_names_takes_commas_and_repeats() -> None:
+    assert split_names(["api,web", " worker ", "api", ",,"]) == ["api", "web", "worker"]
+    assert unknown_names(["api", "apii"], ["api", "web"]) == ["apii"]
+
+
+def test_only_hides_everything_else_including_later_services() -> None:
+    v = Visibility(only=["api"])
+    assert v.shows("api") and not v.shows("worker") and not v.shows("added-later")
+
+
+def test_toggle_moves_a_service_in_and_out() -> None:
+    v = Visibility(only=["api"], hidden=["web"])
+    assert not v.shows("web")
+    assert v.toggle("worker") is True and v.shows("worker")
+    assert v.toggle("api") is False and not v.shows("api")
+    assert v.toggle("api") is True and v.shows("api")
+    assert v.toggle("web") is True and v.shows("web")
+    v.show_all()
+    assert v.shows("anything") and not v.hidden
