@@ -16,6 +16,7 @@ import errno
 import fcntl
 import os
 import pty
+import shlex
 import signal
 import struct
 import subprocess
@@ -67,6 +68,7 @@ class Spawned:
         for fd in {self.stdout, self.stderr, self.stdin} - {-1}:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self.stdin = -1   # never written to again: the number may be reused
 
     def wait(self) -> int:
         """Wait (cooperatively) for the exit; the code, or minus the killing signal."""
@@ -88,14 +90,33 @@ OUTPUT_LINES = 20
 
 
 def _raw_pty() -> tuple[int, int]:
-    """A pty pair whose slave passes bytes as they are (no `\\n` -> `\\r\\n`, no echo)."""
+    """A pty pair whose slave passes output bytes as they are (no `\\n` -> `\\r\\n`, so
+    log lines carry no `\\r`), while input is a terminal's default cooked mode: line
+    editing, echo, and Ctrl-C / Ctrl-\\ / Ctrl-Z as signals to the service's group, for
+    `promenade attach` (nothing is typed unless someone attaches)."""
     master, slave = pty.openpty()
     attrs = termios.tcgetattr(slave)
     attrs[1] &= ~termios.OPOST
-    attrs[3] &= ~(termios.ECHO | termios.ICANON | termios.ISIG)
+    attrs[3] |= termios.ECHO | termios.ICANON | termios.ISIG
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", PTY_ROWS, PTY_COLUMNS, 0, 0))
     return master, slave
+
+
+#: What a service on a pty runs before its command. `true` opening the pty anew makes it
+#: the controlling terminal of the service's session (Linux gives a session leader
+#: without one the first tty it opens), so Ctrl-C typed by `promenade attach` becomes
+#: SIGINT for the service's group and `/dev/tty` works (getpass, ssh, sudo prompts). The
+#: `sh` itself traps SIGINT: dash dies of it at once, which ended the whole service
+#: even when its program handles Ctrl-C (pdb, a REPL); with the trap it waits for the
+#: program and exits with its status, as an interactive shell would. On systems where
+#: opening a tty does not make it the controlling one (macOS), this does nothing.
+TTY_PREFIX = "true 2>/dev/null </proc/self/fd/0; trap : INT; eval "
+
+
+def terminal_command(command: str) -> str:
+    """`command` as a service on a pty runs it (TTY_PREFIX)."""
+    return TTY_PREFIX + shlex.quote(command)
 
 
 def _output_pair(tty: bool) -> tuple[int, int]:
@@ -154,6 +175,8 @@ class ProcessOps:
             for fd in set(opened):
                 os.close(fd)
             raise
+        if os.isatty(out_w):
+            command = terminal_command(command)
         argv = ["/bin/sh", "-c", command]
         if folder is not None:
             argv = ["/bin/sh", "-c", cgroups.JOIN, "promenade-join", str(folder), command]

@@ -22,7 +22,7 @@ from promenade_core.errors import ConfigError, NoManagerError, Problem, Promenad
 CONFIG = "services:\n  api: {command: sleep 1}\n  worker: {command: sleep 1}\n"
 
 #: Every command, as typed after `promenade`; test_every_command_is_listed keeps it whole.
-COMMANDS = ["start", "stop", "restart", "status", "wait", "logs", "reload", "config",
+COMMANDS = ["start", "stop", "restart", "status", "wait", "logs", "reload", "attach", "config",
             "config check", "config path", "hosts", "hosts show", "hosts add", "hosts remove",
             "hosts install", "hosts uninstall"]
 #: Commands whose options argparse parses (hostsd's installer runs without click too).
@@ -72,7 +72,8 @@ def test_help_lists_every_command(flag: str) -> None:
     listed = result.stdout.split("Commands:\n", 1)[1]
     names = [line.split()[0] for line in listed.splitlines() if line.strip()]
     assert names == sorted(cli.commands) == sorted(
-        ["config", "hosts", "logs", "reload", "restart", "start", "status", "stop", "wait"])
+        ["attach", "config", "hosts", "logs", "reload", "restart", "start", "status", "stop",
+         "wait"])
 
 
 def test_every_command_is_listed() -> None:
