@@ -158,8 +158,9 @@ def attach(service: str, take_over: bool, tail: int, config: ConfigArg) -> ExitC
         grant = request(info, "attach", service=service, take=take_over)
         session = Session(service, bus, sub, grant, info.pid)
         session.show_recent(request(info, "logs", service=service, tail=tail))
-        click.echo(f"[attached to {service}: Ctrl-] detaches]", err=True)
         with _signals() as wakeup, raw_terminal(sys.stdin.fileno()):
+            # only now: a key typed earlier would still be the local terminal's
+            session.say(f"attached to {service}: Ctrl-] detaches")
             session.resize()
             reason = session.run(wakeup)
     finally:
@@ -189,14 +190,14 @@ class Session:
         self._warned: set[str] = set()
         self._take(grant, first=True)
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         _write(self._stdout, f"\r\n[{text}]\r\n".encode())
 
     def _take(self, grant: dict[str, Any], first: bool = False) -> None:
         writer = bool(grant.get("writer"))
         notice = keyboard_notice(self.service, writer, None if first else self.writer)
         if notice:
-            self._say(notice)
+            self.say(notice)
         self.writer = writer
 
     def show_recent(self, reply: dict[str, Any]) -> None:
@@ -261,7 +262,7 @@ class Session:
         """An error shown once per kind, not once per key."""
         if code not in self._warned:
             self._warned.add(code)
-            self._say(message)
+            self.say(message)
 
     def resize(self) -> None:
         from promenade_core.bus.client import BusError

@@ -7,6 +7,7 @@ user's own, in a 0700 folder): every argument is checked here, and the keyboard 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -73,15 +74,27 @@ class AttachCommands:
             stdin = service.stdin()
             return stdin[0] if stdin else None
 
-        if fd() is None:
+        first = fd()
+        if first is None:
             raise CommandError(protocol.NO_TERMINAL,
                                f"{service.name!r} is not running ({service.status.value})")
+        written = 0
         try:
-            return {"written": keyboard.write_all(fd, data)}
+            for step in keyboard.input_steps(data, keyboard.terminal_attrs(first)):
+                if isinstance(step, bytes):
+                    written += keyboard.write_all(fd, step)
+                else:
+                    self._signal(service, step)
         except keyboard.Unwritable as exc:
             raise CommandError(protocol.NO_TERMINAL,
-                               f"{service.name!r}: {exc} ({exc.written} of {len(data)} "
-                               "bytes written)") from None
+                               f"{service.name!r}: {exc} ({written + exc.written} of "
+                               f"{len(data)} bytes written)") from None
+        return {"written": written}
+
+    def _signal(self, service: Service, sig: int) -> None:
+        """What the terminal would send its foreground group: the service's group."""
+        if service.pid is not None:
+            self.supervisor.ops.signal_group(service.pid, sig)
 
     def cmd_resize(self, request: dict[str, Any]) -> dict[str, int]:
         try:
@@ -98,4 +111,5 @@ class AttachCommands:
         except OSError as exc:
             raise CommandError(protocol.NO_TERMINAL,
                                f"{service.name!r}: could not resize: {exc.strerror}") from None
+        self._signal(service, signal.SIGWINCH)
         return {"rows": rows, "cols": cols}

@@ -1,5 +1,14 @@
 """Typing into a service and sizing its terminal: the I/O behind `input` and `resize`.
 
+A service's pty is not its controlling terminal (osproc.TTY_PREFIX says why), so the
+kernel sends no signal for what is typed or for a resize; this module does what the
+terminal would: with the pty's ISIG flag set, its interrupt character (Ctrl-C) is
+followed by SIGINT and its quit character (Ctrl-\\) by SIGQUIT to the service's process
+group, and a new window size by SIGWINCH. The characters themselves are written as
+typed: the line discipline drops them from the input and echoes `^C`, as a terminal
+does. A program that turns ISIG off (an editor) gets them as plain bytes, no signal.
+Ctrl-Z sends nothing: a stopped service would have no shell to continue it.
+
 The descriptor is the manager's end of the service's stdin (its pty master with
 `tty: true`, else a pipe), non-blocking and shared with the output reader. A slow
 reader fills the pty's input queue (4 KiB on Linux when the service does not read), so
@@ -15,10 +24,11 @@ import binascii
 import errno
 import fcntl
 import os
+import signal
 import struct
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gevent
@@ -63,6 +73,43 @@ def window(rows: Any, cols: Any) -> tuple[int, int]:
     return rows, cols
 
 
+def _key(cc: Sequence[Any], index: int) -> int | None:
+    """A control character of the attributes' `cc` (bytes or int), None when disabled."""
+    value = cc[index]
+    code = value[0] if isinstance(value, bytes) and value else value
+    return code if isinstance(code, int) and code != 0 else None
+
+
+def input_steps(data: bytes, attrs: list[Any] | None) -> list[bytes | int]:
+    """What typing `data` does, in order: byte strings to write, and after each
+    interrupt or quit character (when the terminal's ISIG is on) the signal number to
+    send. `attrs` are the pty's termios attributes, None for a pipe."""
+    keys: dict[int, int] = {}
+    if attrs is not None and attrs[3] & termios.ISIG:
+        for index, sig in ((termios.VINTR, signal.SIGINT), (termios.VQUIT, signal.SIGQUIT)):
+            code = _key(attrs[6], index)
+            if code is not None:
+                keys[code] = int(sig)
+    steps: list[bytes | int] = []
+    start = 0
+    for i, byte in enumerate(data):
+        if byte in keys:
+            steps += [data[start:i + 1], keys[byte]]
+            start = i + 1
+    if start < len(data):
+        steps.append(data[start:])
+    return steps
+
+
+def terminal_attrs(fd: int) -> list[Any] | None:
+    """The attributes of the pty whose master is `fd` (Linux answers for the slave), or
+    None when `fd` is no terminal."""
+    try:
+        return termios.tcgetattr(fd)
+    except (termios.error, OSError):
+        return None
+
+
 def write_all(current: Callable[[], int | None], data: bytes,
               timeout: float = WRITE_TIMEOUT) -> int:
     """Write `data` to the descriptor `current()` gives (None: the process is gone).
@@ -92,6 +139,5 @@ def write_all(current: Callable[[], int | None], data: bytes,
 
 
 def set_window(fd: int, rows: int, cols: int) -> None:
-    """TIOCSWINSZ on the pty master: the kernel sends SIGWINCH to the service's
-    foreground group (its controlling terminal is this pty, see osproc.TTY_PREFIX)."""
+    """TIOCSWINSZ on the pty master; the caller sends the SIGWINCH (module docstring)."""
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))

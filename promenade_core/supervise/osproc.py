@@ -91,9 +91,9 @@ OUTPUT_LINES = 20
 
 def _raw_pty() -> tuple[int, int]:
     """A pty pair whose slave passes output bytes as they are (no `\\n` -> `\\r\\n`, so
-    log lines carry no `\\r`), while input is a terminal's default cooked mode: line
-    editing, echo, and Ctrl-C / Ctrl-\\ / Ctrl-Z as signals to the service's group, for
-    `promenade attach` (nothing is typed unless someone attaches)."""
+    log lines carry no `\\r`), while input is a terminal's default cooked mode (line
+    editing, echo, ISIG: the interrupt keys are not passed on as bytes), for
+    `promenade attach`; nothing is typed unless someone attaches."""
     master, slave = pty.openpty()
     attrs = termios.tcgetattr(slave)
     attrs[1] &= ~termios.OPOST
@@ -103,15 +103,18 @@ def _raw_pty() -> tuple[int, int]:
     return master, slave
 
 
-#: What a service on a pty runs before its command. `true` opening the pty anew makes it
-#: the controlling terminal of the service's session (Linux gives a session leader
-#: without one the first tty it opens), so Ctrl-C typed by `promenade attach` becomes
-#: SIGINT for the service's group and `/dev/tty` works (getpass, ssh, sudo prompts). The
-#: `sh` itself traps SIGINT: dash dies of it at once, which ended the whole service
-#: even when its program handles Ctrl-C (pdb, a REPL); with the trap it waits for the
-#: program and exits with its status, as an interactive shell would. On systems where
-#: opening a tty does not make it the controlling one (macOS), this does nothing.
-TTY_PREFIX = "true 2>/dev/null </proc/self/fd/0; trap : INT; eval "
+#: What a service on a pty runs before its command: its `sh` ignores SIGINT for itself.
+#: Ctrl-C typed by `promenade attach` is SIGINT for the service's whole group, as in a
+#: terminal (supervise/keyboard.py), and dash dies of it at once: that ended a service
+#: whose program handles Ctrl-C (pdb, a REPL). With the trap it waits for its program
+#: and exits with its status, as an interactive shell would.
+#:
+#: The pty is deliberately not made the service's controlling terminal (the kernel
+#: would then send the signals itself): the `sh` would become its controlling process,
+#: and when a stop signal ends that `sh` first, the kernel hangs up the group (SIGHUP),
+#: cutting short a program still handling its SIGTERM; keeping `sh` alive instead makes
+#: dash print "Terminated" into the service's log at every stop.
+TTY_PREFIX = "trap : INT; eval "
 
 
 def terminal_command(command: str) -> str:
