@@ -8,6 +8,7 @@ resizing it sends the attach process a real SIGWINCH.
 from __future__ import annotations
 
 import base64
+import subprocess
 import sys
 import termios
 import time
@@ -18,7 +19,7 @@ import pytest
 
 from promenade_core.bus import protocol
 from promenade_core.bus.client import BusError, ControlClient, EventSubscriber, wait_joined
-from tests.support import PROMENADE, Manager, wait_for, write_script
+from tests.support import PROMENADE, ROOT, Manager, wait_for, write_script
 from tests.support.terminal import Terminal
 
 pytestmark = pytest.mark.timeout(90)
@@ -288,3 +289,52 @@ def test_raw_stream_is_published_only_while_attached(
         while sub.recv(timeout=0.05) is not None:
             pass   # what was in flight
         assert sub.recv(timeout=0.5) is None, "publishing stops at the last detach"
+
+
+def test_example_script_attaches_sends_a_line_and_prints_the_raw_output(
+        manager: Callable[..., Manager], tmp_path: Path) -> None:
+    write_script(tmp_path, "reader.py", """
+        import sys
+        sys.stdout.write("name? ")
+        sys.stdout.flush()
+        print("\\x1b[1mhello, " + sys.stdin.readline().strip() + "\\x1b[0m", flush=True)
+        import time; time.sleep(60)
+    """)
+    m = manager(f"""
+        manager: {{hosts_management: disabled}}
+        services:
+          greeter: {{command: {sys.executable} reader.py}}
+    """)
+    wait_for(lambda: m.lines("greeter") == ["name? "], 10, "the prompt")
+    script = ROOT / "scripts" / "examples" / "attach_feed.py"
+    done = subprocess.run([sys.executable, str(script), "greeter", "-c", str(m.path),
+                           "--send", "Ada", "--seconds", "1.5"],
+                          env=m.env, capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert b"\x1b[1mhello, Ada\x1b[0m\n" in done.stdout   # raw: the escapes as written
+    assert "hello, Ada" in "".join(m.lines("greeter"))
+    assert m.request("attach", service="greeter")["writer"], "it detached when done"
+    missing = subprocess.run([sys.executable, str(script), "nope", "-c", str(m.path)],
+                             env=m.env, capture_output=True, timeout=30)
+    assert missing.returncode == 2 and b"unknown service" in missing.stderr
+
+
+def test_the_terminal_is_restored_on_sigterm_and_attach_ends_with_its_manager(
+        manager: Callable[..., Manager], tmp_path: Path, terminals: list[Terminal]) -> None:
+    m = _signals(manager, tmp_path)
+    term = _attach(m, terminals, "sig")
+    term.wait_screen(b"Ctrl-] detaches")
+    assert not term.attrs()[3] & termios.ICANON
+    term.proc.terminate()
+    assert term.wait_exit() == 128 + 15
+    assert term.attrs()[3] & termios.ICANON, "restored after SIGTERM"
+    unknown = _attach(m, terminals, "nope")
+    assert unknown.wait_exit() == 2 and b"unknown service 'nope'" in unknown.screen
+    again = _attach(m, terminals, "sig")
+    again.wait_screen(b"Ctrl-] detaches")
+    assert m.cli("stop").returncode == 0
+    assert again.wait_exit(timeout=15) == 1
+    assert b"the manager has exited" in again.screen or b"lost the attachment" in again.screen
+    assert again.attrs()[3] & termios.ICANON, "restored when the manager went away"
+    gone = _attach(m, terminals, "sig")
+    assert gone.wait_exit() == 3   # no manager any more
