@@ -40,12 +40,13 @@ class AttachCommands:
 
     def cmd_attach(self, request: dict[str, Any]) -> Grant:
         service = self._find(request)
-        take = request.get("take", False)
-        if not isinstance(take, bool):
-            raise CommandError(protocol.BAD_REQUEST, '"take" must be true or false')
+        take, read_only = (request.get(key, False) for key in ("take", "read_only"))
+        if not isinstance(take, bool) or not isinstance(read_only, bool):
+            raise CommandError(protocol.BAD_REQUEST,
+                               '"take" and "read_only" must be true or false')
         lease = _optional_text(request, "lease")
         try:
-            return self.supervisor.leases.attach(service.name, lease, take)
+            return self.supervisor.leases.attach(service.name, lease, take, read_only)
         except Refused as exc:
             raise CommandError(exc.code, exc.message) from None
 

@@ -131,7 +131,8 @@ class _Session:
     def run(self) -> None:
         self.backend.request("service", service=self.service)   # 404-style error first
         wait_joined(self._sub, self.backend.request)
-        grant = self.backend.request("attach", service=self.service)
+        grant = self.backend.request("attach", service=self.service,
+                                     read_only=not self.can_type)
         self.lease = grant["lease"]
         self._grant(grant, "attached")
         renew_every = float(grant["lease_seconds"]) * 0.3
@@ -152,21 +153,25 @@ class _Session:
                        "attached": grant["attached"]})
 
     def _renew(self, every: float) -> None:
-        while self.ws.connected:
-            gevent.sleep(every)
-            self._grant(self.backend.request("attach", service=self.service,
-                                             lease=self.lease), "keyboard")
+        """Keep the lease; ends (and with it the session) when the manager is gone."""
+        with contextlib.suppress(BusError, ConnectionClosed, OSError, gevent.Timeout):
+            while self.ws.connected:
+                gevent.sleep(every)
+                self._grant(self.backend.request("attach", service=self.service,
+                                                 lease=self.lease), "keyboard")
 
     def _keys(self) -> None:
-        """What the browser sends: keys (binary) and control messages (text)."""
-        while self.ws.connected:
-            frame = self.ws.receive(timeout=None)
-            if frame is None or not self.can_type:
-                continue
-            try:
-                self._handle(frame)
-            except BusError as exc:
-                self.send({"type": "error", "code": exc.code, "message": exc.message})
+        """What the browser sends: keys (binary) and control messages (text); ends
+        when the browser goes."""
+        with contextlib.suppress(ConnectionClosed, OSError, gevent.Timeout):
+            while self.ws.connected:
+                frame = self.ws.receive(timeout=None)
+                if frame is None or not self.can_type:
+                    continue
+                try:
+                    self._handle(frame)
+                except BusError as exc:
+                    self.send({"type": "error", "code": exc.code, "message": exc.message})
 
     def _handle(self, frame: bytes | str) -> None:
         if isinstance(frame, bytes):

@@ -109,6 +109,29 @@ def test_input_with_the_page_token_is_typed(dash: Dashboard) -> None:
     assert status == 200 and body == {"written": 1}
 
 
+def test_a_terminal_without_the_token_is_read_only_and_takes_no_keyboard(
+        dash: Dashboard) -> None:
+    """A page on another local port may watch the output (as it may read the logs),
+    but its socket must not hold the keyboard and lock out a real attach."""
+    status, sock = ws_handshake(dash.port, {"Origin": "http://localhost:3000"},
+                                "/api/services/dbg/terminal")
+    try:
+        assert status == 101
+
+        def others() -> int:
+            """Leases on dbg but this probe's (a read-only one: it changes nothing)."""
+            probe = dash.manager.request("attach", service="dbg", read_only=True)
+            dash.manager.request("detach", lease=probe["lease"])
+            return int(probe["attached"]) - 1
+
+        wait_for(others, 10, "the socket to attach")
+        grant = dash.manager.request("attach", service="dbg")
+        assert grant["writer"] is True and grant["attached"] == 2
+        dash.manager.request("detach", lease=grant["lease"])
+    finally:
+        sock.close()
+
+
 # ------------------------------------------------------------------ in Chromium
 
 @pytest.fixture(scope="module")

@@ -115,11 +115,13 @@ COMMANDS: dict[str, str] = {
     "healthy where it has a ready_check, a task completed with code 0), one fails, gives "
     "up or was never started, or timeout_seconds (default 120, at most 3600) pass. Give "
     "the request itself a longer timeout than timeout_seconds",
-    "attach": "{service, lease?, take=false} -> {lease, writer, attached, lease_seconds}; "
+    "attach": "{service, lease?, take=false, read_only=false} -> {lease, writer, attached, "
+    "lease_seconds}; "
     "starts publishing the service's raw output on raw/<service>/ (subscribe first, see "
     "the topic). Send it again with the lease within lease_seconds to keep it (every few "
     "seconds); `writer` says whether this lease has the keyboard: the first attach gets "
-    "it, a later one is read-only unless take=true (the other one then turns read-only)",
+    "it, a later one is read-only unless take=true (the other one then turns read-only); "
+    "a read_only lease never holds the keyboard",
     "detach": "{lease} -> {detached: bool}; raw output stops when the last lease is gone",
     "input": "{service, data (base64, at most 64 KiB decoded), lease?} -> {written: n}; "
     "writes to the service's stdin (its pty with tty: true: Ctrl-C is byte 3 and becomes "

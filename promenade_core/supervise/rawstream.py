@@ -9,8 +9,10 @@ that dies without detaching stops costing anything a few seconds later.
 One lease per service holds the keyboard: the first attach gets it, a later attach is
 read-only unless it asks to take it over (the earlier one becomes read-only and sees so
 in its next renewal), and when the holder leaves, the next read-only client to renew
-gets it. Input without a lease is accepted only while nobody holds the keyboard, so a
-script can type into a service nobody is attached to.
+gets it. A lease taken `read_only` (a dashboard tab without the page token) never
+holds the keyboard, so it cannot keep it from anyone. Input without a lease is accepted
+only while nobody holds the keyboard, so a script can type into a service nobody is
+attached to.
 
 Everything here is a decision over a clock; the supervisor does the publishing and the
 control commands the writing.
@@ -55,6 +57,7 @@ class Grant(TypedDict):
 class _Lease:
     service: str
     expires: float
+    read_only: bool = False
 
 
 class Leases:
@@ -79,8 +82,10 @@ class Leases:
             self.expire()
         return service in self._counts
 
-    def attach(self, service: str, lease: str | None = None, take: bool = False) -> Grant:
-        """A new lease on `service` (lease None), or the renewal of one."""
+    def attach(self, service: str, lease: str | None = None, take: bool = False,
+               read_only: bool = False) -> Grant:
+        """A new lease on `service` (lease None), or the renewal of one; `read_only`
+        counts for a new lease only."""
         self.expire()
         now = self._clock()
         if lease is None:
@@ -88,12 +93,12 @@ class Leases:
                 raise Refused("busy", f"{service!r} already has {MAX_LEASES} attached "
                                       "clients")
             lease = self._new_id()
-            self._leases[lease] = _Lease(service, now + LEASE_SECONDS)
+            held = self._leases[lease] = _Lease(service, now + LEASE_SECONDS, read_only)
             self._counts[service] = self._counts.get(service, 0) + 1
         else:
             held = self._own(lease, service)
             held.expires = now + LEASE_SECONDS
-        if take or service not in self._writers:
+        if not held.read_only and (take or service not in self._writers):
             self._writers[service] = lease
         self._next_expiry = min(self._next_expiry, now + LEASE_SECONDS)
         return {"lease": lease, "writer": self._writers.get(service) == lease,

@@ -194,3 +194,15 @@ def test_a_disabled_interrupt_character_sends_nothing() -> None:
     attrs = _attrs(termios.ISIG)
     attrs[6][termios.VINTR] = b"\x00"   # type: ignore[index]
     assert keyboard.input_steps(b"\x03\x00", attrs) == [b"\x03\x00"]
+
+
+def test_a_read_only_lease_never_holds_the_keyboard() -> None:
+    leases, _ = _leases()
+    viewer = leases.attach("api", read_only=True)
+    assert viewer["writer"] is False and leases.watched("api")
+    typist = leases.attach("api")
+    assert typist["writer"] is True
+    assert leases.attach("api", viewer["lease"], take=True)["writer"] is False
+    leases.detach(typist["lease"])
+    assert leases.attach("api", viewer["lease"])["writer"] is False
+    leases.may_type("api", None)   # nobody has the keyboard
