@@ -270,9 +270,11 @@ class Session:
         size = _window(self._stdin) or _window(self._stdout)
         if size is None or not self.writer:
             return
-        with contextlib.suppress(BusError):   # no pty, or not running: nothing to size
+        try:
             self.bus.request("resize", service=self.service, lease=self.lease,
                              rows=size[0], cols=size[1])
+        except BusError as exc:   # not running, or no pty (tty: false): said once
+            self._once(exc.code, exc.message)
 
     def _keep_alive(self) -> str | None:
         from promenade_core.bus.client import BusError

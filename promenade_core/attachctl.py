@@ -105,7 +105,9 @@ class AttachCommands:
         service = self._keyboard(request)
         stdin = service.stdin()
         if stdin is None or not stdin[1]:
-            why = "is not running" if stdin is None else "has no terminal (tty: false)"
+            why = ("is not running" if stdin is None else
+                   "has no terminal (tty: false): keys go to its stdin pipe as bytes, "
+                   "Ctrl-C included, and no window size is passed on")
             raise CommandError(protocol.NO_TERMINAL, f"{service.name!r} {why}")
         try:
             keyboard.set_window(stdin[0], rows, cols)
