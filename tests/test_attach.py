@@ -279,11 +279,16 @@ def test_raw_stream_is_published_only_while_attached(
         wait_joined(sub._socket, bus.request)
         assert sub.recv(timeout=0.5) is None, "nothing is published while nobody attached"
         grant = bus.request("attach", service="tick")
-        got = sub.recv(timeout=5)
-        assert got is not None
-        topic, message = got
-        assert topic == "raw/tick/" and message["stream"] == "stdout"
-        assert b"\x1b[32mtick\x1b[0m\n" in protocol.raw_bytes(message)
+        raw = b""
+        deadline = time.monotonic() + 5
+        # `print` may write the text and its newline in two writes: join the reads
+        while b"\x1b[32mtick\x1b[0m\n" not in raw and time.monotonic() < deadline:
+            got = sub.recv(timeout=0.5)
+            if got is not None:
+                topic, message = got
+                assert topic == "raw/tick/" and message["stream"] == "stdout"
+                raw += protocol.raw_bytes(message)
+        assert b"\x1b[32mtick\x1b[0m\n" in raw, raw
         bus.request("detach", lease=grant["lease"])
         time.sleep(0.3)
         while sub.recv(timeout=0.05) is not None:
