@@ -1,6 +1,7 @@
 /* Promenade dashboard: a terminal panel per service (xterm.js, vendored).
  *
- * Each service card gets a "Terminal" button; the panel shows the service's raw output
+ * Each service card gets a "Terminal" button; the panel shows the service's last log
+ * lines (dimmed, for context: a prompt printed before it opened), then its raw output
  * live from /api/services/<name>/terminal (binary frames, byte for byte) and, for the
  * client that has the service's keyboard, sends keystrokes back (binary frames) and
  * the panel's size (text frames). The page token rendered into this page by the server
@@ -13,6 +14,7 @@
   const tokenMeta = document.querySelector('meta[name="promenade-token"]');
   const token = tokenMeta ? tokenMeta.content : "";
   const encoder = new TextEncoder();
+  const RECENT = 20;   // log lines shown for context when a panel opens
   let open = null;   // {name, ws, term, panel}
 
   function el(tag, cls, text) {
@@ -68,7 +70,18 @@
     return {rows, cols};
   }
 
-  function openTerminal(name) {
+  async function recent(name, term) {
+    try {
+      const reply = await fetch(`/api/services/${encodeURIComponent(name)}/logs?tail=${RECENT}`);
+      if (!reply.ok) return;
+      const body = await reply.json();
+      for (const entry of body.lines) term.write(`\x1b[2m${entry.line}\x1b[0m\r\n`);
+    } catch (err) {
+      // no context then: the live stream still comes
+    }
+  }
+
+  async function openTerminal(name) {
     if (open) closeTerminal();
     if (!window.Terminal) return;
     const ui = buildPanel(name);
@@ -76,6 +89,10 @@
                                       scrollback: 5000});
     term.open(ui.screen);
     const size = fit(term, ui.screen);
+    open = {name, ws: null, term, panel: ui.panel};
+    ui.close.addEventListener("click", closeTerminal);
+    await recent(name, term);
+    if (!open || open.term !== term) return;   // closed meanwhile
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const query = token ? `?token=${encodeURIComponent(token)}` : "";
     const ws = new WebSocket(
@@ -121,13 +138,12 @@
       ws.send(Uint8Array.from(data, (c) => c.charCodeAt(0) & 0xff));
     });
     ui.take.addEventListener("click", () => ws.send(JSON.stringify({type: "take"})));
-    ui.close.addEventListener("click", closeTerminal);
     term.focus();
   }
 
   function closeTerminal() {
     if (!open) return;
-    open.ws.close();
+    if (open.ws) open.ws.close();
     open.term.dispose();
     open.panel.remove();
     open = null;
