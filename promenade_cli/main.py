@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from promenade_cli.attach_cmd import attach
 from promenade_cli.completion import completion
 from promenade_cli.config_cmd import config_group
 from promenade_cli.hosts_cmd import hosts
@@ -43,8 +44,8 @@ class PromenadeGroup(click.Group):
 
 
 @click.group(cls=PromenadeGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             commands=[start, stop, restart, status, wait, logs, reload, run, config_group,
-                       hosts, init, completion])
+             commands=[start, stop, restart, status, wait, logs, reload, attach, run,
+                       config_group, hosts, init, completion])
 @click.version_option(__version__, "--version", prog_name="promenade")
 def cli() -> None:
     """Run every service of a local development project from one promenade.yaml."""

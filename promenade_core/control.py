@@ -15,6 +15,7 @@ from typing import Any
 
 import gevent
 
+from promenade_core.attachctl import AttachCommands
 from promenade_core.bus import protocol
 from promenade_core.bus.server import CommandError, Handler, Publisher
 from promenade_core.masking import mask_config
@@ -69,10 +70,11 @@ class Commands:
         self._stopping = stopping
 
     def table(self) -> dict[str, Handler]:
-        return {name: getattr(self, f"cmd_{name}") for name in (
+        own: dict[str, Handler] = {name: getattr(self, f"cmd_{name}") for name in (
             "ping", "status", "service", "start", "stop", "restart", "restart_all", "logs",
             "config", "reload", "snapshot", "shutdown", "sync", "gap", "wait",
         )}
+        return {**own, **AttachCommands(self.supervisor, self._service).table()}
 
     def _service(self, request: dict[str, Any]) -> Service:
         name = _arg(request, "service", str)

@@ -12,10 +12,12 @@ import gevent.event
 import gevent.selectors
 from flask import Flask, Response
 
-from promenade_web import api, errors, security, stream
+from promenade_web import api, errors, security, stream, terminal
 from promenade_web.hub import Hub
 
 STATIC = Path(__file__).parent / "static"
+#: Where index.html takes the page token (security.PageTokens).
+TOKEN_PLACEHOLDER = "__PROMENADE_PAGE_TOKEN__"
 
 
 class _WebSocketGreenlet(gevent.Greenlet):
@@ -53,9 +55,14 @@ def create_app(backend: Backend, bind_host: str = "127.0.0.1") -> Flask:
     security.install(app, security.Guard(bind_host, backend.managed_hostnames))
     app.register_blueprint(api.bp)
     app.register_blueprint(stream.bp)
+    app.register_blueprint(terminal.bp)
+    tokens = app.extensions["promenade_tokens"] = security.PageTokens()
+    page = (STATIC / "index.html").read_text()
 
     @app.get("/")
     def index() -> Response:
-        return app.send_static_file("index.html")
+        security.private_page()
+        return Response(page.replace(TOKEN_PLACEHOLDER, tokens.issue()),
+                        mimetype="text/html")
 
     return app

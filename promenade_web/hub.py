@@ -277,6 +277,17 @@ class Hub:
         #: The manager run this web process serves (it lives and dies with that run).
         self.run_id = ""
 
+    def subscriber(self, topics: list[str]) -> zmq.Socket:
+        """A SUB socket of the caller's own on the feed, for topics the hub does not fan
+        out (a terminal's `raw/<service>/`); the caller joins it and closes it."""
+        sock = self._context.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, RCVHWM)
+        for topic in topics:
+            sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sock.connect(self._endpoint)
+        return sock
+
     # --- joining -----------------------------------------------------------------
 
     def connect(self, timeout: float = 5.0) -> None:

@@ -11,11 +11,14 @@ CLI, scripts) are served.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from promenade_core.origins import is_local_host_header, is_local_origin, split_host_header
 from promenade_web.errors import FORBIDDEN_HOST, FORBIDDEN_ORIGIN, error_response
@@ -37,6 +40,50 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+#: The page's own headers: no CORS (other origins must not read the token in it), no
+#: caching, and a CSP that lets xterm.js style its rows (it injects <style> elements).
+PRIVATE_PAGE_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"].replace(
+        "default-src 'self';", "default-src 'self'; style-src 'self' 'unsafe-inline';"),
+    "Cache-Control": "no-store",
+}
+#: Where a request that types into a service carries the page token.
+TOKEN_HEADER = "X-Promenade-Token"
+FORBIDDEN_TOKEN = "forbidden_token"
+
+
+class PageTokens:
+    """The tokens rendered into dashboard pages, each valid for input.
+
+    A page that another origin loads cannot read them: the dashboard page is the only
+    response served without `Access-Control-Allow-Origin` (install()), and foreign
+    Origins are refused anyway. A fresh token per page served; the newest `keep` stay
+    valid, so a tab opened long ago needs a reload after many newer ones.
+    """
+
+    def __init__(self, keep: int = 256) -> None:
+        self._keep = keep
+        self._tokens: OrderedDict[str, None] = OrderedDict()
+
+    def issue(self) -> str:
+        token = secrets.token_urlsafe(24)
+        self._tokens[token] = None
+        while len(self._tokens) > self._keep:
+            self._tokens.popitem(last=False)
+        return token
+
+    def valid(self, token: str | None) -> bool:
+        if not token or len(token) > 64:
+            return False
+        return any(hmac.compare_digest(token, known) for known in self._tokens)
+
+
+def private_page() -> None:
+    """Mark this response as the dashboard page itself (PRIVATE_PAGE_HEADERS)."""
+    g.private_page = True
 
 
 def _ip_literal(host: str) -> bool:
@@ -99,6 +146,9 @@ def install(app: Flask, guard: Guard) -> None:
 
     @app.after_request
     def add_headers(response: Response) -> Response:
+        if g.get("private_page"):
+            response.headers.update(PRIVATE_PAGE_HEADERS)
+            return response
         for name, value in CORS_HEADERS.items():
             response.headers[name] = value
         for name, value in PAGE_HEADERS.items():

@@ -107,9 +107,11 @@ def test_stdin_write_end_reaches_the_service_and_closing_it_ends_cat(
     spawned = ProcessOps().spawn("exec cat", tmp_path, dict(os.environ), tty)
     try:
         os.write(spawned.stdin, b"hello\n")
+        # a pty echoes what is typed (a terminal's cooked mode), then cat writes it
+        want = b"hello\n" * (2 if tty else 1)
         got = b""
         with gevent.Timeout(20, AssertionError(f"cat echoed {got!r}, not hello")):
-            while b"hello\n" not in got:
+            while want not in got:
                 wait_read(spawned.stdout)
                 try:
                     got += os.read(spawned.stdout, 4096)

@@ -116,9 +116,12 @@ def test_local_host_headers_are_served(dash: Dashboard, host: str) -> None:
 
 
 def test_every_response_carries_cors_and_the_page_cannot_be_framed(dash: Dashboard) -> None:
-    for path in ["/", "/static/app.js", "/api/status", "/api/nope", "/api/services/x"]:
+    """Every response but the dashboard page itself: it carries the token that typing
+    into a service needs, which other origins must not read (test_dashboard_terminal)."""
+    for path in ["/static/app.js", "/api/status", "/api/nope", "/api/services/x"]:
         assert_cors(dash.get(path).headers)
     page = dash.get("/")
+    assert "access-control-allow-origin" not in page.headers
     assert page.status == 200 and b"Promenade" in page.raw
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"

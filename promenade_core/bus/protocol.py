@@ -28,6 +28,12 @@ Topics (subscribe by prefix; `parse_topic` splits one into kind and service):
   watcher reloads at the poll that sees the change, so `reloaded` or `invalid` is the
   news (a half-written file is retried silently, and a change that alters nothing, a
   comment, publishes nothing).
+- `raw/<service>/` {"v", "seq", "service", "stream", "data"} — the bytes of one read
+  of one stream exactly as the service wrote them (colours, cursor movement, a prompt
+  without a newline), base64 in `data`. Published only while a client is attached to
+  the service (the `attach` command), and without a seq of its own: `seq` is the
+  latest one already given, so followers of the whole feed see neither a gap nor a
+  duplicate. One message per read (at most 64 KiB of bytes).
 - `manager/` {"v", "seq", "event": "started"|"stopping"|"message", "message": str,
   "level": "debug"|"info"|"warning"|"error", "service": name or null} — `service` names
   the service a message is about (null when about none), so clients never parse prose.
@@ -38,6 +44,8 @@ Control (`control`, REQ clients): request {"cmd": NAME, ...}; reply
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol, TypedDict
@@ -64,6 +72,7 @@ LOG_PREFIX = "log/"
 STATE_PREFIX = "state/"
 CONFIG_TOPIC = "config/"
 MANAGER_TOPIC = "manager/"
+RAW_PREFIX = "raw/"
 #: `sync/<token>` markers answer the `sync` command; they carry no new seq.
 SYNC_PREFIX = "sync/"
 
@@ -75,6 +84,13 @@ CONFIG_INVALID = "config_invalid"
 SHUTTING_DOWN = "shutting_down"
 INTERNAL = "internal_error"
 TIMEOUT = "timeout"
+#: `input`/`resize`: another attached client has the keyboard
+READ_ONLY = "read_only"
+#: the lease given expired (not renewed in time) or is not for this service
+NOT_ATTACHED = "not_attached"
+#: `input`/`resize`: the service has no process now (or, for resize, no pty)
+NO_TERMINAL = "no_terminal"
+BUSY = "busy"
 
 #: Every control command and what it takes; `promenade_core.control` implements them.
 COMMANDS: dict[str, str] = {
@@ -99,6 +115,20 @@ COMMANDS: dict[str, str] = {
     "healthy where it has a ready_check, a task completed with code 0), one fails, gives "
     "up or was never started, or timeout_seconds (default 120, at most 3600) pass. Give "
     "the request itself a longer timeout than timeout_seconds",
+    "attach": "{service, lease?, take=false, read_only=false} -> {lease, writer, attached, "
+    "lease_seconds}; "
+    "starts publishing the service's raw output on raw/<service>/ (subscribe first, see "
+    "the topic). Send it again with the lease within lease_seconds to keep it (every few "
+    "seconds); `writer` says whether this lease has the keyboard: the first attach gets "
+    "it, a later one is read-only unless take=true (the other one then turns read-only); "
+    "a read_only lease never holds the keyboard",
+    "detach": "{lease} -> {detached: bool}; raw output stops when the last lease is gone",
+    "input": "{service, data (base64, at most 64 KiB decoded), lease?} -> {written: n}; "
+    "writes to the service's stdin (its pty with tty: true: Ctrl-C is byte 3 and becomes "
+    "SIGINT). Needs the lease that has the keyboard while anyone is attached; without a "
+    "lease it is accepted only when nobody is (error read_only otherwise)",
+    "resize": "{service, rows, cols, lease?} -> {rows, cols}; sets the window size of the "
+    "service's pty (TIOCSWINSZ; its programs get SIGWINCH); same keyboard rule as input",
 }
 
 #: The `wait` command's timeout when none is given, and the largest it takes (seconds).
@@ -203,6 +233,14 @@ class LogMessage(_Envelope):
     stream: str                 # "stdout" | "stderr"
     timestamp: str
     lines: list[str]
+
+
+class RawMessage(_Envelope):
+    """`raw/<service>/`: one read's bytes as written, base64 (raw_bytes decodes)."""
+
+    service: str
+    stream: str                 # "stdout" | "stderr"
+    data: str
 
 
 class StateBody(TypedDict):
@@ -380,6 +418,27 @@ def log_topic(service: str) -> str:
 
 def state_topic(service: str) -> str:
     return f"{STATE_PREFIX}{service}/"
+
+
+def raw_topic(service: str) -> str:
+    return f"{RAW_PREFIX}{service}/"
+
+
+def raw_message(service: str, stream: str, data: bytes, seq: int) -> RawMessage:
+    """One `raw/` message; `seq` is the feed's latest, not a new one."""
+    return {"v": VERSION, "seq": seq, "service": service, "stream": stream,
+            "data": base64.b64encode(data).decode("ascii")}
+
+
+def raw_bytes(message: Mapping[str, Any]) -> bytes:
+    """The bytes of a `raw/` message (b"" when it holds none or is malformed)."""
+    data = message.get("data")
+    if not isinstance(data, str):
+        return b""
+    try:
+        return base64.b64decode(data, validate=True)
+    except (ValueError, binascii.Error):
+        return b""
 
 
 try:  # orjson encodes a 650-line batch ~35x faster; the log path depends on it

@@ -88,6 +88,11 @@ class Publisher:
             self._send(topic, protocol.log_message(service, first, batch.timestamp,
                                                    batch.stream, part))
 
+    def publish_raw(self, service: str, stream: str, data: bytes) -> None:
+        """One read's bytes on `raw/<service>/`; no new seq (see protocol.raw_message)."""
+        self._send(protocol.raw_topic(service),
+                   protocol.raw_message(service, stream, data, self.seq))
+
     def sync(self, token: str) -> None:
         self._send(f"{protocol.SYNC_PREFIX}{token}", {"v": protocol.VERSION, "seq": self.seq})
 

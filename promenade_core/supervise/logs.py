@@ -50,6 +50,11 @@ class LineSplitter:
         self._pending = b""
         self._max = max_line
 
+    @property
+    def pending(self) -> bool:
+        """A partial line is waiting for its newline."""
+        return bool(self._pending)
+
     def feed(self, data: bytes) -> list[str]:
         """The complete lines in `data` (plus what was pending)."""
         if self._pending:

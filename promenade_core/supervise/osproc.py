@@ -16,6 +16,7 @@ import errno
 import fcntl
 import os
 import pty
+import shlex
 import signal
 import struct
 import subprocess
@@ -67,6 +68,7 @@ class Spawned:
         for fd in {self.stdout, self.stderr, self.stdin} - {-1}:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self.stdin = -1   # never written to again: the number may be reused
 
     def wait(self) -> int:
         """Wait (cooperatively) for the exit; the code, or minus the killing signal."""
@@ -88,14 +90,36 @@ OUTPUT_LINES = 20
 
 
 def _raw_pty() -> tuple[int, int]:
-    """A pty pair whose slave passes bytes as they are (no `\\n` -> `\\r\\n`, no echo)."""
+    """A pty pair whose slave passes output bytes as they are (no `\\n` -> `\\r\\n`, so
+    log lines carry no `\\r`), while input is a terminal's default cooked mode (line
+    editing, echo, ISIG: the interrupt keys are not passed on as bytes), for
+    `promenade attach`; nothing is typed unless someone attaches."""
     master, slave = pty.openpty()
     attrs = termios.tcgetattr(slave)
     attrs[1] &= ~termios.OPOST
-    attrs[3] &= ~(termios.ECHO | termios.ICANON | termios.ISIG)
+    attrs[3] |= termios.ECHO | termios.ICANON | termios.ISIG
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", PTY_ROWS, PTY_COLUMNS, 0, 0))
     return master, slave
+
+
+#: What a service on a pty runs before its command: its `sh` ignores SIGINT for itself.
+#: Ctrl-C typed by `promenade attach` is SIGINT for the service's whole group, as in a
+#: terminal (supervise/keyboard.py), and dash dies of it at once: that ended a service
+#: whose program handles Ctrl-C (pdb, a REPL). With the trap it waits for its program
+#: and exits with its status, as an interactive shell would.
+#:
+#: The pty is deliberately not made the service's controlling terminal (the kernel
+#: would then send the signals itself): the `sh` would become its controlling process,
+#: and when a stop signal ends that `sh` first, the kernel hangs up the group (SIGHUP),
+#: cutting short a program still handling its SIGTERM; keeping `sh` alive instead makes
+#: dash print "Terminated" into the service's log at every stop.
+TTY_PREFIX = "trap : INT; eval "
+
+
+def terminal_command(command: str) -> str:
+    """`command` as a service on a pty runs it (TTY_PREFIX)."""
+    return TTY_PREFIX + shlex.quote(command)
 
 
 def _output_pair(tty: bool) -> tuple[int, int]:
@@ -154,6 +178,8 @@ class ProcessOps:
             for fd in set(opened):
                 os.close(fd)
             raise
+        if os.isatty(out_w):
+            command = terminal_command(command)
         argv = ["/bin/sh", "-c", command]
         if folder is not None:
             argv = ["/bin/sh", "-c", cgroups.JOIN, "promenade-join", str(folder), command]

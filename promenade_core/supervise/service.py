@@ -52,6 +52,9 @@ START_SETTLE = 10.0
 #: After the main process exits on its own, what it left in its tree gets this long.
 STRAGGLER_GRACE = 1.0
 READ_SIZE = 65536
+#: How long a partial line (a prompt: `(Pdb) `, `Password: `) waits for the rest of
+#: its line before the viewers get it as it is.
+PROMPT_IDLE = 0.1
 
 
 class Host(Protocol):
@@ -63,6 +66,7 @@ class Host(Protocol):
     def environment(self, service: Service) -> dict[str, str]: ...
     def dependency_timeout(self) -> float: ...
     def on_lines(self, service: Service, stream: str, lines: list[str]) -> None: ...
+    def on_raw(self, service: Service, stream: str, data: bytes) -> None: ...
     def on_change(self, service: Service) -> None: ...
     def emit(self, message: str, level: Level = "info",
              service: str | None = None) -> None: ...
@@ -549,6 +553,15 @@ class Service:
 
         self.submit(act)
 
+    def stdin(self) -> tuple[int, bool] | None:
+        """The manager's end of the running process's stdin, and whether it is the
+        service's pty (`attach`); None while no process runs. Valid until the next
+        switch of greenlets: look it up again after any wait."""
+        spawned = self._spawned
+        if spawned is None or spawned.stdin < 0:
+            return None
+        return spawned.stdin, spawned.stdin == spawned.stdout
+
     def _start_readiness(self) -> None:
         if self.config.ready_check is not None:
             self._readiness = Readiness(self, self.config.ready_check)
@@ -567,12 +580,21 @@ class Service:
             self._readiness.lines(lines)
 
     def _read(self, fd: int, stream: str) -> None:
-        """Read a stream until EOF; each read becomes one batch of lines."""
+        """Read a stream until EOF; each read becomes one batch of lines.
+
+        A read that leaves a partial line waits up to PROMPT_IDLE for more; when none
+        comes, the partial line is emitted as a line of its own (a prompt such as
+        `(Pdb) ` reaches the viewers), and whatever completes it later is a line of its
+        own too. Fast output never waits that long between reads, so it is not cut.
+        """
         splitter = LineSplitter()
         while True:
             try:
-                wait_read(fd)
+                wait_read(fd, PROMPT_IDLE if splitter.pending else None, _PromptIdle)
                 data = os.read(fd, READ_SIZE)
+            except _PromptIdle:
+                self._output(stream, splitter.flush())
+                continue
             except BlockingIOError:
                 continue
             except OSError:  # EIO: the pty's other side is closed
@@ -581,12 +603,17 @@ class Service:
                 break
             if len(data) < READ_SIZE:
                 data = _read_more(fd, data)
+            self.host.on_raw(self, stream, data)
             lines = splitter.feed(data)
             if lines:
                 self._output(stream, lines)
         rest = splitter.flush()
         if rest:
             self._output(stream, rest)
+
+
+class _PromptIdle(Exception):
+    """No more output came within PROMPT_IDLE after a partial line."""
 
 
 def _read_more(fd: int, data: bytes) -> bytes:

@@ -24,6 +24,7 @@ from promenade_core.masking import mask_command
 from promenade_core.supervise.logs import Batch, LogStore, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
 from promenade_core.supervise.procstats import TreeSampler
+from promenade_core.supervise.rawstream import Leases
 from promenade_core.supervise.reload_plan import RESTART, START, STOP, ReloadPlan, ServiceChange
 from promenade_core.supervise.service import Service
 from promenade_core.supervise.states import ALIVE, Status
@@ -100,6 +101,8 @@ class Supervisor:
         self.sampler = TreeSampler()
         #: every service's buffered lines (the bus's `logs` and `snapshot` read them)
         self.logs = LogStore(config.manager.log_buffer_lines)
+        #: who is attached to which service (their raw output is published meanwhile)
+        self.leases = Leases()
         self.services: dict[str, Service] = {}
         #: called with the new config after each `apply` (the file watchers follow it)
         self.after_apply: list[Callable[[Config], None]] = []
@@ -128,6 +131,11 @@ class Supervisor:
         self.logs.append(service.name, batch)
         self.publisher.publish_batch(service.name, batch)
         self.printer.lines(service.name, stream, batch.timestamp, lines)
+
+    def on_raw(self, service: Service, stream: str, data: bytes) -> None:
+        """The bytes of one read, as read: on `raw/<service>/` while anyone is attached."""
+        if self.leases.watched(service.name):
+            self.publisher.publish_raw(service.name, stream, data)
 
     def on_change(self, service: Service) -> None:
         self.publisher.publish(protocol.state_topic(service.name),
@@ -301,6 +309,7 @@ class Supervisor:
             service = self.services.pop(change.service)
             service.close()
             self.logs.drop(change.service)
+            self.leases.forget(change.service)
         elif change.action == START:
             service = self.add_service(config.services[change.service])
             inactive = profiles.inactive_reason(service.config, self.active_profiles)

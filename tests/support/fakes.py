@@ -35,6 +35,9 @@ class FakeHost:
     def on_lines(self, service: Service, stream: str, lines: list[str]) -> None:
         self.lines += lines
 
+    def on_raw(self, service: Service, stream: str, data: bytes) -> None:
+        pass
+
     def on_change(self, service: Service) -> None:
         self.changes.append(service.status)
 

@@ -22,8 +22,8 @@ from promenade_core.errors import ConfigError, NoManagerError, Problem, Promenad
 CONFIG = "services:\n  api: {command: sleep 1}\n  worker: {command: sleep 1}\n"
 
 #: Every command, as typed after `promenade`; test_every_command_is_listed keeps it whole.
-COMMANDS = ["start", "stop", "restart", "status", "wait", "logs", "reload", "run", "config",
-            "config check", "config path", "config show", "config schema", "hosts",
+COMMANDS = ["start", "stop", "restart", "status", "wait", "logs", "reload", "attach", "run",
+            "config", "config check", "config path", "config show", "config schema", "hosts",
             "hosts show", "hosts add", "hosts remove", "hosts install", "hosts uninstall",
             "init", "completion"]
 #: Commands whose options argparse parses (hostsd's installer runs without click too).
@@ -75,8 +75,8 @@ def test_help_lists_every_command(flag: str) -> None:
     listed = result.stdout.split("Commands:\n", 1)[1]
     names = [line.split()[0] for line in listed.splitlines() if line.strip()]
     assert names == sorted(cli.commands) == sorted(
-        ["completion", "config", "hosts", "init", "logs", "reload", "restart", "run", "start",
-         "status", "stop", "wait"])
+        ["attach", "completion", "config", "hosts", "init", "logs", "reload", "restart", "run",
+         "start", "status", "stop", "wait"])
 
 
 def test_every_command_is_listed() -> None:
