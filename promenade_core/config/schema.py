@@ -29,6 +29,7 @@ from promenade_core.config.choices import (
     words,
 )
 from promenade_core.config.interpolate import Interpolated
+from promenade_core.config.model import LogFiles
 from promenade_core.config.source import Path_
 from promenade_hostsd.hostnames import hostname_problem
 
@@ -434,6 +435,44 @@ class ServiceSchema(_Section):
     profiles = TextList(item=profile_problem, allow_none=True)
 
 
+class LogFilesField(_Field):
+    """`manager.log_files`: `false` (off), `true` (the defaults) or a mapping with
+    `max_bytes` and `keep`; loads as a LogFiles."""
+
+    KEYS = ("max_bytes", "keep")
+    #: below this a file would rotate every few lines
+    MIN_BYTES = 1024
+
+    def check(self, value: Any) -> LogFiles:
+        if isinstance(value, bool):
+            return LogFiles(enabled=value)
+        if not isinstance(value, dict):
+            raise ValidationError(
+                f"must be false, true or a mapping like {{max_bytes: 10485760, keep: 3}}, "
+                f"got {describe(value)}")
+        errors: dict[str, list[str]] = {}
+        for key in value:
+            if key not in self.KEYS:
+                errors[str(key)] = [f"unknown key {key!r}{suggest(str(key), self.KEYS)}"]
+        found: dict[str, int] = {}
+        for key, lowest in (("max_bytes", self.MIN_BYTES), ("keep", 0)):
+            if key in value:
+                try:
+                    found[key] = _at_least(value[key], lowest)
+                except ValidationError as exc:
+                    errors[key] = [str(m) for m in exc.messages]
+        if errors:
+            raise ValidationError(errors)
+        return LogFiles(enabled=True, **found)
+
+
+def _at_least(value: Any, lowest: int) -> int:
+    number = _whole_number(value)
+    if number < lowest:
+        raise ValidationError(f"must be at least {lowest}, got {number}")
+    return number
+
+
 class ManagerSchema(_Section):
     port = Port()
     host = Text()
@@ -444,6 +483,10 @@ class ManagerSchema(_Section):
     dependency_timeout = Seconds()
     bus_tcp = Text(check=bus_tcp_problem, allow_none=True)
     dotenv = Flag()
+    log_files = LogFilesField(metadata={"description": (
+        "Each service's output and the manager's events written to "
+        "$XDG_STATE_HOME/promenade/<id>/logs/, rotated by size: false turns it off, "
+        "or {max_bytes: 10485760, keep: 3}")})
 
 
 class DefaultsSchema(_Section):
