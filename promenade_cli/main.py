@@ -15,7 +15,8 @@ import click
 
 from promenade_cli.config_cmd import config_group
 from promenade_cli.hosts_cmd import hosts
-from promenade_cli.service_cmds import logs, reload, restart, status, stop, wait
+from promenade_cli.logs_cmd import logs
+from promenade_cli.service_cmds import reload, restart, status, stop, wait
 from promenade_cli.start_cmd import start
 from promenade_core import __version__
 from promenade_core.errors import PromenadeError

@@ -32,7 +32,7 @@ from promenade_core.hosts.client import HostsManager
 from promenade_core.hosts.mapped_names import MappedNames
 from promenade_core.masking import mask_command
 from promenade_core.proxy.attach import Proxies
-from promenade_core.supervise import cgroups, osproc
+from promenade_core.supervise import cgroups, loghistory, osproc
 from promenade_core.supervise.descendants import Descendants
 from promenade_core.supervise.logs import iso_timestamp
 from promenade_core.supervise.reloader import Reloader
@@ -163,6 +163,7 @@ class Manager:
         if ops.tracker is not None:
             ops.tracker.ignore(reaper.pid)
         self.supervisor = self._supervisor(config, instance, ops)
+        self.supervisor.after_apply.append(self._log_files_settings)
         self.watchers = Watchers(self.supervisor)
         self.supervisor.after_apply.append(self.watchers.sync)
         self.reloader = Reloader(self.config_path, self.supervisor, self.publisher,
@@ -217,8 +218,15 @@ class Manager:
                                 resolves_to_loopback=self.mapped_names.resolves_to_loopback)
         # After hosts: a service's start has reached hostsd when the names are checked.
         attachments = (self.hosts, self.proxies, self.mapped_names)
+        log_files = loghistory.start_writer(self.config_path, config.manager.log_files,
+                                            self._emit)
         return Supervisor(config, self.printer, self.publisher, instance, ops=ops,
-                          track=self._track, attachments=attachments, hostnames=policy)
+                          track=self._track, attachments=attachments, hostnames=policy,
+                          log_files=log_files)
+
+    def _log_files_settings(self, config: Config) -> None:
+        if self.supervisor.log_files is not None:
+            self.supervisor.log_files.configure(config.manager.log_files)
 
     def _hostname_mapped(self, service: str) -> bool:
         return service in self.hosts.mapped()
@@ -266,7 +274,7 @@ class Manager:
             "events_tcp": self.tcp_feed.endpoint if self.tcp_feed else None,
             "events_tcp_token": self.tcp_token,
         })
-        self.printer.message(f"config {self.config_path}")
+        self.supervisor.note(f"started (pid {self.pid}); config {self.config_path}")
         self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid,
                                                           "level": "info", "service": None})
 
@@ -282,7 +290,7 @@ class Manager:
     def request_stop(self, reason: str) -> None:
         if not self.stopping:
             self.stopping = True
-            self.printer.message(f"{reason}: stopping every service")
+            self.supervisor.note(f"{reason}: stopping every service")
             self.publisher.publish(protocol.MANAGER_TOPIC,
                                    {"event": "stopping", "message": reason,
                                     "level": "info", "service": None})
@@ -307,4 +315,6 @@ class Manager:
             self.zap.close()
         runtime.remove_manager_json(self.folder)
         self.context.term()
-        self.printer.message("all services stopped")
+        self.supervisor.note("all services stopped")
+        if self.supervisor.log_files is not None:
+            self.supervisor.log_files.close()

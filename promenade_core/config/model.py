@@ -151,6 +151,10 @@ class LogFiles:
     #: rotated files kept beside the current one (`api.log.1` … `api.log.<keep>`)
     keep: int = 3
 
+    def __str__(self) -> str:
+        """As a reload reports it: `off`, or `max_bytes=10485760 keep=3`."""
+        return f"max_bytes={self.max_bytes} keep={self.keep}" if self.enabled else "off"
+
 
 @dataclass(frozen=True)
 class ManagerConfig:

@@ -24,6 +24,7 @@ from promenade_core.config.model import (
     with_dependencies,
 )
 from promenade_core.masking import mask_command
+from promenade_core.supervise.logfiles import LogFileWriter
 from promenade_core.supervise.logs import Batch, LogStore, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
 from promenade_core.supervise.procstats import TreeSampler
@@ -86,6 +87,7 @@ class Supervisor:
         track: Callable[[int, bool], None] = lambda pgid, alive: None,
         attachments: Sequence[Attachments] = (),
         hostnames: HostnamePolicy = HostnamePolicy(),
+        log_files: LogFileWriter | None = None,
     ) -> None:
         self.config = config
         self.printer = printer
@@ -96,6 +98,8 @@ class Supervisor:
         #: told of every service start, stop and update, in this order
         self.attachments = tuple(attachments)
         self.hostnames = hostnames
+        #: the log files (None: not written at all, the folder could not be made)
+        self.log_files = log_files
         self._local_hostname: dict[str, bool] = {}
         self.sampler = TreeSampler()
         #: every service's buffered lines (the bus's `logs` and `snapshot` read them)
@@ -128,6 +132,8 @@ class Supervisor:
         """The hot path: one call per read of one stream."""
         batch = Batch(self.publisher.next_seqs(len(lines)), iso_timestamp(), stream, lines)
         self.logs.append(service.name, batch)
+        if self.log_files is not None:  # before publishing: see LogFileWriter.mark
+            self.log_files.write(service.name, stream, batch.timestamp, lines)
         self.publisher.publish_batch(service.name, batch)
         self.printer.lines(service.name, stream, batch.timestamp, lines)
 
@@ -147,9 +153,16 @@ class Supervisor:
         for them, so they never flood the dashboard's log view."""
         if level == "debug" and not self.printer.verbose:
             return
-        self.printer.message(message, level)
+        self.note(message, level)
         self.publisher.publish(protocol.MANAGER_TOPIC, {
             "event": "message", "message": message, "level": level, "service": service})
+
+    def note(self, message: str, level: protocol.Level = "info") -> None:
+        """A manager message for the terminal and promenade.log, not the bus (the
+        manager's start and stop, which the bus carries as events of their own)."""
+        self.printer.message(message, level)
+        if self.log_files is not None:
+            self.log_files.event(iso_timestamp(), level, message)
 
     def track_group(self, pgid: int, alive: bool) -> None:
         self._track(pgid, alive)
