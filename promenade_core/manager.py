@@ -34,6 +34,7 @@ from promenade_core.masking import mask_command
 from promenade_core.proxy.attach import Proxies
 from promenade_core.supervise import cgroups, loghistory, osproc
 from promenade_core.supervise.descendants import Descendants
+from promenade_core.supervise.logfiles import LogFileWriter
 from promenade_core.supervise.logs import iso_timestamp
 from promenade_core.supervise.reloader import Reloader
 from promenade_core.supervise.supervisor import HostnamePolicy, Supervisor
@@ -75,6 +76,8 @@ class Manager:
         self.zap: tcpfeed.ZapHandler | None = None
         #: What a `bus_tcp` subscriber must give (in manager.json, 0600 in a 0700 folder).
         self.tcp_token: str | None = None
+        #: the log files' writer (None until started, or when its folder is unusable)
+        self.log_files: LogFileWriter | None = None
 
     # -- start-up ---------------------------------------------------------------
 
@@ -90,7 +93,7 @@ class Manager:
     def _clear_leftovers(self, instance: str) -> None:
         found = osproc.find_leftovers(instance)
         for pid, service, cmd in found:
-            self.printer.message(
+            self._note(
                 f"found pid {pid} ({mask_command(cmd)}) of service {service} left over from "
                 "an earlier run of this config; stopping it", "warning")
         if found:
@@ -133,15 +136,20 @@ class Manager:
         if supervisor is not None:
             supervisor.emit(message, level, service)
         else:
-            self.printer.message(message, level)
+            self._note(message, level)
+
+    def _note(self, message: str, level: protocol.Level = "info") -> None:
+        """To the terminal and promenade.log (the bus carries the manager's start and
+        stop as events of their own; before the supervisor there is no bus yet)."""
+        self.printer.message(message, level)
+        if self.log_files is not None:
+            self.log_files.event(iso_timestamp(), level, message)
 
     def _debug(self, message: str) -> None:
         self._emit(message, "debug")
 
     def run(self) -> int:
         config = load_config(self.config_path, self.extra_configs)
-        for warning in security_warnings(config):
-            self.printer.message(warning, "warning")
         self._lock()
         try:
             return self._run(config)
@@ -153,6 +161,11 @@ class Manager:
 
     def _run(self, config: Config) -> int:
         instance = runtime.instance_id(self.config_path)
+        # First: what follows reaches promenade.log (with -d, the only place it shows).
+        self.log_files = loghistory.start_writer(self.config_path, config.manager.log_files,
+                                                 self._emit)
+        for warning in security_warnings(config):
+            self._note(warning, "warning")
         # Every listener is capped, but the default soft limit (often 1,024) is low.
         listener.raise_fd_limit()
         osproc.become_subreaper()
@@ -218,15 +231,13 @@ class Manager:
                                 resolves_to_loopback=self.mapped_names.resolves_to_loopback)
         # After hosts: a service's start has reached hostsd when the names are checked.
         attachments = (self.hosts, self.proxies, self.mapped_names)
-        log_files = loghistory.start_writer(self.config_path, config.manager.log_files,
-                                            self._emit)
         return Supervisor(config, self.printer, self.publisher, instance, ops=ops,
                           track=self._track, attachments=attachments, hostnames=policy,
-                          log_files=log_files)
+                          log_files=self.log_files)
 
     def _log_files_settings(self, config: Config) -> None:
-        if self.supervisor.log_files is not None:
-            self.supervisor.log_files.configure(config.manager.log_files)
+        if self.log_files is not None:
+            self.log_files.configure(config.manager.log_files)
 
     def _hostname_mapped(self, service: str) -> bool:
         return service in self.hosts.mapped()
@@ -274,7 +285,7 @@ class Manager:
             "events_tcp": self.tcp_feed.endpoint if self.tcp_feed else None,
             "events_tcp_token": self.tcp_token,
         })
-        self.supervisor.note(f"started (pid {self.pid}); config {self.config_path}")
+        self._note(f"started (pid {self.pid}); config {self.config_path}")
         self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid,
                                                           "level": "info", "service": None})
 
@@ -290,7 +301,7 @@ class Manager:
     def request_stop(self, reason: str) -> None:
         if not self.stopping:
             self.stopping = True
-            self.supervisor.note(f"{reason}: stopping every service")
+            self._note(f"{reason}: stopping every service")
             self.publisher.publish(protocol.MANAGER_TOPIC,
                                    {"event": "stopping", "message": reason,
                                     "level": "info", "service": None})
@@ -315,6 +326,6 @@ class Manager:
             self.zap.close()
         runtime.remove_manager_json(self.folder)
         self.context.term()
-        self.supervisor.note("all services stopped")
-        if self.supervisor.log_files is not None:
-            self.supervisor.log_files.close()
+        self._note("all services stopped")
+        if self.log_files is not None:
+            self.log_files.close()

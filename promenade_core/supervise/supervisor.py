@@ -153,16 +153,11 @@ class Supervisor:
         for them, so they never flood the dashboard's log view."""
         if level == "debug" and not self.printer.verbose:
             return
-        self.note(message, level)
-        self.publisher.publish(protocol.MANAGER_TOPIC, {
-            "event": "message", "message": message, "level": level, "service": service})
-
-    def note(self, message: str, level: protocol.Level = "info") -> None:
-        """A manager message for the terminal and promenade.log, not the bus (the
-        manager's start and stop, which the bus carries as events of their own)."""
         self.printer.message(message, level)
         if self.log_files is not None:
             self.log_files.event(iso_timestamp(), level, message)
+        self.publisher.publish(protocol.MANAGER_TOPIC, {
+            "event": "message", "message": message, "level": level, "service": service})
 
     def track_group(self, pgid: int, alive: bool) -> None:
         self._track(pgid, alive)

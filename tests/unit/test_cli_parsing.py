@@ -239,9 +239,9 @@ def test_config_path(project: Path) -> None:
 
 # ---------------------------------------------------------------- no manager: exit 3
 
-@pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["stop"], ["stop", "api"], ["restart"],
-                                  ["restart", "api"], ["reload"], ["reload", "--dry-run"],
-                                  ["wait"], ["wait", "api", "-t", "5"]])
+@pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["stop"], ["stop", "api"],
+                                  ["restart"], ["restart", "api"], ["reload"],
+                                  ["reload", "--dry-run"], ["wait"], ["wait", "api", "-t", "5"]])
 def test_no_manager_exits_3(project: Path, args: list[str]) -> None:
     result = run(*args)
     assert result.exit_code == 3, result.output
