@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from promenade_core import runtime
-from tests.support import Manager, wait_for
+from tests.support import Manager, free_port, wait_for
 from tests.support.scripts import PROMENADE, write_script
+from tests.support.web import start_dashboard
 
 LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr) .*")
 
@@ -303,3 +304,39 @@ def test_a_daemon_that_fails_at_start_says_why(tmp_path: Path, counter: Path) ->
     finally:
         taken.close()
         m.cleanup()
+
+
+def test_the_dashboard_reads_older_lines_and_searches_the_files(tmp_path: Path,
+                                                                counter: Path) -> None:
+    port = free_port()
+    dash = start_dashboard(tmp_path, counter_config(
+        300, f"port: {port}\n          hosts_management: disabled"), port=port)
+    try:
+        m = dash.manager
+        wait_done(m)
+        path = "/api/services/counter/history"
+        newest = dash.get(f"{path}?limit=3&grep=%5E(line%20%5Cd%2B%7Cdone)%24")
+        assert newest.status == 200, newest.raw
+        assert [line["text"] for line in newest.body["lines"]] == ["line 298", "line 299",
+                                                                   "done"]
+        # what precedes line 250, whatever shares its millisecond
+        at = next(line for line in wait_for(lambda: dash.get(f"{path}?limit=2000").body["lines"])
+                  if line["text"] == "line 250")
+        same = [line for line in dash.get(f"{path}?limit=2000").body["lines"]
+                if line["timestamp"] == at["timestamp"]]
+        have = len(same) - same.index(at)        # line 250 and what follows in its ms
+        older = dash.get(f"{path}?before={at['timestamp']}&skip={have}&limit=2"
+                         "&grep=%5Eline").body
+        assert [line["text"] for line in older["lines"]] == ["line 248", "line 249"]
+
+        found = dash.get(f"{path}?grep=NEEDLE&ignore_case=true").body["lines"]
+        assert [(line["stream"], line["text"]) for line in found] == [
+            ("stderr", "needle in the haystack")]
+        events = dash.get("/api/services/promenade/history").body["lines"]
+        assert any(line["text"].startswith("counter started (pid") for line in events)
+
+        assert dash.get(f"{path}?grep=(").status == 400
+        assert dash.get(f"{path}?before=yesterday").status == 400
+        assert dash.get("/api/services/nope/history").status == 404
+    finally:
+        dash.manager.cleanup()
