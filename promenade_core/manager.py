@@ -285,7 +285,7 @@ class Manager:
             "events_tcp": self.tcp_feed.endpoint if self.tcp_feed else None,
             "events_tcp_token": self.tcp_token,
         })
-        self._note(f"started (pid {self.pid}); config {self.config_path}")
+        self._note(f"config {self.config_path}")
         self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid,
                                                           "level": "info", "service": None})
 

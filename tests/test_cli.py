@@ -107,7 +107,7 @@ def test_logs_follow_has_no_gap_and_no_duplicate(manager, tmp_path: Path) -> Non
           count: {{command: {sys.executable} count.py}}
     """)
     wait_for(lambda: len(m.lines("count")) >= 50, what="some lines")
-    proc = subprocess.Popen([*PROMENADE, "logs", "-f", "-n", "1000", "-c", str(m.path)],
+    proc = subprocess.Popen([*PROMENADE, "logs", "count", "-f", "-n", "1000", "-c", str(m.path)],
                             env=m.env, stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -128,7 +128,9 @@ def test_logs_follow_has_no_gap_and_no_duplicate(manager, tmp_path: Path) -> Non
 
 
 def _follow_logs(m: Manager) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([*PROMENADE, "logs", "-f", "-c", str(m.path)], env=m.env,
+    # the services' lines only: the manager's events (`promenade`) come first otherwise
+    proc = subprocess.Popen([*PROMENADE, "logs", "api", "worker", "-f", "-c", str(m.path)],
+                            env=m.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     assert proc.stdout is not None

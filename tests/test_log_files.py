@@ -140,7 +140,7 @@ def test_files_survive_a_restart_and_read_without_a_manager(manager, counter: Pa
     wait_done(m)
     both = m.cli("logs", "counter", "--grep", "^done$").stdout.splitlines()
     assert len(both) == 2          # one per run: yesterday's lines are still there
-    events = m.cli("logs", "promenade", "--grep", "^started").stdout.splitlines()
+    events = m.cli("logs", "promenade", "--grep", "^config ").stdout.splitlines()
     assert len(events) == 2
 
 
@@ -153,7 +153,7 @@ def test_logs_promenade_shows_the_managers_events(manager, tmp_path: Path) -> No
     m.wait_status("crasher", "failed")
     out = wait_for(lambda: "crasher exited with code 3" in (
         result := m.cli("logs", "promenade")).stdout and result, what="the event")
-    assert "[promenade] started (pid" in out.stdout
+    assert f"[promenade] config {m.path}" in out.stdout
     assert "[promenade] crasher started (pid" in out.stdout
     everyone = m.cli("logs").stdout
     assert "[promenade] crasher exited with code 3" in everyone
