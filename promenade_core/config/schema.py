@@ -358,7 +358,15 @@ def profile_problem(name: str) -> str | None:
     return f"invalid profile name {name!r}: use only letters, digits, '_' and '-'"
 
 
+#: The manager's own events are the service of this name in `promenade logs` and in
+#: the log files (`promenade.log`); logread.MANAGER_LOG.
+RESERVED_SERVICE_NAME = "promenade"
+
+
 def service_name_problem(name: str) -> str | None:
+    if name == RESERVED_SERVICE_NAME:
+        return (f"the service name {name!r} is reserved for the manager's own events "
+                "(promenade logs promenade); choose another")
     if SERVICE_NAME.fullmatch(name):
         return None
     return f"invalid service name {name!r}: use only letters, digits, '_' and '-'"

@@ -249,3 +249,15 @@ def test_writing_fails_over_a_missing_folder_with_one_warning(tmp_path: Path) ->
     w.drain()
     assert len(said.messages) == 1 and said.messages[0][1] == "warning"
     assert os.strerror(errno.ENOENT) in said.messages[0][0]
+
+
+def test_the_managers_name_is_no_service_name(tmp_path: Path) -> None:
+    """A service called `promenade` would write into the manager's promenade.log."""
+    from promenade_core.config.load import load_config
+    from promenade_core.errors import ConfigError
+
+    path = tmp_path / "promenade.yaml"
+    path.write_text("services:\n  promenade: {command: echo}\n")
+    with pytest.raises(ConfigError, match="'promenade' is reserved"):
+        load_config(path)
+    assert logread.MANAGER_LOG == "promenade"
