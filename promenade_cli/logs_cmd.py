@@ -124,7 +124,11 @@ def logs(services: tuple[str, ...], config: ConfigArg, count: int | None, follow
     info = find_manager(path)
     if info is None:
         return _without_manager(path, services, query, printer, follow_)
-    names = _check_names(services, request(info, "status")["services"])
+    # a service removed from the config still has its files
+    from promenade_core import runtime
+
+    on_disk = logread.services_on_disk(runtime.logs_dir(path))
+    names = _check_names(services, [*request(info, "status")["services"], *on_disk])
     if follow_:
         return _follow(info, names, query, printer)
     mark = request(info, "log_mark")

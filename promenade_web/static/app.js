@@ -738,7 +738,11 @@
   }
 
   el.view.addEventListener("scroll", () => {
-    if (el.view.scrollTop === 0 && filterService && !el.autoscroll.checked) loadOlder();
+    if (el.view.scrollTop === 0 && filterService) loadOlder();
+  });
+  // a view too short to scroll gets no scroll event: a wheel upwards at the top asks too
+  el.view.addEventListener("wheel", (e) => {
+    if (e.deltaY < 0 && el.view.scrollTop === 0 && filterService) loadOlder();
   });
 
   function escapeRegex(text) {
