@@ -714,6 +714,7 @@
         noOlder.add(name);
         return;
       }
+      if (name !== filterService || showingSearch) return;   // the user moved on
       const records = doc.lines.map((line) => fileRecord(name, line));
       buffer = records.concat(buffer);
       prependLines(records.filter(matches));
@@ -737,13 +738,17 @@
     updateStats();
   }
 
-  el.view.addEventListener("scroll", () => {
-    if (el.view.scrollTop === 0 && filterService) loadOlder();
-  });
-  // a view too short to scroll gets no scroll event: a wheel upwards at the top asks too
+  /* Only what the user does at the top asks for more (a redraw also scrolls to 0):
+   * a wheel or a key upwards there (a view too short to scroll never scrolls), or
+   * dragging the scrollbar to the top. */
+  function atTop() { return el.view.scrollTop === 0 && filterService; }
   el.view.addEventListener("wheel", (e) => {
-    if (e.deltaY < 0 && el.view.scrollTop === 0 && filterService) loadOlder();
+    if (e.deltaY < 0 && atTop()) loadOlder();
+  }, { passive: true });
+  el.view.addEventListener("keydown", (e) => {
+    if (["PageUp", "ArrowUp", "Home"].includes(e.key) && atTop()) loadOlder();
   });
+  el.view.addEventListener("scroll", () => { if (userScrolling && atTop()) loadOlder(); });
 
   function escapeRegex(text) {
     return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -757,6 +762,8 @@
       toast("type what to search for in the filter first", "info");
       return;
     }
+    clearTimeout(filterTimer);    // a filter redraw due now would wipe the results
+    filterText = needle.toLowerCase();
     const names = filterService ? [filterService]
       : [...services.keys(), "promenade"];
     const params = { grep: escapeRegex(needle), ignore_case: "true", limit: SEARCH_LIMIT };
