@@ -43,6 +43,8 @@ LINE_OVERHEAD = 32
 RETRY_EVERY = 2.0
 #: How long the thread sleeps when there is nothing to write (it wakes at once for data).
 IDLE_WAKE = 1.0
+#: At most one "lines were not written" warning this often while the disk lags.
+DROP_REPORT_EVERY = 10.0
 
 Say = Callable[[str, str], None]
 Positions = dict[str, tuple[int, int]]
@@ -115,7 +117,11 @@ class Health:
         if not self.failing:
             return None
         lost, self.lost, self.failing = self.lost, 0, False
-        return f"log files are written again ({lost:,} lines were not saved)"
+        return f"log files are written again ({_lines(lost)} not saved)"
+
+
+def _lines(count: int) -> str:
+    return f"{count:,} line was" if count == 1 else f"{count:,} lines were"
 
 
 def _why(exc: OSError, path: Path) -> str:
@@ -185,6 +191,8 @@ class LogFileWriter:
         self._taken = 0
         self._dropped = 0        # lines refused because the queue was full (hub only)
         self._dropped_seen = 0   # (thread only)
+        self._unreported = 0     # dropped lines not yet in a warning (thread only)
+        self._next_drop_report = 0.0
         self._files: dict[str, _File] = {}
         self._health = Health()
         self._wake = threading.Event()
@@ -273,12 +281,19 @@ class LogFileWriter:
         if dropped:
             self._dropped_seen += dropped
             self._health.skipped(dropped)
-            self._report_drop(dropped)
+            if not self._health.failing:   # a failure's notice counts them already
+                self._unreported += dropped
+        self._report_drops()
 
-    def _report_drop(self, dropped: int) -> None:
-        if not self._health.failing:
-            self._say(f"{dropped:,} lines were not written to the log files "
+    def _report_drops(self) -> None:
+        """Lines dropped because the disk is slower than the services: one warning
+        with the count at most every DROP_REPORT_EVERY s while it lasts."""
+        now = self._clock()
+        if self._unreported and now >= self._next_drop_report:
+            self._say(f"{_lines(self._unreported)} not written to the log files "
                       "(the disk was too slow)", "warning")
+            self._unreported = 0
+            self._next_drop_report = now + DROP_REPORT_EVERY
 
     def _write_groups(self, groups: dict[str, _Group]) -> None:
         for service, group in groups.items():

@@ -261,3 +261,20 @@ def test_the_managers_name_is_no_service_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="'promenade' is reserved"):
         load_config(path)
     assert logread.MANAGER_LOG == "promenade"
+
+
+def test_drops_are_reported_at_most_every_few_seconds(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logfiles, "MAX_PENDING", 10)
+    now = [0.0]
+    said = Said()
+    w = LogFileWriter(tmp_path, DEFAULTS, said, clock=lambda: now[0])
+    for step in range(3):
+        now[0] = step * 1.0
+        w.write("api", "stdout", ts(step), ["x" * 50])   # never fits: dropped
+        w.drain()
+    assert said.messages == [("1 line was not written to the log files (the disk was "
+                              "too slow)", "warning")]
+    now[0] = logfiles.DROP_REPORT_EVERY
+    w.drain()
+    assert said.messages[-1][0].startswith("2 lines were not written")
