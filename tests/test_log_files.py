@@ -340,3 +340,27 @@ def test_the_dashboard_reads_older_lines_and_searches_the_files(tmp_path: Path,
         assert dash.get("/api/services/nope/history").status == 404
     finally:
         dash.manager.cleanup()
+
+
+def test_log_files_false_writes_nothing_until_a_reload_turns_them_on(
+        manager, tmp_path: Path) -> None:
+    write_script(tmp_path, "ticker.py", """
+        import itertools, time
+        for i in itertools.count():
+            print(f"tick {i}", flush=True)
+            time.sleep(0.05)
+    """)
+    m = manager(f"""
+        manager: {{log_files: false}}
+        services:
+          ticker: {{command: {sys.executable} ticker.py}}
+    """)
+    wait_for(lambda: len(m.lines("ticker")) >= 3, what="ticks")
+    assert not (logs_folder(m) / "ticker.log").exists()
+    buffered = m.cli("logs", "ticker", "--grep", "^tick [0-2]$")   # the buffer, filtered
+    assert [line.split("] ")[1] for line in buffered.stdout.splitlines()] == [
+        "tick 0", "tick 1", "tick 2"]
+    m.path.write_text(m.path.read_text().replace("log_files: false", "log_files: true"))
+    result = m.request("reload")
+    assert "manager.log_files changed (off -> max_bytes=10485760 keep=3)" in result["summary"]
+    wait_for(lambda: (logs_folder(m) / "ticker.log").exists(), what="ticker.log")
