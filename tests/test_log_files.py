@@ -338,6 +338,8 @@ def test_the_dashboard_reads_older_lines_and_searches_the_files(tmp_path: Path,
         assert dash.get(f"{path}?grep=(").status == 400
         assert dash.get(f"{path}?before=yesterday").status == 400
         assert dash.get("/api/services/nope/history").status == 404
+        # a foreign page reads no history (the dashboard's Origin check)
+        assert dash.get(path, headers={"Origin": "http://evil.example"}).status == 403
     finally:
         dash.manager.cleanup()
 
