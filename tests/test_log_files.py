@@ -34,6 +34,7 @@ COUNTER = """
         print(f"line {i}", flush=True)
         if i == 7:
             print("needle in the haystack", file=sys.stderr, flush=True)
+            time.sleep(0.2)  # stdout and stderr are separate pipes: keep their order
     print("done", flush=True)
     time.sleep(600)
 """
