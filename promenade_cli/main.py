@@ -18,8 +18,9 @@ from promenade_cli.completion import completion
 from promenade_cli.config_cmd import config_group
 from promenade_cli.hosts_cmd import hosts
 from promenade_cli.init_cmd import init
+from promenade_cli.logs_cmd import logs
 from promenade_cli.run_cmd import run
-from promenade_cli.service_cmds import logs, reload, restart, status, stop, wait
+from promenade_cli.service_cmds import reload, restart, status, stop, wait
 from promenade_cli.start_cmd import start
 from promenade_core import __version__
 from promenade_core.errors import PromenadeError

@@ -1,13 +1,11 @@
-"""The commands that act on a running manager's services: stop, restart, status, logs,
-reload. They reach it over the bus (common.connect and common.request)."""
+"""The commands that act on a running manager's services: stop, restart, status,
+reload (logs are logs_cmd.py's). They reach it over the bus (common.connect, request)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,7 +23,6 @@ from promenade_cli.common import (
 from promenade_cli.completion import complete_services
 from promenade_core.bus.protocol import DEFAULT_WAIT, MAX_WAIT
 from promenade_core.errors import UnknownServiceError
-from promenade_core.logformat import Formatter, wants_colour
 from promenade_core.supervise.states import ALIVE
 
 if TYPE_CHECKING:
@@ -158,58 +155,6 @@ def wait(services: tuple[str, ...], config: ConfigArg, timeout: float) -> ExitCo
     when the timeout passes (naming the services and why), 3 when no manager runs.
     """
     return wait_for(connect(resolve(config)), services, timeout)
-
-
-def _block(fmt: Formatter, message: dict[str, Any]) -> str:
-    """A `log/` message (replayed or live: one shape) as terminal lines."""
-    return fmt.block(message["service"], message["stream"], message["timestamp"],
-                     message["lines"])
-
-
-@click.command("logs")
-@click.argument("services", nargs=-1, shell_complete=complete_services)
-@config_option
-@click.option("-n", "--lines", "count", type=click.IntRange(0), default=100, show_default=True,
-              help="How many buffered lines to show")
-@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing new lines")
-def logs(services: tuple[str, ...], config: ConfigArg, count: int, follow_: bool) -> ExitCode:
-    """Buffered log lines of every service or of the SERVICES named.
-
-    With -f, ends (exit 0, one notice on stderr) when the manager stops or restarts.
-    """
-    info = connect(resolve(config))
-    known = request(info, "status")["services"]
-    unknown = [s for s in services if s not in known]
-    if unknown:
-        raise UnknownServiceError(
-            f"unknown service {unknown[0]!r} (known: {', '.join(known)})")
-    fmt = Formatter(wants_colour(sys.stdout))
-    out = sys.stdout
-    if not follow_:
-        result = request(info, "logs", services=list(services) or None, tail=count)
-        for message in result["messages"]:
-            out.write(_block(fmt, message))
-        return 0
-    from promenade_core.bus.client import follow
-
-    # closing(): a Ctrl-C that lands while a line is being printed must still close the
-    # feed's sockets now; left to the garbage collector, they would make the exit wait.
-    feed = follow(info, services=services or None, tail=count)
-    try:
-        with contextlib.closing(feed):
-            for kind, item in feed:
-                if kind == "log":
-                    out.write(_block(fmt, item))
-                    out.flush()
-                elif kind == "gap":
-                    click.echo(f"[promenade] {item['missed']} messages lost (reader too slow)",
-                               err=True)
-                elif kind == "end":
-                    click.echo(f"[promenade] {item['reason']}; no more lines", err=True)
-                    return 0
-    except KeyboardInterrupt:
-        return 0
-    return 0
 
 
 @click.command("reload")

@@ -2,8 +2,13 @@
 services or only some), or more services of a running manager.
 
 Under sudo, root only starts a private hostsd: the config, its env_files and the
-daemon's log are opened by the user (privileges.run_as_user), and every process that
-lives on runs as the user.
+daemon's error output are opened by the user (privileges.run_as_user), and every process
+that lives on runs as the user.
+
+With -d the manager's terminal output goes nowhere: everything it prints is in the log
+files (`promenade logs`). Its stderr goes to `daemon.out` in the state folder, emptied
+at each start, so what a failing start says (a config error, a taken port, a traceback)
+reaches the user without a file that grows for ever.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from promenade_core.bus.protocol import DEFAULT_WAIT, MAX_WAIT
 from promenade_core.errors import PromenadeError, UnknownServiceError
 
 DAEMON_TIMEOUT = 30.0
+#: The daemon's stderr, in the state folder: emptied at each start.
+DAEMON_OUT = "daemon.out"
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,9 @@ class Plan:
     path: Path
     hosts_auto: bool
     hostsd_socket: str
-    log: Path | None = None  # the daemon's log (with -d), opened as log_fd
+    log: Path | None = None  # the daemon's stderr, daemon.out (with -d), opened as log_fd
     log_fd: int | None = None
+    logs: Path | None = None  # the log files' folder (with -d, to tell the user)
     #: a manager already runs for this config: `start SERVICE…` asks it instead
     running: bool = False
     #: more config files merged on top of `path` (`-c` given again)
@@ -183,6 +191,7 @@ def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
         return Plan(Path(answer["path"]), False, "", running=True)
     return Plan(Path(answer["path"]), bool(answer["hosts_auto"]), str(answer["hostsd_socket"]),
                 Path(answer["log"]) if answer.get("log") else None, fds[0] if fds else None,
+                Path(answer["logs"]) if answer.get("logs") else None,
                 extras=tuple(Path(p) for p in answer["extras"]), profiles=profiles,
                 shown=shown)
 
@@ -193,7 +202,7 @@ def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
     from promenade_core.bus.client import find_manager
     from promenade_core.config.load import load_config
     from promenade_core.config.profiles import check_profiles
-    from promenade_core.runtime import open_private_file, state_dir
+    from promenade_core.runtime import logs_dir, open_private_file, state_dir
 
     path = resolve(config, home=home)
     if services and find_manager(path) is not None:
@@ -211,9 +220,12 @@ def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
     if not daemon:
         return answer, []
     _refuse_if_running(path)
-    log = state_dir(path) / "manager.log"
+    log = state_dir(path) / DAEMON_OUT
     answer["log"] = str(log)
-    return answer, [open_private_file(log, os.O_WRONLY | os.O_APPEND)]
+    answer["logs"] = str(logs_dir(path))
+    fd = open_private_file(log, os.O_WRONLY | os.O_APPEND)
+    os.ftruncate(fd, 0)   # after open_private_file's checks: only a file of ours
+    return answer, [fd]
 
 
 def check_targets(services: tuple[str, ...], known: list[str]) -> None:
@@ -274,9 +286,8 @@ def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
     args += plan.shown.args()
     args += ["--", *services] if services else []
     with os.fdopen(plan.log_fd, "ab") as log:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                close_fds=True)
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=log, start_new_session=True, close_fds=True)
     if owner:
         become(owner)
     deadline = time.monotonic() + DAEMON_TIMEOUT
@@ -284,7 +295,8 @@ def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
         if proc.poll() is not None:
             tail = plan.log.read_text(errors="replace").splitlines()[-10:]
             raise PromenadeError("the manager exited at start:\n" + "\n".join(tail)
-                                 + f"\n(full log: {plan.log})")
+                                 + f"\n(its error output: {plan.log}; its log: "
+                                 "promenade logs promenade)")
         info = find_manager(plan.path)
         if info is not None:
             try:
@@ -296,8 +308,8 @@ def _daemonize(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
                 click.echo(f"Promenade is running in the background (pid {info.pid})")
                 if info.dashboard_url:
                     click.echo(f"dashboard: {info.dashboard_url}")
-                click.echo(f"log: {plan.log}")
+                click.echo(f"logs: {plan.logs} (promenade logs)")
                 return 0
         time.sleep(0.05)
     raise PromenadeError(f"the manager did not answer within {DAEMON_TIMEOUT:g} s "
-                         f"(log: {plan.log})")
+                         f"(its error output: {plan.log}; promenade logs promenade)")

@@ -15,11 +15,12 @@ from typing import Any
 
 import gevent
 
+from promenade_core import logread
 from promenade_core.attachctl import AttachCommands
 from promenade_core.bus import protocol
 from promenade_core.bus.server import CommandError, Handler, Publisher
 from promenade_core.masking import mask_config
-from promenade_core.supervise import waiting
+from promenade_core.supervise import loghistory, waiting
 from promenade_core.supervise.reloader import Reloader
 from promenade_core.supervise.service import Service
 from promenade_core.supervise.supervisor import Supervisor
@@ -72,7 +73,8 @@ class Commands:
     def table(self) -> dict[str, Handler]:
         own: dict[str, Handler] = {name: getattr(self, f"cmd_{name}") for name in (
             "ping", "status", "service", "start", "stop", "restart", "restart_all", "logs",
-            "config", "reload", "snapshot", "shutdown", "sync", "gap", "wait",
+            "config", "reload", "snapshot", "shutdown", "sync", "gap", "wait", "log_mark",
+            "log_history",
         )}
         return {**own, **AttachCommands(self.supervisor, self._service).table()}
 
@@ -175,6 +177,22 @@ class Commands:
                 raise CommandError(protocol.UNKNOWN_SERVICE, f"unknown service {name!r}")
         messages = self.supervisor.logs.messages(names or services, since=since, tail=tail)
         return {"seq": self.publisher.seq, "run_id": self.run.run_id, "messages": messages}
+
+    def cmd_log_mark(self, request: dict[str, Any]) -> Any:
+        """Where the log files stand once every line up to the current seq is in
+        them: `{enabled, seq, run_id, folder, files: {service: [inode, size]}}`."""
+        mark = loghistory.mark(self.supervisor.log_files, self.publisher.seq)
+        return {**mark, "run_id": self.run.run_id}
+
+    def cmd_log_history(self, request: dict[str, Any]) -> Any:
+        """One service's lines from the files: `before` (a timestamp, with `skip` of
+        the lines stamped exactly so left out), `limit`, `grep`, `ignore_case`;
+        `{service, enabled, lines: [{timestamp, stream, text}]}`."""
+        name = _arg(request, "service", str)
+        if name != logread.MANAGER_LOG:
+            name = self._service(request).name
+        return loghistory.history(self.supervisor.log_files, name,
+                                  loghistory.history_query(request))
 
     def cmd_config(self, request: dict[str, Any]) -> protocol.ConfigDocument:
         return self.config_document()

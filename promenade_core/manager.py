@@ -33,9 +33,10 @@ from promenade_core.hosts.client import HostsManager
 from promenade_core.hosts.mapped_names import MappedNames
 from promenade_core.masking import mask_command
 from promenade_core.proxy.attach import Proxies
-from promenade_core.supervise import cgroups, osproc
+from promenade_core.supervise import cgroups, loghistory, osproc
 from promenade_core.supervise.descendants import Descendants
 from promenade_core.supervise.keys import Keys
+from promenade_core.supervise.logfiles import LogFileWriter
 from promenade_core.supervise.logs import iso_timestamp
 from promenade_core.supervise.reloader import Reloader
 from promenade_core.supervise.supervisor import HostnamePolicy, Supervisor
@@ -82,6 +83,8 @@ class Manager:
         self.tcp_token: str | None = None
         #: the keys typed in the foreground (None unless stdin is our terminal)
         self.keys: Keys | None = None
+        #: the log files' writer (None until started, or when its folder is unusable)
+        self.log_files: LogFileWriter | None = None
 
     # -- start-up ---------------------------------------------------------------
 
@@ -97,7 +100,7 @@ class Manager:
     def _clear_leftovers(self, instance: str) -> None:
         found = osproc.find_leftovers(instance)
         for pid, service, cmd in found:
-            self.printer.message(
+            self._note(
                 f"found pid {pid} ({mask_command(cmd)}) of service {service} left over from "
                 "an earlier run of this config; stopping it", "warning")
         if found:
@@ -140,7 +143,14 @@ class Manager:
         if supervisor is not None:
             supervisor.emit(message, level, service)
         else:
-            self.printer.message(message, level)
+            self._note(message, level)
+
+    def _note(self, message: str, level: protocol.Level = "info") -> None:
+        """To the terminal and promenade.log (the bus carries the manager's start and
+        stop as events of their own; before the supervisor there is no bus yet)."""
+        self.printer.message(message, level)
+        if self.log_files is not None:
+            self.log_files.event(iso_timestamp(), level, message)
 
     def _debug(self, message: str) -> None:
         self._emit(message, "debug")
@@ -148,8 +158,6 @@ class Manager:
     def run(self) -> int:
         config = load_config(self.config_path, self.extra_configs)
         check_profiles(self.profiles, config.services)
-        for warning in security_warnings(config):
-            self.printer.message(warning, "warning")
         self._lock()
         try:
             return self._run(config)
@@ -161,6 +169,11 @@ class Manager:
 
     def _run(self, config: Config) -> int:
         instance = runtime.instance_id(self.config_path)
+        # First: what follows reaches promenade.log (with -d, the only place it shows).
+        self.log_files = loghistory.start_writer(self.config_path, config.manager.log_files,
+                                                 self._emit)
+        for warning in security_warnings(config):
+            self._note(warning, "warning")
         # Every listener is capped, but the default soft limit (often 1,024) is low.
         listener.raise_fd_limit()
         osproc.become_subreaper()
@@ -171,6 +184,7 @@ class Manager:
         if ops.tracker is not None:
             ops.tracker.ignore(reaper.pid)
         self.supervisor = self._supervisor(config, instance, ops)
+        self.supervisor.after_apply.append(self._log_files_settings)
         self.watchers = Watchers(self.supervisor)
         self.supervisor.after_apply.append(self.watchers.sync)
         self.reloader = Reloader(self.config_path, self.supervisor, self.publisher,
@@ -236,7 +250,11 @@ class Manager:
         attachments = (self.hosts, self.proxies, self.mapped_names)
         return Supervisor(config, self.printer, self.publisher, instance, ops=ops,
                           track=self._track, attachments=attachments, hostnames=policy,
-                          active_profiles=self.profiles)
+                          active_profiles=self.profiles, log_files=self.log_files)
+
+    def _log_files_settings(self, config: Config) -> None:
+        if self.log_files is not None:
+            self.log_files.configure(config.manager.log_files)
 
     def _hostname_mapped(self, service: str) -> bool:
         return service in self.hosts.mapped()
@@ -285,9 +303,9 @@ class Manager:
             "events_tcp_token": self.tcp_token,
             "profiles": list(self.profiles),
         })
-        self.printer.message(f"config {self.config_path}")
+        self._note(f"config {self.config_path}")
         if self.profiles:
-            self.printer.message(f"profiles {', '.join(self.profiles)}")
+            self._note(f"profiles {', '.join(self.profiles)}")
         self.publisher.publish(protocol.MANAGER_TOPIC, {"event": "started", "pid": self.pid,
                                                           "level": "info", "service": None})
 
@@ -303,7 +321,7 @@ class Manager:
     def request_stop(self, reason: str) -> None:
         if not self.stopping:
             self.stopping = True
-            self.printer.message(f"{reason}: stopping every service")
+            self._note(f"{reason}: stopping every service")
             self.publisher.publish(protocol.MANAGER_TOPIC,
                                    {"event": "stopping", "message": reason,
                                     "level": "info", "service": None})
@@ -328,4 +346,6 @@ class Manager:
             self.zap.close()
         runtime.remove_manager_json(self.folder)
         self.context.term()
-        self.printer.message("all services stopped")
+        self._note("all services stopped")
+        if self.log_files is not None:
+            self.log_files.close()

@@ -353,3 +353,17 @@ def read_manager_json(folder: Path) -> dict[str, Any] | None:
 def remove_manager_json(folder: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         (folder / "manager.json").unlink()
+
+
+def logs_dir(config_path: Path, create: bool = False) -> Path:
+    """The log files of this config's manager: `<state_dir>/logs`, made 0700 and
+    checked by the manager (`create`); a client only computes where it is."""
+    if create:
+        return _state_folder(state_dir(config_path) / "logs")
+    return _state_root() / instance_id(config_path) / "logs"
+
+
+def logs_dir_problem(folder: Path) -> str | None:
+    """Why a client should not read the log folder (not ours, writable by others),
+    or None; a missing one is a problem too (`does not exist`)."""
+    return _problem(folder)

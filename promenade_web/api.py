@@ -101,6 +101,23 @@ def logs(name: str) -> Response:
     return jsonify({"service": name, "seq": result["seq"], "lines": lines})
 
 
+@bp.get("/services/<name>/history")
+def history(name: str) -> Response:
+    """Lines from the log files (older than the buffer holds, or a search): `before`
+    (a timestamp), `skip` (lines stamped exactly `before` the page has already),
+    `limit`, `grep` (a regex), `ignore_case`. `promenade` is the manager's events."""
+    args: dict[str, Any] = {"service": name}
+    for key in ("skip", "limit"):
+        value = int_arg(key)
+        if value is not None:
+            args[key] = value
+    for key in ("before", "grep"):
+        if request.args.get(key):
+            args[key] = request.args[key]
+    args["ignore_case"] = bool_arg("ignore_case", False)
+    return jsonify(bus_request("log_history", **args))
+
+
 @bp.post("/restart-all")
 def restart_all() -> Response:
     return jsonify(bus_request("restart_all"))

@@ -107,7 +107,7 @@ def test_logs_follow_has_no_gap_and_no_duplicate(manager, tmp_path: Path) -> Non
           count: {{command: {sys.executable} count.py}}
     """)
     wait_for(lambda: len(m.lines("count")) >= 50, what="some lines")
-    proc = subprocess.Popen([*PROMENADE, "logs", "-f", "-n", "1000", "-c", str(m.path)],
+    proc = subprocess.Popen([*PROMENADE, "logs", "count", "-f", "-n", "1000", "-c", str(m.path)],
                             env=m.env, stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -128,7 +128,9 @@ def test_logs_follow_has_no_gap_and_no_duplicate(manager, tmp_path: Path) -> Non
 
 
 def _follow_logs(m: Manager) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([*PROMENADE, "logs", "-f", "-c", str(m.path)], env=m.env,
+    # the services' lines only: the manager's events (`promenade`) come first otherwise
+    proc = subprocess.Popen([*PROMENADE, "logs", "api", "worker", "-f", "-c", str(m.path)],
+                            env=m.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     assert proc.stdout is not None
@@ -184,12 +186,15 @@ def test_daemon_start_and_stop(tmp_path: Path) -> None:
         out = m.cli("start", "--daemon", "--no-ui")
         assert out.returncode == 0, out.stderr
         assert "running in the background" in out.stdout
-        log_line = next(line for line in out.stdout.splitlines() if line.startswith("log: "))
-        log_path = Path(log_line[5:])
-        assert log_path.exists() and str(tmp_path / "state") in str(log_path)
+        logs_line = next(line for line in out.stdout.splitlines() if line.startswith("logs: "))
+        folder = Path(logs_line[6:].split(" (")[0])
+        assert str(tmp_path / "state") in str(folder)
         wait_for(lambda: m.request("status")["services"]["worker"]["status"] == "running",
                  what="worker running")
-        wait_for(lambda: "worker started" in log_path.read_text(), what="the daemon's log")
+        wait_for(lambda: "worker started" in (folder / "promenade.log").read_text(),
+                 what="the manager's events in promenade.log")
+        # its terminal output goes nowhere: only its stderr is kept, in daemon.out
+        assert (folder.parent / "daemon.out").read_text() == ""
         stopped = m.cli("stop")
         assert stopped.returncode == 0 and "Promenade stopped" in stopped.stdout
         assert m.cli("status").returncode == 3

@@ -159,14 +159,15 @@ def test_sudo_daemon_does_not_follow_planted_symlink(
         user: UserHome, root_file: Path, planted: str) -> None:
     """`sudo promenade start -d` created, chowned and appended to `manager.log` as root,
     following a symlink the user planted there: `ln -s /etc/passwd …/manager.log` made
-    /etc/passwd the user's."""
+    /etc/passwd the user's. The daemon's error output is `daemon.out` now (emptied at
+    each start: a followed symlink would truncate the target)."""
     user.write_config(CONFIG)
     instance = user.home / "state" / "promenade" / runtime.instance_id(user.config)
     before = root_file.read_bytes()
     if planted == "log":
         user.user_dir(instance)
-        (instance / "manager.log").symlink_to(root_file)
-        os.lchown(instance / "manager.log", NOBODY, NOBODY)
+        (instance / "daemon.out").symlink_to(root_file)
+        os.lchown(instance / "daemon.out", NOBODY, NOBODY)
     else:
         user.user_dir(instance.parent)
         instance.symlink_to(root_file.parent)
@@ -188,10 +189,11 @@ def test_sudo_daemon_runs_as_the_user_and_creates_nothing_as_root(user: UserHome
     user.write_config(CONFIG)
     result = user.sudo("start", "-d", "--no-ui")
     assert result.returncode == 0, result
-    log = Path(re.search(r"^log: (.+)$", result.stdout, re.M).group(1))  # type: ignore[union-attr]
-    assert log.is_relative_to(user.home / "state")
+    logs = Path(re.search(r"^logs: (.+) \(promenade logs\)$", result.stdout,
+                          re.M).group(1))  # type: ignore[union-attr]
+    assert logs.is_relative_to(user.home / "state")
     assert user.root_owned_in_home() == []
-    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert stat.S_IMODE((logs.parent / "daemon.out").stat().st_mode) == 0o600
     status = user.as_user("status", "--json")
     assert status.returncode == 0, status
     doc = json.loads(status.stdout)

@@ -431,6 +431,7 @@ def follow(
     context: zmq.Context | None = None,
     idle: float | None = None,
     rcvhwm: int = 100_000,
+    join: str = "snapshot",
 ) -> Generator[tuple[str, dict[str, Any]], None, None]:
     """Backlog then live events, with no gap and no duplicate between them.
 
@@ -444,6 +445,10 @@ def follow(
     arrives, or (checked every LIVENESS_EVERY seconds, events or not) its pid is gone
     or its manager.json removed or rewritten by another run. The `stopping` event is
     not the end: the services' last lines come after it, and it may be lost anyway.
+
+    `join` names another command to join with (it must answer `seq` and `run_id`):
+    `log_mark`, whose answer is yielded first as `("joined", answer)`; the live events
+    then start right after the log files' mark (`promenade logs -f`).
     """
     wanted = set(services) if services else None
     # Everything is subscribed and filtered here: seq is one counter across all
@@ -451,9 +456,11 @@ def follow(
     sub = EventSubscriber(info.events, ("",), context=context, rcvhwm=rcvhwm)
     bus = ControlClient(info.control, context=context)
     try:
-        joined = join_feed(sub._socket, bus.request)
+        joined = join_feed(sub._socket, bus.request, cmd=join)
         run_id = joined.run_id or info.run_id
-        backlog = [m for m in joined.snapshot["logs"]
+        if join != "snapshot":
+            yield "joined", joined.snapshot
+        backlog = [m for m in joined.snapshot.get("logs", ())
                    if wanted is None or m["service"] in wanted]
         for message in protocol.log_tail(backlog, tail):
             yield "log", message

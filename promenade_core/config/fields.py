@@ -24,6 +24,7 @@ from marshmallow import ValidationError, fields
 
 from promenade_core.config.choices import Condition, StopSignal, words
 from promenade_core.config.interpolate import Interpolated
+from promenade_core.config.model import LogFiles
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SERVICE_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -352,7 +353,53 @@ def profile_problem(name: str) -> str | None:
     return f"invalid profile name {name!r}: use only letters, digits, '_' and '-'"
 
 
+#: The manager's own events are the service of this name in `promenade logs` and in
+#: the log files (`promenade.log`); logread.MANAGER_LOG.
+RESERVED_SERVICE_NAME = "promenade"
+
+
 def service_name_problem(name: str) -> str | None:
+    if name == RESERVED_SERVICE_NAME:
+        return (f"the service name {name!r} is reserved for the manager's own events "
+                "(promenade logs promenade); choose another")
     if SERVICE_NAME.fullmatch(name):
         return None
     return f"invalid service name {name!r}: use only letters, digits, '_' and '-'"
+
+
+class LogFilesField(_Field):
+    """`manager.log_files`: `false` (off), `true` (the defaults) or a mapping with
+    `max_bytes` and `keep`; loads as a LogFiles."""
+
+    KEYS = ("max_bytes", "keep")
+    #: below this a file would rotate every few lines
+    MIN_BYTES = 1024
+
+    def check(self, value: Any) -> LogFiles:
+        if isinstance(value, bool):
+            return LogFiles(enabled=value)
+        if not isinstance(value, dict):
+            raise ValidationError(
+                f"must be false, true or a mapping like {{max_bytes: 10485760, keep: 3}}, "
+                f"got {describe(value)}")
+        errors: dict[str, list[str]] = {}
+        for key in value:
+            if key not in self.KEYS:
+                errors[str(key)] = [f"unknown key {key!r}{suggest(str(key), self.KEYS)}"]
+        found: dict[str, int] = {}
+        for key, lowest in (("max_bytes", self.MIN_BYTES), ("keep", 0)):
+            if key in value:
+                try:
+                    found[key] = _at_least(value[key], lowest)
+                except ValidationError as exc:
+                    errors[key] = [str(m) for m in exc.messages]
+        if errors:
+            raise ValidationError(errors)
+        return LogFiles(enabled=True, **found)
+
+
+def _at_least(value: Any, lowest: int) -> int:
+    number = _whole_number(value)
+    if number < lowest:
+        raise ValidationError(f"must be at least {lowest}, got {number}")
+    return number

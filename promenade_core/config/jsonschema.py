@@ -37,6 +37,7 @@ from promenade_core.config.fields import (
     DependsOn,
     EnvMap,
     Flag,
+    LogFilesField,
     Pattern,
     Port,
     Seconds,
@@ -189,6 +190,20 @@ def _number(schema: Json) -> Callable[[Any, Path_], Json]:
     return lambda field, path: {"anyOf": [schema, INTERPOLATED]}
 
 
+def _log_files(field: Any, path: Path_) -> Json:
+    """`false`, `true` or `{max_bytes, keep}` (LogFilesField)."""
+    return {"anyOf": [
+        {"type": "boolean"}, INTERPOLATED,
+        {"type": "object", "additionalProperties": False, "properties": {
+            "max_bytes": {"description": "rotate a file before it grows past this many bytes "
+                                         f"(at least {field.MIN_BYTES})",
+                          "anyOf": [{"type": "integer", "minimum": field.MIN_BYTES},
+                                    INTERPOLATED]},
+            "keep": {"description": "how many rotated files to keep beside the current one",
+                     "anyOf": [{"type": "integer", "minimum": 0}, INTERPOLATED]}}},
+    ]}
+
+
 #: Each field class of fields.py, exactly (a subclass needs its own entry), to a
 #: function of the field and its key path giving its JSON Schema.
 FIELD_MAPPERS: Mapping[type[fields.Field], Callable[[Any, Path_], Json]] = {
@@ -203,6 +218,7 @@ FIELD_MAPPERS: Mapping[type[fields.Field], Callable[[Any, Path_], Json]] = {
     TextList: _text_list,
     EnvMap: _env_map,
     DependsOn: _depends_on,
+    LogFilesField: _log_files,
     fields.Nested: _nested,
 }
 

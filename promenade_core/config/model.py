@@ -141,6 +141,22 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class LogFiles:
+    """`manager.log_files`: every service's lines (and the manager's events) on disk,
+    rotated by size. `enabled=False` is `log_files: false`."""
+
+    enabled: bool = True
+    #: a file is rotated before it would grow past this many bytes
+    max_bytes: int = 10 * 1024 * 1024
+    #: rotated files kept beside the current one (`api.log.1` … `api.log.<keep>`)
+    keep: int = 3
+
+    def __str__(self) -> str:
+        """As a reload reports it: `off`, or `max_bytes=10485760 keep=3`."""
+        return f"max_bytes={self.max_bytes} keep={self.keep}" if self.enabled else "off"
+
+
+@dataclass(frozen=True)
 class ManagerConfig:
     port: int = 9000
     host: str = "127.0.0.1"
@@ -152,6 +168,7 @@ class ManagerConfig:
     bus_tcp: str | None = None
     #: read `.env` beside the config (environment and interpolation)
     dotenv: bool = True
+    log_files: LogFiles = LogFiles()
 
 
 @dataclass(frozen=True)

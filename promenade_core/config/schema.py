@@ -23,6 +23,7 @@ from promenade_core.config.fields import (
     DependsOn,
     EnvMap,
     Flag,
+    LogFilesField,
     Pattern,
     Port,
     Seconds,
@@ -205,6 +206,10 @@ class ManagerSchema(Section):
     dotenv = Flag(metadata=about(
         "read the .env file beside the config, for the services' environment and for "
         "${VAR} interpolation (default true)"))
+    log_files = LogFilesField(metadata=about(
+        "each service's output and the manager's events written to "
+        "$XDG_STATE_HOME/promenade/<id>/logs/, rotated by size: false turns it off, "
+        "true or {max_bytes: 10485760, keep: 3} (the default)"))
 
 
 class DefaultsSchema(Section):

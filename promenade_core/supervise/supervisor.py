@@ -21,6 +21,7 @@ from promenade_core.config import profiles
 from promenade_core.config.environment import service_environment
 from promenade_core.config.model import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
+from promenade_core.supervise.logfiles import LogFileWriter
 from promenade_core.supervise.logs import Batch, LogStore, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
 from promenade_core.supervise.procstats import TreeSampler
@@ -85,6 +86,7 @@ class Supervisor:
         attachments: Sequence[Attachments] = (),
         hostnames: HostnamePolicy = HostnamePolicy(),
         active_profiles: Collection[str] = (),
+        log_files: LogFileWriter | None = None,
     ) -> None:
         self.config = config
         #: the profiles `promenade start` activated; fixed for the manager's life
@@ -97,6 +99,8 @@ class Supervisor:
         #: told of every service start, stop and update, in this order
         self.attachments = tuple(attachments)
         self.hostnames = hostnames
+        #: the log files (None: not written at all, the folder could not be made)
+        self.log_files = log_files
         self._local_hostname: dict[str, bool] = {}
         self.sampler = TreeSampler()
         #: every service's buffered lines (the bus's `logs` and `snapshot` read them)
@@ -129,6 +133,8 @@ class Supervisor:
         """The hot path: one call per read of one stream."""
         batch = Batch(self.publisher.next_seqs(len(lines)), iso_timestamp(), stream, lines)
         self.logs.append(service.name, batch)
+        if self.log_files is not None:  # before publishing: see LogFileWriter.mark
+            self.log_files.write(service.name, stream, batch.timestamp, lines)
         self.publisher.publish_batch(service.name, batch)
         self.printer.lines(service.name, stream, batch.timestamp, lines)
 
@@ -150,6 +156,8 @@ class Supervisor:
         if level == "debug" and not self.printer.verbose:
             return
         self.printer.message(message, level)
+        if self.log_files is not None:
+            self.log_files.event(iso_timestamp(), level, message)
         self.publisher.publish(protocol.MANAGER_TOPIC, {
             "event": "message", "message": message, "level": level, "service": service})
 

@@ -733,6 +733,122 @@
   });
   el.logClear.addEventListener("click", () => { buffer = []; redraw(); });
 
+  /* ------------------------------------------------------ the log files: history */
+
+  /* The buffer holds what arrived since the page opened (and the manager's backlog).
+   * Older lines come from the log files: with one service chosen, scrolling to the
+   * top asks GET /api/services/<name>/history for what precedes its oldest line here
+   * (`skip` leaves out the lines of that same millisecond the page has already).
+   * "Search files" greps the files of the chosen service, or of every one. */
+  const OLDER_PAGE = 500;
+  const SEARCH_LIMIT = 1000;
+  const noOlder = new Set();    // services whose files hold nothing older
+  let loadingOlder = false;
+  let showingSearch = false;    // the view holds search results, not the buffer
+
+  function fileRecord(name, line) {
+    return {
+      ts: line.timestamp, service: name, text: line.text, plain: Ansi.plainText(line.text),
+      stream: line.stream === "stdout" || line.stream === "info" ? "stdout" : "stderr",
+      tag: ["warning", "error"].includes(line.stream) ? `[${line.stream}]` : null,
+    };
+  }
+
+  function historyPath(name, params) {
+    const query = new URLSearchParams(params).toString();
+    return `/api/services/${encodeURIComponent(name)}/history?${query}`;
+  }
+
+  async function loadOlder() {
+    const name = filterService;
+    if (!name || showingSearch || loadingOlder || noOlder.has(name)
+        || buffer.length >= MAX_BUFFER) return;
+    const room = Math.min(OLDER_PAGE, MAX_DOM - domLines);
+    if (room <= 0) return;
+    const first = buffer.find((r) => !r.gap && r.service === name);
+    const before = first ? first.ts : new Date().toISOString();
+    const skip = first ? buffer.filter((r) => r.service === name && r.ts === before).length : 0;
+    loadingOlder = true;
+    try {
+      const doc = await api("GET", historyPath(name, { before, skip, limit: room }));
+      if (!doc.lines.length) {
+        noOlder.add(name);
+        return;
+      }
+      if (name !== filterService || showingSearch) return;   // the user moved on
+      const records = doc.lines.map((line) => fileRecord(name, line));
+      buffer = records.concat(buffer);
+      prependLines(records.filter(matches));
+    } catch (err) {
+      toast(`older lines: ${err.message}`, "warning");
+    } finally {
+      loadingOlder = false;
+    }
+  }
+
+  /* Older lines above what is drawn, the scroll position kept on the same line. */
+  function prependLines(records) {
+    if (!records.length) return;
+    const height = el.view.scrollHeight;
+    const chunk = document.createElement("div");
+    chunk.className = "chunk";
+    for (const rec of records) chunk.appendChild(lineNode(rec, filterText));
+    el.view.insertBefore(chunk, el.view.firstElementChild);
+    domLines += records.length;
+    el.view.scrollTop += el.view.scrollHeight - height;
+    updateStats();
+  }
+
+  /* Only what the user does at the top asks for more (a redraw also scrolls to 0):
+   * a wheel or a key upwards there (a view too short to scroll never scrolls), or
+   * dragging the scrollbar to the top. */
+  function atTop() { return el.view.scrollTop === 0 && filterService; }
+  el.view.addEventListener("wheel", (e) => {
+    if (e.deltaY < 0 && atTop()) loadOlder();
+  }, { passive: true });
+  el.view.addEventListener("keydown", (e) => {
+    if (["PageUp", "ArrowUp", "Home"].includes(e.key) && atTop()) loadOlder();
+  });
+  el.view.addEventListener("scroll", () => { if (userScrolling && atTop()) loadOlder(); });
+
+  function escapeRegex(text) {
+    return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  }
+
+  /* The filter's text searched in the log files (case-insensitive, as the filter is):
+   * the results replace the view until auto-scroll is turned back on. */
+  async function searchFiles() {
+    const needle = el.logFilter.value.trim();
+    if (!needle) {
+      toast("type what to search for in the filter first", "info");
+      return;
+    }
+    clearTimeout(filterTimer);    // a filter redraw due now would wipe the results
+    filterText = needle.toLowerCase();
+    const names = filterService ? [filterService]
+      : [...services.keys(), "promenade"];
+    const params = { grep: escapeRegex(needle), ignore_case: "true", limit: SEARCH_LIMIT };
+    try {
+      const docs = await Promise.all(names.map((name) => api("GET", historyPath(name, params))));
+      const found = docs.flatMap((doc) => doc.lines.map((line) => fileRecord(doc.service, line)));
+      found.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+      const shown = found.slice(-MAX_DOM);
+      setAutoscroll(false);
+      showingSearch = true;
+      el.view.textContent = "";
+      domLines = 0;
+      const header = { gap: true, text: `⋯ ${shown.length.toLocaleString()} line(s) from the `
+        + `log files matching “${needle}” (turn Auto-scroll on to go back) ⋯` };
+      appendLines([header, ...shown]);
+      setText(el.logStats, `${shown.length.toLocaleString()} found in the files`);
+    } catch (err) {
+      toast(`search: ${err.message}`, "warning");
+    }
+  }
+
+  $("log-search").addEventListener("click", searchFiles);
+  el.autoscroll.addEventListener("change", () => { showingSearch = false; });
+
   /* ------------------------------------------------------------------ the socket */
 
   let socket = null;

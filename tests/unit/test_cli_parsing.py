@@ -102,6 +102,9 @@ def test_every_command_takes_the_config_option(path: str) -> None:
 
 # ---------------------------------------------------------------- parsing
 
+NO_BOUNDS = {"since": None, "until": None, "grep": None, "ignore_case": False, "stream": None}
+
+
 @pytest.mark.parametrize(("path", "args", "expected"), [
     ("start", [], {"services": (), "config": (), "port": None, "daemon": False,
                    "no_ui": False, "verbose": False, "wait": False, "timeout": 120.0,
@@ -133,11 +136,16 @@ def test_every_command_takes_the_config_option(path: str) -> None:
     ("status", ["--json", "-c", "x.yaml"],
      {"services": (), "config": ("x.yaml",), "as_json": True}),
     ("status", ["api", "web"], {"services": ("api", "web"), "config": (), "as_json": False}),
-    ("logs", [], {"services": (), "config": (), "count": 100, "follow_": False}),
+    ("logs", [], {"services": (), "config": (), "count": None, "follow_": False,
+                  **NO_BOUNDS}),
     ("logs", ["api", "worker", "-n", "0", "-f"],
-     {"services": ("api", "worker"), "config": (), "count": 0, "follow_": True}),
+     {"services": ("api", "worker"), "config": (), "count": 0, "follow_": True, **NO_BOUNDS}),
     ("logs", ["--lines", "7", "--follow", "api"],
-     {"services": ("api",), "config": (), "count": 7, "follow_": True}),
+     {"services": ("api",), "config": (), "count": 7, "follow_": True, **NO_BOUNDS}),
+    ("logs", ["--since", "10m", "--until", "2024-01-15T10:00", "--grep", "x", "-i",
+              "--stream", "stderr"],
+     {"services": (), "config": (), "count": None, "follow_": False, "since": "10m",
+      "until": "2024-01-15T10:00", "grep": "x", "ignore_case": True, "stream": "stderr"}),
     ("reload", ["--dry-run"], {"config": (), "dry_run": True}),
     ("config check", ["-c", "x.yaml"], {"config": ("x.yaml",)}),
     ("config path", [], {"config": ()}),
@@ -259,16 +267,35 @@ def test_config_path(project: Path) -> None:
 
 # ---------------------------------------------------------------- no manager: exit 3
 
-@pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["logs"], ["logs", "-f"],
-                                  ["logs", "api"], ["stop"], ["stop", "api"], ["restart"],
-                                  ["restart", "api"], ["reload"], ["reload", "--dry-run"],
-                                  ["wait"], ["wait", "api", "-t", "5"]])
+@pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["stop"], ["stop", "api"],
+                                  ["restart"], ["restart", "api"], ["reload"],
+                                  ["reload", "--dry-run"], ["wait"], ["wait", "api", "-t", "5"]])
 def test_no_manager_exits_3(project: Path, args: list[str]) -> None:
     result = run(*args)
     assert result.exit_code == 3, result.output
     assert result.stdout == ""
     assert result.stderr == (f"Error: no Promenade manager is running for "
                              f"{project / 'promenade.yaml'}\n")
+
+
+@pytest.mark.parametrize("args", [["logs"], ["logs", "-f"], ["logs", "api"]])
+def test_logs_with_no_manager_and_no_log_files_exits_3(project: Path, args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 3, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"Error: no Promenade manager is running for "
+                                    f"{project / 'promenade.yaml'}, and its log folder ")
+    assert result.stderr.endswith(" does not exist\n")
+
+
+def test_logs_refuses_a_bad_time_or_regex(project: Path) -> None:
+    result = run("logs", "--since", "yesterday")
+    assert result.exit_code == 2
+    assert "'yesterday' is neither a duration" in result.stderr
+    result = run("logs", "--grep", "(")
+    assert result.exit_code == 2
+    assert "--grep '(' is not a valid regular expression" in result.stderr
+    assert run("logs", "-f", "--until", "1h").exit_code == 2
 
 
 def test_no_manager_for_an_explicit_config(project: Path, tmp_path: Path) -> None:
