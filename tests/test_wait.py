@@ -44,6 +44,8 @@ services:
     command: {PY} -c "raise SystemExit(3)"
     restart_policy: never
     autostart: false
+    # never up, even in the moment it runs: a wait must see it fail, not run
+    ready_check: {{type: exec, command: "false", interval: 0.2}}
   flapper:
     command: {PY} -c "raise SystemExit(4)"
     restart_policy: always

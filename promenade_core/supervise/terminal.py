@@ -41,6 +41,10 @@ from promenade_core.supervise.visibility import Visibility
 PIPE_SIZE = 1024 * 1024
 
 
+#: Seconds `close` waits for the terminal to take what is queued.
+CLOSE_FLUSH = 5.0
+
+
 def _grow_pipe(fd: int) -> None:
     if stat.S_ISFIFO(os.fstat(fd).st_mode):
         with contextlib.suppress(OSError, AttributeError):
@@ -145,7 +149,12 @@ class Printer:
             gevent.sleep(0.01)
 
     def close(self) -> None:
-        self.flush()
+        """At exit: a skipped run still open gets its marker, and what is queued gets a
+        few seconds to reach a terminal that reads again (never longer: one nobody
+        reads must not hold the exit)."""
+        if self._queue.skipped and not self._broken:
+            self._put_marker()
+        self.flush(CLOSE_FLUSH)
         self._writer.kill(block=False)
         if self._nonblocking:
             with contextlib.suppress(OSError):
