@@ -37,10 +37,12 @@ DEBUGGEE = """
 #: A service that reports SIGINT and its window size (at start and on SIGWINCH).
 SIGNALS = """
     import os, signal, time
+    # os.write, not print: a handler that prints while the other one is printing gets
+    # "reentrant call" from the buffered stdout and the service dies
     def size(*a):
-        print("size %dx%d" % os.get_terminal_size(0)[::-1], flush=True)
+        os.write(1, b"size %dx%d\\n" % os.get_terminal_size(0)[::-1])
     signal.signal(signal.SIGWINCH, size)
-    signal.signal(signal.SIGINT, lambda *a: print("got SIGINT", flush=True))
+    signal.signal(signal.SIGINT, lambda *a: os.write(1, b"got SIGINT\\n"))
     size()
     while True:
         time.sleep(0.05)

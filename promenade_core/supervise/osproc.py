@@ -93,11 +93,16 @@ def _raw_pty() -> tuple[int, int]:
     """A pty pair whose slave passes output bytes as they are (no `\\n` -> `\\r\\n`, so
     log lines carry no `\\r`), while input is a terminal's default cooked mode (line
     editing, echo, ISIG: the interrupt keys are not passed on as bytes), for
-    `promenade attach`; nothing is typed unless someone attaches."""
+    `promenade attach`; nothing is typed unless someone attaches.
+
+    NOFLSH: the line discipline handles a typed Ctrl-C later, in a kernel worker, and
+    by default then flushes the output queue: what the service wrote in answer to the
+    SIGINT the manager sent at once ("KeyboardInterrupt", pdb's prompt) was lost when
+    that worker ran late."""
     master, slave = pty.openpty()
     attrs = termios.tcgetattr(slave)
     attrs[1] &= ~termios.OPOST
-    attrs[3] |= termios.ECHO | termios.ICANON | termios.ISIG
+    attrs[3] |= termios.ECHO | termios.ICANON | termios.ISIG | termios.NOFLSH
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", PTY_ROWS, PTY_COLUMNS, 0, 0))
     return master, slave
