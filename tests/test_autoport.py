@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import http.client
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import Manager, free_port, wait_for, write_script
+from tests.support import PROMENADE, Manager, free_port, isolated_env, wait_for, write_script
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -150,3 +151,19 @@ def test_reload_keeps_an_auto_port_and_restarts_a_move_to_a_fixed_one(
                      s["health"] == "healthy" and s, 20, "web healthy on its fixed port")
     assert not moved["port_auto"] and moved["pid"] != first["pid"]
     assert get(fixed)[:2] == (200, f"web port={fixed}")
+
+
+def test_promenade_run_gives_an_auto_service_a_free_port(tmp_path: Path) -> None:
+    """No manager is asked: the one-off command gets a free port as PORT, over a PORT
+    the shell has."""
+    (tmp_path / "promenade.yaml").write_text("services:\n  web: {command: serve, port: auto}\n")
+    env = {**isolated_env(tmp_path), "PORT": "1"}
+    done = subprocess.run([*PROMENADE, "run", "-c", str(tmp_path / "promenade.yaml"), "web",
+                           "--", "sh", "-c", "echo $PORT"], capture_output=True, text=True,
+                          env=env, timeout=30)
+    assert done.returncode == 0, done.stderr
+    port = int(done.stdout)
+    assert 1024 < port <= 65535
+    with socket.socket() as probe:    # it was free when picked, and nothing took it since
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
