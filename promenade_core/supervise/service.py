@@ -415,11 +415,11 @@ class Service:
         return self._apply_exit(None, decision, f"could not start: {reason}")
 
     def _run_once(self) -> policy.ExitDecision:
-        self._set(Status.STARTING)
-        if self.config.port_auto:
+        if self.config.port_auto:   # picked first, so the `starting` event shows it
             self._auto_port = self.host.auto_port(self, self._auto_port)
-            if self._auto_port is None:
-                return self._fail_to_start("no free loopback port found for port: auto")
+        self._set(Status.STARTING)
+        if self.config.port_auto and self._auto_port is None:
+            return self._fail_to_start("no free loopback port found for port: auto")
         port = self.port
         if port is not None and ports.port_in_use(port):
             return self._fail_to_start(ports.describe_port_in_use(port))
