@@ -9,7 +9,8 @@ expanded by the shell you typed it in, not with the service's environment: for t
 run a shell yourself (`promenade run api -- sh -c 'echo $DATABASE_URL'`).
 
 No manager needs to be running, and a running one is never asked: this reads the config
-(`.env`, interpolation, override files included) the way `promenade start` would.
+(`.env`, interpolation, override files included) the way `promenade start` would. A
+`port: auto` service's command gets a free port of its own as PORT, as a start would.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import click
 
 from promenade_cli.common import ConfigArg, ExitCode, config_option, load
 from promenade_cli.completion import complete_run_service
+from promenade_core.config.model import Config, ServiceConfig
 from promenade_core.errors import PromenadeError, UnknownServiceError
 
 #: What a shell answers for a command it cannot find, and for one it cannot execute.
@@ -85,12 +87,23 @@ def run(ctx: click.Context, config: ConfigArg, args: tuple[str, ...]) -> ExitCod
         one_off = OneOff(argv, loaded.path.parent, project_environment(loaded, os.environ))
     elif service in loaded.services:
         svc = loaded.services[service]
-        one_off = OneOff(argv, svc.directory, service_environment(svc, os.environ))
+        one_off = OneOff(argv, svc.directory,
+                         service_environment(svc, os.environ, _one_off_port(loaded, svc)))
     else:
         raise UnknownServiceError(
             f"unknown service {service!r} (known: {', '.join(loaded.services)})")
     execute(one_off)
     return 0   # never reached: execute replaces the process or raises
+
+
+def _one_off_port(config: Config, svc: ServiceConfig) -> int | None:
+    """For `port: auto`, a free port of the command's own (what a start would give), as
+    no manager is asked: a running service's port is `promenade status`'s to tell."""
+    if not svc.port_auto:
+        return None
+    from promenade_core.supervise import autoport
+
+    return autoport.pick(None, autoport.claimed_ports(config))
 
 
 def split_args(args: Sequence[str], dropped: bool) -> tuple[str | None, tuple[str, ...]]:

@@ -121,7 +121,7 @@ def status(services: tuple[str, ...], config: ConfigArg, as_json: bool) -> ExitC
              "REASON"]]
     for s in doc["services"].values():
         rows.append([s["name"], s["status"], s["health"], str(s["pid"] or "-"),
-                     str(s["port"] or "-"), s["url"] or "-", _age(s["uptime_seconds"]),
+                     _port_cell(s), s["url"] or "-", _age(s["uptime_seconds"]),
                      str(s["restart_count"]), _exit_cell(s), _reason_cell(s)])
     click.echo(_table(rows))
     config_error = doc.get("config_error")
@@ -130,6 +130,14 @@ def status(services: tuple[str, ...], config: ConfigArg, as_json: bool) -> ExitC
         for problem in config_error["problems"]:
             click.echo(f"  {problem}", err=True)
     return 0
+
+
+def _port_cell(s: protocol.StatusObject) -> str:
+    """`5001`; `41234 (auto)` for a port picked at start, `auto` before the first."""
+    port = str(s["port"] or "-")
+    if not s.get("port_auto"):
+        return port
+    return f"{port} (auto)" if s["port"] else "auto"
 
 
 def _only(doc: protocol.StatusDocument, services: tuple[str, ...]) -> protocol.StatusDocument:

@@ -148,7 +148,10 @@ class _StatusCore(TypedDict):
     status: str                 # a `states.Status` value
     health: str                 # a `states.Health` value
     pid: int | None
+    #: the port of the current (or last) run: `port:` as written, or the one picked
+    #: for `port: auto` (None before an auto service's first start)
     port: int | None
+    port_auto: bool             # `port: auto`: the port is picked at each start
     hostname: str | None
     url: str | None
     uptime_seconds: float | None

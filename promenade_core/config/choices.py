@@ -37,6 +37,11 @@ class HostsMode(Word):
     DISABLED = "disabled"   # nobody: URLs use localhost:PORT
 
 
+#: `port: auto` (a service's port, besides a number): a free loopback port picked at
+#: each start (supervise/autoport.py)
+AUTO_PORT = "auto"
+
+
 def words(choices: type[enum.Enum]) -> tuple[str, ...]:
     """The config words of an Enum, in definition order (for messages and checks)."""
     return tuple(str(member.value) for member in choices)

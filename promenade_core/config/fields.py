@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, fields
 
-from promenade_core.config.choices import Condition, StopSignal, words
+from promenade_core.config.choices import AUTO_PORT, Condition, StopSignal, words
 from promenade_core.config.interpolate import Interpolated
 from promenade_core.config.model import LogFiles
 
@@ -131,6 +131,22 @@ class Port(_Field):
         if not 1 <= number <= 65535:
             raise ValidationError(f"must be a port from 1 to 65535, got {number}")
         return number
+
+
+class ServicePort(_Field):
+    """A service's `port`: a port, or the word `auto` (loaded as AUTO_PORT)."""
+
+    def check(self, value: Any) -> int | str:
+        text = str(value).strip() if isinstance(value, Interpolated) else value
+        if text == AUTO_PORT:
+            return AUTO_PORT
+        if isinstance(text, str) and text.strip().lower() == AUTO_PORT:
+            raise ValidationError(f"must be a port from 1 to 65535 or auto, got "
+                                  f"{describe(value)} (write auto in lower case)")
+        if isinstance(text, str) and not text.strip().isdigit():
+            raise ValidationError(
+                f"must be a port from 1 to 65535 or auto, got {describe(value)}")
+        return Port().check(value)
 
 
 class Count(_Field):

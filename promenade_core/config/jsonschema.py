@@ -28,7 +28,7 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from promenade_core.config.choices import Condition, ReadyType, StopSignal, words
+from promenade_core.config.choices import AUTO_PORT, Condition, ReadyType, StopSignal, words
 from promenade_core.config.fields import (
     ENV_NAME,
     SERVICE_NAME,
@@ -41,6 +41,7 @@ from promenade_core.config.fields import (
     Pattern,
     Port,
     Seconds,
+    ServicePort,
     StopSignalChoice,
     Text,
     TextList,
@@ -78,6 +79,7 @@ NOT_BLANK = r"\S"
 #: number, a boolean or a word of a choice, so it is accepted wherever those are.
 INTERPOLATED: Json = {"type": "string", "pattern": r"(?:^|[^$])(?:\$\$)*\$\{"}
 X_KEYS = "^x-"
+PORT: Json = {"type": "integer", "minimum": 1, "maximum": 65535}
 
 
 class NoMapping(Exception):
@@ -204,6 +206,11 @@ def _log_files(field: Any, path: Path_) -> Json:
     ]}
 
 
+def _service_port(field: ServicePort, path: Path_) -> Json:
+    """A service's port: a number, or the word auto."""
+    return {"anyOf": [PORT, {"type": "string", "const": AUTO_PORT}, INTERPOLATED]}
+
+
 #: Each field class of fields.py, exactly (a subclass needs its own entry), to a
 #: function of the field and its key path giving its JSON Schema.
 FIELD_MAPPERS: Mapping[type[fields.Field], Callable[[Any, Path_], Json]] = {
@@ -211,7 +218,8 @@ FIELD_MAPPERS: Mapping[type[fields.Field], Callable[[Any, Path_], Json]] = {
     Pattern: _text,
     Choice: _choice,
     StopSignalChoice: _stop_signal,
-    Port: _number({"type": "integer", "minimum": 1, "maximum": 65535}),
+    Port: _number(PORT),
+    ServicePort: _service_port,
     Count: _number({"type": "integer", "minimum": 1}),
     Seconds: _number({"type": "number", "exclusiveMinimum": 0}),
     Flag: _number({"type": "boolean"}),

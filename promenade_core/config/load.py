@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promenade_core.config.choices import AUTO_PORT
 from promenade_core.config.dotenv import read_env_file
 from promenade_core.config.fields import describe, service_name_problem, suggest
 from promenade_core.config.interpolate import interpolate_data
@@ -313,7 +314,8 @@ def _service_fields(
         "name": name,
         "command": loaded.get("command"),
         "directory": directory,
-        "port": loaded.get("port"),
+        "port": None if loaded.get("port") == AUTO_PORT else loaded.get("port"),
+        "port_auto": loaded.get("port") == AUTO_PORT,
         "hostname": loaded.get("hostname"),
         "env": FrozenMap({**built.base_env, **file_env, **own_env}),
         "own_env": FrozenMap(own_env),

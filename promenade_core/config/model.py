@@ -107,6 +107,14 @@ class ServiceConfig:
     watch: Watch | None = None
     #: started only when one of these profiles is active (none: always)
     profiles: tuple[str, ...] = ()
+    #: `port: auto`: `port` is None and the supervisor picks a free loopback port at
+    #: each start (supervise/autoport.py); `Service.port` is the port of the run
+    port_auto: bool = False
+
+    @property
+    def has_port(self) -> bool:
+        """It listens on a port: a fixed one, or one picked at each start."""
+        return self.port is not None or self.port_auto
 
     def condition(self, dependency: str) -> Condition | None:
         """The condition written for `dependency`, None for the list form."""
@@ -118,6 +126,7 @@ class ServiceConfig:
             "command": self.command,
             "directory": str(self.directory),
             "port": self.port,
+            "port_auto": self.port_auto,
             "hostname": self.hostname,
             "env": dict(self.env),
             "own_env": dict(self.own_env),

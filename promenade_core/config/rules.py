@@ -1,7 +1,8 @@
 """Step 4 of loading promenade.yaml: rules across fields and services.
 
-Every port is claimed once (the dashboard, the TCP bus, each service, each CORS proxy),
-hostnames are unique, and `depends_on` names existing services without cycles. Each
+Every port is claimed once (the dashboard, the TCP bus, each service, each CORS proxy;
+`port: auto` claims none: the supervisor picks it free at each start), hostnames are
+unique, and `depends_on` names existing services without cycles. Each
 problem is reported once, on the line of the setting that collides with an earlier one.
 """
 
@@ -37,9 +38,14 @@ def validate(state: Reporter, manager: ManagerConfig, services: dict[str, dict[s
 
 
 def _check_needs_port(state: Reporter, name: str, svc: dict[str, Any]) -> None:
-    """hostname, ready_check and cors_proxy all point at the service's port."""
+    """hostname, ready_check and cors_proxy all point at the service's port (a number or
+    `auto`); an auto port is the PORT the service gets, so its own env may not set one."""
     prefix = ("services", name)
     has_port = state.raw(*prefix, "port") is not None
+    if svc.get("port_auto") and "PORT" in svc.get("own_env", {}):
+        state.add((*prefix, "env", "PORT"),
+                  "port: auto exports the port it picks as PORT; setting PORT here would "
+                  "make the service listen where Promenade never looks (remove one)")
     if svc["hostname"] and not has_port:
         state.add(
             (*prefix, "hostname"), "a hostname needs a 'port' (the port the service listens on)"

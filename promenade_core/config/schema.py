@@ -27,6 +27,7 @@ from promenade_core.config.fields import (
     Pattern,
     Port,
     Seconds,
+    ServicePort,
     StopSignalChoice,
     Text,
     TextList,
@@ -140,10 +141,11 @@ class ServiceSchema(Section):
     )
     directory = Text(allow_none=True, metadata=about(
         "working directory, relative to the config's folder (default: the config's folder)"))
-    port = Port(allow_none=True, metadata=about(
-        "the port it listens on; checked free before start; exported as PORT"))
+    port = ServicePort(allow_none=True, metadata=about(
+        "the port it listens on; checked free before start; exported as PORT. auto: a "
+        "free loopback port picked at each start (the last run's when still free)"))
     hostname = Text(check=hostname_problem, allow_none=True, metadata=about(
-        "a local name (RFC 1123; needs port)"))
+        "a local name (RFC 1123; needs port, a number or auto)"))
     env = EnvMap(allow_none=True, metadata=about(
         "environment (os.environ < .env < defaults.env < env_file < env); "
         "values are text: quote numbers and yes/no"))

@@ -1,5 +1,7 @@
 """The CORS proxies of a config's services, started and stopped with their service and
-reconfigured in place by a hot reload."""
+reconfigured in place by a hot reload. A proxy forwards to `Service.port`, the port of
+the run it was opened for: with `port: auto` each start may pick another, and each
+start opens the proxy anew."""
 
 from __future__ import annotations
 
@@ -26,14 +28,14 @@ class Proxies:
         self._proxies: dict[str, CorsProxy] = {}
 
     def _open(self, service: Service) -> None:
-        svc = service.config
-        if not (svc.cors_proxy and svc.cors_proxy_port and svc.port):
+        svc, port = service.config, service.port
+        if not (svc.cors_proxy and svc.cors_proxy_port and port):
             return
         # Imported here: h11 and the relay cost memory only in configs that use a proxy.
         from promenade_core.proxy.server import CorsProxy
 
         try:
-            proxy = CorsProxy(service.name, svc.cors_proxy_port, svc.port,
+            proxy = CorsProxy(service.name, svc.cors_proxy_port, port,
                               svc.cors_allow_origins, self._hostnames,
                               warn=lambda message: self._emit(message, "warning",
                                                               service=service.name))
@@ -44,7 +46,7 @@ class Proxies:
             return
         self._proxies[service.name] = proxy
         self._emit(f"{service.name}: CORS proxy on http://127.0.0.1:{svc.cors_proxy_port} "
-                   f"-> {svc.port}", "info", service=service.name)
+                   f"-> {port}", "info", service=service.name)
 
     def _close(self, name: str) -> None:
         proxy = self._proxies.pop(name, None)
@@ -62,8 +64,8 @@ class Proxies:
         new = service.config
         proxy = self._proxies.get(service.name)
         if proxy is not None and new.cors_proxy and new.cors_proxy_port == old.cors_proxy_port:
-            if new.port is not None:
-                proxy.reconfigure(new.port, new.cors_allow_origins)
+            if service.port is not None:
+                proxy.reconfigure(service.port, new.cors_allow_origins)
             return
         self._close(service.name)
         if service.status in ALIVE:

@@ -1,7 +1,8 @@
 """What a hot reload has to do, decided from the old and new Config alone (no I/O).
 
 A service restarts only when something its process sees changed: the command, the
-folder, the merged environment (so an edited env_file counts) or the port. Settings the
+folder, the merged environment (so an edited env_file counts) or the port (a number, or
+`auto`: an auto service whose `port: auto` stays keeps the port it runs on). Settings the
 supervisor applies around the process (hostname, ready_check, restart_policy,
 depends_on and its conditions, autostart, the stop settings, watch, CORS proxy,
 profiles) are updated in place, so editing a hostname does not kill a dev
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from promenade_core.config.choices import Word
+from promenade_core.config.choices import AUTO_PORT, Word
 from promenade_core.config.model import Config, FrozenMap, ServiceConfig, dependency_order
 
 
@@ -145,6 +146,8 @@ def _service_change(old: ServiceConfig, new: ServiceConfig) -> ServiceChange | N
 
 def _restart_reason(old: ServiceConfig, new: ServiceConfig, name: str) -> str | None:
     before, after = getattr(old, name), getattr(new, name)
+    if name == "port":
+        before, after = _written_port(old), _written_port(new)
     if before == after:
         return None
     if name == "env":
@@ -155,6 +158,12 @@ def _restart_reason(old: ServiceConfig, new: ServiceConfig, name: str) -> str | 
     if name == "port":
         return f"port changed ({before} -> {after})"
     return f"{name} changed"
+
+
+def _written_port(svc: ServiceConfig) -> int | str | None:
+    """`port:` as written: a change between a number and `auto` restarts the service
+    (its PORT changes); an auto service left as it was keeps its running port."""
+    return AUTO_PORT if svc.port_auto else svc.port
 
 
 def _manager_changes(old: Config, new: Config) -> list[str]:

@@ -74,6 +74,7 @@ class Host(Protocol):
     def on_started(self, service: Service) -> None: ...
     def on_stopped(self, service: Service) -> None: ...
     def on_updated(self, service: Service, old: ServiceConfig) -> None: ...
+    def auto_port(self, service: Service, previous: int | None) -> int | None: ...
 
 
 class Service:
@@ -104,6 +105,8 @@ class Service:
         self._retries_done = 0
         self._stop_requested = False
         self._spawned: Spawned | None = None
+        #: `port: auto`: the port picked for the current (or last) run
+        self._auto_port: int | None = None
         self._lifecycle: gevent.Greenlet | None = None
         self._readiness: Readiness | None = None
         self._exited = gevent.event.Event()
@@ -160,7 +163,8 @@ class Service:
             "status": self.status.value,
             "health": self.health.value,
             "pid": self.pid if self.status in ALIVE else None,
-            "port": self.config.port,
+            "port": self.port,
+            "port_auto": self.config.port_auto,
             "hostname": self.config.hostname,
             "url": url,
             "uptime_seconds": round(self.clock.time() - self.started_at, 1)
@@ -415,8 +419,12 @@ class Service:
         return self._apply_exit(None, decision, f"could not start: {reason}")
 
     def _run_once(self) -> policy.ExitDecision:
+        if self.config.port_auto:   # picked first, so the `starting` event shows it
+            self._auto_port = self.host.auto_port(self, self._auto_port)
         self._set(Status.STARTING)
-        port = self.config.port
+        if self.config.port_auto and self._auto_port is None:
+            return self._fail_to_start("no free loopback port found for port: auto")
+        port = self.port
         if port is not None and ports.port_in_use(port):
             return self._fail_to_start(ports.describe_port_in_use(port))
         try:
@@ -454,7 +462,8 @@ class Service:
         self._set_health(Health.WAITING if self.config.ready_check else Health.UNKNOWN,
                          publish=False)
         self._set(Status.RUNNING)
-        self._say(f"{self.name} started (pid {spawned.pid})")
+        auto = f", port {self.port} (auto)" if self.config.port_auto else ""
+        self._say(f"{self.name} started (pid {spawned.pid}{auto})")
         self._say(_spawn_details(self.name, self.config, spawned), "debug")
         self._start_readiness()
         self.host.on_started(self)
@@ -523,7 +532,11 @@ class Service:
 
     @property
     def port(self) -> int | None:
-        return self.config.port
+        """The port of the current run, the one source for everything that follows the
+        service (PORT, its ready_check, its CORS proxy, its URL, later the router):
+        `port:` as written, or for `port: auto` the one picked at its latest start
+        (kept after it stops; None before its first start)."""
+        return self._auto_port if self.config.port_auto else self.config.port
 
     def set_health(self, value: Health) -> None:
         """For the ready_check (readiness.Checked)."""

@@ -21,6 +21,7 @@ from promenade_core.config import profiles
 from promenade_core.config.environment import service_environment
 from promenade_core.config.model import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
+from promenade_core.supervise import autoport
 from promenade_core.supervise.logfiles import LogFileWriter
 from promenade_core.supervise.logs import Batch, LogStore, iso_timestamp
 from promenade_core.supervise.osproc import ENV_INSTANCE, ENV_SERVICE, ProcessOps
@@ -64,14 +65,15 @@ class HostnamePolicy:
         return bool(hostname) and (self.mapped(name) or
                                    self.resolves_to_loopback(hostname or ""))
 
-    def url(self, svc: ServiceConfig, mode: str) -> str | None:
+    def url(self, svc: ServiceConfig, port: int | None, mode: str) -> str | None:
         """By hostname only where the name resolves: mapped by hostsd, or added by hand
-        in `manual` mode; otherwise localhost, so the link always works."""
-        if svc.port is None:
+        in `manual` mode; otherwise localhost, so the link always works. `port` is the
+        run's (`Service.port`: for `port: auto`, the one picked)."""
+        if port is None:
             return None
         mapped = bool(svc.hostname) and (
             mode == "manual" or (mode == "auto" and self.mapped(svc.name)))
-        return f"http://{svc.hostname if mapped else 'localhost'}:{svc.port}"
+        return f"http://{svc.hostname if mapped else 'localhost'}:{port}"
 
 
 class Supervisor:
@@ -121,7 +123,7 @@ class Supervisor:
     def environment(self, service: Service) -> dict[str, str]:
         """What `promenade run SERVICE` gives too (config/environment.py), plus the
         markers that tell this manager's processes from any other."""
-        env = service_environment(service.config, os.environ)
+        env = service_environment(service.config, os.environ, service.port)
         env[ENV_INSTANCE] = self.instance
         env[ENV_SERVICE] = service.name
         return env
@@ -164,6 +166,15 @@ class Supervisor:
     def track_group(self, pgid: int, alive: bool) -> None:
         self._track(pgid, alive)
 
+    def auto_port(self, service: Service, previous: int | None) -> int | None:
+        """A free port for a `port: auto` service (autoport.pick): never one the config
+        names, nor one another service of this manager runs on or last ran on (two auto
+        services starting together must not both get the port neither has bound yet)."""
+        claimed = autoport.claimed_ports(self.config)
+        claimed.update(s.port for s in self.services.values()
+                       if s is not service and s.port is not None)
+        return autoport.pick(previous, claimed)
+
     def on_started(self, service: Service) -> None:
         for attachment in self.attachments:
             attachment.on_started(service)
@@ -198,8 +209,8 @@ class Supervisor:
 
     def describe(self, service: Service, stats: tuple[float | None, int | None] = (None, None),
                  ) -> protocol.StatusObject:
-        doc = service.describe(
-            self.hostnames.url(service.config, self.config.manager.hosts_management))
+        doc = service.describe(self.hostnames.url(
+            service.config, service.port, self.config.manager.hosts_management))
         doc["command"] = mask_command(doc["command"])  # shown by the dashboard and CLI
         doc["hostname_mapped"] = self.hostnames.is_local(service.name, service.config.hostname)
         doc["cpu_percent"], doc["memory_bytes"] = stats

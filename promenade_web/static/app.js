@@ -49,6 +49,12 @@
     return `${(n / 1024 / 1024 / 1024).toFixed(2)} GB`;
   }
 
+  /* `5001`; `41234 auto` for a port picked at start (port: auto), `auto` before it. */
+  function fmtPort(s) {
+    if (!s.port_auto) return s.port ? String(s.port) : "—";
+    return s.port ? `${s.port} auto` : "auto";
+  }
+
   function setText(node, text) {
     if (node.textContent !== text) node.textContent = text;
   }
@@ -93,6 +99,9 @@
     setText(card.querySelector(".command"), s.command || "");
     card.querySelector(".command").title = s.command || "";
     setText(card.querySelector(".pid"), s.pid ? String(s.pid) : "—");
+    setText(card.querySelector(".port"), fmtPort(s));
+    card.querySelector(".port").title = s.port_auto
+      ? "port: auto (a free port picked at each start; the service gets it as PORT)" : "";
     setText(card.querySelector(".restarts"), String(s.restart_count ?? 0));
     setText(card.querySelector(".exit"),
       s.last_exit_code === null || s.last_exit_code === undefined ? "—" : String(s.last_exit_code));

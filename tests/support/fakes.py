@@ -22,6 +22,10 @@ class FakeHost:
         self.changes: list[Status] = []
         self.deps: dict[str, Any] = {}
         self.timeout = 60.0
+        #: what `auto_port` hands out, in turn (None: no free port); the previous
+        #: ports it was given are recorded in `auto_asked`
+        self.auto_ports: list[int | None] = []
+        self.auto_asked: list[int | None] = []
 
     def service(self, name: str) -> Service:
         return cast(Service, self.deps[name])
@@ -56,3 +60,7 @@ class FakeHost:
 
     def on_updated(self, service: Service, old: ServiceConfig) -> None:
         pass
+
+    def auto_port(self, service: Service, previous: int | None) -> int | None:
+        self.auto_asked.append(previous)
+        return self.auto_ports.pop(0) if self.auto_ports else None

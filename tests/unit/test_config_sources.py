@@ -119,7 +119,8 @@ def test_unset_variables_are_problems_with_file_line_and_key(tmp_path: Path) -> 
     found = problems(path)
     assert found[0].startswith("promenade.yaml:4: services.api.command: PM_TEST_URL is not "
                                "set (") and "$${PM_TEST_URL}" in found[0]
-    assert found[1] == ("promenade.yaml:5: services.api.port: must be a whole number, got "
+    assert found[1] == ("promenade.yaml:5: services.api.port: must be a port from 1 to 65535 "
+                        "or auto, got "
                         "'not-a-port' (what ${...} gave)")
     assert found[2] == ("promenade.yaml:6: services.api.env.X: PM_TEST_EMPTY is not set: "
                         "set PM_TEST_EMPTY to the token")

@@ -23,6 +23,7 @@ import pytest
 
 from promenade_core.config.choices import Condition, ReadyType, RestartPolicy, StopSignal
 from promenade_core.config.model import ReadyCheck, ServiceConfig
+from promenade_core.supervise import service as service_module
 from promenade_core.supervise.clock import Clock
 from promenade_core.supervise.osproc import ProcessOps, Spawned
 from promenade_core.supervise.policy import STABLE_AFTER
@@ -588,3 +589,38 @@ def test_stop_signal_and_stop_timeout_are_used() -> None:
     stopping.get(timeout=5)
     assert rig.ops.signals[:2] == [signal.SIGINT, signal.SIGKILL]
     assert rig.said("warning", "api did not stop within 2 s of SIGINT; sending SIGKILL")
+
+
+# -- port: auto -----------------------------------------------------------------------
+
+@pytest.fixture
+def ports_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The port preflight without sockets: every port is free."""
+    monkeypatch.setattr(service_module.ports, "port_in_use", lambda port: False)
+
+
+def test_an_auto_port_is_picked_at_each_start_from_the_last(ports_free: None) -> None:
+    """Every start asks the host again, naming the last run's port (which the host keeps
+    when still free); the status object shows the run's port and that it is automatic."""
+    rig = Rig("once", port_auto=True)
+    rig.host.auto_ports = [41000, 41000, 42000]
+    assert (rig.service.port, rig.service.describe(None)["port_auto"]) == (None, True)
+    rig.start()
+    assert rig.service.port == 41000 and rig.service.describe(None)["port"] == 41000
+    assert rig.said("info", "api started (pid 4000, port 41000 (auto))")
+    rig.crash(1)                               # the policy's retry is a start too
+    until(status_is(rig, Status.RETRYING))
+    assert rig.service.port == 41000           # a stopped service still shows its last
+    rig.clock.advance(1.0)
+    until(status_is(rig, Status.RUNNING))
+    rig.command("stop").get(timeout=10)
+    rig.start()
+    assert rig.host.auto_asked == [None, 41000, 41000]
+    assert rig.service.port == 42000
+
+
+def test_no_free_port_fails_the_start_and_says_why(ports_free: None) -> None:
+    rig = Rig(port_auto=True)
+    rig.start()
+    assert rig.service.status == Status.FAILED and not rig.ops.runs
+    assert rig.service.reason == "could not start: no free loopback port found for port: auto"
