@@ -20,6 +20,7 @@ from promenade_cli.init_cmd import init
 from promenade_cli.run_cmd import run
 from promenade_cli.service_cmds import logs, reload, restart, status, stop, wait
 from promenade_cli.start_cmd import start
+from promenade_cli.trust_cmd import trust
 from promenade_core import __version__
 from promenade_core.errors import PromenadeError
 
@@ -44,7 +45,7 @@ class PromenadeGroup(click.Group):
 
 @click.group(cls=PromenadeGroup, context_settings={"help_option_names": ["-h", "--help"]},
              commands=[start, stop, restart, status, wait, logs, reload, run, config_group,
-                       hosts, init, completion])
+                       hosts, trust, init, completion])
 @click.version_option(__version__, "--version", prog_name="promenade")
 def cli() -> None:
     """Run every service of a local development project from one promenade.yaml."""

@@ -131,10 +131,17 @@ def load_ca(folder: Path | None = None) -> CA | None:
         raise PromenadeError(f"the CA in {folder} cannot be read ({exc}); run "
                              "`promenade trust --uninstall`, then `promenade trust`") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or \
-            key.public_key().public_numbers() != cert.public_key().public_numbers():
+            _public_der(key.public_key()) != _public_der(cert.public_key()):
         raise PromenadeError(f"{folder / KEY_FILE} is not the key of {folder / CERT_FILE}; "
                              "run `promenade trust --uninstall`, then `promenade trust`")
     return CA(folder, cert, key, cert_domains(cert))
+
+
+def _public_der(public: object) -> bytes:
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        return b""
+    return public.public_bytes(serialization.Encoding.DER,
+                               serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def missing_domains(ca_domains: Iterable[str], wanted: Iterable[str]) -> list[str]:
@@ -174,7 +181,8 @@ def ensure_ca(extra_domains: Iterable[str] = (), folder: Path | None = None,
 def _check_existing(ca: CA, wanted: tuple[str, ...], now: dt.datetime) -> None:
     missing = missing_domains(ca.domains, wanted)
     if missing:
-        names = " ".join(f"--name {d}" for d in wanted if d != "localhost")
+        union = permitted_domains([*ca.domains, *missing])
+        names = " ".join(f"--name {d}" for d in union if d != "localhost")
         raise PromenadeError(
             f"the CA in {ca.folder} permits only {', '.join(ca.domains)}, not "
             f"{', '.join(missing)}: a CA's names cannot change; run "
