@@ -1,7 +1,9 @@
 """Leaf certificates: one per name, minted on first use, cached on disk and in memory.
 
-A leaf is an ECDSA P-256 key (minting takes about a millisecond, against ~50 ms for RSA
-2048: the first request to a new name waits for it) with SAN = the one DNS name, EKU
+A leaf is an ECDSA P-256 key (measured here: a P-256 key takes ~0.01 ms to make, an RSA
+2048 one ~46 ms; a whole leaf, signed and fsynced to disk, ~3 ms; the first request to
+a new name waits for it, later ones take it from memory in ~3 µs) with SAN = the one DNS
+name, EKU
 serverAuth, valid 90 days: well inside the 397 days browsers accept. It is minted again
 when less than 30 days remain, or when the CA that signed it is not the current one (the
 CA was re-made after `promenade trust --uninstall`). Each lives in

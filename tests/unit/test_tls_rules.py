@@ -232,3 +232,30 @@ def test_nss_databases_are_named_for_their_browser(tmp_path: Path) -> None:
     assert trust.labelled([chromium, firefox], tmp_path) == [
         (chromium, "~/.pki/nssdb (Chromium)"),
         (firefox, "~/.mozilla/firefox/x.dev (Firefox)")]
+
+
+# -- the command line -------------------------------------------------------------------
+
+
+def test_trust_refuses_a_public_suffix_before_touching_any_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from promenade_cli.main import cli
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    result = CliRunner().invoke(cli, ["trust", "--name", "com"], prog_name="promenade")
+    assert result.exit_code == 1
+    assert "Error: domain 'com' is a public suffix" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_trust_takes_uninstall_and_show_separately() -> None:
+    from click.testing import CliRunner
+
+    from promenade_cli.main import cli
+
+    result = CliRunner().invoke(cli, ["trust", "--uninstall", "--show"], prog_name="promenade")
+    assert result.exit_code == 2
+    assert "--uninstall and --show go separately" in result.stderr
