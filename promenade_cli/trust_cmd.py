@@ -51,8 +51,16 @@ def _as_user(side: Side) -> tuple[dict[str, Any], str]:
         return side(), pwd.getpwuid(os.geteuid()).pw_name
     from promenade_core.hosts.privileges import run_as_user
 
+    _load_before_dropping()
     answer, _fds = run_as_user(pw, lambda: (side(), []))
     return answer, pw.pw_name
+
+
+def _load_before_dropping() -> None:
+    """Import what the user's side runs while we can still read it: Python itself may
+    live where the user cannot read (a venv on a Python under a 0700 /root)."""
+    import promenade_core.tls.ca
+    import promenade_core.tls.trust  # noqa: F401
 
 
 def _nss() -> tuple[str | None, list[Path]]:
@@ -115,13 +123,9 @@ def _show_user_side() -> dict[str, Any]:
     if ca is None:
         raise PromenadeError("there is no local CA yet; `promenade trust` makes and "
                              "installs one")
-    tool = trust.certutil()
-    dbs = trust.nss_databases(Path.home()) if tool else []
-    places = {shown: bool(tool and trust.same_pem(trust.nss_lookup(tool, db, ca.name) or "",
-                                                  ca.cert_pem))
-              for db, shown in trust.labelled(dbs, Path.home())}
+    places = trust.nss_trusted(ca.cert_pem, ca.name, Path.home())
     return {"pem": ca.cert_pem.decode(), "cert_path": str(ca.cert_path), "name": ca.name,
-            "domains": list(ca.domains), "nss": places, "certutil": bool(tool)}
+            "domains": list(ca.domains), "nss": places}
 
 
 def _system_store(user: str) -> Any:
@@ -193,8 +197,8 @@ def _show(no_system: bool) -> ExitCode:
         where = store.target or "the System keychain"
         note(f"  system store {where}: "
              + {True: "trusted", False: "not trusted", None: "cannot tell"}[held])
-    for shown, held in answer["nss"].items():
-        note(f"  {shown}: {'trusted' if held else 'not trusted'}")
-    if not answer["certutil"]:
+    if answer["nss"] is None:
         note("  browsers' NSS databases: cannot tell without certutil")
+    for shown, held in (answer["nss"] or {}).items():
+        note(f"  {shown}: {'trusted' if held else 'not trusted'}")
     return 0

@@ -11,6 +11,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -241,3 +242,65 @@ def _user() -> str:
     import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+@pytest.fixture
+def nobody_data() -> Iterator[Path]:
+    """A data folder `nobody` owns, outside root's 0700 pytest folder."""
+    folder = Path(tempfile.mkdtemp(prefix="promenade-tls-"))
+    folder.chmod(0o755)
+    data = folder / "data"
+    data.mkdir()
+    os.chown(data, 65534, 65534)
+    yield data
+    shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the sudo path needs root")
+def test_sudo_promenade_trust_makes_the_users_files_as_the_user(tmp_path: Path,
+                                                                nobody_data: Path) -> None:
+    """Under sudo only the system store is written as root; the CA is `$SUDO_USER`'s."""
+    store = tmp_path / "store"
+    store.mkdir()
+    env = dict(os.environ, SUDO_USER="nobody", XDG_DATA_HOME=str(nobody_data),
+               PROMENADE_TRUST_SYSTEM_DIR=str(store), PROMENADE_TRUST_UPDATE="")
+    done = _promenade(env, "trust")
+    assert done.returncode == 0, done.stderr
+    folder = nobody_data / "promenade" / "ca"
+    for path in (folder, folder / "ca.key", folder / "ca.pem"):
+        assert path.lstat().st_uid == 65534, path
+    assert _mode(folder / "ca.key") == 0o600
+    system_copy = store / "promenade-nobody.crt"
+    assert system_copy.lstat().st_uid == 0
+    assert system_copy.read_bytes() == (folder / "ca.pem").read_bytes()
+    assert "Promenade local CA (nobody@" in done.stdout
+    shown = _promenade(env, "trust", "--show")
+    assert shown.stdout == f"{folder / 'ca.pem'}\n" and ": trusted" in shown.stderr
+    gone = _promenade(env, "trust", "--uninstall")
+    assert gone.returncode == 0, gone.stderr
+    assert not system_copy.exists() and not (folder / "ca.key").exists()
+
+
+@pytest.mark.skipif(CERTUTIL is None, reason="needs certutil (libnss3-tools)")
+def test_the_router_can_tell_whether_the_ca_is_trusted(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from promenade_core.tls.trust import trusted_anywhere
+
+    env = _trust_env(tmp_path)
+    for key in ("XDG_DATA_HOME", "PROMENADE_TRUST_SYSTEM_DIR", "PROMENADE_TRUST_UPDATE"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    ca, _made = ensure_ca()
+    home = tmp_path / "home"
+    assert not trusted_anywhere(ca.cert_pem, ca.name, home, _user())
+    assert _promenade(env, "trust").returncode == 0  # the system store only: no NSS db yet
+    assert trusted_anywhere(ca.cert_pem, ca.name, home, _user())
+    assert _promenade(env, "trust", "--uninstall").returncode == 0
+    ca, _made = ensure_ca()
+    assert not trusted_anywhere(ca.cert_pem, ca.name, home, _user())
+    db = home / ".pki" / "nssdb"
+    subprocess.run([CERTUTIL, "-d", f"sql:{db}", "-N", "--empty-password"], check=True,
+                   timeout=20)
+    assert _promenade(env, "trust", "--no-system").returncode == 0  # NSS only
+    assert not (tmp_path / "store" / f"promenade-{_user()}.crt").exists()
+    assert trusted_anywhere(ca.cert_pem, ca.name, home, _user())

@@ -245,6 +245,25 @@ def same_pem(a: str | bytes, b: str | bytes) -> bool:
     return bool(body(a)) and body(a) == body(b)
 
 
+def nss_trusted(pem: bytes, nickname: str, home: Path) -> dict[str, bool] | None:
+    """For each NSS database in `home` (labelled), whether it holds exactly this CA;
+    None when certutil is missing and so nothing can be told."""
+    tool = certutil()
+    if tool is None:
+        return None
+    return {shown: same_pem(nss_lookup(tool, db, nickname) or "", pem)
+            for db, shown in labelled(nss_databases(home), home)}
+
+
+def trusted_anywhere(pem: bytes, nickname: str, home: Path, user: str) -> bool:
+    """Whether the CA is trusted in the system store or an NSS database we can check:
+    what the router asks before it warns "run `promenade trust`"."""
+    store = detect_system_store(user)
+    if store is not None and system_has(store, pem):
+        return True
+    return any((nss_trusted(pem, nickname, home) or {}).values())
+
+
 def labelled(dbs: Iterable[Path], home: Path) -> list[tuple[Path, str]]:
     """Each NSS database with a name for people: `~/.pki/nssdb (Chromium)`."""
     out = []
