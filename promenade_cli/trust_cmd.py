@@ -166,7 +166,7 @@ def _install(domains: tuple[str, ...], no_system: bool) -> ExitCode:
     if store is not None:
         if trust.install_system(store, answer["pem"].encode(), answer["cert_path"],
                                 answer["name"], say):
-            say(f"  trusted in the system store ({store.target or store.kind})")
+            say(f"  trusted in the system store ({store.target})")
         else:
             failed += 1
     say(f"curl: --cacert {answer['cert_path']}; restart browsers that were open")
@@ -194,8 +194,7 @@ def _show(no_system: bool) -> ExitCode:
     store = None if no_system else trust.detect_system_store(user)
     if store is not None:
         held = trust.system_has(store, answer["pem"].encode())
-        where = store.target or "the System keychain"
-        note(f"  system store {where}: "
+        note(f"  system store {store.target}: "
              + {True: "trusted", False: "not trusted", None: "cannot tell"}[held])
     if answer["nss"] is None:
         note("  browsers' NSS databases: cannot tell without certutil")

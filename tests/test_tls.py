@@ -304,3 +304,11 @@ def test_the_router_can_tell_whether_the_ca_is_trusted(tmp_path: Path,
     assert _promenade(env, "trust", "--no-system").returncode == 0  # NSS only
     assert not (tmp_path / "store" / f"promenade-{_user()}.crt").exists()
     assert trusted_anywhere(ca.cert_pem, ca.name, home, _user())
+
+
+def test_a_ca_folder_in_a_world_writable_folder_is_refused(data_home: Path) -> None:
+    (data_home / "promenade").mkdir(parents=True)
+    (data_home / "promenade").chmod(0o777)
+    with pytest.raises(PromenadeError, match=r"promenade is writable by other users "
+                       r"\(mode 777\): refusing to keep a CA in it"):
+        ensure_ca()

@@ -79,10 +79,23 @@ def folder_problem(info: os.stat_result, uid: int) -> str | None:
     return None
 
 
+def parent_problem(info: os.stat_result, uid: int) -> str | None:
+    """Why the folder holding the CA folder is unsafe (someone else could rename the CA
+    folder away and put their own in its place), or None."""
+    if info.st_uid not in (uid, 0):
+        return f"belongs to uid {info.st_uid}, not to you (uid {uid})"
+    if stat.S_IMODE(info.st_mode) & 0o022:
+        return f"is writable by other users (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
 def private_folder(path: Path) -> Path:
     """`path` as a 0700 folder of ours (parents made as needed); refuse a foreign one."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        problem = parent_problem(path.parent.stat(), os.geteuid())
+        if problem is not None:
+            raise PromenadeError(f"{path.parent} {problem}: refusing to keep a CA in it")
         with contextlib.suppress(FileExistsError):
             path.mkdir(mode=0o700)
         info = path.lstat()

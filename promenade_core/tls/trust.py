@@ -54,7 +54,8 @@ class SystemStore:
 
     @property
     def target(self) -> str:
-        return os.path.join(self.folder, self.filename)
+        """The file that holds the CA (on macOS: the keychain)."""
+        return MAC_KEYCHAIN if self.kind == "macos" else os.path.join(self.folder, self.filename)
 
 
 def detect_system_store(user: str, platform: str = sys.platform,

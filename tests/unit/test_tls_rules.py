@@ -259,3 +259,19 @@ def test_trust_takes_uninstall_and_show_separately() -> None:
     result = CliRunner().invoke(cli, ["trust", "--uninstall", "--show"], prog_name="promenade")
     assert result.exit_code == 2
     assert "--uninstall and --show go separately" in result.stderr
+
+
+def test_the_folder_holding_the_ca_folder_must_be_safe_too() -> None:
+    from promenade_core.tls.files import parent_problem
+
+    assert parent_problem(_stat(stat.S_IFDIR | 0o755), 1000) is None
+    assert parent_problem(_stat(stat.S_IFDIR | 0o755, uid=0), 1000) is None
+    assert "belongs to uid 1001" in str(parent_problem(_stat(stat.S_IFDIR | 0o755, uid=1001),
+                                                       1000))
+    assert "writable by other users (mode 777)" in str(
+        parent_problem(_stat(stat.S_IFDIR | 0o777), 1000))
+
+
+def test_the_macos_store_is_the_system_keychain() -> None:
+    mac = trust.detect_system_store("ada", "darwin", {}, lambda p: False)
+    assert mac is not None and mac.target == trust.MAC_KEYCHAIN
