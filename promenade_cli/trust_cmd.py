@@ -150,6 +150,9 @@ def trust(domains: tuple[str, ...], uninstall: bool, show: bool, no_system: bool
     """Make the local CA for https://*.localhost and trust it in this machine's stores."""
     if uninstall and show:
         raise click.UsageError("--uninstall and --show go separately")
+    if domains and (uninstall or show):
+        raise click.UsageError("--name applies when the CA is made: `promenade trust --name "
+                               "DOMAIN`")
     if show:
         return _show(no_system)
     if uninstall:

@@ -259,6 +259,10 @@ def test_trust_takes_uninstall_and_show_separately() -> None:
     result = CliRunner().invoke(cli, ["trust", "--uninstall", "--show"], prog_name="promenade")
     assert result.exit_code == 2
     assert "--uninstall and --show go separately" in result.stderr
+    result = CliRunner().invoke(cli, ["trust", "--show", "--name", "test"],
+                                prog_name="promenade")
+    assert result.exit_code == 2
+    assert "--name applies when the CA is made" in result.stderr
 
 
 def test_the_folder_holding_the_ca_folder_must_be_safe_too() -> None:
