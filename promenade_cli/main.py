@@ -22,6 +22,7 @@ from promenade_cli.logs_cmd import logs
 from promenade_cli.run_cmd import run
 from promenade_cli.service_cmds import reload, restart, status, stop, wait
 from promenade_cli.start_cmd import start
+from promenade_cli.trust_cmd import trust
 from promenade_core import __version__
 from promenade_core.errors import PromenadeError
 
@@ -46,7 +47,7 @@ class PromenadeGroup(click.Group):
 
 @click.group(cls=PromenadeGroup, context_settings={"help_option_names": ["-h", "--help"]},
              commands=[start, stop, restart, status, wait, logs, reload, attach, run,
-                       config_group, hosts, init, completion])
+                       config_group, hosts, trust, init, completion])
 @click.version_option(__version__, "--version", prog_name="promenade")
 def cli() -> None:
     """Run every service of a local development project from one promenade.yaml."""

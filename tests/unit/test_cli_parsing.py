@@ -25,11 +25,12 @@ CONFIG = "services:\n  api: {command: sleep 1}\n  worker: {command: sleep 1}\n"
 COMMANDS = ["start", "stop", "restart", "status", "wait", "logs", "reload", "attach", "run",
             "config", "config check", "config path", "config show", "config schema", "hosts",
             "hosts show", "hosts add", "hosts remove", "hosts install", "hosts uninstall",
-            "init", "completion"]
+            "init", "completion", "trust"]
 #: Commands whose options argparse parses (hostsd's installer runs without click too).
 ARGPARSE = {"hosts install", "hosts uninstall"}
 #: Commands that read no config: the completion script is the same for every project.
-NO_CONFIG = {"completion"}
+#: `trust` neither: the CA is the user's, for every project.
+NO_CONFIG = {"completion", "trust"}
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_help_lists_every_command(flag: str) -> None:
     names = [line.split()[0] for line in listed.splitlines() if line.strip()]
     assert names == sorted(cli.commands) == sorted(
         ["attach", "completion", "config", "hosts", "init", "logs", "reload", "restart", "run",
-         "start", "status", "stop", "wait"])
+         "start", "status", "stop", "trust", "wait"])
 
 
 def test_every_command_is_listed() -> None:
