@@ -2,12 +2,14 @@
 
 A closed set of ops, each decoded and checked before anything is touched. Every change
 happens under one lock: read the file afresh, check, render, write; so a refusal writes
-nothing and concurrent clients never interleave.
+nothing and concurrent clients never interleave. A handler that hands out descriptors
+lists them under `fds` in its reply: they go with the reply line over SCM_RIGHTS.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import itertools
 import json
@@ -18,9 +20,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from promenade_hostsd import hostsfile
+from promenade_hostsd import hostsfile, ports
 from promenade_hostsd.hostnames import entry_problem
 from promenade_hostsd.hostsfile import SERVICE_RE, Entry
 from promenade_hostsd.state import Owned, StateDir, folder_problem
@@ -29,18 +31,25 @@ MAX_REQUEST = 4096
 MAX_ENTRIES_PER_USER = 256
 MAX_CONNECTIONS_PER_USER = 64
 FIELDS = {"add": {"op", "service", "hostname", "persist", "address"}, "list": {"op"},
-          "remove": {"op", "service", "persist"}, "clear": {"op", "persist"}, "ping": {"op"}}
+          "remove": {"op", "service", "persist"}, "clear": {"op", "persist"}, "ping": {"op"},
+          "listen": {"op", "port", "address"}}
 
 
 class Refused(Exception):
     """Refused(code, message): a clear no, with nothing written."""
 
 
-def peer_uid(conn: socket.socket) -> int:
+class Peer(NamedTuple):
+    pid: int | None  # None where the kernel does not say (getpeereid)
+    uid: int
+
+
+def peer_of(conn: socket.socket) -> Peer:
     """The kernel's word on who connected, never anything the client says."""
     if hasattr(socket, "SO_PEERCRED"):
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return int(struct.unpack("3i", creds)[1])  # pid, uid, gid
+        pid, uid, _gid = struct.unpack("3i", creds)
+        return Peer(pid, uid)
     import ctypes  # macOS and the BSDs: getpeereid(2)
     import ctypes.util
 
@@ -48,7 +57,7 @@ def peer_uid(conn: socket.socket) -> int:
     uid, gid = ctypes.c_uint32(), ctypes.c_uint32()
     if libc.getpeereid(conn.fileno(), ctypes.byref(uid), ctypes.byref(gid)) != 0:
         raise OSError(ctypes.get_errno(), "getpeereid failed")
-    return int(uid.value)
+    return Peer(None, int(uid.value))
 
 
 def listen(path: str, group: str, log: Callable[[str], None]) -> socket.socket:
@@ -89,6 +98,7 @@ class Hostsd:
         self.log = log
         self.lock = threading.Lock()
         self.owned: list[Owned] = []
+        self.held: dict[tuple[str, int], ports.Held] = {}
         self.connections: Counter[int] = Counter()
         self.ids = itertools.count(1)
         self.stopping = False
@@ -128,9 +138,13 @@ class Hostsd:
                      f"{stale} stale entries removed")
 
     def drop_lease(self, lease: int | None) -> None:
-        """A connection closed (or we are stopping: lease None drops every lease)."""
+        """A connection closed (or we are stopping: lease None drops every lease). Sockets
+        are revoked only with their connection: stopping, like SIGKILL, just closes ours."""
         with self.lock:
             self.stopping = self.stopping or lease is None
+            for key in [k for k, held in self.held.items() if lease in (None, held.lease)]:
+                ports.release(self.held.pop(key), revoke=lease is not None)
+                self.log(f"lease {lease or 'all'} ended: released {key[0]} port {key[1]}")
             kept = [o for o in self.owned if o.lease is None or (lease and o.lease != lease)]
             if len(kept) != len(self.owned):
                 gone = [o.entry.hostname for o in self.owned if o not in kept]
@@ -140,7 +154,7 @@ class Hostsd:
                 except OSError as exc:
                     self.log(f"could not remove {', '.join(gone)}: {exc}")
 
-    def dispatch(self, uid: int, conn_id: int, line: bytes) -> dict[str, Any]:
+    def dispatch(self, peer: Peer, conn_id: int, line: bytes) -> dict[str, Any]:
         try:
             try:
                 req = json.loads(line)
@@ -158,11 +172,11 @@ class Hostsd:
             if not isinstance(persist, bool):
                 raise Refused("bad_request", f"'persist' must be true or false, not {persist!r}")
             handler = getattr(self, f"op_{op}")
-            return {"ok": True, **handler(uid, None if persist else conn_id, req)}
+            return {"ok": True, **handler(peer, None if persist else conn_id, req)}
         except Refused as exc:
             return {"ok": False, "error": {"code": exc.args[0], "message": exc.args[1]}}
         except OSError as exc:
-            self.log(f"uid {uid}: {self.hosts_file}: {exc}")
+            self.log(f"uid {peer.uid}: {self.hosts_file}: {exc}")
             message = f"could not update {self.hosts_file}: {exc.strerror or exc}"
             return {"ok": False, "error": {"code": "io_error", "message": message}}
 
@@ -174,16 +188,16 @@ class Hostsd:
                           "digits, '_' or '-'")
         return service
 
-    def op_ping(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
-        return {"pong": True, "uid": uid, "version": 1}
+    def op_ping(self, peer: Peer, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+        return {"pong": True, "uid": peer.uid, "version": 1}
 
-    def op_list(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+    def op_list(self, peer: Peer, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             return {"entries": [{**o.entry.__dict__, "uid": o.uid, "persist": o.lease is None,
-                                 "mine": o.uid == uid} for o in self.owned]}
+                                 "mine": o.uid == peer.uid} for o in self.owned]}
 
-    def op_add(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
-        service = self._service(req)
+    def op_add(self, peer: Peer, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+        service, uid = self._service(req), peer.uid
         hostname, address = req.get("hostname"), req.get("address", "127.0.0.1")
         for code, problem in (("invalid_hostname", entry_problem(hostname)),
                               ("invalid_address", hostsfile.loopback_problem(address))):
@@ -227,12 +241,39 @@ class Hostsd:
                 self.log(f"uid {uid}: removed {', '.join(o.entry.hostname for o in mine)}")
             return [o.entry.hostname for o in mine]
 
-    def op_remove(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+    def op_remove(self, peer: Peer, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
         service = self._service(req)
-        return {"removed": self._remove(uid, lease, lambda o: o.entry.service == service)}
+        return {"removed": self._remove(peer.uid, lease, lambda o: o.entry.service == service)}
 
-    def op_clear(self, uid: int, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
-        return {"removed": self._remove(uid, lease, lambda o: True)}
+    def op_clear(self, peer: Peer, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+        return {"removed": self._remove(peer.uid, lease, lambda o: True)}
+
+    def op_listen(self, peer: Peer, lease: int | None, req: dict[str, Any]) -> dict[str, Any]:
+        """One holder per address and port; the caller's pid names it to the next one."""
+        address: Any = req.get("address", "127.0.0.1")  # both checked just below
+        port: Any = req.get("port")
+        problem = ports.listen_problem(port, address)
+        if problem:
+            raise Refused(*problem)
+        with self.lock:
+            if self.stopping:
+                raise Refused("stopping", "promenade-hostsd is stopping")
+            held = self.held.get(key := (address, port))
+            if held:
+                raise Refused("busy", f"{address} port {port} is held by pid {held.pid} (uid "
+                              f"{held.uid}) until its connection to promenade-hostsd closes")
+            try:
+                sock = ports.open_listener(address, port)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise Refused("busy", f"{address} port {port} is in use by a program "
+                                  "outside promenade-hostsd") from None
+                raise Refused("unavailable", f"cannot listen on {address} port {port}: "
+                              f"{exc.strerror or exc}") from None
+            self.held[key] = ports.Held(sock, lease, peer.pid, peer.uid)
+            self.log(f"uid {peer.uid} (pid {peer.pid}): listening on {address} port {port} "
+                     f"for lease {lease}")
+        return {"address": address, "port": port, "fds": [sock.fileno()]}
 
     def serve(self, listener: socket.socket) -> None:
         while True:
@@ -247,21 +288,21 @@ class Hostsd:
     def handle(self, conn: socket.socket) -> None:
         """One connection, one lease."""
         with conn, contextlib.suppress(OSError):
-            uid, conn_id = peer_uid(conn), next(self.ids)
+            peer, conn_id = peer_of(conn), next(self.ids)
             with self.lock:
-                self.connections[uid] += 1
-                crowded = self.connections[uid] > MAX_CONNECTIONS_PER_USER
+                self.connections[peer.uid] += 1
+                crowded = self.connections[peer.uid] > MAX_CONNECTIONS_PER_USER
             try:
                 if crowded:
                     _reply(conn, "too_many", f"at most {MAX_CONNECTIONS_PER_USER} connections")
                 else:
-                    self._converse(conn, uid, conn_id)
+                    self._converse(conn, peer, conn_id)
             finally:
                 with self.lock:
-                    self.connections[uid] -= 1
+                    self.connections[peer.uid] -= 1
                 self.drop_lease(conn_id)
 
-    def _converse(self, conn: socket.socket, uid: int, conn_id: int) -> None:
+    def _converse(self, conn: socket.socket, peer: Peer, conn_id: int) -> None:
         """Each request must be complete within `timeout`, counted from the connect for
         the first and from its first byte for later ones: dripping a byte a second cannot
         hold a thread. Between requests a lease may stay quiet for days (connections per
@@ -274,7 +315,10 @@ class Hostsd:
                 return _reply(conn, "too_large", f"over {MAX_REQUEST} bytes")
             if newline:
                 buffer, deadline = rest, None
-                conn.sendall(json.dumps(self.dispatch(uid, conn_id, line)).encode() + b"\n")
+                reply = self.dispatch(peer, conn_id, line)
+                fds = reply.pop("fds", [])
+                data = json.dumps(reply).encode() + b"\n"
+                conn.sendall(data[socket.send_fds(conn, [data], fds) if fds else 0:])
                 continue
             if deadline is None and buffer:
                 deadline = time.monotonic() + self.timeout
