@@ -17,9 +17,11 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import gevent
 import pytest
 
 from promenade_core.hosts.client import HostsdRefused, HostsdUnavailable
@@ -244,43 +246,90 @@ def test_stopping_hostsd_leaves_handed_out_sockets_working(
     assert connect_only(netns, "127.0.0.1", 443) == {"error": "ECONNREFUSED"}
 
 
-def test_port_lease_errors_say_what_happened(tmp_path: Path) -> None:
+UNKNOWN_OP = b'{"ok": false, "error": {"code": "unknown_op", "message": "unknown op"}}\n'
+OK_443 = b'{"ok": true, "address": "127.0.0.1", "port": 443}\n'
+
+
+class FakeHostsd:
+    """A peer that answers each request with the next of `replies` (delay, line, fds): an
+    older or a confused hostsd, on a real Unix socket, from a thread."""
+
+    def __init__(self, path: Path, replies: list[tuple[float, bytes, list[int]]]) -> None:
+        self.path, self.replies = str(path), replies
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(self.path)
+        self.server.listen()
+        self.thread = threading.Thread(target=self._answer)
+        self.thread.start()
+
+    def _answer(self) -> None:
+        conn, _ = self.server.accept()
+        with conn:
+            for delay, line, fds in self.replies:
+                conn.recv(4096)
+                threading.Event().wait(delay)
+                socket.send_fds(conn, [line], fds)
+
+    def close(self) -> None:
+        self.thread.join(10)
+        self.server.close()
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_port_lease_errors_say_what_happened_and_leak_no_descriptor(tmp_path: Path) -> None:
     with pytest.raises(HostsdUnavailable, match="not running"):
         PortLease(str(tmp_path / "nothing.sock"))
-    replies = [b'{"ok": false, "error": {"code": "unknown_op", "message": "unknown op"}}\n',
-               b'{"ok": true, "address": "127.0.0.1", "port": 443}\n', b"<html>\n"]
-    path = str(tmp_path / "old.sock")
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(path)
-    server.listen()
-
-    def answer() -> None:
-        """An older hostsd, then a confused one: real replies on a real socket."""
-        conn, _ = server.accept()
-        with conn:
-            for reply in replies:
-                conn.recv(4096)
-                conn.sendall(reply)
-
-    thread = threading.Thread(target=answer)
-    thread.start()
+    read_end, write_end = os.pipe()
+    fake = FakeHostsd(tmp_path / "old.sock", [
+        (0, UNKNOWN_OP, [read_end]), (0, OK_443, []), (0, OK_443, [read_end, write_end]),
+        (0, b"<html>\n", [])])
     try:
-        with PortLease(path) as lease:
+        with PortLease(fake.path) as lease:
+            before = open_fds()
             old = refusal(lambda: lease.listen(443))
             assert old.code == "unknown_op" and "too old" in str(old)
             with pytest.raises(HostsdUnavailable, match="0 sockets instead of one"):
                 lease.listen(443)
+            with pytest.raises(HostsdUnavailable, match="2 sockets instead of one"):
+                lease.listen(443)
+            assert open_fds() == before, "descriptors that came with a refusal are closed"
             with pytest.raises(HostsdUnavailable, match="no valid reply"):
                 lease.listen(443)
             with pytest.raises(HostsdUnavailable, match="lease on promenade-hostsd is closed"):
                 lease.listen(443)
     finally:
-        thread.join(5)
-        server.close()
+        fake.close()
+        os.close(read_end)
+        os.close(write_end)
 
 
-def test_hostsd_still_maps_names_in_its_own_namespace(hostsd: Hostsd) -> None:
-    """The namespace wrapper changes nothing else: names and sockets share a connection."""
+def test_port_lease_lets_other_greenlets_run_while_hostsd_answers(tmp_path: Path) -> None:
+    """The router is one gevent process: waiting on hostsd must not freeze its proxying."""
+    fake = FakeHostsd(tmp_path / "slow.sock", [(0.5, UNKNOWN_OP, [])])
+    ticks: list[float] = []
+
+    def tick() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            gevent.sleep(0.02)
+
+    ticker = gevent.spawn(tick)
+    try:
+        with PortLease(fake.path) as lease:
+            gevent.idle()
+            started = len(ticks)
+            assert refusal(lambda: lease.listen(443)).code == "unknown_op"
+            assert len(ticks) - started >= 10, f"{len(ticks) - started} ticks in 0.5 s"
+    finally:
+        ticker.kill()
+        fake.close()
+
+
+def test_names_and_sockets_on_one_connection_end_together(hostsd: Hostsd) -> None:
+    """A router's connection may also hold names: closing it releases both."""
     client = hostsd.client()
     assert client(op="add", service="api", hostname="api.test")["ok"]
     assert client(op="listen", port=80)["ok"]
