@@ -31,7 +31,8 @@ from pathlib import Path
 
 import promenade_hostsd
 from promenade_hostsd import hostsfile
-from promenade_hostsd.state import create, folder_problem
+from promenade_hostsd.hostsfile import create
+from promenade_hostsd.state import folder_problem
 
 GROUP = "promenade"
 PREFIX = "/usr/local/lib/promenade-hostsd"

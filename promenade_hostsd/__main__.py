@@ -1,4 +1,5 @@
-"""`promenade-hostsd`: the only Promenade code that runs as root; it edits /etc/hosts.
+"""`promenade-hostsd`: the only Promenade code that runs as root; it edits /etc/hosts and
+binds loopback ports 443 and 80 for the router.
 
 Paths, group and timeout are parameters so that tests run it on a temp file and socket.
 """
@@ -10,7 +11,6 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
 
 from promenade_hostsd.server import Hostsd, listen
 from promenade_hostsd.state import StateDir
@@ -18,10 +18,6 @@ from promenade_hostsd.state import StateDir
 
 def _log(message: str) -> None:
     print(f"promenade-hostsd: {message}", file=sys.stderr, flush=True)
-
-
-def _stop(*_: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _watch(fd: int) -> None:
@@ -32,17 +28,16 @@ def _watch(fd: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="promenade-hostsd", description="Map Promenade hostnames to loopback in the "
-        "hosts file, each user's names their own. Runs as root; see the README.")
+    parser = argparse.ArgumentParser(prog="promenade-hostsd", description="Map Promenade "
+        "hostnames to loopback in the hosts file, each user's names their own, and bind "
+        "loopback 443/80 for the router. Runs as root; see the README.")
     parser.add_argument("--socket", default="/run/promenade/hostsd.sock")
     parser.add_argument("--hosts-file", default="/etc/hosts")
     parser.add_argument("--group", default="promenade", help="who may connect ('': root)")
     parser.add_argument("--state-dir", default="/var/lib/promenade-hostsd",
                         help="refused unless only root can write to it and every folder above")
-    parser.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds a client has to send a whole request line (from the "
-                        "connect for the first, from its first byte for later ones)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds a client has "
+                        "to send a whole request line (see the README)")
     parser.add_argument("--watch-fd", type=int, help="exit when this fd reaches end of file")
     args = parser.parse_args(argv)
     try:
@@ -54,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"error: {exc}")
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _stop)
+        signal.signal(signum, signal.default_int_handler)  # KeyboardInterrupt: stop cleanly
     if args.watch_fd is not None:
         threading.Thread(target=_watch, args=(args.watch_fd,), daemon=True).start()
     try:

@@ -50,8 +50,7 @@ def loopback_problem(address: object) -> str | None:
 
 
 def _ours(line: bytes) -> Entry | None:
-    match = _OURS.fullmatch(line)
-    if not match:
+    if not (match := _OURS.fullmatch(line)):
         return None
     address, name, service = (g.decode("ascii", "replace") for g in match.groups())
     if loopback_problem(address) or entry_problem(name):
@@ -87,11 +86,16 @@ def render(unmanaged: bytes, entries: list[Entry]) -> bytes:
 
 def unmanaged_names(unmanaged: bytes) -> set[str]:
     """Every name on a line we do not own (aliases too): those are never ours to map."""
-    names: set[str] = set()
-    for line in unmanaged.decode("latin-1").splitlines():
-        fields = line.split("#", 1)[0].split()
-        names.update(name.lower().rstrip(".") for name in fields[1:])
-    return names
+    return {name.lower().rstrip(".") for line in unmanaged.decode("latin-1").splitlines()
+            for name in line.split("#", 1)[0].split()[1:]}
+
+
+def create(path: str, mode: int) -> int:
+    """A new file at exactly `path`: a leftover of a crash is removed first (unlink never
+    follows a symlink), then O_EXCL|O_NOFOLLOW create it afresh, never through a link."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
 
 
 def write(path: str, data: bytes) -> None:
@@ -104,10 +108,7 @@ def write(path: str, data: bytes) -> None:
     st, folder = os.stat(path), os.path.dirname(path)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.promenade-tmp")
     try:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)  # left by a crash; one hostsd per file (the state lock)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(create(tmp, 0o600), "wb") as f:  # one hostsd per file: the state lock
             f.write(data)
             os.fchown(f.fileno(), st.st_uid, st.st_gid)
             os.fchmod(f.fileno(), st.st_mode & 0o7777)

@@ -6,7 +6,6 @@ lease of a connection that no longer exists, so it is removed.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -14,7 +13,7 @@ import stat
 from typing import NamedTuple
 
 from promenade_hostsd.hostnames import entry_problem
-from promenade_hostsd.hostsfile import SERVICE_RE, Entry, loopback_problem
+from promenade_hostsd.hostsfile import SERVICE_RE, Entry, create, loopback_problem
 
 
 class Owned(NamedTuple):
@@ -48,14 +47,6 @@ def folder_problem(path: str) -> str | None:
         current = parent
 
 
-def create(path: str, mode: int) -> int:
-    """A new file at exactly `path`: a leftover of a crash is removed first (unlink never
-    follows a symlink), then O_EXCL|O_NOFOLLOW create it afresh, never through a link."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-
-
 class StateDir:
     def __init__(self, path: str) -> None:
         """Locked for the daemon's life: two hostsd on one state would drop each other's lines.
@@ -64,12 +55,10 @@ class StateDir:
         """
         self.path = os.path.realpath(path)
         os.makedirs(self.path, mode=0o700, exist_ok=True)
-        problem = folder_problem(self.path)
-        if problem:
+        if problem := folder_problem(self.path):
             raise SystemExit(f"unsafe --state-dir: {problem}")
-        fd = os.open(os.path.join(self.path, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
-                     0o600)
-        self._lock = os.fdopen(fd, "r+")
+        self._lock = os.open(os.path.join(self.path, "lock"),
+                             os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -90,11 +79,7 @@ class StateDir:
                 and SERVICE_RE.fullmatch(o.entry.service) and not loopback_problem(o.entry.address)]
 
     def save(self, owned: list[Owned]) -> None:
-        items = [
-            {"uid": o.uid, "service": o.entry.service, "hostname": o.entry.hostname,
-             "address": o.entry.address}
-            for o in owned if o.lease is None
-        ]
+        items = [{**o.entry.__dict__, "uid": o.uid} for o in owned if o.lease is None]
         tmp = os.path.join(self.path, "state.json.tmp")
         with open(create(tmp, 0o600), "w", encoding="utf-8") as f:
             json.dump({"v": 1, "persisted": items}, f, indent=1)
@@ -106,10 +91,10 @@ class StateDir:
         """The file as it was before hostsd first changed it; never overwritten."""
         path = os.path.join(self.path, "hosts.before-promenade")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                         0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except FileExistsError:
             return
         with os.fdopen(fd, "wb") as f:
             f.write(original)
+            f.flush()  # into the file before the fsync, not after it
             os.fsync(f.fileno())

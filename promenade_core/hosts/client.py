@@ -97,10 +97,10 @@ def hostsd_request(socket_path: str, request: dict[str, Any], timeout: float = 5
                 line = stream.readline()
         except OSError as exc:
             raise HostsdUnavailable(unavailable_message(socket_path, exc)) from None
-    return _decode(socket_path, line)
+    return decode_reply(socket_path, line)
 
 
-def _decode(socket_path: str, line: bytes) -> dict[str, Any]:
+def decode_reply(socket_path: str, line: bytes) -> dict[str, Any]:
     try:
         reply = json.loads(line)
     except ValueError:
@@ -111,7 +111,8 @@ def _decode(socket_path: str, line: bytes) -> dict[str, Any]:
     return reply
 
 
-def _error(reply: dict[str, Any]) -> HostsdRefused:
+def refusal(reply: dict[str, Any]) -> HostsdRefused:
+    """The error of a `{"ok": false, …}` reply, as an exception to raise or to quote."""
     error = reply.get("error")
     if isinstance(error, dict):
         return HostsdRefused(str(error.get("code")), str(error.get("message")))
@@ -252,7 +253,7 @@ class HostsManager:
                     self._refused[service] = hostname
                     self._mapped.pop(service, None)
                     self.emit(f"Warning: hostname {hostname} for service '{service}' not "
-                              f"mapped: {_error(reply)}", "warning", service=service)
+                              f"mapped: {refusal(reply)}", "warning", service=service)
 
     def _connect(self) -> bool:
         if self._sock is not None:
@@ -282,7 +283,7 @@ class HostsManager:
         try:
             self._sock.sendall(json.dumps(request).encode() + b"\n")
             line = self._stream.readline()
-            reply = _decode(self.socket_path, line)
+            reply = decode_reply(self.socket_path, line)
             self.debug(f"hostsd -> {json.dumps(reply)}")
             return reply
         except (OSError, HostsdUnavailable) as exc:

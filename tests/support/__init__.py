@@ -5,7 +5,8 @@
 - `scripts`: tiny programs written into `tmp_path`, the CLI's command line
 - `manager`: the real-manager harness (`Manager`, isolated folders, leftover checks)
 - `web`: the Dashboard harness (a manager with its web process, raw HTTP and WebSocket)
-- `hostsd`: promenade-hostsd on a temp hosts file, its client, the sudo driver
+- `hostsd`: promenade-hostsd on a temp hosts file, its client, the sudo driver, and a
+  private network namespace for the loopback 443/80 sockets it hands out
 - `corsproxy`: real tiny upstreams and a real CorsProxy in processes of their own
 
 Test modules import from here, never from each other (tests/unit/test_test_imports.py

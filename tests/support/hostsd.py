@@ -1,5 +1,6 @@
 """promenade-hostsd as a real process on a temp hosts file and a temp socket, its
-client, and the `sudo promenade start` privilege-drop driver."""
+client, the `sudo promenade start` privilege-drop driver, and a private network
+namespace for the sockets hostsd binds on loopback 443/80 (`NETNS`, `in_netns`)."""
 
 from __future__ import annotations
 
@@ -68,10 +69,11 @@ class Hostsd:
     args: list[str]
     proc: subprocess.Popen[bytes] | None = None
     clients: list[Client] = field(default_factory=list)
+    wrap: list[str] = field(default_factory=list)  # a command that execs hostsd (NETNS)
 
     def start(self, *extra: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "promenade_hostsd", "--socket", str(self.socket),
+            [*self.wrap, sys.executable, "-m", "promenade_hostsd", "--socket", str(self.socket),
              "--hosts-file", str(self.hosts), "--state-dir", str(self.state), *self.args,
              *extra],
             stderr=subprocess.PIPE)
@@ -176,3 +178,48 @@ class Sudo:
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream:
                 stream.close()
+
+
+#: Runs hostsd (as the same pid: `exec`) in a network namespace of its own with `lo` up,
+#: so that it binds 127.0.0.1:443 and [::1]:443 whatever the machine listens on.
+NETNS = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+
+#: For `in_netns`: connects to argv[1]:argv[2], sends argv[3], prints the reply as JSON
+#: ({"got": text} or {"error": errno name}).
+TCP_CLIENT = """\
+import errno, json, socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+    s.sendall(sys.argv[3].encode())
+    print(json.dumps({"got": s.recv(100).decode()}), flush=True)
+except OSError as exc:
+    print(json.dumps({"error": errno.errorcode.get(exc.errno or 0, str(exc))}), flush=True)
+"""
+
+#: For `in_netns`: binds argv[1]:argv[2] itself (root, not through hostsd) until stdin ends.
+SQUATTER = """\
+import socket, sys
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen()
+print("bound", flush=True)
+sys.stdin.read()
+"""
+
+#: Holds a PortLease on argv[1] for argv[2] until stdin ends (or SIGKILL).
+HOLDER = """\
+import sys
+from promenade_core.hosts.listeners import PortLease
+lease = PortLease(sys.argv[1])
+sock = lease.listen(int(sys.argv[2]))
+print("holding", sock.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def in_netns(netns: int, code: str, *args: str) -> subprocess.Popen[str]:
+    """Python `code` run in the network namespace open as fd `netns` (it outlives hostsd,
+    unlike /proc/PID/ns/net), with pipes for stdin and stdout."""
+    return subprocess.Popen(
+        ["nsenter", f"--net=/proc/self/fd/{netns}", sys.executable, "-c", code, *args],
+        pass_fds=(netns,), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
