@@ -120,16 +120,6 @@ def _window(fd: int) -> tuple[int, int] | None:
     return size.lines, size.columns
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _write(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -277,13 +267,13 @@ class Session:
             self._once(exc.code, exc.message)
 
     def _keep_alive(self) -> str | None:
-        from promenade_core.bus.client import BusError
+        from promenade_core.bus.client import BusError, pid_alive
 
         now = time.monotonic()
         if now - self._renewed < self._renew_every:
             return None
         self._renewed = now
-        if not _alive(self._manager_pid):
+        if not pid_alive(self._manager_pid):
             return "the manager has exited"
         try:
             grant = self.bus.request("attach", service=self.service, lease=self.lease,

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pty
 import re
-import select
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ import pytest
 from promenade_core import runtime
 from promenade_core.supervise import osproc
 from tests.support import PROMENADE, isolated_env, wait_for, write_script
+from tests.support.terminal import PtyTerminal
 
 pytestmark = pytest.mark.timeout(90)
 PY = sys.executable
@@ -34,43 +32,6 @@ HOSTILE = (
     b" \x1b[31mred\x1b[0m END\n"
 )
 SGR = re.compile(r"\x1b\[[0-9;:]*m")
-
-
-class PtyCapture:
-    """A child's stdout and stderr on a pty (so it believes it writes to a terminal),
-    everything it writes collected by a thread."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = pty.openpty()
-        self.data = bytearray()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while True:
-            ready, _, _ = select.select([self.master], [], [], 0.5)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:  # EIO: every writer closed the slave
-                return
-            if not chunk:
-                return
-            with self._lock:
-                self.data += chunk
-
-    def text(self) -> str:
-        with self._lock:
-            return bytes(self.data).decode("utf-8", "replace").replace("\r\n", "\n")
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.slave)
-        self._thread.join(5)
-        with contextlib.suppress(OSError):
-            os.close(self.master)
 
 
 def controls_left(text: str) -> list[str]:
@@ -95,7 +56,7 @@ def test_service_output_cannot_drive_the_terminal(tmp_path: Path) -> None:
     config.write_text("manager: {hosts_management: disabled}\n"
                       f"services:\n  hostile: {{command: {PY} hostile.py, tty: false}}\n")
     env = isolated_env(tmp_path)
-    out = PtyCapture()
+    out = PtyTerminal()
     proc = subprocess.Popen([*PROMENADE, "start", "--no-ui", "-c", str(config)],
                             stdin=subprocess.DEVNULL, stdout=out.slave, stderr=out.slave,
                             env=env, start_new_session=True)
@@ -109,7 +70,7 @@ def test_service_output_cannot_drive_the_terminal(tmp_path: Path) -> None:
 
         for no_colour in (False, True):
             logs_env = {**env, "NO_COLOR": "1"} if no_colour else env
-            logs_out = PtyCapture()
+            logs_out = PtyTerminal()
             try:
                 subprocess.run([*PROMENADE, "logs", "hostile", "-c", str(config)],
                                stdin=subprocess.DEVNULL, stdout=logs_out.slave,

@@ -142,7 +142,7 @@ def _optional_endpoint(value: Any, folder: Path) -> str | None:
     return endpoint(value, folder) if value else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """True while `pid` runs; a zombie (dead, not yet reaped by its parent) is dead."""
     try:
         os.kill(pid, 0)
@@ -187,7 +187,7 @@ def _still_running(info: ManagerInfo, run_id: str) -> str | None:
         current = runtime.read_manager_json(info.runtime_dir)
     except (OSError, PromenadeError):
         current = None  # unreadable or no longer trusted: not the run we follow
-    return manager_ended(info, run_id, current, _pid_alive(info.pid))
+    return manager_ended(info, run_id, current, pid_alive(info.pid))
 
 
 def find_manager(config_path: Path) -> ManagerInfo | None:
@@ -209,7 +209,7 @@ def find_manager(config_path: Path) -> ManagerInfo | None:
     except (KeyError, TypeError, ValueError):
         runtime.remove_manager_json(folder)
         return None
-    if not _pid_alive(info.pid) or not runtime.is_locked(folder):
+    if not pid_alive(info.pid) or not runtime.is_locked(folder):
         runtime.remove_manager_json(folder)
         return None
     return info
