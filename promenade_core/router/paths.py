@@ -36,8 +36,13 @@ def router_socket_path() -> Path:
 
 
 def router_lock_path() -> Path:
-    """The flock that stops two managers from starting two routers at once."""
+    """Held by the router for its life: a second router started by mistake leaves."""
     return router_dir() / "router.lock"
+
+
+def launch_lock_path() -> Path:
+    """The flock that stops two managers from starting two routers at once."""
+    return router_dir() / "launch.lock"
 
 
 def router_log_path() -> Path:
