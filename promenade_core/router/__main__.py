@@ -17,7 +17,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import gevent
 import gevent.event
@@ -30,6 +29,7 @@ from promenade_core.hosts.listeners import PortLease
 from promenade_core.listener import CappedServer, raise_fd_limit
 from promenade_core.router import paths, server
 from promenade_core.router.control import MAX_CLIENTS, ControlServer
+from promenade_core.router.protocol import InfoReply
 from promenade_core.router.registry import Registry
 from promenade_core.runtime import open_private_file
 from promenade_core.tls import trust
@@ -166,8 +166,9 @@ class Router:
         http = self.listeners.http
         return None if http is None else int(http.getsockname()[1])
 
-    def info(self) -> dict[str, Any]:
-        return {"ok": True, "https_port": self.https_port, "http_port": self.http_port,
+    def info(self) -> InfoReply:
+        return {"ok": True, "pid": os.getpid(), "https_port": self.https_port,
+                "http_port": self.http_port,
                 "ca_trusted": self.trusted(),
                 "routes": [route.wire() for route in self.registry.routes()]}
 
@@ -200,7 +201,17 @@ class Router:
                 self._change.wait()
 
 
-def main() -> int:
+def detach() -> None:
+    """Fork; the first process exits 0 so its starter can reap it at once (launch.py).
+
+    Done before any thread or hub exists, which keeps the fork safe."""
+    if os.fork() != 0:
+        os._exit(0)
+
+
+def main(argv: list[str]) -> int:
+    if "--detach" in argv:
+        detach()
     raise_fd_limit()
     lock_fd = open_private_file(paths.router_lock_path(), os.O_RDWR)
     try:
@@ -230,4 +241,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -11,7 +11,7 @@ import itertools
 import os
 import socket as stdlib_socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gevent import socket
@@ -24,7 +24,8 @@ RECV_SIZE = 64 * 1024
 #: managers of one user: far below this
 MAX_CLIENTS = 256
 
-Info = Callable[[], dict[str, Any]]
+Info = Callable[[], protocol.InfoReply]
+Reply = Mapping[str, object]
 
 
 def peer_uid(sock: socket.socket) -> int | None:
@@ -80,14 +81,14 @@ class ControlServer:
                     "bad_request", f"line longer than {protocol.MAX_LINE} bytes")))
                 return
 
-    def answer(self, conn: int, line: bytes) -> dict[str, Any]:
+    def answer(self, conn: int, line: bytes) -> Reply:
         """The reply to one request line (never raises for bad input)."""
         try:
             return self._dispatch(conn, protocol.decode(line))
         except ProtocolError as exc:
-            return dict(protocol.error(exc.code, exc.message))
+            return protocol.error(exc.code, exc.message)
 
-    def _dispatch(self, conn: int, message: dict[str, Any]) -> dict[str, Any]:
+    def _dispatch(self, conn: int, message: dict[str, Any]) -> Reply:
         op = message["op"]
         if op == "info":
             return self.info()

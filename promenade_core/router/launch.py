@@ -93,15 +93,28 @@ def _launch_lock() -> Iterator[None]:
         os.close(fd)
 
 
-def _spawn(log: Path) -> subprocess.Popen[bytes]:
-    """The router in a session of its own, so it outlives the manager that started it."""
+def _spawn(log: Path, timeout: float) -> None:
+    """The router in a session of its own, so it outlives the manager that started it.
+
+    With `--detach` it forks at once and its first process exits: the router is then
+    nobody's child (no zombie left in the manager, whose hub reaps only its services)."""
     log_fd = open_private_file(log, os.O_WRONLY | os.O_APPEND)
     try:
-        return subprocess.Popen([sys.executable, "-m", "promenade_core.router"],
+        proc = subprocess.Popen([sys.executable, "-m", "promenade_core.router", "--detach"],
                                 stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
                                 start_new_session=True, close_fds=True)
     finally:
         os.close(log_fd)
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise RouterUnavailable(f"the router did not start within {timeout:g} s; its log "
+                                f"{log} says: {_tail(log) or '(empty)'}") from None
+    if code != 0:
+        raise RouterUnavailable(f"the router could not start (exit code {code}); its log "
+                                f"{log} says: {_tail(log) or '(empty)'}")
 
 
 def _tail(log: Path, limit: int = 2000) -> str:
@@ -121,14 +134,12 @@ def ensure_router(timeout: float = START_TIMEOUT) -> RouterInfo:
         if info is not None:
             return info
         log = paths.router_log_path()
-        proc = _spawn(log)
         deadline = time.monotonic() + timeout
+        _spawn(log, timeout)
         while time.monotonic() < deadline:
             info = query(path)
             if info is not None:
                 return info
-            if proc.poll() is not None:
-                break
             time.sleep(POLL)
-    state = "exited" if proc.poll() is not None else f"did not answer within {timeout:g} s"
-    raise RouterUnavailable(f"the router {state}; its log {log} says: {_tail(log) or '(empty)'}")
+    raise RouterUnavailable(f"the router did not answer within {timeout:g} s; its log "
+                            f"{log} says: {_tail(log) or '(empty)'}")

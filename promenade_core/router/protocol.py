@@ -8,7 +8,8 @@ UTF-8 JSON object, at most `MAX_LINE` bytes; every request gets one reply line.
 - `{"op": "routes", "routes": [Route, ...]}`: REPLACES the routes this connection holds.
   They are a lease: when the connection closes (its process killed included) they are
   gone at once. Refused whole (`name_taken`, `invalid_routes`) or applied whole.
-- `{"op": "info"}`: `{"ok": true, "https_port", "http_port", "ca_trusted", "routes"}`.
+- `{"op": "info"}`: `{"ok": true, "pid", "https_port", "http_port", "ca_trusted",
+  "routes"}` (`http_port` null when there is no HTTP redirect).
 
 Replies: `{"ok": true, ...}` or `{"ok": false, "code": "...", "message": "..."}`.
 Codes: `bad_request` (not JSON, not an object, line too long), `unknown_op`,
@@ -52,6 +53,7 @@ class RoutesRequest(TypedDict):
 
 class InfoReply(TypedDict):
     ok: Literal[True]
+    pid: int
     https_port: int
     http_port: int | None
     ca_trusted: bool

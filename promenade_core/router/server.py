@@ -64,6 +64,26 @@ def redirect_location(host: bytes | None, target: bytes, https_port: int) -> byt
     return f"https://{shown}{port}".encode() + (target if target.startswith(b"/") else b"/")
 
 
+def for_gevent(context: ssl.SSLContext) -> ssl.SSLContext:
+    """Lets `context`'s SNI callback (tls/context.py, written for stdlib sockets) run
+    under gevent's SSLSocket.
+
+    gevent hands OpenSSL an inner socket that only points back (weakly) to the
+    SSLSocket, so the callback would get an object without `.context` and every
+    handshake would fail; gevent's own SSLContext does this unwrapping when its
+    `sni_callback` is set, a stdlib one (which `server_context` makes) does not."""
+    inner = context.sni_callback
+    if inner is None:
+        return context
+
+    def callback(conn: ssl.SSLObject, name: str, initial: ssl.SSLContext) -> int | None:
+        owner = getattr(conn, "_sslsock", None)
+        return inner(owner() if owner is not None else conn, name, initial)
+
+    context.sni_callback = callback
+    return context
+
+
 class RoutingFront:
     """The per-request decision, from the registry as it is at that request."""
 
@@ -132,6 +152,7 @@ def _serve_redirect(https_port: Callable[[], int], sock: socket.socket,
 def https_server(listener: socket.socket, context: ssl.SSLContext, front: RoutingFront,
                  warn: Callable[[str], None]) -> CappedServer:
     name = f"router HTTPS on {listener.getsockname()[:2]}"
+    context = for_gevent(context)
     return CappedServer(listener, lambda s, a: _serve_tls(context, front, s, a), name,
                         MAX_CONNECTIONS, warn)
 

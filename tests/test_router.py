@@ -1,0 +1,266 @@
+"""The router as a real process: started by `ensure_router()`, fed routes over its
+control socket, serving HTTPS by name (SNI and Host) to tiny backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import wait_for
+from tests.support.router import RouterEnv, alive, route, rss_kib
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RouterEnv]:
+    made = RouterEnv(tmp_path, monkeypatch)
+    yield made
+    made.cleanup()
+
+
+def test_two_ensure_calls_start_one_router_on_the_fallback_ports(env: RouterEnv) -> None:
+    first = env.ensure()
+    pid = env.router_pid()
+    second = env.ensure()
+    assert second == first
+    assert env.router_pid() == pid
+    assert (first.https_port, first.http_port) == (env.https_port, env.http_port)
+    assert first.url("api.myapp.localhost") == f"https://api.myapp.localhost:{env.https_port}"
+    assert first.ca_trusted is False
+    assert oct(first.socket_path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_concurrent_ensure_calls_start_one_router(env: RouterEnv) -> None:
+    from promenade_core.router.launch import ensure_router
+    infos: list[object] = []
+    threads = [threading.Thread(target=lambda: infos.append(ensure_router()))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(infos) == 3 and len(set(map(repr, infos))) == 1
+    env.ensure()
+    log = (Path(os.environ["XDG_RUNTIME_DIR"]) / "promenade" / "router" / "router.log")
+    assert log.read_text().count("serving HTTPS") == 1
+
+
+def test_routes_of_two_connections_are_served_by_name_at_once(env: RouterEnv) -> None:
+    env.ensure()
+    api, web, other = env.backend("api"), env.backend("web"), env.backend("other")
+    one = env.control("/p/one/promenade.yaml")
+    assert one.routes(route("api.one.localhost", api, "api"),
+                      route("web.one.localhost", web, "web")) == {"ok": True, "routes": 2}
+    two = env.control("/p/two/promenade.yaml")
+    assert two.routes(route("two.localhost", other))["ok"]
+    for name, backend in (("api.one.localhost", "api"), ("web.one.localhost", "web"),
+                          ("two.localhost", "other")):
+        status, _headers, body = env.get(name, "/hello?x=1")
+        assert status == 200, body
+        seen = json.loads(body)
+        assert (seen["backend"], seen["path"]) == (backend, "/hello?x=1")
+        assert seen["headers"]["host"] == f"{name}:{env.https_port}"
+    info = one.ask(op="info")
+    assert [r["name"] for r in info["routes"]] == [
+        "api.one.localhost", "two.localhost", "web.one.localhost"]
+
+
+def test_forwarded_headers_are_set_and_client_sent_ones_replaced(env: RouterEnv) -> None:
+    env.ensure()
+    api = env.backend("api")
+    env.control("/p/promenade.yaml").routes(route("api.x.localhost", api))
+    _status, headers, body = env.get("api.x.localhost", "/", {
+        "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "gopher",
+        "X-Forwarded-Host": "evil.test", "Origin": "https://elsewhere.test"})
+    seen = json.loads(body)["headers"]
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+    assert seen["x-forwarded-proto"] == "https"
+    assert seen["x-forwarded-host"] == f"api.x.localhost:{env.https_port}"
+    # transparent: the service's own CORS answer passes, the router adds none
+    assert headers["Access-Control-Allow-Origin"] == "https://own.cors.test"
+    assert "Access-Control-Allow-Credentials" not in headers
+
+
+def test_a_name_held_by_another_connection_is_refused(env: RouterEnv) -> None:
+    env.ensure()
+    one = env.control("/p/one/promenade.yaml")
+    assert one.routes(route("api.localhost", 5001))["ok"]
+    two = env.control("/p/two/promenade.yaml")
+    reply = two.routes(route("free.localhost", 5003), route("api.localhost", 5002))
+    assert reply["ok"] is False and reply["code"] == "name_taken"
+    assert "/p/one/promenade.yaml" in reply["message"]
+    names = [r["name"] for r in two.ask(op="info")["routes"]]
+    assert names == ["api.localhost"]  # refused whole: free.localhost was not taken
+    assert two.routes(route("free.localhost", 5003))["ok"]
+
+
+def test_bad_control_requests_get_an_error_code_not_a_crash(env: RouterEnv) -> None:
+    env.ensure()
+    client = env.control()
+    assert client.ask(op="routes", routes=[])["code"] == "hello_first"
+    assert client.ask(op="hello", pid=1, project="/p", version=99)["code"] == (
+        "unsupported_version")
+    assert client.ask(op="fly")["code"] == "unknown_op"
+    client.sock.sendall(b"{not json\n")
+    assert json.loads(client.file.readline())["code"] == "bad_request"
+    assert client.hello("/p")["ok"]
+    assert client.routes({"name": "Bad Name", "port": 1})["code"] == "invalid_routes"
+    assert client.ask(op="info")["ok"]
+
+
+def test_sigkill_of_a_registering_client_frees_its_names_within_a_second(
+        env: RouterEnv) -> None:
+    env.ensure()
+    holder = env.holder("/p/held/promenade.yaml", [route("held.localhost", 5001)])
+    assert holder.stdout is not None
+    assert json.loads(holder.stdout.readline())["ok"]  # hello
+    assert json.loads(holder.stdout.readline())["ok"]  # routes
+    other = env.control("/p/other/promenade.yaml")
+    assert other.routes(route("held.localhost", 5002))["code"] == "name_taken"
+    holder.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: other.routes(route("held.localhost", 5002))["ok"], timeout=1.0,
+             what="the name to be free after SIGKILL of its holder")
+    assert time.monotonic() - killed < 1.0
+
+
+def test_the_router_exits_after_its_last_client(env: RouterEnv) -> None:
+    env.ensure()
+    pid = env.router_pid()
+    client = env.control("/p/promenade.yaml")
+    time.sleep(0.5)  # the idle clock is not running while a client is connected
+    assert alive(pid)
+    client.close()
+    env.controls.remove(client)
+    gone_from = time.monotonic()
+    wait_for(lambda: not alive(pid), timeout=10, what="the router to exit when idle")
+    assert time.monotonic() - gone_from >= 4.0  # it waited its idle time first
+    assert env.info is not None and not env.info.socket_path.exists()
+
+
+def test_a_service_not_up_gets_a_page_that_refreshes_while_starting(env: RouterEnv) -> None:
+    env.ensure()
+    client = env.control("/p/promenade.yaml")
+    client.routes(route("api.localhost", None, "api", "starting", "waiting for port 5001"),
+                  route("db.localhost", 5999, "db", "crashed", "exited with code 3"))
+    status, headers, body = env.get("api.localhost", "/")
+    assert status == 503 and headers["Content-Type"].startswith("text/html")
+    page = body.decode()
+    assert '<meta http-equiv="refresh" content="2">' in page
+    assert "api" in page and "starting" in page and "waiting for port 5001" in page
+    status, headers, body = env.get("db.localhost", "/", {"Accept": "application/json"})
+    assert status == 503 and headers["Content-Type"] == "application/json"
+    assert json.loads(body)["error"] == {
+        "code": "service_not_up", "name": "db.localhost", "service": "db",
+        "status": "crashed", "status_reason": "exited with code 3",
+        "message": "service 'db' is crashed: exited with code 3"}
+    _status, _headers, body = env.get("db.localhost", "/")
+    assert b"refresh" not in body and b"promenade start db" in body
+
+
+def test_an_unknown_name_is_refused_at_tls_and_by_host_with_a_404(env: RouterEnv) -> None:
+    env.ensure()
+    api = env.backend("api")
+    env.control("/p/promenade.yaml").routes(route("api.localhost", api))
+    with pytest.raises(OSError):  # no leaf for a name nobody registered
+        env.get("nobody.localhost")
+    # a registered name's TLS, then another Host: the 404 lists what is served
+    status, _headers, body = env.get("api.localhost", "/", {
+        "Host": "nobody.localhost", "Accept": "application/json"})
+    assert status == 404
+    assert json.loads(body)["error"]["names"] == ["api.localhost"]
+    status, _headers, body = env.get("api.localhost", "/", {"Host": "nobody.localhost"})
+    assert status == 404 and b'href="https://api.localhost/"' in body
+
+
+def test_http_redirects_to_https(env: RouterEnv) -> None:
+    info = env.ensure()
+    with socket.create_connection(("127.0.0.1", env.http_port), timeout=5) as sock:
+        sock.sendall(b"POST /a?b=1 HTTP/1.1\r\nHost: api.localhost\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 308 ")
+    assert f"Location: https://api.localhost:{info.https_port}/a?b=1".encode() in answer
+
+
+def test_server_sent_events_arrive_one_by_one(env: RouterEnv) -> None:
+    env.ensure()
+    env.control("/p/promenade.yaml").routes(route("sse.localhost", env.backend("sse")))
+    conn = env.connection("sse.localhost")
+    conn.request("GET", "/sse")
+    response = conn.getresponse()
+    assert response.getheader("Content-Type") == "text/event-stream"
+    arrivals = []
+    for _ in range(3):
+        line = response.readline()
+        arrivals.append((line, time.monotonic()))
+        response.readline()  # the blank line ending the event
+    conn.close()
+    assert [line for line, _ in arrivals] == [b"data: event 0\n", b"data: event 1\n",
+                                               b"data: event 2\n"]
+    assert arrivals[2][1] - arrivals[0][1] >= 0.3  # streamed, not buffered to the end
+
+
+def test_a_websocket_upgrade_passes_through_and_echoes(env: RouterEnv) -> None:
+    env.ensure()
+    env.control("/p/promenade.yaml").routes(route("ws.localhost", env.backend("ws")))
+    raw = socket.create_connection(("127.0.0.1", env.https_port), timeout=10)
+    with env.tls().wrap_socket(raw, server_hostname="ws.localhost") as sock:
+        sock.sendall(b"GET /ws HTTP/1.1\r\nHost: ws.localhost\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+        frame = bytes([0x81, 0x85, 1, 2, 3, 4]) + bytes(
+            b ^ k for b, k in zip(b"hello", b"\x01\x02\x03\x04" * 2, strict=False))
+        for _ in range(2):
+            sock.sendall(frame)
+            echoed = b""
+            while len(echoed) < len(frame):
+                echoed += sock.recv(4096)
+            assert echoed == frame
+
+
+def test_a_50_mb_upload_streams_through_without_the_router_holding_it(env: RouterEnv) -> None:
+    env.ensure()
+    pid = env.router_pid()
+    env.control("/p/promenade.yaml").routes(route("up.localhost", env.backend("up")))
+    assert env.get("up.localhost")[0] == 200  # warm: TLS contexts, leaf, greenlets
+    before = rss_kib(pid)
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kib(pid))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    size, chunk = 50 * 1024 * 1024, b"x" * (256 * 1024)
+    conn = env.connection("up.localhost", timeout=60)
+    try:
+        conn.putrequest("POST", "/upload")
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        for _ in range(size // len(chunk)):
+            conn.send(chunk)
+        body = conn.getresponse().read()
+    finally:
+        conn.close()
+        done.set()
+        sampler.join()
+    assert json.loads(body)["received"] == size
+    assert peak[0] - before < 10 * 1024, f"router RSS grew {peak[0] - before} KiB"
