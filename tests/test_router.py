@@ -48,7 +48,7 @@ def test_concurrent_ensure_calls_start_one_router(env: RouterEnv) -> None:
         thread.join(timeout=30)
     assert len(infos) == 3 and len(set(map(repr, infos))) == 1
     env.ensure()
-    log = (Path(os.environ["XDG_RUNTIME_DIR"]) / "promenade" / "router" / "router.log")
+    log = Path(os.environ["XDG_RUNTIME_DIR"]) / "promenade" / "router" / "router.log"
     assert log.read_text().count("serving HTTPS") == 1
 
 

@@ -159,8 +159,10 @@ class _SniConnection(http.client.HTTPSConnection):
 class RouterEnv:
     def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.root = root
-        for var in ("XDG_RUNTIME_DIR", "XDG_DATA_HOME", "XDG_STATE_HOME", "HOME"):
-            folder = root / var.lower()
+        # short names: the control socket's path must fit a Unix socket's 107 bytes
+        for var, short in (("XDG_RUNTIME_DIR", "run"), ("XDG_DATA_HOME", "data"),
+                           ("XDG_STATE_HOME", "state"), ("HOME", "home")):
+            folder = root / short
             folder.mkdir(mode=0o700)
             monkeypatch.setenv(var, str(folder))
         self.https_port, self.http_port = free_port(), free_port()
@@ -174,7 +176,7 @@ class RouterEnv:
 
     @property
     def ca_path(self) -> Path:
-        return self.root / "xdg_data_home" / "promenade" / "ca" / "ca.pem"
+        return self.root / "data" / "promenade" / "ca" / "ca.pem"
 
     def ensure(self) -> RouterInfo:
         self.info = ensure_router()
