@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import wait_for
-from tests.support.router import RouterEnv, alive, route, rss_kib
+from tests.support.router import PeakRss, RouterEnv, alive, route
 
 
 @pytest.fixture
@@ -118,17 +118,21 @@ def test_bad_control_requests_get_an_error_code_not_a_crash(env: RouterEnv) -> N
 def test_sigkill_of_a_registering_client_frees_its_names_within_a_second(
         env: RouterEnv) -> None:
     env.ensure()
+    kept = env.backend("kept")
+    other = env.control("/p/other/promenade.yaml")
+    assert other.routes(route("kept.localhost", kept))["ok"]
     holder = env.holder("/p/held/promenade.yaml", [route("held.localhost", 5001)])
     assert holder.stdout is not None
     assert json.loads(holder.stdout.readline())["ok"]  # hello
     assert json.loads(holder.stdout.readline())["ok"]  # routes
-    other = env.control("/p/other/promenade.yaml")
-    assert other.routes(route("held.localhost", 5002))["code"] == "name_taken"
+    both = (route("kept.localhost", kept), route("held.localhost", 5002))
+    assert other.routes(*both)["code"] == "name_taken"
     holder.send_signal(signal.SIGKILL)
     killed = time.monotonic()
-    wait_for(lambda: other.routes(route("held.localhost", 5002))["ok"], timeout=1.0,
+    wait_for(lambda: other.routes(*both)["ok"], timeout=1.0,
              what="the name to be free after SIGKILL of its holder")
     assert time.monotonic() - killed < 1.0
+    assert env.get("kept.localhost")[0] == 200  # the other project's route kept working
 
 
 def test_the_router_exits_after_its_last_client(env: RouterEnv) -> None:
@@ -233,34 +237,35 @@ def test_a_websocket_upgrade_passes_through_and_echoes(env: RouterEnv) -> None:
             assert echoed == frame
 
 
-def test_a_50_mb_upload_streams_through_without_the_router_holding_it(env: RouterEnv) -> None:
+def test_50_mb_up_and_down_stream_through_without_the_router_holding_them(
+        env: RouterEnv) -> None:
     env.ensure()
     pid = env.router_pid()
     env.control("/p/promenade.yaml").routes(route("up.localhost", env.backend("up")))
     assert env.get("up.localhost")[0] == 200  # warm: TLS contexts, leaf, greenlets
-    before = rss_kib(pid)
-    peak = [before]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_kib(pid))
-            time.sleep(0.01)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     size, chunk = 50 * 1024 * 1024, b"x" * (256 * 1024)
-    conn = env.connection("up.localhost", timeout=60)
-    try:
-        conn.putrequest("POST", "/upload")
-        conn.putheader("Content-Length", str(size))
-        conn.endheaders()
-        for _ in range(size // len(chunk)):
-            conn.send(chunk)
-        body = conn.getresponse().read()
-    finally:
-        conn.close()
-        done.set()
-        sampler.join()
+    with PeakRss(pid) as upload:
+        conn = env.connection("up.localhost", timeout=60)
+        try:
+            conn.putrequest("POST", "/upload")
+            conn.putheader("Content-Length", str(size))
+            conn.endheaders()
+            for _ in range(size // len(chunk)):
+                conn.send(chunk)
+            body = conn.getresponse().read()
+        finally:
+            conn.close()
     assert json.loads(body)["received"] == size
-    assert peak[0] - before < 10 * 1024, f"router RSS grew {peak[0] - before} KiB"
+    assert upload.growth_kib < 10 * 1024, f"router RSS grew {upload.growth_kib} KiB"
+    with PeakRss(pid) as download:
+        conn = env.connection("up.localhost", timeout=60)
+        try:
+            conn.request("GET", f"/download?{size}")
+            response = conn.getresponse()
+            received = 0
+            while data := response.read(256 * 1024):
+                received += len(data)
+        finally:
+            conn.close()
+    assert received == size
+    assert download.growth_kib < 10 * 1024, f"router RSS grew {download.growth_kib} KiB"

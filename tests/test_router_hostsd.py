@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from promenade_core.hosts.listeners import PortLease
 from tests.support.hostsd import NETNS, ORIGINAL, Hostsd, in_netns
-from tests.support.router import RouterEnv, route
+from tests.support.router import RouterEnv, alive, route
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("unshare", "nsenter", "ip")),
@@ -87,3 +89,12 @@ def test_with_hostsd_the_router_serves_443_and_redirects_80(
     assert result["status"] == 200 and json.loads(result["body"])["backend"] == "api"
     assert json.loads(result["body"])["headers"]["host"] == "api.myapp.localhost"
     assert result["redirect"] == [308, "https://api.myapp.localhost/x"]
+
+    # the last manager leaves: the router exits and hostsd's lease on 443 goes with it
+    pid = env.router_pid()
+    for client in env.controls:
+        client.close()
+    env.controls.clear()
+    wait_for(lambda: not alive(pid), timeout=10, what="the router to exit when idle")
+    with PortLease(str(hostsd.socket)) as lease:
+        lease.listen(443).close()

@@ -16,6 +16,8 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,8 @@ from tests.support.scripts import write_script
 from tests.support.waits import wait_for
 
 #: A backend on argv[1] port named argv[2]: `/` echoes what it was sent (as JSON),
-#: `/upload` counts the body, `/sse` sends 3 events 0.2 s apart, `/ws` switches
-#: protocols (with the WebSocket accept key) and then echoes raw bytes.
+#: `/upload` counts the body, `/download?N` sends N bytes, `/sse` sends 3 events 0.2 s
+#: apart, `/ws` switches protocols (with the WebSocket accept key), then echoes raw bytes.
 BACKEND = r"""
 import base64, hashlib, http.server, json, sys, time
 
@@ -76,6 +78,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     break
                 self.connection.sendall(data)
             self.close_connection = True
+            return
+        if self.path.startswith("/download?"):
+            size = int(self.path.split("?", 1)[1])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            chunk = b"y" * 262144
+            while size > 0:
+                self.wfile.write(chunk[:size])
+                size -= len(chunk)
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.reply(200, json.dumps({"backend": NAME, "path": self.path,
@@ -256,6 +269,34 @@ def alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+class PeakRss:
+    """Samples a process's resident memory in a thread while the `with` block runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.before = rss_kib(pid)
+        self.peak = self.before
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample)
+
+    @property
+    def growth_kib(self) -> int:
+        return self.peak - self.before
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, rss_kib(self.pid))
+            time.sleep(0.01)
 
 
 def rss_kib(pid: int) -> int:
