@@ -269,3 +269,24 @@ def test_50_mb_up_and_down_stream_through_without_the_router_holding_them(
             conn.close()
     assert received == size
     assert download.growth_kib < 10 * 1024, f"router RSS grew {download.growth_kib} KiB"
+
+
+def test_a_route_with_the_cors_policy_answers_preflights_and_refuses_far_origins(
+        env: RouterEnv) -> None:
+    env.ensure()
+    api = env.backend("api")
+    cors = {**route("api.c.localhost", api), "cors_allow_origins": ["https://app.example"]}
+    assert env.control("/p/promenade.yaml").routes(cors)["ok"]
+    conn = env.connection("api.c.localhost")
+    conn.request("OPTIONS", "/", headers={"Origin": "https://web.c.localhost",
+                                          "Access-Control-Request-Method": "PUT"})
+    answer = conn.getresponse()
+    answer.read()
+    conn.close()
+    assert answer.status == 204
+    assert answer.getheader("Access-Control-Allow-Origin") == "https://web.c.localhost"
+    status, headers, _ = env.get("api.c.localhost", "/", {"Origin": "https://app.example"})
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert headers["Access-Control-Allow-Credentials"] == "true"
+    status, _, body = env.get("api.c.localhost", "/", {"Origin": "https://evil.example"})
+    assert status == 403 and json.loads(body)["error"]["code"] == "origin_refused"

@@ -100,10 +100,13 @@ class ProxyPolicy:
     allow_origins: tuple[str, ...]
     managed_hostnames: Callable[[], Iterable[str]]
     check_host: bool
-    #: The router's relay: the first hop from the browser, over HTTPS. No CORS of ours
-    #: (no preflight answers, the service's own CORS headers pass untouched), and
-    #: client-sent X-Forwarded-* are replaced rather than trusted.
+    #: The router's relay: the first hop from the browser, over HTTPS; client-sent
+    #: X-Forwarded-* are replaced rather than trusted, and the proto is https.
     edge: bool = False
+    #: Apply the CORS policy (the CORS proxy always does; the router only for a route of
+    #: a `cors_proxy` service). Without it the relay is transparent: no preflight
+    #: answers, the service's own CORS headers pass untouched.
+    cors: bool = True
 
     def origin_allowed(self, origin: str) -> bool:
         if "*" in self.allow_origins or origin.lower() in self.allow_origins:
@@ -139,7 +142,7 @@ class ProxyPolicy:
                 f"host {host.decode('latin-1')!r} is not a local name; the CORS proxy of "
                 f"service {self.service!r} answers only local names (DNS-rebinding guard)",
             )
-        origin = None if self.edge else header_value(headers, b"origin")
+        origin = header_value(headers, b"origin") if self.cors else None
         if origin is not None and not self.origin_allowed(origin.decode("latin-1")):
             return Refusal(
                 403,
@@ -308,7 +311,8 @@ def client_response_headers(
     return out
 
 
-def edge_response_headers(headers: Sequence[Header], switching: bool = False) -> list[Header]:
+def passthrough_response_headers(headers: Sequence[Header], switching: bool = False
+                                 ) -> list[Header]:
     """The service's response headers as they are, CORS included, minus the hop-by-hop
     ones and a Content-Length that a chunked body makes meaningless (h11 frames)."""
     chunked = has_header(headers, b"transfer-encoding")

@@ -89,9 +89,9 @@ class ClientRelay:
         refusal = policy.refusal(request.method, headers)
         if refusal is not None:
             return self._answer(refusal.status, [], refusal.body(), close=refusal.close)
-        if not policy.edge and ph.is_preflight(request.method, headers):
+        if policy.cors and ph.is_preflight(request.method, headers):
             return self._answer(204, ph.preflight_headers(headers), b"")
-        origin = None if policy.edge else ph.header_value(headers, b"origin")
+        origin = ph.header_value(headers, b"origin") if policy.cors else None
         try:
             return self._proxy(request, headers, policy, origin)
         except UpstreamLost as lost:
@@ -299,14 +299,14 @@ class ClientRelay:
             event = self._response_event(up, policy, started)
             if isinstance(event, h11.InformationalResponse):
                 if event.status_code == 101:
-                    self._switch(up, event, origin, policy.edge)
+                    self._switch(up, event, origin, policy.cors)
                     return True
                 if not legacy_client:
                     self._write(self._client.send(self._informational(event)))
             elif isinstance(event, h11.Response):
                 raw = event.headers.raw_items()
-                headers = (ph.edge_response_headers(raw) if policy.edge
-                           else ph.client_response_headers(raw, origin))
+                headers = (ph.client_response_headers(raw, origin) if policy.cors
+                           else ph.passthrough_response_headers(raw))
                 response = h11.Response(
                     status_code=event.status_code, headers=headers, reason=event.reason
                 )
@@ -346,10 +346,10 @@ class ClientRelay:
     # ---- after 101 Switching Protocols ----
 
     def _switch(self, up: Upstream, event: h11.InformationalResponse, origin: bytes | None,
-                edge: bool) -> None:
+                cors: bool) -> None:
         raw = event.headers.raw_items()
-        headers = (ph.edge_response_headers(raw, switching=True) if edge
-                   else ph.client_response_headers(raw, origin, switching=True))
+        headers = (ph.client_response_headers(raw, origin, switching=True) if cors
+                   else ph.passthrough_response_headers(raw, switching=True))
         self._write(self._client.send(h11.InformationalResponse(status_code=101, headers=headers)))
         self._stop_pump()  # it may be reading the client socket we now relay raw
         up.sock.settimeout(None)

@@ -5,7 +5,8 @@ UTF-8 JSON object, at most `MAX_LINE` bytes; every request gets one reply line.
 
 - `{"op": "hello", "pid": N, "project": "/path/promenade.yaml", "version": 1}` first:
   who holds the connection (named in `name_taken` refusals to others).
-- `{"op": "routes", "routes": [Route, ...]}`: REPLACES the routes this connection holds.
+- `{"op": "routes", "routes": [Route, ...]}`: REPLACES the routes this connection holds
+  (`RouteWire` below; `cors_allow_origins` is an optional addition to the fixed fields).
   They are a lease: when the connection closes (its process killed included) they are
   gone at once. Refused whole (`name_taken`, `invalid_routes`) or applied whole.
 - `{"op": "info"}`: `{"ok": true, "pid", "https_port", "http_port", "ca_trusted",
@@ -30,13 +31,20 @@ _NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
 MAX_ROUTES = 1000
 
 
-class RouteWire(TypedDict):
+class _RouteRequired(TypedDict):
     name: str
     port: int | None
     service: str
     status: str
     status_reason: str | None
     tls: bool
+
+
+class RouteWire(_RouteRequired, total=False):
+    #: Optional (absent or null: the router is transparent). A list of extra allowed
+    #: origins: the router applies the CORS proxy's policy on this name, as
+    #: `cors_proxy: true` does on its second port (local origins always allowed).
+    cors_allow_origins: list[str] | None
 
 
 class HelloRequest(TypedDict):
@@ -76,6 +84,7 @@ class Route:
     status: str
     status_reason: str | None = None
     tls: bool = True
+    cors_allow_origins: tuple[str, ...] | None = None
 
     @property
     def up(self) -> bool:
@@ -83,8 +92,12 @@ class Route:
         return self.port is not None and self.status == "running"
 
     def wire(self) -> RouteWire:
-        return {"name": self.name, "port": self.port, "service": self.service,
-                "status": self.status, "status_reason": self.status_reason, "tls": self.tls}
+        out: RouteWire = {"name": self.name, "port": self.port, "service": self.service,
+                          "status": self.status, "status_reason": self.status_reason,
+                          "tls": self.tls}
+        if self.cors_allow_origins is not None:
+            out["cors_allow_origins"] = list(self.cors_allow_origins)
+        return out
 
 
 class ProtocolError(Exception):
@@ -153,7 +166,13 @@ def parse_route(item: object, index: int) -> Route:
         raise ProtocolError("invalid_routes", f"{where}.status_reason must be a string or null")
     if not isinstance(tls, bool):
         raise ProtocolError("invalid_routes", f"{where}.tls must be true or false")
-    return Route(name, port, service, status, reason, tls)
+    cors = item.get("cors_allow_origins")
+    if cors is not None and not (isinstance(cors, list)
+                                 and all(isinstance(o, str) for o in cors)):
+        raise ProtocolError("invalid_routes",
+                            f"{where}.cors_allow_origins must be a list of strings or null")
+    return Route(name, port, service, status, reason, tls,
+                 None if cors is None else tuple(cors))
 
 
 def parse_routes(message: dict[str, Any]) -> tuple[Route, ...]:

@@ -1,8 +1,9 @@
 """The router's HTTP(S) front: TLS by SNI, then each request routed by its Host.
 
 `RoutingFront.decide` picks, per request, the service's port from the registry (a
-`ProxyPolicy` for the CORS proxy's h11 relay, in `edge` mode: transparent, https,
-X-Forwarded-* set by us) or one of pages.py's answers. The relay does the rest: keep-alive,
+`ProxyPolicy` for the CORS proxy's h11 relay, in `edge` mode: https, X-Forwarded-* set
+by us; transparent unless the route asks for the CORS policy) or one of pages.py's
+answers. Routed names count as local origins for that policy. The relay does the rest: keep-alive,
 bodies streamed both ways, SSE, and raw copying after `101 Switching Protocols`.
 
 The HTTP listener only redirects to HTTPS (308 keeps the method and body).
@@ -99,9 +100,12 @@ class RoutingFront:
             return pages.unknown_name_page(name, self.registry.names(), accept)
         if not route.up or route.port is None:
             return pages.not_up_page(route, accept)
+        cors = route.cors_allow_origins
         return ProxyPolicy(service=route.service, upstream_host="127.0.0.1",
-                           upstream_port=route.port, allow_origins=(),
-                           managed_hostnames=lambda: (), check_host=False, edge=True)
+                           upstream_port=route.port,
+                           allow_origins=ph.normalize_origins(cors or ()),
+                           managed_hostnames=self.registry.names, check_host=False,
+                           edge=True, cors=cors is not None)
 
 
 def _serve_tls(context: ssl.SSLContext, front: RoutingFront,

@@ -206,8 +206,25 @@ def test_at_the_edge_forwarded_headers_are_replaced_not_appended() -> None:
 def test_at_the_edge_the_services_cors_headers_pass_and_no_origin_is_checked() -> None:
     response = [(b"Access-Control-Allow-Origin", b"https://x.test"), (b"Connection", b"close"),
                 (b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"5")]
-    assert ph.edge_response_headers(response) == [
+    assert ph.passthrough_response_headers(response) == [
         (b"Access-Control-Allow-Origin", b"https://x.test")]
     policy = ProxyPolicy("api", "127.0.0.1", 5001, (), lambda: (), check_host=False,
-                         edge=True)
+                         edge=True, cors=False)
     assert policy.refusal(b"GET", [(b"Origin", b"https://far.example")]) is None
+
+
+def test_a_route_may_ask_for_the_cors_policy() -> None:
+    parsed = protocol.parse_routes({"routes": [wire("a.localhost",
+                                                    cors_allow_origins=["https://X.test/"])]})
+    assert parsed[0].cors_allow_origins == ("https://X.test/",)
+    assert parsed[0].wire()["cors_allow_origins"] == ["https://X.test/"]
+    assert "cors_allow_origins" not in up("a.localhost").wire()
+    with pytest.raises(ProtocolError, match="cors_allow_origins"):
+        protocol.parse_routes({"routes": [wire("a.localhost", cors_allow_origins="*")]})
+    registry = Registry()
+    registry.hello(1, 1, "/p")
+    registry.replace(1, parsed)
+    policy = RoutingFront(registry).decide(_request("a.localhost"))
+    assert isinstance(policy, ProxyPolicy)
+    assert policy.cors and policy.allow_origins == ("https://x.test",)
+    assert policy.origin_allowed("https://a.localhost")
