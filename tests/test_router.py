@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import wait_for
+from promenade_core.router.launch import ensure_router
+from tests.support import free_port, wait_for
 from tests.support.router import PeakRss, RouterEnv, alive, route
 
 
@@ -38,7 +39,6 @@ def test_two_ensure_calls_start_one_router_on_the_fallback_ports(env: RouterEnv)
 
 
 def test_concurrent_ensure_calls_start_one_router(env: RouterEnv) -> None:
-    from promenade_core.router.launch import ensure_router
     infos: list[object] = []
     threads = [threading.Thread(target=lambda: infos.append(ensure_router()))
                for _ in range(3)]
@@ -153,7 +153,7 @@ def test_a_service_not_up_gets_a_page_that_refreshes_while_starting(env: RouterE
     env.ensure()
     client = env.control("/p/promenade.yaml")
     client.routes(route("api.localhost", None, "api", "starting", "waiting for port 5001"),
-                  route("db.localhost", 5999, "db", "crashed", "exited with code 3"))
+                  route("db.localhost", 5999, "db", "failed", "exited with code 3"))
     status, headers, body = env.get("api.localhost", "/")
     assert status == 503 and headers["Content-Type"].startswith("text/html")
     page = body.decode()
@@ -163,10 +163,22 @@ def test_a_service_not_up_gets_a_page_that_refreshes_while_starting(env: RouterE
     assert status == 503 and headers["Content-Type"] == "application/json"
     assert json.loads(body)["error"] == {
         "code": "service_not_up", "name": "db.localhost", "service": "db",
-        "status": "crashed", "status_reason": "exited with code 3",
-        "message": "service 'db' is crashed: exited with code 3"}
+        "status": "failed", "status_reason": "exited with code 3",
+        "message": "service 'db' is failed: exited with code 3"}
     _status, _headers, body = env.get("db.localhost", "/")
     assert b"refresh" not in body and b"promenade start db" in body
+
+
+def test_a_running_service_that_does_not_answer_gets_a_page_that_refreshes(
+        env: RouterEnv) -> None:
+    env.ensure()
+    env.control("/p/promenade.yaml").routes(route("vite.localhost", free_port(), "vite"))
+    status, headers, body = env.get("vite.localhost", "/")
+    assert status == 502 and headers["Content-Type"].startswith("text/html")
+    assert b'http-equiv="refresh"' in body and b"connection refused" in body
+    status, headers, body = env.get("vite.localhost", "/", {"Accept": "application/json"})
+    assert status == 502 and headers["Retry-After"] == "2"
+    assert json.loads(body)["error"]["code"] == "upstream_unavailable"
 
 
 def test_an_unknown_name_is_refused_at_tls_and_by_host_with_a_404(env: RouterEnv) -> None:

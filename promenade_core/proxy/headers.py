@@ -107,6 +107,9 @@ class ProxyPolicy:
     #: a `cors_proxy` service). Without it the relay is transparent: no preflight
     #: answers, the service's own CORS headers pass untouched.
     cors: bool = True
+    #: How to tell the client that the service did not answer (the router's page, with
+    #: the request's Accept header); None: the JSON `Refusal` body.
+    lost_page: Callable[[Refusal, bytes | None], Page] | None = None
 
     def origin_allowed(self, origin: str) -> bool:
         if "*" in self.allow_origins or origin.lower() in self.allow_origins:

@@ -97,6 +97,11 @@ class ClientRelay:
         except UpstreamLost as lost:
             cors = ph.cors_headers(origin) if origin is not None else []
             cors.append((b"Vary", b"Origin"))
+            if policy.lost_page is not None:
+                page = policy.lost_page(lost.refusal, ph.header_value(headers, b"accept"))
+                extra = [(b"Content-Type", page.content_type), *page.headers, *cors]
+                return self._answer(page.status, extra, page.body,
+                                    head_only=request.method == b"HEAD")
             return self._answer(lost.refusal.status, cors, lost.refusal.body())
 
     def _next_request(self) -> h11.Request | None:

@@ -12,11 +12,12 @@ import html
 import json
 from collections.abc import Sequence
 
-from promenade_core.proxy.headers import Page
+from promenade_core.proxy.headers import Page, Refusal
 from promenade_core.router.protocol import Route
+from promenade_core.supervise.states import Status
 
 #: Statuses after which the service comes up by itself: the page keeps reloading.
-COMING_UP = frozenset({"starting", "pending", "restarting", "waiting", "backoff"})
+COMING_UP = frozenset({Status.PENDING.value, Status.STARTING.value, Status.RETRYING.value})
 REFRESH_SECONDS = 2
 _JSON = b"application/json"
 _HTML = b"text/html; charset=utf-8"
@@ -60,6 +61,23 @@ def not_up_page(route: Route, accept: bytes | None) -> Page:
         paragraphs.append(f"Start it with <code>promenade start {html.escape(route.service)}"
                           "</code>, then reload.")
     return Page(503, _HTML, _html(title, paragraphs, starting))
+
+
+def not_answering_page(route: Route, refusal: Refusal, accept: bytes | None) -> Page:
+    """502 for a service marked running that did not answer: often a dev server that is
+    still binding its port, so the page reloads itself like a starting one."""
+    if wants_json(accept):
+        body = json.dumps({"error": {
+            "code": refusal.code, "name": route.name, "service": route.service,
+            "status": route.status, "message": refusal.message}}).encode()
+        return Page(502, _JSON, body, ((b"Retry-After", b"2"),))
+    title = f"{route.service} is not answering"
+    paragraphs = [f"<b>{html.escape(route.name)}</b> is served by service "
+                  f"<b>{html.escape(route.service)}</b>, which is "
+                  f"<b>{html.escape(route.status)}</b> but did not answer: "
+                  f"{html.escape(refusal.message)}.",
+                  f"This page reloads every {REFRESH_SECONDS} s until it answers."]
+    return Page(502, _HTML, _html(title, paragraphs, refresh=True))
 
 
 def unknown_name_page(host: str, names: Sequence[str], accept: bytes | None) -> Page:

@@ -14,6 +14,7 @@ gevent sockets throughout; the process is not monkey-patched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import ssl
 from collections.abc import Callable
@@ -105,7 +106,8 @@ class RoutingFront:
                            upstream_port=route.port,
                            allow_origins=ph.normalize_origins(cors or ()),
                            managed_hostnames=self.registry.names, check_host=False,
-                           edge=True, cors=cors is not None)
+                           edge=True, cors=cors is not None,
+                           lost_page=functools.partial(pages.not_answering_page, route))
 
 
 def _serve_tls(context: ssl.SSLContext, front: RoutingFront,

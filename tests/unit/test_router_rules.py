@@ -228,3 +228,19 @@ def test_a_route_may_ask_for_the_cors_policy() -> None:
     assert isinstance(policy, ProxyPolicy)
     assert policy.cors and policy.allow_origins == ("https://x.test",)
     assert policy.origin_allowed("https://a.localhost")
+
+
+def test_the_not_answering_page_reloads_and_says_why() -> None:
+    refusal = ph.Refusal(502, "upstream_unavailable", "service 'api' is not answering <x>")
+    page = pages.not_answering_page(up("a.localhost"), refusal, None)
+    assert page.status == 502 and b'http-equiv="refresh"' in page.body
+    assert b"&lt;x&gt;" in page.body
+    as_json = json.loads(pages.not_answering_page(up("a.localhost"), refusal,
+                                                  b"application/json").body)
+    assert as_json["error"]["code"] == "upstream_unavailable"
+
+
+def test_only_pending_starting_and_retrying_reload() -> None:
+    assert {"pending", "starting", "retrying"} == pages.COMING_UP
+    page = pages.not_up_page(up("a.localhost", status="retrying"), b"application/json")
+    assert (b"Retry-After", b"2") in page.headers
