@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -302,3 +305,46 @@ def test_a_route_with_the_cors_policy_answers_preflights_and_refuses_far_origins
     assert headers["Access-Control-Allow-Credentials"] == "true"
     status, _, body = env.get("api.c.localhost", "/", {"Origin": "https://evil.example"})
     assert status == 403 and json.loads(body)["error"]["code"] == "origin_refused"
+
+
+PEER_CLIENT = """\
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+print(s.makefile("rb").readline().decode().strip())  # refused at once, before any request
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to connect as another user")
+def test_a_control_connection_from_another_user_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even with the folders opened up, SO_PEERCRED keeps other users out."""
+    root = Path(tempfile.mkdtemp(prefix="r15-"))
+    root.chmod(0o711)
+    env = RouterEnv(root, monkeypatch)
+    try:
+        info = env.ensure()
+        for folder in (root / "run", root / "run" / "promenade", info.socket_path.parent):
+            folder.chmod(0o711)
+        info.socket_path.chmod(0o666)
+        out = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "/usr/bin/python3", "-c", PEER_CLIENT, str(info.socket_path)],
+            capture_output=True, text=True, timeout=20)
+        assert json.loads(out.stdout)["code"] == "forbidden", out.stderr
+        assert env.router_pid() > 0  # still serving its own user
+    finally:
+        env.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_an_overlong_control_line_is_refused_and_the_connection_closed(
+        env: RouterEnv) -> None:
+    env.ensure()
+    client = env.control()
+    client.sock.sendall(b"x" * (70 * 1024))
+    assert json.loads(client.file.readline())["code"] == "bad_request"
+    assert client.file.readline() == b""
+    assert env.control("/p/promenade.yaml").routes(route("a.localhost", 1))["ok"]
