@@ -79,11 +79,14 @@ def _from_hostsd(path: str) -> Listeners | None:
     """443 and 80 from hostsd; None (said why) when it cannot give 443."""
     try:
         lease = PortLease(path)
+    except HostsdUnavailable as exc:
+        say(f"not on port 443: {exc}")
+        return None
+    try:
         https = lease.listen(443)
     except (HostsdUnavailable, HostsdRefused) as exc:
         say(f"not on port 443: {exc}")
-        with contextlib.suppress(UnboundLocalError):
-            lease.close()
+        lease.close()
         return None
     try:
         http: socket.socket | None = lease.listen(80)

@@ -31,6 +31,7 @@ from promenade_core.runtime import open_private_file
 START_TIMEOUT = 15.0  # a first start makes the CA (key generation) and may ask hostsd
 REPLY_TIMEOUT = 5.0
 POLL = 0.05
+MAX_LOG = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def _spawn(log: Path, timeout: float) -> None:
     With `--detach` it forks at once and its first process exits: the router is then
     nobody's child (no zombie left in the manager, whose hub reaps only its services)."""
     log_fd = open_private_file(log, os.O_WRONLY | os.O_APPEND)
+    if os.fstat(log_fd).st_size > MAX_LOG:
+        os.ftruncate(log_fd, 0)  # each start appends a few lines; keep it from growing
     try:
         proc = subprocess.Popen([sys.executable, "-m", "promenade_core.router", "--detach"],
                                 stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
