@@ -57,6 +57,16 @@ class Refusal:
         return json_error(self.code, self.message)
 
 
+@dataclass(frozen=True)
+class Page:
+    """A whole response the relay gives itself, not from a service (the router's pages)."""
+
+    status: int
+    content_type: bytes
+    body: bytes
+    headers: tuple[Header, ...] = ()
+
+
 def json_error(code: str, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message}}).encode()
 
@@ -90,6 +100,16 @@ class ProxyPolicy:
     allow_origins: tuple[str, ...]
     managed_hostnames: Callable[[], Iterable[str]]
     check_host: bool
+    #: The router's relay: the first hop from the browser, over HTTPS; client-sent
+    #: X-Forwarded-* are replaced rather than trusted, and the proto is https.
+    edge: bool = False
+    #: Apply the CORS policy (the CORS proxy always does; the router only for a route of
+    #: a `cors_proxy` service). Without it the relay is transparent: no preflight
+    #: answers, the service's own CORS headers pass untouched.
+    cors: bool = True
+    #: How to tell the client that the service did not answer (the router's page, with
+    #: the request's Accept header); None: the JSON `Refusal` body.
+    lost_page: Callable[[Refusal, bytes | None], Page] | None = None
 
     def origin_allowed(self, origin: str) -> bool:
         if "*" in self.allow_origins or origin.lower() in self.allow_origins:
@@ -125,7 +145,7 @@ class ProxyPolicy:
                 f"host {host.decode('latin-1')!r} is not a local name; the CORS proxy of "
                 f"service {self.service!r} answers only local names (DNS-rebinding guard)",
             )
-        origin = header_value(headers, b"origin")
+        origin = header_value(headers, b"origin") if self.cors else None
         if origin is not None and not self.origin_allowed(origin.decode("latin-1")):
             return Refusal(
                 403,
@@ -214,12 +234,14 @@ def end_to_end_headers(headers: Sequence[Header]) -> list[Header]:
 
 
 def upstream_request_headers(
-    headers: Sequence[Header], client_ip: str, upstream: str
+    headers: Sequence[Header], client_ip: str, upstream: str, edge: bool = False
 ) -> list[Header]:
     """The client's headers as the service should see them.
 
     The Host stays the one the browser used (dev servers build absolute URLs from it);
-    X-Forwarded-For is appended to, Proto and Host are set by us.
+    X-Forwarded-For is appended to, Proto and Host are set by us. At the `edge` (the
+    router, reached over HTTPS straight from the browser) a client-sent X-Forwarded-For
+    is a lie nobody vouches for: it is replaced, and the proto is https.
     """
     upgrade = wants_upgrade(headers)
     out: list[Header] = []
@@ -228,7 +250,8 @@ def upstream_request_headers(
     for raw, value in _end_to_end(headers, keep_upgrade=upgrade):
         name = raw.lower()
         if name == b"x-forwarded-for":
-            forwarded_for.append(value)
+            if not edge:
+                forwarded_for.append(value)
         elif name in (b"x-forwarded-proto", b"x-forwarded-host"):
             continue
         else:
@@ -245,7 +268,7 @@ def upstream_request_headers(
         out.append((b"Host", host))
     forwarded_for.append(client_ip.encode())
     out.append((b"X-Forwarded-For", b", ".join(forwarded_for)))
-    out.append((b"X-Forwarded-Proto", b"http"))
+    out.append((b"X-Forwarded-Proto", b"https" if edge else b"http"))
     out.append((b"X-Forwarded-Host", host))
     return out
 
@@ -288,6 +311,18 @@ def client_response_headers(
         out.extend(cors_headers(origin))
         if exposed:
             out.append((b"Access-Control-Expose-Headers", b", ".join(exposed.values())))
+    return out
+
+
+def passthrough_response_headers(headers: Sequence[Header], switching: bool = False
+                                 ) -> list[Header]:
+    """The service's response headers as they are, CORS included, minus the hop-by-hop
+    ones and a Content-Length that a chunked body makes meaningless (h11 frames)."""
+    chunked = has_header(headers, b"transfer-encoding")
+    out = [(raw, value) for raw, value in _end_to_end(headers, keep_upgrade=switching)
+           if not (chunked and raw.lower() == b"content-length")]
+    if switching:
+        out.append((b"Connection", b"Upgrade"))
     return out
 
 

@@ -21,7 +21,7 @@ import h11
 from gevent import socket
 
 from promenade_core.proxy import headers as ph
-from promenade_core.proxy.headers import ProxyPolicy
+from promenade_core.proxy.headers import Page, ProxyPolicy
 from promenade_core.proxy.upstream import (
     MAX_HEAD_SIZE,
     RECV_SIZE,
@@ -41,12 +41,15 @@ LINGER_BYTES = 1024 * 1024
 WATCH_CLIENT_AFTER = 1.0
 
 
+#: Decides per request: a policy to relay by, or a page to answer with (the router
+#: routes by Host; the CORS proxy has one policy for every request).
+PolicySource = Callable[[h11.Request], ProxyPolicy | Page]
+
+
 class ClientRelay:
     """Serves one accepted client socket until either side closes it."""
 
-    def __init__(
-        self, sock: socket.socket, address: tuple, policy: Callable[[], ProxyPolicy]
-    ) -> None:
+    def __init__(self, sock: socket.socket, address: tuple, policy: PolicySource) -> None:
         self._sock = sock
         self._client_ip = str(address[0]) if address else "unknown"
         self._policy_source = policy
@@ -76,19 +79,29 @@ class ClientRelay:
         request = self._next_request()
         if request is None:
             return False
-        policy = self._policy_source()
+        decision = self._policy_source(request)
         headers = request.headers.raw_items()
+        if isinstance(decision, Page):
+            extra = [(b"Content-Type", decision.content_type), *decision.headers]
+            return self._answer(decision.status, extra, decision.body,
+                                head_only=request.method == b"HEAD")
+        policy = decision
         refusal = policy.refusal(request.method, headers)
         if refusal is not None:
             return self._answer(refusal.status, [], refusal.body(), close=refusal.close)
-        if ph.is_preflight(request.method, headers):
+        if policy.cors and ph.is_preflight(request.method, headers):
             return self._answer(204, ph.preflight_headers(headers), b"")
-        origin = ph.header_value(headers, b"origin")
+        origin = ph.header_value(headers, b"origin") if policy.cors else None
         try:
             return self._proxy(request, headers, policy, origin)
         except UpstreamLost as lost:
             cors = ph.cors_headers(origin) if origin is not None else []
             cors.append((b"Vary", b"Origin"))
+            if policy.lost_page is not None:
+                page = policy.lost_page(lost.refusal, ph.header_value(headers, b"accept"))
+                extra = [(b"Content-Type", page.content_type), *page.headers, *cors]
+                return self._answer(page.status, extra, page.body,
+                                    head_only=request.method == b"HEAD")
             return self._answer(lost.refusal.status, cors, lost.refusal.body())
 
     def _next_request(self) -> h11.Request | None:
@@ -111,16 +124,21 @@ class ClientRelay:
     # ---- answers the proxy gives itself ----
 
     def _answer(
-        self, status: int, headers: list[ph.Header], body: bytes, close: bool = False
+        self, status: int, headers: list[ph.Header], body: bytes, close: bool = False,
+        head_only: bool = False,
     ) -> bool:
         """Replies without the service; closes after it if the request body is unread
         or `close` says the connection cannot be trusted with another request."""
         complete = self._drain_ready_body() and not close
         headers = list(headers)
         if body:
-            headers += [(b"Content-Type", b"application/json"), (b"Cache-Control", b"no-store")]
+            if not ph.has_header(headers, b"content-type"):
+                headers.append((b"Content-Type", b"application/json"))
+            headers.append((b"Cache-Control", b"no-store"))
         if status not in (204, 304):
             headers.append((b"Content-Length", str(len(body)).encode()))
+        if head_only:
+            body = b""
         if not complete:
             headers.append((b"Connection", b"close"))
         reason = HTTPStatus(status).phrase.encode()
@@ -188,7 +206,7 @@ class ClientRelay:
     ) -> bool:
         up = self._upstream(policy)
         upstream_headers = ph.upstream_request_headers(
-            headers, self._client_ip, policy.upstream_address
+            headers, self._client_ip, policy.upstream_address, edge=policy.edge
         )
         head = h11.Request(method=request.method, target=request.target, headers=upstream_headers)
         self._body_done = False
@@ -286,12 +304,14 @@ class ClientRelay:
             event = self._response_event(up, policy, started)
             if isinstance(event, h11.InformationalResponse):
                 if event.status_code == 101:
-                    self._switch(up, event, origin)
+                    self._switch(up, event, origin, policy.cors)
                     return True
                 if not legacy_client:
                     self._write(self._client.send(self._informational(event)))
             elif isinstance(event, h11.Response):
-                headers = ph.client_response_headers(event.headers.raw_items(), origin)
+                raw = event.headers.raw_items()
+                headers = (ph.client_response_headers(raw, origin) if policy.cors
+                           else ph.passthrough_response_headers(raw))
                 response = h11.Response(
                     status_code=event.status_code, headers=headers, reason=event.reason
                 )
@@ -330,8 +350,11 @@ class ClientRelay:
 
     # ---- after 101 Switching Protocols ----
 
-    def _switch(self, up: Upstream, event: h11.InformationalResponse, origin: bytes | None) -> None:
-        headers = ph.client_response_headers(event.headers.raw_items(), origin, switching=True)
+    def _switch(self, up: Upstream, event: h11.InformationalResponse, origin: bytes | None,
+                cors: bool) -> None:
+        raw = event.headers.raw_items()
+        headers = (ph.client_response_headers(raw, origin, switching=True) if cors
+                   else ph.passthrough_response_headers(raw, switching=True))
         self._write(self._client.send(h11.InformationalResponse(status_code=101, headers=headers)))
         self._stop_pump()  # it may be reading the client socket we now relay raw
         up.sock.settimeout(None)

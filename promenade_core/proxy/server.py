@@ -129,5 +129,5 @@ class CorsProxy:
     def _handle(self, sock: socket.socket, address: tuple) -> None:
         ClientRelay(sock, address, self._policy_now).serve()
 
-    def _policy_now(self) -> ProxyPolicy:
+    def _policy_now(self, _request: object) -> ProxyPolicy:
         return self._policy

@@ -8,6 +8,8 @@
 - `hostsd`: promenade-hostsd on a temp hosts file, its client, the sudo driver, and a
   private network namespace for the loopback 443/80 sockets it hands out
 - `corsproxy`: real tiny upstreams and a real CorsProxy in processes of their own
+- `router`: the router in temp folders and ports, control clients, a tiny backend,
+  HTTPS requests with SNI for a name
 
 Test modules import from here, never from each other (tests/unit/test_test_imports.py
 checks it). The most used helpers are re-exported at the package level.
