@@ -101,8 +101,8 @@ def route_set(manager: ManagerConfig, services: Iterable[ServiceView],
         return []
     routes: dict[str, RouteWire] = {}
     if dashboard_port is not None:
-        name = manager.domain.lower()
-        routes[name] = _route(name, dashboard_port, DASHBOARD_SERVICE, "running", None)
+        bare = manager.domain.lower()
+        routes[bare] = _route(bare, dashboard_port, DASHBOARD_SERVICE, "running", None)
     for view in services:
         name = routed_name(manager, view.config)
         if name is not None and name not in routes:
