@@ -153,6 +153,7 @@ def test_a_taken_name_is_a_warning_and_the_urls_stay(routed: Start, tmp_path: Pa
     assert f"'api.{d}' is already served for /other/promenade.yaml" in out
     m.wait_status("api", "running")
     assert m.status("api")["url"] == f"http://localhost:{port}"
+    assert fake is not None and fake.routes() == {}   # refused whole
 
 
 def test_without_a_router_one_warning_and_urls_as_before(routed: Start,
