@@ -168,3 +168,24 @@ def test_without_a_router_one_warning_and_urls_as_before(routed: Start,
     m.wait_status("web", "running")
     assert m.status("api")["url"] == f"http://localhost:{port}"
     assert out.count("keep their ports") == 1, out
+
+
+def test_a_router_that_goes_away_is_replaced_and_given_the_routes_again(
+        routed: Start, tmp_path: Path) -> None:
+    """The router restarts (here: a new fake takes over the socket's path, then the old
+    one drops its connections): the manager connects again and sends its routes."""
+    m, old = routed("services:\n" + service("api", "auto"))
+    assert old is not None
+    name = f"api.{domain(tmp_path)}"
+    wait_route(old, name, status="running")
+    path = old.path
+    old.path = path.rename(tmp_path / "old-router.sock")
+    new = FakeRouter(path)
+    try:
+        old.close()
+        route = wait_route(new, name, status="running")
+        assert route["port"] == m.status("api")["port"]
+        assert m.wait_output("connected to the router").count("lost the router") == 1
+        wait_for(lambda: m.status("api")["url"] == f"https://{name}", 10, "the routed url")
+    finally:
+        new.close()

@@ -40,6 +40,8 @@ KEEPALIVE = 2.0
 #: doubled up to RETRY_MAX, so a machine where it cannot start is not asked every second
 RETRY = 5.0
 RETRY_MAX = 60.0
+#: the pause before connecting again after a connection that worked broke
+RECONNECT = 0.5
 TRUST_HINT = ("the local CA is not trusted yet: browsers will warn about the "
               "https:// URLs until you run `promenade trust`")
 
@@ -138,19 +140,31 @@ class RouterLink:
         wait = self.retry
         while not self._closed.is_set():
             sock = self._open()
-            if sock is None:
-                self._closed.wait(wait)
-                wait = min(wait * 2, RETRY_MAX)
+            if sock is not None and self._lease(sock):
+                wait = self.retry   # it worked a while: a new router may be up at once
+                self._closed.wait(RECONNECT)
                 continue
-            wait = self.retry
-            try:
-                self._serve(sock)
-            except (OSError, RouterGone, Refused) as exc:
-                if not self._closed.is_set():
-                    self._unavailable(f"lost the router ({exc or type(exc).__name__})")
-            finally:
-                sock.close()
-                self._forget()
+            # nothing there, or a router that will not take us (another version):
+            # ask again later, less and less often
+            self._closed.wait(wait)
+            wait = min(wait * 2, RETRY_MAX)
+
+    def _lease(self, sock: gevent.socket.socket) -> bool:
+        """Hold the lease until the connection breaks or we close; whether the router
+        took our hello (a refused one is no reason to reconnect at once)."""
+        greeted = False
+        stream = sock.makefile("rb")
+        try:
+            greeted = self._hello(sock, stream)
+            self._serve(sock, stream)
+        except (OSError, RouterGone, Refused) as exc:
+            if not self._closed.is_set():
+                self._unavailable(f"lost the router ({exc or type(exc).__name__})")
+        finally:
+            stream.close()
+            sock.close()
+            self._forget()
+        return greeted
 
     def _open(self) -> gevent.socket.socket | None:
         """A connection to the router, starting it first when nothing answers."""
@@ -183,19 +197,15 @@ class RouterLink:
             self.emit(f"Warning: {why}; service URLs keep their ports until it is back",
                       "warning")
 
-    def _serve(self, sock: gevent.socket.socket) -> None:
-        stream = sock.makefile("rb")
-        try:
-            self._hello(sock, stream)
-            while not self._closed.is_set():
-                self._dirty.clear()
-                self._sync(sock, stream)
-                if not self._dirty.wait(self.keepalive):
-                    self._update_info(self._ask(sock, stream, {"op": "info"}))
-        finally:
-            stream.close()
+    def _serve(self, sock: gevent.socket.socket, stream: Any) -> None:
+        while not self._closed.is_set():
+            self._dirty.clear()
+            self._sync(sock, stream)
+            if not self._dirty.wait(self.keepalive):
+                self._update_info(self._ask(sock, stream, {"op": "info"}))
 
-    def _hello(self, sock: gevent.socket.socket, stream: Any) -> None:
+    def _hello(self, sock: gevent.socket.socket, stream: Any) -> bool:
+        """hello, then info; RouterGone (so never True) when the router refuses us."""
         try:
             self._ask(sock, stream, {"op": "hello", "pid": os.getpid(),
                                      "project": str(self.project), "version": VERSION})
@@ -206,6 +216,7 @@ class RouterLink:
             self._warned = False
             self.emit("connected to the router: services get named HTTPS URLs again")
         self._update_info(info)
+        return True
 
     def _update_info(self, info: dict[str, Any]) -> None:
         port = info.get("https_port")
