@@ -189,3 +189,21 @@ def test_a_router_that_goes_away_is_replaced_and_given_the_routes_again(
         wait_for(lambda: m.status("api")["url"] == f"https://{name}", 10, "the routed url")
     finally:
         new.close()
+
+
+def test_a_cors_proxy_service_sends_its_policy_with_its_route(routed: Start,
+                                                              tmp_path: Path) -> None:
+    port, proxy = free_port(), free_port()
+    _m, fake = routed(f"""services:
+  api:
+    command: {sys.executable} show_vite.py
+    port: {port}
+    cors_proxy: true
+    cors_proxy_port: {proxy}
+    cors_allow_origins: [https://app.example]
+""" + service("web", "auto"))
+    assert fake is not None
+    d = domain(tmp_path)
+    api = wait_route(fake, f"api.{d}", status="running")
+    assert api["cors_allow_origins"] == ["https://app.example"]
+    assert "cors_allow_origins" not in wait_route(fake, f"web.{d}", status="running")

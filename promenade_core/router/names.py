@@ -33,15 +33,21 @@ VITE_ALLOWED_HOSTS = "__VITE_ADDITIONAL_SERVER_ALLOWED_HOSTS"
 _INVALID = re.compile(r"[^a-z0-9-]+")
 
 
-class RouteWire(TypedDict):
-    """One route of a `routes` request (router/protocol.py's RouteWire)."""
-
+class _RouteRequired(TypedDict):
     name: str
     port: int | None
     service: str
     status: str
     status_reason: str | None
     tls: bool
+
+
+class RouteWire(_RouteRequired, total=False):
+    """One route of a `routes` request (router/protocol.py's RouteWire).
+    `cors_allow_origins`, for a `cors_proxy` service only: the router applies the CORS
+    proxy's policy on the routed name too (local origins and these)."""
+
+    cors_allow_origins: list[str]
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,9 @@ def routed_name(manager: ManagerConfig, svc: ServiceConfig) -> str | None:
 def route_set(manager: ManagerConfig, services: Iterable[ServiceView],
               dashboard_port: int | None) -> list[RouteWire]:
     """Every route this manager holds: one per routed service (its current port and
-    status, so the router can say why it is not up) and the dashboard at the bare
-    domain. Two services whose names give the same label (`a_b`, `a-b`): the first in
+    status, so the router can say why it is not up; a `cors_proxy` service's CORS
+    policy, so its routed name answers browsers as its proxy does) and the dashboard at
+    the bare domain. Two services whose names give the same label (`a_b`, `a-b`): the first in
     config order keeps it."""
     if not manager.router:
         return []
@@ -108,6 +115,8 @@ def route_set(manager: ManagerConfig, services: Iterable[ServiceView],
         if name is not None and name not in routes:
             routes[name] = _route(name, view.port, view.config.name, view.status,
                                   view.status_reason)
+            if view.config.cors_proxy:
+                routes[name]["cors_allow_origins"] = list(view.config.cors_allow_origins)
     return list(routes.values())
 
 

@@ -87,6 +87,15 @@ def test_route_set_holds_services_and_the_dashboard() -> None:
     ]
 
 
+def test_a_cors_proxy_service_takes_its_policy_to_its_routed_name() -> None:
+    api = replace(svc("api"), cors_proxy=True, cors_proxy_port=5101,
+                  cors_allow_origins=("https://app.example",))
+    (route,) = names.route_set(MANAGER, [view(api, 5001), view(svc("web"), 5002)], None)[:1]
+    assert route["cors_allow_origins"] == ["https://app.example"]
+    plain = names.route_set(MANAGER, [view(svc("web"), 5002)], None)[0]
+    assert "cors_allow_origins" not in plain   # the router stays transparent
+
+
 def test_route_set_without_dashboard_or_router() -> None:
     services = [view(svc("api"), 5001)]
     assert [r["name"] for r in names.route_set(MANAGER, services, None)] == \
