@@ -51,7 +51,9 @@ def assert_problem(found: Problem, line: int, key: str, *words: str) -> None:
 # --------------------------------------------------------------------------- valid
 
 
-def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
+def test_minimal_config_gets_every_default(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMENADE_ROUTER")   # the suite's switch (conftest.py)
     config = load(tmp_path, "services:\n  api:\n    command: flask run\n")
     api = config.services["api"]
     assert config.path == tmp_path / "promenade.yaml"
@@ -619,7 +621,7 @@ def test_manager_settings_load(tmp_path: Path) -> None:
 def test_promenade_router_0_turns_the_router_off_unless_the_config_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The test harness's switch: every manager it starts would otherwise start a router."""
+    """The test suite's switch: every manager it starts would otherwise start a router."""
     monkeypatch.setenv("PROMENADE_ROUTER", "0")
     assert not load(tmp_path, "services: {a: {command: x}}\n").manager.router
     text = "manager: {router: true}\nservices: {a: {command: x}}\n"
