@@ -252,7 +252,7 @@ class Manager:
         self.mapped_names = MappedNames(self._configured_hostnames, self._hostnames_refreshed)
         if config.manager.router:
             self.router = RouterLink(self.config_path, self._routes, self._emit,
-                                     self._urls_changed)
+                                     self._urls_changed, debug=self._debug)
         policy = HostnamePolicy(mapped=self._hostname_mapped,
                                 resolves_to_loopback=self.mapped_names.resolves_to_loopback,
                                 routed=self._routed_url)

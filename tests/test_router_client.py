@@ -207,3 +207,11 @@ def test_a_cors_proxy_service_sends_its_policy_with_its_route(routed: Start,
     api = wait_route(fake, f"api.{d}", status="running")
     assert api["cors_allow_origins"] == ["https://app.example"]
     assert "cors_allow_origins" not in wait_route(fake, f"web.{d}", status="running")
+
+
+def test_verbose_shows_what_is_sent_to_the_router(routed: Start, tmp_path: Path) -> None:
+    m, fake = routed("services:\n" + service("api", "auto"), args=("--no-ui", "-v"))
+    assert fake is not None
+    wait_route(fake, f"api.{domain(tmp_path)}", status="running")
+    out = m.wait_output(f'"name":"api.{domain(tmp_path)}"')
+    assert 'router <- {"op":"hello"' in out and 'router <- {"op":"routes"' in out

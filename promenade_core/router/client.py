@@ -80,7 +80,8 @@ class RouterLink:
                  socket_path: Callable[[], Path] = default_socket_path,
                  launch: Callable[[], None] = launch_router,
                  timeout: float = 3.0, keepalive: float = KEEPALIVE,
-                 retry: float = RETRY) -> None:
+                 retry: float = RETRY,
+                 debug: Callable[[str], None] = lambda text: None) -> None:
         self.project = project
         self.routes = routes        # the route set wanted now (names.route_set)
         self.emit = emit
@@ -90,6 +91,7 @@ class RouterLink:
         self.timeout = timeout
         self.keepalive = keepalive
         self.retry = retry
+        self.debug = debug   # each request and reply, for `promenade start -v`
         #: the routes the router holds for us (None: none, or not connected)
         self._held: list[RouteWire] | None = None
         #: the router's `info` while connected
@@ -255,7 +257,10 @@ class RouterLink:
     def _ask(self, sock: gevent.socket.socket, stream: Any,
              request: dict[str, Any]) -> dict[str, Any]:
         """One request, one reply line; Refused for `ok: false`."""
-        sock.sendall(json.dumps(request, separators=(",", ":")).encode() + b"\n")
+        text = json.dumps(request, separators=(",", ":"))
+        if request.get("op") != "info" or self._info is None:   # not every keepalive
+            self.debug(f"router <- {text}")
+        sock.sendall(text.encode() + b"\n")
         line = stream.readline(MAX_LINE + 1)
         if not line.endswith(b"\n"):
             raise RouterGone("the connection closed" if not line else "reply too long")
@@ -266,6 +271,7 @@ class RouterLink:
         if not isinstance(reply, dict):
             raise RouterGone(f"not a JSON object: {line[:80]!r}")
         if reply.get("ok") is not True:
+            self.debug(f"router -> {line.decode(errors='replace').strip()}")
             raise Refused(str(reply.get("code")), str(reply.get("message")))
         return reply
 
