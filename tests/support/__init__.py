@@ -8,6 +8,8 @@
 - `hostsd`: promenade-hostsd on a temp hosts file, its client, the sudo driver, and a
   private network namespace for the loopback 443/80 sockets it hands out
 - `corsproxy`: real tiny upstreams and a real CorsProxy in processes of their own
+- `fakerouter`: a fake router (a real Unix socket speaking the router's control
+  protocol) where a manager looks for the router, for the manager's side of named URLs
 
 Test modules import from here, never from each other (tests/unit/test_test_imports.py
 checks it). The most used helpers are re-exported at the package level.
