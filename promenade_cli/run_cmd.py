@@ -88,7 +88,8 @@ def run(ctx: click.Context, config: ConfigArg, args: tuple[str, ...]) -> ExitCod
     elif service in loaded.services:
         svc = loaded.services[service]
         one_off = OneOff(argv, svc.directory,
-                         service_environment(svc, os.environ, _one_off_port(loaded, svc)))
+                         service_environment(svc, os.environ, _one_off_port(loaded, svc),
+                                             loaded.manager))
     else:
         raise UnknownServiceError(
             f"unknown service {service!r} (known: {', '.join(loaded.services)})")

@@ -33,13 +33,16 @@ from promenade_core.hosts.client import HostsManager
 from promenade_core.hosts.mapped_names import MappedNames
 from promenade_core.masking import mask_command
 from promenade_core.proxy.attach import Proxies
+from promenade_core.router import names
+from promenade_core.router.client import RouterLink
+from promenade_core.router.protocol import RouteWire
 from promenade_core.supervise import cgroups, loghistory, osproc
 from promenade_core.supervise.descendants import Descendants
 from promenade_core.supervise.keys import Keys
 from promenade_core.supervise.logfiles import LogFileWriter
 from promenade_core.supervise.logs import iso_timestamp
 from promenade_core.supervise.reloader import Reloader
-from promenade_core.supervise.supervisor import HostnamePolicy, Supervisor
+from promenade_core.supervise.supervisor import Attachments, HostnamePolicy, Supervisor
 from promenade_core.supervise.terminal import Printer
 from promenade_core.supervise.watcher import Watchers
 from promenade_core.supervise.webproc import WebProcess
@@ -85,6 +88,8 @@ class Manager:
         self.keys: Keys | None = None
         #: the log files' writer (None until started, or when its folder is unusable)
         self.log_files: LogFileWriter | None = None
+        #: the lease on the user's router (None with `manager.router: false`)
+        self.router: RouterLink | None = None
 
     # -- start-up ---------------------------------------------------------------
 
@@ -199,6 +204,8 @@ class Manager:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 gevent.signal_handler(sig, self._on_signal, sig)
             self.mapped_names.start()
+            if self.router is not None:
+                self.router.start()   # beside the services: they never wait for it
             self.supervisor.start_all(self.targets)
             self.keys = Keys.for_stdin(self.printer, lambda: list(self.supervisor.services),
                                        self._restart_by_key)
@@ -244,13 +251,38 @@ class Manager:
                                   self._emit, debug=self._debug)
         self.proxies = Proxies(self._emit, self._local_hostnames)
         self.mapped_names = MappedNames(self._configured_hostnames, self._hostnames_refreshed)
+        if config.manager.router:
+            self.router = RouterLink(self.config_path, self._routes, self._emit,
+                                     self._urls_changed, debug=self._debug)
         policy = HostnamePolicy(mapped=self._hostname_mapped,
-                                resolves_to_loopback=self.mapped_names.resolves_to_loopback)
+                                resolves_to_loopback=self.mapped_names.resolves_to_loopback,
+                                routed=self._routed_url)
         # After hosts: a service's start has reached hostsd when the names are checked.
-        attachments = (self.hosts, self.proxies, self.mapped_names)
-        return Supervisor(config, self.printer, self.publisher, instance, ops=ops,
-                          track=self._track, attachments=attachments, hostnames=policy,
-                          active_profiles=self.profiles, log_files=self.log_files)
+        attachments: list[Attachments] = [self.hosts, self.proxies, self.mapped_names]
+        if self.router is not None:
+            attachments.append(self.router)
+        supervisor = Supervisor(config, self.printer, self.publisher, instance, ops=ops,
+                                track=self._track, attachments=attachments,
+                                hostnames=policy, active_profiles=self.profiles,
+                                log_files=self.log_files)
+        if self.router is not None:
+            # every state event: the router shows why a service is not up
+            supervisor.after_change.append(self.router.touch)
+            supervisor.after_apply.append(self.router.touch)
+        return supervisor
+
+    def _routes(self) -> list[RouteWire]:
+        """The routes this manager holds now: its services and the dashboard."""
+        views = [names.ServiceView(s.config, s.port, s.status.value, s.status_reason())
+                 for s in self.supervisor.services.values()]
+        return names.route_set(self.supervisor.config.manager, views,
+                               self.web.port if self.web else None)
+
+    def _routed_url(self, service: str) -> str | None:
+        return self.router.url_for(service) if self.router is not None else None
+
+    def _urls_changed(self) -> None:
+        self.supervisor.publish_all()
 
     def _log_files_settings(self, config: Config) -> None:
         if self.log_files is not None:
@@ -332,6 +364,8 @@ class Manager:
         self.reloader.stop()
         self.watchers.close()   # before the stops: no restart for a change seen now
         self.supervisor.shutdown()
+        if self.router is not None:
+            self.router.close()   # the router drops our routes with the connection
         self.proxies.close()
         self.mapped_names.close()
         self.hosts.close()

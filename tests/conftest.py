@@ -9,6 +9,18 @@ import pytest
 from tests.support import Manager
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_router() -> Iterator[None]:
+    """PROMENADE_ROUTER=0 for everything the suite starts: a manager run from a test's
+    own environment (sudo tests, ad-hoc `promenade start`s) would otherwise start a real
+    router, and make a real CA, in the user's folders. Tests of the router ask for it
+    (isolated_env(tmp, router=True))."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PROMENADE_ROUTER", "0")
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def manager(tmp_path: Path) -> Iterator[Callable[..., Manager]]:
     """Factory: `manager(config_yaml, args=...)` starts a real manager; all are cleaned up."""

@@ -10,6 +10,11 @@ the service would listen where Promenade neither checks nor probes. The port is 
 run's: `port:` as written, or for `port: auto` the one picked for this start (the
 caller passes it; supervise/autoport.py picks it).
 
+A service with a name on the router (`SERVICE.DOMAIN`, router/names.py) also gets
+`__VITE_ADDITIONAL_SERVER_ALLOWED_HOSTS=SERVICE.DOMAIN`: Vite >= 6 answers 403 to a
+Host it does not know, and this is the variable it reads for one more allowed host.
+As with PORT, the service's own `env:` wins.
+
 The supervisor adds its instance markers on top (supervise/osproc.py); a one-off
 command does not get them, so a running manager never takes it for a leftover of its
 own services. Standard library only, no I/O.
@@ -19,20 +24,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from promenade_core.config.model import Config, ServiceConfig
+from promenade_core.config.model import Config, ManagerConfig, ServiceConfig
+from promenade_core.router.names import VITE_ALLOWED_HOSTS, routed_name
 
 PORT = "PORT"
 
 
 def service_environment(service: ServiceConfig, base: Mapping[str, str],
-                        port: int | None = None) -> dict[str, str]:
+                        port: int | None = None,
+                        manager: ManagerConfig | None = None) -> dict[str, str]:
     """`base` < the service's merged env, with PORT from `port` (the run's port), else
-    from `port:` (see the module)."""
+    from `port:`, and with `manager` its routed name for Vite (see the module)."""
     env = dict(base)
     env.update(service.env)
     port = service.port if port is None else port
     if port is not None and PORT not in service.own_env:
         env[PORT] = str(port)
+    name = routed_name(manager, service) if manager is not None else None
+    if name is not None and VITE_ALLOWED_HOSTS not in service.own_env:
+        env[VITE_ALLOWED_HOSTS] = name
     return env
 
 

@@ -63,6 +63,7 @@ from promenade_core.config.schema import (
     ServiceSchema,
 )
 from promenade_core.config.source import Path_, keep_text
+from promenade_core.router.names import domain_problem
 from promenade_hostsd.hostnames import MAX_LABEL, MAX_NAME, hostname_problem
 
 Json = dict[str, Any]
@@ -112,6 +113,10 @@ CHECK_PATTERNS: Mapping[Callable[[str], str | None], str] = {
     hostname_problem: (
         rf"^(?=.{{1,{MAX_NAME}}}$)(?!{_any_case('localhost')}$)(?!(?:.*\.)?[0-9]+$)"
         rf"(?:(?=[^.]{{1,{MAX_LABEL}}}(?:\.|$)){_LABEL}\.)*(?=[^.]{{1,{MAX_LABEL}}}$){_LABEL}$"
+    ),
+    domain_problem: (
+        rf"^(?=.{{1,{MAX_NAME}}}$)(?:(?=[^.]{{1,{MAX_LABEL}}}\.){_LABEL}\.)+"
+        rf"{_any_case('localhost')}$"
     ),
 }
 

@@ -51,9 +51,13 @@ from promenade_core.config.schema import (
 )
 from promenade_core.config.source import Document, Path_, merge_documents, parse_yaml
 from promenade_core.errors import ConfigError, Problem
+from promenade_core.router.names import default_domain
 from promenade_core.userfile import UnreadableFile, folder_problem, read_user_file
 
 HOSTSD_SOCKET_ENV = "PROMENADE_HOSTSD_SOCKET"
+#: `PROMENADE_ROUTER=0`: `manager.router: false` unless the config says otherwise (the
+#: test harness runs its managers so, each in its own runtime folder)
+ROUTER_ENV = "PROMENADE_ROUTER"
 #: `promenade.override.yaml` beside `promenade.yaml`
 OVERRIDE = ".override"
 DOTENV = ".env"
@@ -274,6 +278,8 @@ def _apply_defaults(state: _State, sections: _Sections, dotenv: dict[str, str]) 
     manager_fields.setdefault(
         "hostsd_socket", os.environ.get(HOSTSD_SOCKET_ENV) or DEFAULT_HOSTSD_SOCKET
     )
+    manager_fields.setdefault("domain", default_domain(state.path.parent))
+    manager_fields.setdefault("router", os.environ.get(ROUTER_ENV) != "0")
     manager = ManagerConfig(**manager_fields)
     defaults = Defaults(
         restart_policy=sections.defaults.get("restart_policy", Defaults.restart_policy),

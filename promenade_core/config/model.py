@@ -178,6 +178,11 @@ class ManagerConfig:
     #: read `.env` beside the config (environment and interpolation)
     dotenv: bool = True
     log_files: LogFiles = LogFiles()
+    #: the project's domain: every service with a port is `SERVICE.DOMAIN` on the router
+    #: (load.py fills in the config folder's name + `.localhost`; router/names.py)
+    domain: str = "promenade.localhost"
+    #: register the services' names with the user's router (false: URLs as before)
+    router: bool = True
 
 
 @dataclass(frozen=True)

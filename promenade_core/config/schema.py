@@ -40,6 +40,7 @@ from promenade_core.config.fields import (
     url_path_problem,
 )
 from promenade_core.config.source import Path_
+from promenade_core.router.names import domain_problem
 from promenade_hostsd.hostnames import hostname_problem
 
 TOP_LEVEL_KEYS = ("manager", "defaults", "services")
@@ -212,6 +213,13 @@ class ManagerSchema(Section):
         "each service's output and the manager's events written to "
         "$XDG_STATE_HOME/promenade/<id>/logs/, rotated by size: false turns it off, "
         "true or {max_bytes: 10485760, keep: 3} (the default)"))
+    domain = Text(check=domain_problem, metadata=about(
+        "the project's domain, ending in .localhost: each service with a port is "
+        "https://SERVICE.DOMAIN, the dashboard https://DOMAIN (default: the config "
+        "folder's name + .localhost)"))
+    router = Flag(metadata=about(
+        "serve the services at named HTTPS URLs through the user's router (default true; "
+        "false: URLs with ports as before)"))
 
 
 class DefaultsSchema(Section):

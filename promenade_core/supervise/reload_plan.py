@@ -48,7 +48,8 @@ UPDATE_FIELDS = (
     "watch",
     "profiles",   # starts and stops nothing: only a stopped service's reason follows
 )
-MANAGER_RESTART_FIELDS = ("port", "host", "bus_tcp", "hostsd_socket", "hosts_management")
+MANAGER_RESTART_FIELDS = ("port", "host", "bus_tcp", "hostsd_socket", "hosts_management",
+                          "domain", "router")
 MANAGER_LIVE_FIELDS = ("log_buffer_lines", "config_poll_interval", "dependency_timeout",
                        "log_files")
 _MAX_ENV_NAMES = 5

@@ -48,6 +48,10 @@ def _never(name: str) -> bool:
     return False
 
 
+def _unrouted(name: str) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class HostnamePolicy:
     """Whether a configured hostname leads to this machine now, and so which URL a
@@ -57,6 +61,9 @@ class HostnamePolicy:
     mapped: Callable[[str], bool] = _never
     #: whether a hostname resolves to loopback addresses only
     resolves_to_loopback: Callable[[str], bool] = _never
+    #: the service's URL on the router while it holds the service's route, else None
+    #: (router/client.py RouterLink.url_for)
+    routed: Callable[[str], str | None] = _unrouted
 
     def is_local(self, name: str, hostname: str | None) -> bool:
         """Whether service `name`'s `hostname` leads to this machine now: hostsd mapped
@@ -66,11 +73,15 @@ class HostnamePolicy:
                                    self.resolves_to_loopback(hostname or ""))
 
     def url(self, svc: ServiceConfig, port: int | None, mode: str) -> str | None:
-        """By hostname only where the name resolves: mapped by hostsd, or added by hand
-        in `manual` mode; otherwise localhost, so the link always works. `port` is the
+        """The router's `https://SERVICE.DOMAIN` while it holds the route; else by
+        hostname only where the name resolves: mapped by hostsd, or added by hand in
+        `manual` mode; otherwise localhost, so the link always works. `port` is the
         run's (`Service.port`: for `port: auto`, the one picked)."""
         if port is None:
             return None
+        routed = self.routed(svc.name)
+        if routed is not None:
+            return routed
         mapped = bool(svc.hostname) and (
             mode == "manual" or (mode == "auto" and self.mapped(svc.name)))
         return f"http://{svc.hostname if mapped else 'localhost'}:{port}"
@@ -112,6 +123,8 @@ class Supervisor:
         self.services: dict[str, Service] = {}
         #: called with the new config after each `apply` (the file watchers follow it)
         self.after_apply: list[Callable[[Config], None]] = []
+        #: called after each state event of a service (the router's routes follow them)
+        self.after_change: list[Callable[[Service], None]] = []
         for name, svc in config.services.items():
             self.services[name] = Service(svc, self)
 
@@ -123,7 +136,8 @@ class Supervisor:
     def environment(self, service: Service) -> dict[str, str]:
         """What `promenade run SERVICE` gives too (config/environment.py), plus the
         markers that tell this manager's processes from any other."""
-        env = service_environment(service.config, os.environ, service.port)
+        env = service_environment(service.config, os.environ, service.port,
+                                  self.config.manager)
         env[ENV_INSTANCE] = self.instance
         env[ENV_SERVICE] = service.name
         return env
@@ -148,6 +162,8 @@ class Supervisor:
     def on_change(self, service: Service) -> None:
         self.publisher.publish(protocol.state_topic(service.name),
                                {"service": service.name, "status": self.describe(service)})
+        for listener in self.after_change:
+            listener(service)
 
     def emit(self, message: str, level: protocol.Level = "info",
              service: str | None = None) -> None:
@@ -197,6 +213,13 @@ class Supervisor:
         """The configured hostnames that are local now (HostnamePolicy.is_local)."""
         return [svc.hostname for name, svc in self.config.services.items()
                 if svc.hostname and self.hostnames.is_local(name, svc.hostname)]
+
+    def publish_all(self) -> None:
+        """A state event for every service: their URLs changed (the router came or
+        went), and clients learn status objects only from events and snapshots."""
+        for service in list(self.services.values()):
+            self.publisher.publish(protocol.state_topic(service.name),
+                                   {"service": service.name, "status": self.describe(service)})
 
     def publish_hostname_changes(self) -> None:
         """A state event for each service whose hostname started or stopped leading

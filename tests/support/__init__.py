@@ -10,6 +10,8 @@
 - `corsproxy`: real tiny upstreams and a real CorsProxy in processes of their own
 - `router`: the router in temp folders and ports, control clients, a tiny backend,
   HTTPS requests with SNI for a name
+- `fakerouter`: a fake router (a real Unix socket speaking the router's control
+  protocol) where a manager looks for the router, for the manager's side of named URLs
 
 Test modules import from here, never from each other (tests/unit/test_test_imports.py
 checks it). The most used helpers are re-exported at the package level.

@@ -35,14 +35,20 @@ def stubborn_manager(manager: Callable[..., Manager], tmp: Path) -> Manager:
     return m
 
 
-def isolated_env(tmp: Path) -> dict[str, str]:
-    """Environment for a manager: its own short runtime and state folders."""
+def isolated_env(tmp: Path, router: bool = False) -> dict[str, str]:
+    """Environment for a manager: its own short runtime and state folders; no router
+    (PROMENADE_ROUTER=0: the runtime folder is the test's own, so each manager would
+    start a router of its own) unless `router`."""
     run = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))
     env = dict(os.environ)
     env.update({"XDG_RUNTIME_DIR": str(run), "XDG_STATE_HOME": str(tmp / "state"),
                 "PYTHONUNBUFFERED": "1", "NO_COLOR": "", "PROMENADE_HOSTSD_SOCKET":
                 str(tmp / "no-hostsd.sock")})
     env.pop("NO_COLOR")
+    if router:
+        env.pop("PROMENADE_ROUTER", None)
+    else:
+        env["PROMENADE_ROUTER"] = "0"
     return env
 
 

@@ -51,11 +51,15 @@ def assert_problem(found: Problem, line: int, key: str, *words: str) -> None:
 # --------------------------------------------------------------------------- valid
 
 
-def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
+def test_minimal_config_gets_every_default(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMENADE_ROUTER", raising=False)   # the suite's switch (conftest.py)
     config = load(tmp_path, "services:\n  api:\n    command: flask run\n")
     api = config.services["api"]
     assert config.path == tmp_path / "promenade.yaml"
-    assert config.manager == ManagerConfig(hostsd_socket=config.manager.hostsd_socket)
+    # the domain is the config folder's name (pytest's `test_minimal_…0`), sanitised
+    assert config.manager == ManagerConfig(hostsd_socket=config.manager.hostsd_socket,
+                                           domain="test-minimal-config-gets-every0.localhost")
     assert (api.directory, api.port, api.hostname, api.env_file) == (tmp_path, None, None, None)
     assert (api.restart_policy, api.depends_on, api.ready_check) == ("once", (), None)
     assert (dict(api.env), api.cors_proxy, api.line) == ({}, False, 2)
@@ -579,6 +583,10 @@ def test_ready_check_fields(tmp_path: Path, check: str, key: str, word: str) -> 
         ("bus_tcp: 0.0.0.0:5555", "bus_tcp", "loopback"),
         ("bus_tcp: 127.0.0.1", "bus_tcp", "127.0.0.1:PORT"),
         ("bus_tcp: 127.0.0.1:99999", "bus_tcp", "127.0.0.1:PORT"),
+        ("domain: myapp.test", "domain", "must end in '.localhost'"),
+        ("domain: localhost", "domain", "reserved"),
+        ("domain: my_app.localhost", "domain", "label 'my_app'"),
+        ("router: maybe", "router", "true or false"),
     ],
 )
 def test_manager_settings(tmp_path: Path, setting: str, key: str, word: str) -> None:
@@ -599,12 +607,25 @@ def test_manager_settings_load(tmp_path: Path) -> None:
           hostsd_socket: /tmp/h.sock
           dependency_timeout: 10
           bus_tcp: 127.0.0.1:5555
+          domain: shop.localhost
+          router: false
         services: {a: {command: x}}
         """,
     )
     assert config.manager == ManagerConfig(
-        9100, "localhost", 50, 0.5, "manual", "/tmp/h.sock", 10, "127.0.0.1:5555"
+        9100, "localhost", 50, 0.5, "manual", "/tmp/h.sock", 10, "127.0.0.1:5555",
+        domain="shop.localhost", router=False,
     )
+
+
+def test_promenade_router_0_turns_the_router_off_unless_the_config_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test suite's switch: every manager it starts would otherwise start a router."""
+    monkeypatch.setenv("PROMENADE_ROUTER", "0")
+    assert not load(tmp_path, "services: {a: {command: x}}\n").manager.router
+    text = "manager: {router: true}\nservices: {a: {command: x}}\n"
+    assert load(tmp_path, text).manager.router
 
 
 def test_bus_tcp_port_is_claimed_like_any_other(tmp_path: Path) -> None:

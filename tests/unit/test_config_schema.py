@@ -160,6 +160,10 @@ def test_a_text_check_without_a_pattern_is_refused() -> None:
                               "-api.test", "api-.test", "a..b", "api.test.", "a_b.test",
                               "ü.test", "a" * 63 + ".test", "a" * 64 + ".test",
                               ".".join(["a" * 50] * 5), ".".join(["a" * 50] * 4)]),
+    (built.domain_problem, ["myapp.localhost", "My-App.LocalHost", "a.b.localhost",
+                            "localhost", ".localhost", "myapp.test", "my_app.localhost",
+                            "-a.localhost", "a" * 63 + ".localhost", "a" * 64 + ".localhost",
+                            "myapp.localhost.", "x.localhostx", ".".join(["a" * 60] * 5)]),
 ])
 def test_text_check_patterns_accept_what_the_checks_accept(
     check: Any, samples: list[str]

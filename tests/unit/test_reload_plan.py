@@ -179,6 +179,18 @@ def test_manager_settings_bound_at_start_ask_for_a_restart_of_promenade(cfg) -> 
     assert plan.summary().startswith("reload: manager.port changed (9100 -> 9200)")
 
 
+def test_domain_and_router_ask_for_a_restart_of_promenade(cfg, monkeypatch) -> None:
+    """Running services' environment (the Vite variable) was built with the old name."""
+    monkeypatch.delenv("PROMENADE_ROUTER", raising=False)   # the suite's switch (conftest.py)
+    new = edit(BASE, "port: 9100", "port: 9100\n  domain: shop.localhost\n  router: false")
+    plan = plan_reload(cfg(BASE), cfg(new))
+    assert plan.changes == ()
+    assert [m.split(" (")[0] for m in plan.manager_changes] == [
+        "manager.domain changed", "manager.router changed"]
+    assert all(m.endswith("takes effect after a restart of promenade")
+               for m in plan.manager_changes)
+
+
 def test_live_manager_settings_apply_without_a_restart(cfg) -> None:
     new = edit(
         BASE,

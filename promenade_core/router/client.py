@@ -1,0 +1,281 @@
+"""The manager's lease on the user's router: its routes, kept equal to its services.
+
+One connection for the manager's life (JSON lines, router/protocol.py): `hello`, then
+`info` (the router's ports and whether the CA is trusted), then a `routes` message
+whenever the route set changes (it REPLACES the set the connection holds). The routes
+are leased to the connection, so whatever happens to the manager, SIGKILL included,
+the router drops them at once. One greenlet owns the socket; everything else only
+marks the set dirty, so no caller ever waits on the router.
+
+A router that is not there is started (router/launch.py, in gevent's thread pool: it
+spawns and polls), and if that fails the manager warns once and carries on with the
+URLs it had before the router existed; it tries again later, and again when a router it
+used goes away. Services' URLs name the router only while it holds their routes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.socket
+
+from promenade_core.bus.protocol import Emit
+from promenade_core.errors import PromenadeError
+from promenade_core.router import names
+from promenade_core.router.protocol import MAX_LINE, VERSION, RouteWire
+
+#: seconds between `info` requests on an idle connection: how soon a router that died
+#: is noticed (and started again), and a CA trusted meanwhile is seen
+KEEPALIVE = 2.0
+#: first wait before trying again after the router could not be reached or started;
+#: doubled up to RETRY_MAX, so a machine where it cannot start is not asked every second
+RETRY = 5.0
+RETRY_MAX = 60.0
+#: the pause before connecting again after a connection that worked broke
+RECONNECT = 0.5
+TRUST_HINT = ("the local CA is not trusted yet: browsers will warn about the "
+              "https:// URLs until you run `promenade trust`")
+
+
+class RouterGone(Exception):
+    """The connection broke, or the router said something we cannot use."""
+
+
+class Refused(Exception):
+    """The router answered `{"ok": false, ...}`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def launch_router() -> None:
+    """Start the router unless one answers (router/launch.py; blocking, so the caller
+    runs it in a thread)."""
+    from promenade_core.router.launch import ensure_router
+
+    ensure_router()
+
+
+def default_socket_path() -> Path:
+    from promenade_core.router.paths import router_socket_path
+
+    return router_socket_path()
+
+
+class RouterLink:
+    """The supervisor's attachment for the router (see the module)."""
+
+    def __init__(self, project: Path, routes: Callable[[], list[RouteWire]], emit: Emit,
+                 changed: Callable[[], None],
+                 socket_path: Callable[[], Path] = default_socket_path,
+                 launch: Callable[[], None] = launch_router,
+                 timeout: float = 3.0, keepalive: float = KEEPALIVE,
+                 retry: float = RETRY,
+                 debug: Callable[[str], None] = lambda text: None) -> None:
+        self.project = project
+        self.routes = routes        # the route set wanted now (names.route_set)
+        self.emit = emit
+        self.changed = changed      # URLs may differ: the manager republishes them
+        self.socket_path = socket_path
+        self.launch = launch
+        self.timeout = timeout
+        self.keepalive = keepalive
+        self.retry = retry
+        self.debug = debug   # each request and reply, for `promenade start -v`
+        #: the routes the router holds for us (None: none, or not connected)
+        self._held: list[RouteWire] | None = None
+        #: the router's `info` while connected
+        self._info: dict[str, Any] | None = None
+        #: a set the router refused: not sent again until the wanted set changes
+        self._refused: list[RouteWire] | None = None
+        self._dirty = gevent.event.Event()
+        self._closed = gevent.event.Event()
+        self._warned = False
+        self._trust_told = False
+        self._worker: gevent.Greenlet | None = None
+
+    # -- what the manager and the supervisor call -------------------------------------
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = gevent.spawn(self._run)
+
+    def close(self) -> None:
+        """At shutdown: the connection closes, and the router drops our routes with it."""
+        self._closed.set()
+        self._dirty.set()
+        if self._worker is not None:
+            self._worker.join(self.timeout + 1)
+            self._worker.kill(block=False)
+
+    def touch(self, *_: object) -> None:
+        """Something a route depends on may have changed (a state, a port, a reload)."""
+        self._dirty.set()
+
+    on_started = on_stopped = touch
+
+    def on_updated(self, service: object, old: object) -> None:
+        self._dirty.set()
+
+    def url_for(self, service: str) -> str | None:
+        """`https://api.myapp.localhost[:port]` while the router holds the service's
+        route; None otherwise (the caller falls back to today's URL)."""
+        info, held = self._info, self._held
+        if info is None or held is None:
+            return None
+        name = next((r["name"] for r in held if r["service"] == service), None)
+        return None if name is None else names.url(name, int(info["https_port"]))
+
+    # -- the connection's greenlet -------------------------------------------------------
+
+    def _run(self) -> None:
+        wait = self.retry
+        while not self._closed.is_set():
+            sock = self._open()
+            if sock is not None and self._lease(sock):
+                wait = self.retry   # it worked a while: a new router may be up at once
+                self._closed.wait(RECONNECT)
+                continue
+            # nothing there, or a router that will not take us (another version):
+            # ask again later, less and less often
+            self._closed.wait(wait)
+            wait = min(wait * 2, RETRY_MAX)
+
+    def _lease(self, sock: gevent.socket.socket) -> bool:
+        """Hold the lease until the connection breaks or we close; whether the router
+        took our hello (a refused one is no reason to reconnect at once)."""
+        greeted = False
+        stream = sock.makefile("rb")
+        try:
+            greeted = self._hello(sock, stream)
+            self._serve(sock, stream)
+        except (OSError, RouterGone, Refused) as exc:
+            if not self._closed.is_set():
+                self._unavailable(f"lost the router ({exc or type(exc).__name__})")
+        finally:
+            stream.close()
+            sock.close()
+            self._forget()
+        return greeted
+
+    def _open(self) -> gevent.socket.socket | None:
+        """A connection to the router, starting it first when nothing answers."""
+        try:
+            path = str(self.socket_path())
+            sock = self._connect(path)
+            if sock is None:
+                gevent.get_hub().threadpool.apply(self.launch)
+                sock = self._connect(path)
+        except (PromenadeError, OSError, ImportError) as exc:
+            self._unavailable(f"the router could not be started: {exc}")
+            return None
+        if sock is None:
+            self._unavailable(f"nothing answers at {path} after starting the router")
+        return sock
+
+    def _connect(self, path: str) -> gevent.socket.socket | None:
+        sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    def _unavailable(self, why: str) -> None:
+        if not self._warned:
+            self._warned = True
+            self.emit(f"Warning: {why}; service URLs keep their ports until it is back",
+                      "warning")
+
+    def _serve(self, sock: gevent.socket.socket, stream: Any) -> None:
+        while not self._closed.is_set():
+            self._dirty.clear()
+            self._sync(sock, stream)
+            if not self._dirty.wait(self.keepalive):
+                self._update_info(self._ask(sock, stream, {"op": "info"}))
+
+    def _hello(self, sock: gevent.socket.socket, stream: Any) -> bool:
+        """hello, then info; RouterGone (so never True) when the router refuses us."""
+        try:
+            self._ask(sock, stream, {"op": "hello", "pid": os.getpid(),
+                                     "project": str(self.project), "version": VERSION})
+            info = self._ask(sock, stream, {"op": "info"})
+        except Refused as exc:
+            raise RouterGone(f"{exc.code}: {exc}") from None
+        if self._warned:
+            self._warned = False
+            self.emit("connected to the router: services get named HTTPS URLs again")
+        self._update_info(info)
+        return True
+
+    def _update_info(self, info: dict[str, Any]) -> None:
+        port = info.get("https_port")
+        if not isinstance(port, int) or isinstance(port, bool):
+            raise RouterGone(f"info without an https_port: {info!r}")
+        before, self._info = self._info, info
+        if before is None or before.get("https_port") != port:
+            self.changed()
+        if info.get("ca_trusted") is False and not self._trust_told:
+            self._trust_told = True
+            self.emit(f"Warning: {TRUST_HINT}", "warning")
+
+    def _sync(self, sock: gevent.socket.socket, stream: Any) -> None:
+        wanted = self.routes()
+        if wanted == self._held or wanted == self._refused:
+            return
+        try:
+            self._ask(sock, stream, {"op": "routes", "routes": wanted})
+        except Refused as exc:
+            self._refused = wanted
+            self.emit(f"Warning: the router refused this project's names ({exc.code}): "
+                      f"{exc}", "warning")
+            return
+        self._refused = None
+        first = self._held is None
+        self._held = wanted
+        self.changed()
+        if first:
+            self._announce(wanted)
+
+    def _announce(self, held: list[RouteWire]) -> None:
+        dashboard = next((r for r in held if r["service"] == names.DASHBOARD_SERVICE), None)
+        if dashboard is not None and self._info is not None:
+            self.emit(f"dashboard {names.url(dashboard['name'], self._info['https_port'])}")
+
+    def _ask(self, sock: gevent.socket.socket, stream: Any,
+             request: dict[str, Any]) -> dict[str, Any]:
+        """One request, one reply line; Refused for `ok: false`."""
+        text = json.dumps(request, separators=(",", ":"))
+        if request.get("op") != "info" or self._info is None:   # not every keepalive
+            self.debug(f"router <- {text}")
+        sock.sendall(text.encode() + b"\n")
+        line = stream.readline(MAX_LINE + 1)
+        if not line.endswith(b"\n"):
+            raise RouterGone("the connection closed" if not line else "reply too long")
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            raise RouterGone(f"not a JSON object: {line[:80]!r}")
+        if reply.get("ok") is not True:
+            self.debug(f"router -> {line.decode(errors='replace').strip()}")
+            raise Refused(str(reply.get("code")), str(reply.get("message")))
+        return reply
+
+    def _forget(self) -> None:
+        """The connection is gone, and with it every route it held."""
+        had = self._info is not None or self._held is not None
+        self._info = self._held = self._refused = None
+        if had and not self._closed.is_set():
+            self.changed()
