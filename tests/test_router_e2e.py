@@ -57,8 +57,12 @@ def test_two_projects_by_name_over_https_and_a_killed_one_loses_its_routes(
                      f"the routed URL {wanted}")
         env.ensure()
         for name in ("shop", "blog"):
-            status, _, body = env.get(f"api.{name}.localhost", "/index.html")
-            assert (status, body) == (200, f"hello from {name}".encode())
+            # `running` comes before http.server listens: the router answers 502 (a
+            # page that reloads itself) until it does
+            answer = wait_for(lambda n=name: (r := env.get(f"api.{n}.localhost",
+                                                           "/index.html"))[0] == 200 and r,
+                              30, f"api.{name}.localhost to answer")
+            assert answer[2] == f"hello from {name}".encode()
         shop.signal(signal.SIGKILL)
         shop.wait_exit()
 

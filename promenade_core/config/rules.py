@@ -31,15 +31,18 @@ def validate(state: Reporter, manager: ManagerConfig, services: dict[str, dict[s
     wrote it, to avoid a second, misleading problem about the same line.
     """
     for name, svc in services.items():
-        _check_needs_port(state, name, svc)
+        _check_needs_port(state, name, svc, manager.router)
     _check_ports(state, manager, services)
     _check_hostnames(state, services)
     _check_dependencies(state, services)
 
 
-def _check_needs_port(state: Reporter, name: str, svc: dict[str, Any]) -> None:
+def _check_needs_port(state: Reporter, name: str, svc: dict[str, Any],
+                      routed: bool = False) -> None:
     """hostname, ready_check and cors_proxy all point at the service's port (a number or
-    `auto`); an auto port is the PORT the service gets, so its own env may not set one."""
+    `auto`); an auto port is the PORT the service gets, so its own env may not set one.
+    With the router on (`routed`) a cors_proxy service without a `hostname` has its
+    policy applied on its routed name, so its second port is optional."""
     prefix = ("services", name)
     has_port = state.raw(*prefix, "port") is not None
     if svc.get("port_auto") and "PORT" in svc.get("own_env", {}):
@@ -57,8 +60,11 @@ def _check_needs_port(state: Reporter, name: str, svc: dict[str, Any]) -> None:
     if svc["cors_proxy"]:
         if not has_port:
             state.add((*prefix, "cors_proxy"), "cors_proxy needs a 'port' to forward to")
-        if state.raw(*prefix, "cors_proxy_port") is None:
-            state.add((*prefix, "cors_proxy"), "cors_proxy needs a 'cors_proxy_port' to listen on")
+        on_router = routed and not svc["hostname"]
+        if state.raw(*prefix, "cors_proxy_port") is None and not on_router:
+            state.add((*prefix, "cors_proxy"),
+                      "cors_proxy needs a 'cors_proxy_port' to listen on (or the router: "
+                      "manager.router: true and no hostname)")
 
 
 def _check_ports(

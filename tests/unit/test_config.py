@@ -401,13 +401,21 @@ def test_cors_proxy_port_differs_from_ports_proxies_and_manager(tmp_path: Path) 
     assert "CORS proxy of service 'doc'" in found[2].message
 
 
-def test_cors_proxy_needs_both_ports(tmp_path: Path) -> None:
-    found = problems(tmp_path, "services:\n  api:\n    command: a\n    cors_proxy: true\n")
+def test_cors_proxy_needs_both_ports_without_the_router(tmp_path: Path) -> None:
+    found = problems(tmp_path, "manager: {router: false}\nservices:\n  api:\n"
+                               "    command: a\n    cors_proxy: true\n")
     assert {p.message for p in found} == {
         "cors_proxy needs a 'port' to forward to",
-        "cors_proxy needs a 'cors_proxy_port' to listen on",
+        "cors_proxy needs a 'cors_proxy_port' to listen on (or the router: "
+        "manager.router: true and no hostname)",
     }
-    assert all((p.line, p.key) == (4, "services.api.cors_proxy") for p in found)
+    assert all((p.line, p.key) == (5, "services.api.cors_proxy") for p in found)
+
+
+def test_with_the_router_cors_proxy_needs_no_second_port(tmp_path: Path) -> None:
+    config = load(tmp_path, "manager: {router: true}\n"
+                            "services:\n  api: {command: a, port: 5001, cors_proxy: true}\n")
+    assert config.services["api"].cors_proxy and config.services["api"].cors_proxy_port is None
 
 
 @pytest.mark.parametrize(

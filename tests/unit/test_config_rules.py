@@ -40,14 +40,15 @@ class Reporter:
 
 
 def check(services: dict[str, dict[str, Any]], port: int = 9100, bus_tcp: str | None = None,
-          written_manager: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+          written_manager: dict[str, Any] | None = None,
+          router: bool = False) -> list[tuple[str, str]]:
     """Run `validate` on services given as overrides of SERVICE; the raw document says
     the user wrote every field that is not at its default."""
     full = {name: {**SERVICE, **fields} for name, fields in services.items()}
     raw_services = {name: {k: v for k, v in svc.items() if v not in (None, False, [])}
                     for name, svc in full.items()}
     reporter = Reporter({"manager": written_manager or {}, "services": raw_services})
-    manager = SimpleNamespace(port=port, bus_tcp=bus_tcp)
+    manager = SimpleNamespace(port=port, bus_tcp=bus_tcp, router=router)
     validate(reporter, cast(Any, manager), full)
     return reporter.problems
 
@@ -83,8 +84,17 @@ def test_condition_healthy_needs_a_ready_check_on_the_dependency() -> None:
 def test_cors_proxy_needs_both_ports_and_says_which() -> None:
     assert check({"api": {"cors_proxy": True}}) == [
         ("services.api.cors_proxy", "cors_proxy needs a 'port' to forward to"),
-        ("services.api.cors_proxy", "cors_proxy needs a 'cors_proxy_port' to listen on"),
+        ("services.api.cors_proxy", "cors_proxy needs a 'cors_proxy_port' to listen on "
+                                    "(or the router: manager.router: true and no hostname)"),
     ]
+
+
+def test_on_the_router_cors_proxy_needs_a_second_port_only_with_a_hostname() -> None:
+    assert check({"api": {"port": 5001, "cors_proxy": True}}, router=True) == []
+    assert check({"api": {"port": 5001, "hostname": "api.test", "cors_proxy": True}},
+                 router=True) == [
+        ("services.api.cors_proxy", "cors_proxy needs a 'cors_proxy_port' to listen on "
+                                    "(or the router: manager.router: true and no hostname)")]
 
 
 def test_a_service_on_the_default_dashboard_port_is_told_to_set_another() -> None:
