@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.tls import tls_server
+from tests.support.tls import browser_home, tls_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CERTUTIL = shutil.which("certutil")
@@ -28,16 +28,6 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _home(folder: Path) -> Path:
-    """A home with an empty NSS database, as Chromium leaves it after its first run."""
-    assert CERTUTIL is not None
-    db = folder / ".pki" / "nssdb"
-    db.mkdir(parents=True)
-    subprocess.run([CERTUTIL, "-d", f"sql:{db}", "-N", "--empty-password"], check=True,
-                   timeout=20)
-    return folder
 
 
 def _load(home: Path, url: str) -> tuple[str | None, Any]:
@@ -57,7 +47,7 @@ def _load(home: Path, url: str) -> tuple[str | None, Any]:
 
 
 def test_chromium_trusts_the_ca_from_its_nss_database(tmp_path: Path) -> None:
-    trusted, untrusted = _home(tmp_path / "trusted"), _home(tmp_path / "untrusted")
+    trusted, untrusted = browser_home(tmp_path / "trusted"), browser_home(tmp_path / "untrusted")
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "SUDO_USER"}
     env.update(HOME=str(trusted), XDG_DATA_HOME=str(data),

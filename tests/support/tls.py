@@ -7,6 +7,7 @@ It serves every name its CA may sign on one loopback socket: the answer names th
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -69,3 +70,19 @@ def _accepts(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def browser_home(folder: Path, ca: Path | None = None) -> Path:
+    """A home for Chromium with an NSS database (where Chromium on Linux looks for the
+    certificates a user trusts): empty, as after Chromium's first run, or trusting `ca`
+    as a CA for websites (`certutil -t C,,`)."""
+    certutil = shutil.which("certutil")
+    assert certutil is not None, "certutil (libnss3-tools) is needed"
+    db = folder / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    subprocess.run([certutil, "-d", f"sql:{db}", "-N", "--empty-password"], check=True,
+                   timeout=20)
+    if ca is not None:
+        subprocess.run([certutil, "-d", f"sql:{db}", "-A", "-t", "C,,", "-n",
+                        "promenade test CA", "-i", str(ca)], check=True, timeout=20)
+    return folder
