@@ -2,8 +2,8 @@
 
 The benchmark is not a test, but a suite nobody runs rots. The smoke run exercises
 every Promenade scenario at tiny sizes (floods, latency with the bus and WebSocket
-observers, start-up, idle, stop, orphans, bus throughput, memory) and exits non-zero
-when any of them errors.
+observers, start-up, idle, stop, orphans, bus throughput, memory, requests through the
+router) and exits non-zero when any of them errors.
 """
 
 from __future__ import annotations
@@ -81,3 +81,8 @@ def test_bench_smoke_runs_every_promenade_scenario() -> None:
     for label in ("Line → bus subscriber, p99 (ms)", "Line → WebSocket client, p99 (ms)"):
         assert label in rows, f"{label!r} missing from the table:\n{out}"
     assert "| error |" not in out, out
+    router = next((line for line in out.splitlines() if line.startswith("| Router benchmark")),
+                  None)
+    assert router is not None and "**router** | router / direct HTTP" in router, out[-2000:]
+    p50 = rows["Small GET, 1 keep-alive connection: p50 (ms)"]
+    assert all(re.fullmatch(r"[\d.]+", c.strip()) for c in p50[1:4]), p50
