@@ -248,9 +248,11 @@ def rebuild(raw_json: Path, out: Path | None, charts: bool) -> int:
     """Table and charts again from a saved run (after a change to the report)."""
     saved = json.loads(raw_json.read_text())
     env, raw = saved["environment"], saved["results"]
-    names = list(dict.fromkeys(n for by_name in raw.values() for n in by_name))
+    names = list(dict.fromkeys(n for scenario, by_name in raw.items() for n in by_name
+                               if scenario != "router"))  # its names are routes
     names.sort(key=lambda n: DEFAULT_MANAGERS.index(n) if n in DEFAULT_MANAGERS else 99)
-    targets = env["sizes"] == vars(FULL)
+    # runs saved before a size was added lack its key: judge the sizes they have
+    targets = all(vars(FULL).get(key) == value for key, value in env["sizes"].items())
     out = out or raw_json.parent
     out.mkdir(parents=True, exist_ok=True)
     print(report.write(out, raw, names, env, charts, targets))

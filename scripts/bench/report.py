@@ -203,7 +203,7 @@ def table(raw: dict, names: list[str], peers: list[str], sizes: dict[str, Any],
         label = metric.label.format(**sizes)
         verdict = [_target(metric, ours)] if targets else []
         rows.append("| " + " | ".join([label, *cells, ratio, *verdict]) + " |")
-    return "\n".join(rows)
+    return "\n".join(rows) if len(rows) > 2 else ""  # a run of the router alone
 
 
 def router_table(raw: dict, sizes: dict[str, Any]) -> str:
@@ -275,12 +275,12 @@ def write(out: Path, raw: dict, names: list[str], env: dict[str, Any], charts: b
              and n not in ("cat>/dev/null", "python-lines")]
     text = table(raw, names, peers, env["sizes"], targets)
     problems = errors(raw)
-    body = ["# Promenade benchmark results", "", _environment(env), "", text, "",
-            LEGEND, ""]
+    body = ["# Promenade benchmark results", "", _environment(env), ""]
+    body += [text, "", LEGEND, ""] if text else []
     routing = router_table(raw, env["sizes"])
     if routing:
         body += ["## Through the router", "", routing, ""]
-        text += "\n\n" + routing
+        text = f"{text}\n\n{routing}" if text else routing
     if problems:
         body += ["## Errors", "", *[f"- {p}" for p in problems], ""]
     headline = table(raw, names, peers, env["sizes"], targets, HEADLINE)
