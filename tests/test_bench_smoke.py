@@ -2,8 +2,8 @@
 
 The benchmark is not a test, but a suite nobody runs rots. The smoke run exercises
 every Promenade scenario at tiny sizes (floods, latency with the bus and WebSocket
-observers, start-up, idle, stop, orphans, bus throughput, memory) and exits non-zero
-when any of them errors.
+observers, start-up, idle, stop, orphans, bus throughput, memory, requests through the
+router) and exits non-zero when any of them errors.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ BENCH = ROOT / "scripts" / "bench"
 sys.path.append(str(BENCH))  # appended: its module names never shadow others
 
 from scen_flood import integrity  # noqa: E402
+from scen_router import table as router_table  # noqa: E402
 from workloads import flood_line  # noqa: E402
 
 
@@ -46,6 +47,20 @@ def test_integrity_flags_lines_without_the_timestamp_prefix() -> None:
     data = b"\n".join(_lines("F", [1, 2])) + b"\n"
     stamp = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[[\w.-]+\] ")
     assert integrity(data, ["F"], 2, stamp)["unstamped"] == 2
+
+
+def test_router_table_divides_the_routers_numbers_by_each_other_route() -> None:
+    """Ratios are the router's over the other route's, only for routes that were run."""
+    metrics = ("small_p50_ms", "small_p99_ms", "small_rps", "concurrent_rps", "download_mb_s")
+    routes = {"direct-http": dict(zip(metrics, (0.2, 1.0, 5000.0, 8000.0, 400.0), strict=True)),
+              "router": dict(zip(metrics, (0.5, 2.0, 2000.0, 2000.0, 100.0), strict=True))}
+    text = router_table({"routes": routes, "concurrency": 4, "big_mb": 64})
+    lines = text.splitlines()
+    assert lines[0] == ("| Router benchmark | direct HTTP | **router** | "
+                        "router / direct HTTP |"), lines[0]
+    assert lines[2] == "| Small GET, 1 keep-alive connection: p50 (ms) | 0.200 | 0.500 | 2.50 |"
+    assert lines[6] == "| Download of 64 MB: MB/s | 400 | 100 | 0.25 |"
+    assert "Caddy" not in text
 
 
 @pytest.mark.timeout(150)
@@ -81,3 +96,8 @@ def test_bench_smoke_runs_every_promenade_scenario() -> None:
     for label in ("Line → bus subscriber, p99 (ms)", "Line → WebSocket client, p99 (ms)"):
         assert label in rows, f"{label!r} missing from the table:\n{out}"
     assert "| error |" not in out, out
+    router = next((line for line in out.splitlines() if line.startswith("| Router benchmark")),
+                  None)
+    assert router is not None and "**router** | router / direct HTTP" in router, out[-2000:]
+    p50 = rows["Small GET, 1 keep-alive connection: p50 (ms)"]
+    assert all(re.fullmatch(r"[\d.]+", c.strip()) for c in p50[1:4]), p50

@@ -34,6 +34,7 @@ import scen_flood  # noqa: E402
 import scen_idle  # noqa: E402
 import scen_latency  # noqa: E402
 import scen_lifecycle  # noqa: E402
+import scen_router  # noqa: E402
 from peers import MANAGERS, Manager, Tools, missing_reason  # noqa: E402
 from runner import Context, make_svcbin  # noqa: E402
 
@@ -42,7 +43,7 @@ DEFAULT_MANAGERS = [
     "cat>/dev/null", "python-lines",
 ]
 SCENARIOS = ["flood", "integrity", "stalled", "latency", "observed", "spawn", "http", "idle",
-             "stop", "stop-stubborn", "orphans", "bus", "memory"]
+             "stop", "stop-stubborn", "orphans", "bus", "memory", "router"]
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,14 @@ class Sizes:
     memory_s: float
     flood_timeout: float
     idle_settle: float
+    router_s: float  # per route and load, in each round
+    router_mb: int  # the download through the router
+    router_peers: bool  # Caddy too
 
 
-FULL = Sizes(1_000_000, 4.0, 1000, 20, 30.0, 10.0, 20.0, 5.0)
-QUICK = Sizes(200_000, 2.0, 1000, 20, 10.0, 5.0, 20.0, 3.0)
-SMOKE = Sizes(20_000, 1.0, 500, 5, 1.0, 1.0, 20.0, 0.5)
+FULL = Sizes(1_000_000, 4.0, 1000, 20, 30.0, 10.0, 20.0, 5.0, 2.0, 64, True)
+QUICK = Sizes(200_000, 2.0, 1000, 20, 10.0, 5.0, 20.0, 3.0, 1.0, 32, True)
+SMOKE = Sizes(20_000, 1.0, 500, 5, 1.0, 1.0, 20.0, 0.5, 0.2, 4, False)
 
 #: Which managers take part: baselines only in the floods, Promenade alone in its own.
 APPLIES: dict[str, Callable[[Manager], bool]] = {
@@ -70,6 +74,8 @@ APPLIES: dict[str, Callable[[Manager], bool]] = {
     "observed": lambda m: m.name.startswith("promenade"),
     "bus": lambda m: m.name.startswith("promenade"),
     "memory": lambda m: m.name.startswith("promenade"),
+    # not a manager's measurement: it runs once a round when Promenade takes part
+    "router": lambda m: m.name == "promenade",
 }
 #: `tty: false` changes only how output is read: it takes part where output is measured.
 PIPES_ONLY_IN = {"flood", "integrity", "stalled", "latency", "observed", "bus"}
@@ -144,6 +150,10 @@ def run_rounds(ctx: Context, managers: list[Manager], scenarios: list[str], size
                     print(f"[{number + 1}/{rounds}] idle {manager.name}: {_brief(one)}",
                           file=sys.stderr, flush=True)
                 continue
+            if scenario == "router":
+                if chosen:
+                    _router_round(ctx, sizes, raw[scenario], f"[{number + 1}/{rounds}]")
+                continue
             for manager in chosen:
                 started = time.monotonic()
                 one = _guarded(partial(run_one, ctx, scenario, manager, sizes))
@@ -152,6 +162,20 @@ def run_rounds(ctx: Context, managers: list[Manager], scenarios: list[str], size
                       f"({time.monotonic() - started:.1f} s): {_brief(one)}",
                       file=sys.stderr, flush=True)
     return raw
+
+
+def _router_round(ctx: Context, sizes: Sizes, into: dict[str, list[dict[str, Any]]],
+                  tag: str) -> None:
+    """One router measurement; each route's metrics join that route's runs (an error
+    lands on `router`, where report.errors finds it)."""
+    result = _guarded(partial(scen_router.router, ctx, sizes.router_s, sizes.router_mb,
+                              sizes.router_peers))
+    routes = {"router": result} if "error" in result else result["routes"]
+    for route, one in routes.items():
+        into.setdefault(route, []).append(one)
+    into.setdefault("_notes", []).append({"notes": result.get("notes", []),
+                                          "caddy": result.get("caddy")})
+    print(f"{tag} router: {_brief(routes)}", file=sys.stderr, flush=True)
 
 
 def _tools(args: argparse.Namespace) -> Tools:
@@ -224,9 +248,11 @@ def rebuild(raw_json: Path, out: Path | None, charts: bool) -> int:
     """Table and charts again from a saved run (after a change to the report)."""
     saved = json.loads(raw_json.read_text())
     env, raw = saved["environment"], saved["results"]
-    names = list(dict.fromkeys(n for by_name in raw.values() for n in by_name))
+    names = list(dict.fromkeys(n for scenario, by_name in raw.items() for n in by_name
+                               if scenario != "router"))  # its names are routes
     names.sort(key=lambda n: DEFAULT_MANAGERS.index(n) if n in DEFAULT_MANAGERS else 99)
-    targets = env["sizes"] == vars(FULL)
+    # runs saved before a size was added lack its key: judge the sizes they have
+    targets = all(vars(FULL).get(key) == value for key, value in env["sizes"].items())
     out = out or raw_json.parent
     out.mkdir(parents=True, exist_ok=True)
     print(report.write(out, raw, names, env, charts, targets))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import charts as charting
+import scen_router
 
 
 def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -202,7 +203,29 @@ def table(raw: dict, names: list[str], peers: list[str], sizes: dict[str, Any],
         label = metric.label.format(**sizes)
         verdict = [_target(metric, ours)] if targets else []
         rows.append("| " + " | ".join([label, *cells, ratio, *verdict]) + " |")
-    return "\n".join(rows)
+    return "\n".join(rows) if len(rows) > 2 else ""  # a run of the router alone
+
+
+def router_table(raw: dict, sizes: dict[str, Any]) -> str:
+    """The router's own table (routes are its columns, not managers), from the medians
+    of each route's rounds; empty when the run had no router measurement."""
+    by_route = {route: runs for route, runs in raw.get("router", {}).items()
+                if route in scen_router.ROUTES}
+    if not by_route or "error" in by_route.get("router", [{}])[0]:
+        return ""
+    medians = {route: {key: value for key in runs[0]
+                       if (value := median(runs, key)) is not None}
+               for route, runs in by_route.items() if runs and "error" not in runs[0]}
+    result = {"routes": medians, "concurrency": scen_router.CONCURRENCY,
+              "big_mb": sizes.get("router_mb")}
+    notes = [n for extra in raw["router"].get("_notes", []) for n in extra.get("notes", [])]
+    caddy = next((x["caddy"] for x in raw["router"].get("_notes", []) if x.get("caddy")), None)
+    lines = [scen_router.table(result), "",
+             "Medians over the rounds. Ratios: the router's median over the other route's; "
+             "above 1 is slower for latencies, below 1 is slower for rates."
+             + (f" Caddy {caddy}, `reverse_proxy` with `tls internal`." if caddy else "")]
+    lines += [f"Note: {note}." for note in dict.fromkeys(notes)]
+    return "\n".join(lines)
 
 
 def errors(raw: dict) -> list[str]:
@@ -252,8 +275,12 @@ def write(out: Path, raw: dict, names: list[str], env: dict[str, Any], charts: b
              and n not in ("cat>/dev/null", "python-lines")]
     text = table(raw, names, peers, env["sizes"], targets)
     problems = errors(raw)
-    body = ["# Promenade benchmark results", "", _environment(env), "", text, "",
-            LEGEND, ""]
+    body = ["# Promenade benchmark results", "", _environment(env), ""]
+    body += [text, "", LEGEND, ""] if text else []
+    routing = router_table(raw, env["sizes"])
+    if routing:
+        body += ["## Through the router", "", routing, ""]
+        text = f"{text}\n\n{routing}" if text else routing
     if problems:
         body += ["## Errors", "", *[f"- {p}" for p in problems], ""]
     headline = table(raw, names, peers, env["sizes"], targets, HEADLINE)
