@@ -60,19 +60,17 @@ def default_domain(folder: Path) -> str:
 def domain_problem(value: str) -> str | None:
     """Why `value` cannot be `manager.domain`: a valid RFC 1123 name of at least two
     labels (a project's own label and a suffix: `localhost`, `test` or `com` alone would
-    claim every name below it), whose suffix the local CA may be asked to permit (not a
-    public suffix such as `com`, tls/names.py)."""
-    from promenade_core.tls.names import domain_problem as ca_problem
+    claim every name below it). A domain under a public suffix (`myapp.dev`) is
+    accepted: the CA is then asked for that domain alone (`ca_domain`)."""
     from promenade_hostsd.hostnames import hostname_problem
 
     problem = hostname_problem(value)
     if problem is not None:
         return problem
-    if "." not in value.strip(".") or value.endswith("."):
+    if "." not in value:
         return (f"domain {value!r} needs a label of its own before its suffix, "
                 "e.g. 'myapp.localhost' or 'myapp.test'")
-    problem = ca_problem(value)
-    return None if problem is None else problem.replace("domain", "manager.domain", 1)
+    return None
 
 
 def needs_hosts_entry(name: str) -> bool:
