@@ -3,8 +3,8 @@ each service gets on the router, the routes a manager holds and the URLs they gi
 
 `manager.domain` (default: the config folder's name + `.localhost`) gives every service
 that has a port the name `SERVICE.DOMAIN`, unless it sets `hostname` (that service keeps
-today's URL). The dashboard gets the bare domain. A `*.localhost` domain needs nothing more: browsers
-and curl resolve its names to loopback with no hosts entry. Any other domain
+today's URL). The dashboard gets the bare domain. A `*.localhost` domain needs nothing
+more: browsers and curl resolve its names to loopback with no hosts entry. Any other domain
 (`myapp.test`) works like a service `hostname`: its names are mapped to loopback through
 hostsd (`hosts_entry_name`), and the local CA must permit it (`ca_domain`). Standard
 library only, no I/O.
