@@ -71,8 +71,10 @@ def test_routed_test_names_are_mapped_while_served_and_answer_over_https(
         url = f"https://api.myapp.test:{env.https_port}"
         wait_for(lambda: m.status("api")["url"] == url, 30, f"the routed URL {url}")
         env.ensure()
-        status, _, body = env.get("api.myapp.test", "/index.html")
-        assert (status, body) == (200, b"hello from myapp.test")
+        # routed from the start of the service (503), its server answers a moment later
+        got = wait_for(lambda: (r := env.get("api.myapp.test", "/index.html"))[0] == 200
+                       and r, 15, "the service to answer through the router")
+        assert (got[0], got[2]) == (200, b"hello from myapp.test")
 
         m.request("stop", service="api")
         wait_for(lambda: entries(hostsd) == [("127.0.0.1", "myapp.test")], 10,
