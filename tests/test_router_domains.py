@@ -75,6 +75,9 @@ def test_routed_test_names_are_mapped_while_served_and_answer_over_https(
         got = wait_for(lambda: (r := env.get("api.myapp.test", "/index.html"))[0] == 200
                        and r, 15, "the service to answer through the router")
         assert (got[0], got[2]) == (200, b"hello from myapp.test")
+        # the dashboard at the bare domain: its Host guard takes the routed names as local
+        wait_for(lambda: env.get("myapp.test", "/api/status")[0] == 200, 20,
+                 "the dashboard to answer at https://myapp.test")
 
         m.request("stop", service="api")
         wait_for(lambda: entries(hostsd) == [("127.0.0.1", "myapp.test")], 10,

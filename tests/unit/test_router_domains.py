@@ -11,6 +11,7 @@ import pytest
 
 from promenade_core.config.choices import RestartPolicy
 from promenade_core.config.model import FrozenMap, ManagerConfig, ServiceConfig
+from promenade_core.origins import routed_names
 from promenade_core.router import names
 
 TEST = ManagerConfig(domain="myapp.test")
@@ -92,3 +93,16 @@ def test_the_dashboard_bare_domain_needs_an_entry_only_outside_localhost() -> No
 ])
 def test_the_ca_domain_a_project_needs(domain: str, permitted: str | None) -> None:
     assert names.ca_domain(domain) == permitted
+
+
+@pytest.mark.parametrize(("url", "local"), [
+    ("https://api.myapp.test:7443", ("api.myapp.test", "myapp.test")),
+    ("https://API.MyApp.Test", ("api.myapp.test", "myapp.test")),
+    ("https://api.myapp.localhost", ("api.myapp.localhost", "myapp.localhost")),
+    ("http://localhost:5001", ()),          # not routed: the name does not lead here
+    ("http://api.other.test:5001", ()),     # a hostname: hostname_mapped says
+    (None, ()), (5, ()), ("https://", ()),
+])
+def test_the_names_a_routed_url_shows_leading_here(url: object, local: tuple[str, ...]
+                                                   ) -> None:
+    assert routed_names({"url": url}) == local
