@@ -106,3 +106,23 @@ def test_the_ca_domain_a_project_needs(domain: str, permitted: str | None) -> No
 def test_the_names_a_routed_url_shows_leading_here(url: object, local: tuple[str, ...]
                                                    ) -> None:
     assert routed_names({"url": url}) == local
+
+
+def test_manual_mode_prints_the_lines_for_a_routed_name() -> None:
+    """`hosts_management: manual`: the routed name is explained like a hostname, once."""
+    from types import SimpleNamespace
+
+    from promenade_core.hosts.client import HostsManager
+
+    said: list[str] = []
+    hosts = HostsManager("manual", "/nonexistent/hostsd.sock",
+                         lambda message, *args, **kw: said.append(message),
+                         name_of=lambda config: names.hosts_entry_name(TEST, config))
+    running = SimpleNamespace(name="api", config=svc("api"))
+    hosts.on_started(running)
+    hosts.on_started(running)
+    hosts.on_started(SimpleNamespace(name="db", config=svc("db", port=None)))
+    assert len(said) == 1
+    assert "127.0.0.1  api.myapp.test" in said[0]
+    assert "hosts_management: manual" in said[0]
+    assert hosts.mapped() == {}   # nothing confirmed: the URL keeps its port
