@@ -78,7 +78,7 @@ def ca_problem(domain: str) -> str | None:
         return None
     try:
         ensure_ca([wanted])
-    except PromenadeError as exc:
+    except (PromenadeError, OSError) as exc:   # OSError: an unreadable CA folder
         return (f"https://*.{domain} cannot be served: {exc}; then stop every project "
                 "so that the router exits and loads the new CA")
     return None
