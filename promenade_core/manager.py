@@ -25,7 +25,7 @@ from promenade_core.bus import protocol, tcpfeed
 from promenade_core.bus.server import ControlServer, Publisher
 from promenade_core.config.audit import security_warnings
 from promenade_core.config.load import load_config
-from promenade_core.config.model import Config
+from promenade_core.config.model import Config, ServiceConfig
 from promenade_core.config.profiles import check_profiles
 from promenade_core.control import Commands, RunInfo
 from promenade_core.errors import PromenadeError
@@ -34,7 +34,7 @@ from promenade_core.hosts.mapped_names import MappedNames
 from promenade_core.masking import mask_command
 from promenade_core.proxy.attach import Proxies
 from promenade_core.router import names
-from promenade_core.router.client import RouterLink
+from promenade_core.router.client import RouterLink, ca_problem
 from promenade_core.router.protocol import RouteWire
 from promenade_core.supervise import cgroups, loghistory, osproc
 from promenade_core.supervise.descendants import Descendants
@@ -90,6 +90,7 @@ class Manager:
         self.log_files: LogFileWriter | None = None
         #: the lease on the user's router (None with `manager.router: false`)
         self.router: RouterLink | None = None
+        self._leading: frozenset[str] = frozenset()
 
     # -- start-up ---------------------------------------------------------------
 
@@ -206,6 +207,7 @@ class Manager:
             self.mapped_names.start()
             if self.router is not None:
                 self.router.start()   # beside the services: they never wait for it
+                self._map_dashboard()
             self.supervisor.start_all(self.targets)
             self.keys = Keys.for_stdin(self.printer, lambda: list(self.supervisor.services),
                                        self._restart_by_key)
@@ -248,12 +250,15 @@ class Manager:
         they call only once services run."""
         self.hosts = HostsManager(config.manager.hosts_management,
                                   self.hostsd_socket or config.manager.hostsd_socket,
-                                  self._emit, debug=self._debug)
+                                  self._emit, debug=self._debug, name_of=self._hosts_name)
         self.proxies = Proxies(self._emit, self._local_hostnames)
         self.mapped_names = MappedNames(self._configured_hostnames, self._hostnames_refreshed)
         if config.manager.router:
+            domain = config.manager.domain
             self.router = RouterLink(self.config_path, self._routes, self._emit,
-                                     self._urls_changed, debug=self._debug)
+                                     self._urls_changed, debug=self._debug,
+                                     leads_here=self._leads_here,
+                                     prepare=lambda: ca_problem(domain))
         policy = HostnamePolicy(mapped=self._hostname_mapped,
                                 resolves_to_loopback=self.mapped_names.resolves_to_loopback,
                                 routed=self._routed_url)
@@ -278,6 +283,24 @@ class Manager:
         return names.route_set(self.supervisor.config.manager, views,
                                self.web.port if self.web else None)
 
+    def _hosts_name(self, svc: ServiceConfig) -> str | None:
+        """The name hostsd maps for a running service: its hostname, or its routed name
+        outside `.localhost` (router/names.py)."""
+        return names.hosts_entry_name(self.supervisor.config.manager, svc)
+
+    def _leads_here(self, service: str, name: str) -> bool:
+        """Whether a routed name reaches this machine now (HostnamePolicy's rule)."""
+        return (not names.needs_hosts_entry(name)
+                or self.hosts.mapped().get(service) == name
+                or self.mapped_names.resolves_to_loopback(name))
+
+    def _map_dashboard(self) -> None:
+        """The dashboard's bare domain, outside `.localhost`, is mapped like a service's
+        name (under the reserved service name of the manager's events)."""
+        name = names.dashboard_entry_name(self.supervisor.config.manager)
+        if name is not None and self.web is not None:
+            self.hosts.map(names.DASHBOARD_SERVICE, name)
+
     def _routed_url(self, service: str) -> str | None:
         return self.router.url_for(service) if self.router is not None else None
 
@@ -295,10 +318,26 @@ class Manager:
         return self.supervisor.local_hostnames()
 
     def _configured_hostnames(self) -> list[str | None]:
-        return self.supervisor.configured_hostnames()
+        """What the resolver is asked about: hostnames, and routed names that need an
+        entry (one added by hand in `manual` mode makes their URL the routed one)."""
+        manager = self.supervisor.config.manager
+        return [*self.supervisor.configured_hostnames(),
+                *(names.hosts_entry_name(manager, svc)
+                  for svc in self.supervisor.config.services.values() if not svc.hostname)]
 
     def _hostnames_refreshed(self) -> None:
         self.supervisor.publish_hostname_changes()
+        if self.router is not None:
+            leading = self._routed_leading()
+            if leading != self._leading:
+                self._leading = leading
+                self.supervisor.publish_all()   # their URLs changed
+
+    def _routed_leading(self) -> frozenset[str]:
+        """The services whose routed URL is in use now (RouterLink.url_for)."""
+        router = self.router
+        return frozenset(s for s in self.supervisor.services
+                         if router is not None and router.url_for(s) is not None)
 
     def _commands(self) -> Commands:
         run = RunInfo(pid=self.pid, version=self.version, run_id=self.run_id,

@@ -11,7 +11,7 @@ Standard library only.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
@@ -59,3 +59,19 @@ def is_local_origin(origin: str | None, managed: Iterable[str] = ()) -> bool:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
     return is_local_hostname(parts.hostname, managed)
+
+
+def routed_names(status: Mapping[str, object]) -> tuple[str, ...]:
+    """The names a service's status object shows leading here through the router: the
+    host of an `https://` URL (the manager gives the routed URL only while its name leads
+    to this machine: `*.localhost`, or mapped by hostsd, or resolving to loopback) and
+    the project's bare domain (the dashboard's route, `api.myapp.test` -> `myapp.test`,
+    mapped on the same hostsd lease). Needed for domains outside `.localhost`, whose
+    names are not local by their suffix."""
+    url = status.get("url")
+    if not isinstance(url, str) or not url.startswith("https://"):
+        return ()
+    host = (urlsplit(url).hostname or "").lower()
+    if "." not in host:
+        return ()
+    return (host, host.split(".", 1)[1])

@@ -35,8 +35,10 @@ class Backend:
     hub: Hub
 
     def managed_hostnames(self) -> list[str]:
-        """The configured hostnames the manager reports as mapped to loopback now."""
-        return list(self.hub.hostnames.values())
+        """The configured hostnames the manager reports as mapped to loopback now, and
+        the routed names (a domain outside `.localhost`) whose URL it gives now."""
+        routed = [name for names in self.hub.routed.values() for name in names]
+        return [*self.hub.hostnames.values(), *routed]
 
 
 def create_app(backend: Backend, bind_host: str = "127.0.0.1") -> Flask:

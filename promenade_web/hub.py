@@ -25,6 +25,7 @@ import zmq.green as zmq
 
 from promenade_core.bus import protocol
 from promenade_core.bus.client import BusError, join_feed, wait_joined
+from promenade_core.origins import routed_names
 
 #: Lines a client may have queued before it starts losing them.
 CLIENT_QUEUE_LINES = 20_000
@@ -274,6 +275,8 @@ class Hub:
         self._logs_live = gevent.event.Event()
         self._sync_waiters: dict[str, gevent.event.Event] = {}
         self.hostnames: dict[str, str] = {}
+        #: per service, the routed names leading here (origins.routed_names)
+        self.routed: dict[str, tuple[str, ...]] = {}
         #: The manager run this web process serves (it lives and dies with that run).
         self.run_id = ""
 
@@ -341,11 +344,13 @@ class Hub:
             status = self._request("status")
         except BusError:
             return
+        services = status.get("services") or {}
         self.hostnames = {
             name: svc["hostname"]
-            for name, svc in (status.get("services") or {}).items()
+            for name, svc in services.items()
             if svc.get("hostname") and svc.get("hostname_mapped") is True
         }
+        self.routed = {name: routed_names(svc) for name, svc in services.items()}
 
     # --- clients -----------------------------------------------------------------
 
@@ -427,6 +432,7 @@ class Hub:
         hostname = status.get("hostname") if status else None
         if not name:
             return
+        self.routed[name] = routed_names(status) if status else ()
         if hostname and status and status.get("hostname_mapped") is True:
             self.hostnames[name] = hostname
         else:

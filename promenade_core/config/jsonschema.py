@@ -116,7 +116,7 @@ CHECK_PATTERNS: Mapping[Callable[[str], str | None], str] = {
     ),
     domain_problem: (
         rf"^(?=.{{1,{MAX_NAME}}}$)(?:(?=[^.]{{1,{MAX_LABEL}}}\.){_LABEL}\.)+"
-        rf"{_any_case('localhost')}$"
+        rf"(?![0-9]+$)(?=[^.]{{1,{MAX_LABEL}}}$){_LABEL}$"
     ),
 }
 

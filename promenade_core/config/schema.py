@@ -214,9 +214,10 @@ class ManagerSchema(Section):
         "$XDG_STATE_HOME/promenade/<id>/logs/, rotated by size: false turns it off, "
         "true or {max_bytes: 10485760, keep: 3} (the default)"))
     domain = Text(check=domain_problem, metadata=about(
-        "the project's domain, ending in .localhost: each service with a port is "
-        "https://SERVICE.DOMAIN, the dashboard https://DOMAIN (default: the config "
-        "folder's name + .localhost)"))
+        "the project's domain: each service with a port is https://SERVICE.DOMAIN, the "
+        "dashboard https://DOMAIN (default: the config folder's name + .localhost); "
+        "names outside .localhost (myapp.test) are mapped through hostsd like hostnames "
+        "and need a CA made with `promenade trust --name test`"))
     router = Flag(metadata=about(
         "serve the services at named HTTPS URLs through the user's router (default true; "
         "false: URLs with ports as before)"))

@@ -127,6 +127,11 @@ class _ServiceLike(Protocol):
     def config(self) -> Any: ...
 
 
+def _hostname(config: Any) -> str | None:
+    hostname: str | None = config.hostname
+    return hostname
+
+
 class HostsManager:
     """Keeps hostsd's entries equal to what the running services want.
 
@@ -136,7 +141,8 @@ class HostsManager:
 
     def __init__(self, mode: HostsMode | str, socket_path: str, emit: Emit,
                  timeout: float = 3.0, keepalive: float = KEEPALIVE,
-                 debug: Callable[[str], None] = lambda text: None) -> None:
+                 debug: Callable[[str], None] = lambda text: None,
+                 name_of: Callable[[Any], str | None] = _hostname) -> None:
         if mode not in words(HostsMode):
             raise ValueError(f"hosts_management must be one of {words(HostsMode)}, "
                              f"not {mode!r}")
@@ -144,6 +150,9 @@ class HostsManager:
         self.socket_path = socket_path
         self.emit = emit
         self.debug = debug  # each request and reply, for `promenade start -v`
+        #: the name a service's config asks to map: its `hostname`, or (the manager
+        #: passes router/names.py hosts_entry_name) its routed name outside .localhost
+        self.name_of = name_of
         self.timeout = timeout
         self.keepalive = keepalive
         self._wanted: dict[str, str] = {}
@@ -214,16 +223,17 @@ class HostsManager:
 
     # The supervisor's Attachments protocol, so the manager can attach us directly.
     def on_started(self, service: _ServiceLike) -> None:
-        if service.config.hostname:
-            self.map(service.name, service.config.hostname)
+        name = self.name_of(service.config)
+        if name:
+            self.map(service.name, name)
 
     def on_stopped(self, service: _ServiceLike) -> None:
         self.unmap(service.name)
 
     def on_updated(self, service: _ServiceLike, old: Any) -> None:
         """A reload changed a service in place; a running one follows its new hostname."""
-        new = service.config.hostname
-        if new == old.hostname:
+        new = self.name_of(service.config)
+        if new == self.name_of(old):
             return
         if new and service.status in ALIVE:
             self.map(service.name, new)

@@ -64,6 +64,26 @@ def launch_router() -> None:
     ensure_router()
 
 
+def ca_problem(domain: str) -> str | None:
+    """Makes sure the user's CA may sign `domain`'s names (blocking: run in a thread).
+
+    Outside `*.localhost` the CA must permit the domain (names.ca_domain): with no CA
+    yet, it is made here with that domain, before the router starts and would make one
+    for `localhost` alone; an existing CA without it is never replaced behind the user's
+    back, so the text returned says exactly what to run (tls/ca.py's error)."""
+    from promenade_core.tls.ca import ensure_ca
+
+    wanted = names.ca_domain(domain)
+    if wanted is None:
+        return None
+    try:
+        ensure_ca([wanted])
+    except (PromenadeError, OSError) as exc:   # OSError: an unreadable CA folder
+        return (f"https://*.{domain} cannot be served: {exc}; then stop every project "
+                "so that the router exits and loads the new CA")
+    return None
+
+
 def default_socket_path() -> Path:
     from promenade_core.router.paths import router_socket_path
 
@@ -79,7 +99,9 @@ class RouterLink:
                  launch: Callable[[], None] = launch_router,
                  timeout: float = 3.0, keepalive: float = KEEPALIVE,
                  retry: float = RETRY,
-                 debug: Callable[[str], None] = lambda text: None) -> None:
+                 debug: Callable[[str], None] = lambda text: None,
+                 leads_here: Callable[[str, str], bool] = lambda service, name: True,
+                 prepare: Callable[[], str | None] = lambda: None) -> None:
         self.project = project
         self.routes = routes        # the route set wanted now (names.route_set)
         self.emit = emit
@@ -90,6 +112,13 @@ class RouterLink:
         self.keepalive = keepalive
         self.retry = retry
         self.debug = debug   # each request and reply, for `promenade start -v`
+        #: whether (service, routed name) reaches this machine now: always for
+        #: `*.localhost`, else once hostsd mapped it or it resolves to loopback
+        self.leads_here = leads_here
+        #: run in a thread before each connection (and so before starting a router):
+        #: the manager makes sure the CA permits its domain; a text is a warning
+        self.prepare = prepare
+        self._prepare_told: str | None = None
         #: the routes the router holds for us (None: none, or not connected)
         self._held: list[RouteWire] | None = None
         #: the router's `info` while connected
@@ -132,7 +161,9 @@ class RouterLink:
         if info is None or held is None:
             return None
         name = next((r["name"] for r in held if r["service"] == service), None)
-        return None if name is None else names.url(name, int(info["https_port"]))
+        if name is None or not self.leads_here(service, name):
+            return None
+        return names.url(name, int(info["https_port"]))
 
     # -- the connection's greenlet -------------------------------------------------------
 
@@ -168,6 +199,7 @@ class RouterLink:
 
     def _open(self) -> gevent.socket.socket | None:
         """A connection to the router, starting it first when nothing answers."""
+        self._prepared(gevent.get_hub().threadpool.apply(self.prepare))
         try:
             path = str(self.socket_path())
             sock = self._connect(path)
@@ -180,6 +212,12 @@ class RouterLink:
         if sock is None:
             self._unavailable(f"nothing answers at {path} after starting the router")
         return sock
+
+    def _prepared(self, problem: str | None) -> None:
+        """Says `prepare`'s problem once (again only when it changes)."""
+        if problem is not None and problem != self._prepare_told:
+            self.emit(f"Warning: {problem}", "warning")
+        self._prepare_told = problem
 
     def _connect(self, path: str) -> gevent.socket.socket | None:
         sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

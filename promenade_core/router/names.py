@@ -3,9 +3,11 @@ each service gets on the router, the routes a manager holds and the URLs they gi
 
 `manager.domain` (default: the config folder's name + `.localhost`) gives every service
 that has a port the name `SERVICE.DOMAIN`, unless it sets `hostname` (that service keeps
-today's URL). The dashboard gets the bare domain. Only `*.localhost` domains for now:
-browsers and curl resolve them to loopback with no hosts entry, so nothing has to be
-sent to hostsd and no name can leave the machine. Standard library only, no I/O.
+today's URL). The dashboard gets the bare domain. A `*.localhost` domain needs nothing
+more: browsers and curl resolve its names to loopback with no hosts entry. Any other domain
+(`myapp.test`) works like a service `hostname`: its names are mapped to loopback through
+hostsd (`hosts_entry_name`), and the local CA must permit it (`ca_domain`). Standard
+library only, no I/O.
 """
 
 from __future__ import annotations
@@ -56,17 +58,56 @@ def default_domain(folder: Path) -> str:
 
 
 def domain_problem(value: str) -> str | None:
-    """Why `value` cannot be `manager.domain`: a valid name ending in `.localhost`
-    with at least one label of its own (`localhost` alone is every machine's)."""
+    """Why `value` cannot be `manager.domain`: a valid RFC 1123 name of at least two
+    labels (a project's own label and a suffix: `localhost`, `test` or `com` alone would
+    claim every name below it). A domain under a public suffix (`myapp.dev`) is
+    accepted: the CA is then asked for that domain alone (`ca_domain`)."""
     from promenade_hostsd.hostnames import hostname_problem
 
     problem = hostname_problem(value)
     if problem is not None:
         return problem
-    if not value.lower().endswith(SUFFIX):
-        return (f"domain {value!r} must end in '{SUFFIX}' (such names reach this machine "
-                "without any hosts entry), e.g. 'myapp.localhost'")
+    if "." not in value:
+        return (f"domain {value!r} needs a label of its own before its suffix, "
+                "e.g. 'myapp.localhost' or 'myapp.test'")
     return None
+
+
+def needs_hosts_entry(name: str) -> bool:
+    """Whether `name` reaches this machine only through a hosts entry: every name but
+    `*.localhost`, which browsers and curl resolve to loopback by themselves."""
+    return not name.lower().endswith(SUFFIX)
+
+
+def hosts_entry_name(manager: ManagerConfig, svc: ServiceConfig) -> str | None:
+    """The name hostsd maps for `svc` while it runs: its `hostname` as always, else its
+    routed name when the domain is not `*.localhost` (None when nothing is mapped)."""
+    if svc.hostname:
+        return svc.hostname
+    name = routed_name(manager, svc)
+    return name if name is not None and needs_hosts_entry(name) else None
+
+
+def dashboard_entry_name(manager: ManagerConfig) -> str | None:
+    """The bare domain (the dashboard's route) when it needs a hosts entry."""
+    if not manager.router or not needs_hosts_entry(manager.domain):
+        return None
+    return manager.domain.lower()
+
+
+def ca_domain(domain: str) -> str | None:
+    """The subtree the local CA must permit for `domain`'s names; None for
+    `*.localhost` (every CA permits it). The domain's suffix (`myapp.test` -> `test`, so
+    one CA made with `promenade trust --name test` serves every `.test` project), or the
+    domain itself when its suffix is a public one the CA must never cover
+    (`myapp.dev` -> `myapp.dev`)."""
+    from promenade_core.tls.names import domain_problem as ca_problem
+
+    clean = domain.lower().rstrip(".")
+    if not needs_hosts_entry(clean):
+        return None
+    suffix = clean.rsplit(".", 1)[-1]
+    return suffix if ca_problem(suffix) is None else clean
 
 
 def routed_name(manager: ManagerConfig, svc: ServiceConfig) -> str | None:

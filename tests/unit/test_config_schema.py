@@ -163,7 +163,8 @@ def test_a_text_check_without_a_pattern_is_refused() -> None:
     (built.domain_problem, ["myapp.localhost", "My-App.LocalHost", "a.b.localhost",
                             "localhost", ".localhost", "myapp.test", "my_app.localhost",
                             "-a.localhost", "a" * 63 + ".localhost", "a" * 64 + ".localhost",
-                            "myapp.localhost.", "x.localhostx", ".".join(["a" * 60] * 5)]),
+                            "myapp.localhost.", "x.localhostx", ".".join(["a" * 60] * 5),
+                            "test", "myapp.123", "a.b.test", "myapp.test.", "TEST"]),
 ])
 def test_text_check_patterns_accept_what_the_checks_accept(
     check: Any, samples: list[str]

@@ -48,6 +48,7 @@ class Web:
     bus: FakeBus
     client: FlaskClient
     hostnames: dict[str, str]
+    routed: dict[str, tuple[str, ...]]
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> Any:
         return self.client.get(path, headers={**HOST, **(headers or {})})
@@ -58,9 +59,9 @@ class Web:
 
 def make_web(bind_host: str = "127.0.0.1") -> Web:
     bus = FakeBus()
-    hub = SimpleNamespace(hostnames={})  # the only part of the Hub the guard reads
+    hub = SimpleNamespace(hostnames={}, routed={})  # the parts of the Hub the guard reads
     app = create_app(Backend(request=bus, hub=cast(Hub, hub)), bind_host)
-    return Web(bus, app.test_client(), hub.hostnames)
+    return Web(bus, app.test_client(), hub.hostnames, hub.routed)
 
 
 @pytest.fixture
@@ -330,6 +331,20 @@ def test_a_managed_hostname_is_local_while_the_manager_reports_it_mapped(web: We
     assert web.get("/api/status", page).status_code == 403
     web.hostnames["api"] = "api.test"
     assert web.get("/api/status", page).status_code == 200
+
+
+def test_the_dashboard_at_a_test_domain_is_local_while_a_routed_url_leads_here(
+        web: Web) -> None:
+    """`manager.domain: myapp.test`: the dashboard is routed at https://myapp.test and
+    pages at https://web.myapp.test call it; not local by suffix, so only while the
+    manager gives the routed URLs (their names lead here)."""
+    for page in ({"Host": "myapp.test", "Origin": "https://web.myapp.test"},
+                 {"Host": "myapp.test:7443", "Origin": "https://myapp.test:7443"}):
+        assert web.get("/api/status", page).status_code == 403
+        web.routed["web"] = ("web.myapp.test", "myapp.test")
+        assert web.get("/api/status", page).status_code == 200
+        web.routed["web"] = ()
+        assert web.get("/api/status", page).status_code == 403
 
 
 def test_bound_on_all_interfaces_an_address_host_is_served_but_not_a_name() -> None:
