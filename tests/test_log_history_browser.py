@@ -27,8 +27,8 @@ COUNTER = """
 import sys, time
 for i in range(1000):
     print(f"line {i}", flush=True)
-    if i == 3:
-        print("needle in the haystack", file=sys.stderr, flush=True)
+    if i == 3:   # on stdout: stderr is another pty, read in no set order with stdout
+        print("needle in the haystack", flush=True)
 print("done", flush=True)
 time.sleep(600)
 """
