@@ -120,10 +120,10 @@ def start(services: tuple[str, ...], config: ConfigArg, port: int | None, daemon
     SERVICES in it (their stopped dependencies first) and exit 1 if one fails within a
     few seconds."""
     from promenade_core.config.profiles import ENV_PROFILES
-    from promenade_core.hosts.privileges import become, drop_to_sudo_user
+    from promenade_core.hosts.privileges import become, drop_to_sudo_user, sudo_user
     from promenade_core.supervise.visibility import split_names
 
-    owner = _sudo_user()
+    owner = sudo_user()
     profiles = active_profiles(profile, os.environ.get(ENV_PROFILES, ""))
     shown = Shown(tuple(split_names(only)), tuple(split_names(hide)))
     plan = _prepare(config, owner, daemon, services, profiles, shown)
@@ -152,17 +152,6 @@ def start(services: tuple[str, ...], config: ConfigArg, port: int | None, daemon
         hostsd_socket = drop_to_sudo_user(plan.hostsd_socket, start_hostsd=plan.hosts_auto)
     _refuse_if_running(plan.path)
     return _foreground(plan, port, no_ui, verbose, hostsd_socket, services)
-
-
-def _sudo_user() -> pwd.struct_passwd | None:
-    """The user behind `sudo promenade start`, or None when not under sudo."""
-    user = os.environ.get("SUDO_USER")
-    if os.geteuid() != 0 or not user or user == "root":
-        return None
-    try:
-        return pwd.getpwnam(user)
-    except KeyError:
-        raise PromenadeError(f"SUDO_USER is {user!r}, which is not a user here") from None
 
 
 def active_profiles(options: tuple[str, ...], env: str) -> tuple[str, ...]:

@@ -33,20 +33,11 @@ def note(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _sudo_user() -> pwd.struct_passwd | None:
-    """The user behind `sudo`, when we are root because of it."""
-    user = os.environ.get("SUDO_USER")
-    if os.geteuid() != 0 or not user or user == "root":
-        return None
-    try:
-        return pwd.getpwnam(user)
-    except KeyError:
-        raise PromenadeError(f"SUDO_USER is {user!r}, which is not a user here") from None
-
-
 def _as_user(side: Side) -> tuple[dict[str, Any], str]:
     """Run the user's side as the user (dropping from root under sudo); and their name."""
-    pw = _sudo_user()
+    from promenade_core.hosts.privileges import sudo_user
+
+    pw = sudo_user()
     if pw is None:
         return side(), pwd.getpwuid(os.geteuid()).pw_name
     from promenade_core.hosts.privileges import run_as_user

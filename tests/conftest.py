@@ -44,3 +44,16 @@ def children() -> Iterator[list[Any]]:
     yield started
     for child in started:
         child.kill()
+
+
+@pytest.fixture
+def router_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A router of the test's own (tests/support/router.py's RouterEnv): temporary XDG
+    and HOME folders, free HTTPS and HTTP ports, no hostsd; stopped at the end."""
+    from tests.support.router import RouterEnv
+
+    root = tmp_path / "r"
+    root.mkdir()
+    made = RouterEnv(root, monkeypatch)
+    yield made
+    made.cleanup()

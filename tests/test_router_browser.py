@@ -109,16 +109,7 @@ window.signIn = async (api) => {
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RouterEnv]:
-    root = tmp_path / "r"
-    root.mkdir()
-    made = RouterEnv(root, monkeypatch)
-    yield made
-    made.cleanup()
-
-
-@pytest.fixture
-def shop(tmp_path: Path, env: RouterEnv) -> Iterator[Manager]:
+def shop(tmp_path: Path, router_env: RouterEnv) -> Iterator[Manager]:
     """Project `shop` (domain shop.localhost) on the test's router: `web` serves PAGE,
     `api` is a cors_proxy service; both on automatic ports."""
     folder = tmp_path / "shop"
@@ -142,19 +133,19 @@ def shop(tmp_path: Path, env: RouterEnv) -> Iterator[Manager]:
     try:
         m.start()
         for service in ("web", "api"):
-            wanted = f"https://{service}.shop.localhost:{env.https_port}"
+            wanted = f"https://{service}.shop.localhost:{router_env.https_port}"
             wait_for(lambda s=service, w=wanted: m.status(s)["url"] == w, 30,
                      f"the routed URL {wanted}")
-        env.ensure()
+        router_env.ensure()
         yield m
     finally:
         m.cleanup()
 
 
 @pytest.fixture
-def browser(tmp_path: Path, env: RouterEnv, shop: Manager) -> Iterator[Any]:
+def browser(tmp_path: Path, router_env: RouterEnv, shop: Manager) -> Iterator[Any]:
     """Chromium whose only trust in the local CA is the NSS database of its home."""
-    home = browser_home(tmp_path / "browser", ca=env.ca_path)
+    home = browser_home(tmp_path / "browser", ca=router_env.ca_path)
     with sync_api.sync_playwright() as p:
         launched = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS,
                                      env={**os.environ, "HOME": str(home)})
@@ -170,9 +161,9 @@ def api_requests(shop: Manager) -> list[dict[str, Any]]:
 
 
 def test_a_page_on_web_calls_api_and_its_secure_cookie_comes_back(
-        env: RouterEnv, shop: Manager, browser: Any) -> None:
-    web = f"https://web.shop.localhost:{env.https_port}"
-    api = f"https://api.shop.localhost:{env.https_port}"
+        router_env: RouterEnv, shop: Manager, browser: Any) -> None:
+    web = f"https://web.shop.localhost:{router_env.https_port}"
+    api = f"https://api.shop.localhost:{router_env.https_port}"
     page = browser.new_page()
     response = page.goto(f"{web}/index.html", timeout=20_000)  # a certificate error raises
     assert response is not None and response.status == 200
@@ -193,21 +184,21 @@ def test_a_page_on_web_calls_api_and_its_secure_cookie_comes_back(
 
 
 def test_a_foreign_page_is_refused_before_the_api(
-        env: RouterEnv, shop: Manager, browser: Any) -> None:
+        router_env: RouterEnv, shop: Manager, browser: Any) -> None:
     port = free_port()
     foreign = f"http://{FOREIGN}:{port}"
-    env.procs.append(subprocess.Popen(
+    router_env.procs.append(subprocess.Popen(
         [PY, "-m", "http.server", str(port), "--bind", "127.0.0.1",
          "--directory", str(shop.tmp / "site")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     page = browser.new_page()
     wait_for(lambda: _loads(page, f"{foreign}/index.html"), 10, f"the page at {foreign}")
-    refused = page.evaluate("(api) => signIn(api)", f"https://api.shop.localhost:{env.https_port}")
+    refused = page.evaluate("(api) => signIn(api)", f"https://api.shop.localhost:{router_env.https_port}")
     assert refused["whoami"]["ok"] is False, refused
     assert page.text_content("#out") == "refused: TypeError: Failed to fetch"
     assert api_requests(shop) == []
     # what Chromium was told: the router's refusal, not a missing header of the api's
-    status, _, body = env.get("api.shop.localhost", "/whoami", {"Origin": foreign})
+    status, _, body = router_env.get("api.shop.localhost", "/whoami", {"Origin": foreign})
     assert (status, json.loads(body)["error"]["code"]) == (403, "origin_refused")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ from tests.support.router import RouterEnv
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RouterEnv]:
-    root = tmp_path / "r"
-    root.mkdir()
-    made = RouterEnv(root, monkeypatch)
-    yield made
-    made.cleanup()
 
 
 def project(folder: Path, manager: str, ui: bool = False) -> Manager:
@@ -55,7 +45,7 @@ def entries(hostsd: Hostsd) -> list[tuple[str, str]]:
 
 
 def test_routed_test_names_are_mapped_while_served_and_answer_over_https(
-        tmp_path: Path, env: RouterEnv) -> None:
+        tmp_path: Path, router_env: RouterEnv) -> None:
     ensure_ca(["test"])   # what `promenade trust --name test` makes (without installing)
     hosts = tmp_path / "hosts"
     hosts.write_bytes(ORIGINAL)
@@ -68,15 +58,15 @@ def test_routed_test_names_are_mapped_while_served_and_answer_over_https(
         wanted = [("127.0.0.1", "api.myapp.test"), ("127.0.0.1", "myapp.test")]
         wait_for(lambda: entries(hostsd) == wanted, 30,
                  f"hosts entries {wanted} (have {entries(hostsd)})")
-        url = f"https://api.myapp.test:{env.https_port}"
+        url = f"https://api.myapp.test:{router_env.https_port}"
         wait_for(lambda: m.status("api")["url"] == url, 30, f"the routed URL {url}")
-        env.ensure()
+        router_env.ensure()
         # routed from the start of the service (503), its server answers a moment later
-        got = wait_for(lambda: (r := env.get("api.myapp.test", "/index.html"))[0] == 200
+        got = wait_for(lambda: (r := router_env.get("api.myapp.test", "/index.html"))[0] == 200
                        and r, 15, "the service to answer through the router")
         assert (got[0], got[2]) == (200, b"hello from myapp.test")
         # the dashboard at the bare domain: its Host guard takes the routed names as local
-        wait_for(lambda: env.get("myapp.test", "/api/status")[0] == 200, 20,
+        wait_for(lambda: router_env.get("myapp.test", "/api/status")[0] == 200, 20,
                  "the dashboard to answer at https://myapp.test")
 
         m.request("stop", service="api")
@@ -91,7 +81,7 @@ def test_routed_test_names_are_mapped_while_served_and_answer_over_https(
 
 
 def test_a_ca_made_without_the_domain_says_what_to_run(tmp_path: Path,
-                                                       env: RouterEnv) -> None:
+                                                       router_env: RouterEnv) -> None:
     """The CA exists for `localhost` only: it is not replaced behind the user's back;
     the manager says the two commands to run, and the URL keeps its port (hosts are
     disabled, so the name would not lead here anyway)."""

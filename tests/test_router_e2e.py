@@ -7,7 +7,6 @@ import os
 import signal
 import ssl
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,6 @@ from tests.support.router import RouterEnv
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RouterEnv]:
-    root = tmp_path / "r"
-    root.mkdir()
-    made = RouterEnv(root, monkeypatch)
-    yield made
-    made.cleanup()
 
 
 def project(tmp_path: Path, name: str, managers: list[Manager]) -> Manager:
@@ -47,19 +37,19 @@ def project(tmp_path: Path, name: str, managers: list[Manager]) -> Manager:
 
 
 def test_two_projects_by_name_over_https_and_a_killed_one_loses_its_routes(
-        tmp_path: Path, env: RouterEnv) -> None:
+        tmp_path: Path, router_env: RouterEnv) -> None:
     managers: list[Manager] = []
     try:
         shop, blog = project(tmp_path, "shop", managers), project(tmp_path, "blog", managers)
         for m, name in ((shop, "shop"), (blog, "blog")):
-            wanted = f"https://api.{name}.localhost:{env.https_port}"
+            wanted = f"https://api.{name}.localhost:{router_env.https_port}"
             wait_for(lambda m=m, w=wanted: m.status("api")["url"] == w, 30,
                      f"the routed URL {wanted}")
-        env.ensure()
+        router_env.ensure()
         for name in ("shop", "blog"):
             # `running` comes before http.server listens: the router answers 502 (a
             # page that reloads itself) until it does
-            answer = wait_for(lambda n=name: (r := env.get(f"api.{n}.localhost",
+            answer = wait_for(lambda n=name: (r := router_env.get(f"api.{n}.localhost",
                                                            "/index.html"))[0] == 200 and r,
                               30, f"api.{name}.localhost to answer")
             assert answer[2] == f"hello from {name}".encode()
@@ -68,12 +58,12 @@ def test_two_projects_by_name_over_https_and_a_killed_one_loses_its_routes(
 
         def shop_gone() -> bool:
             try:
-                return env.get("api.shop.localhost")[0] == 404
+                return router_env.get("api.shop.localhost")[0] == 404
             except (ssl.SSLError, OSError):
                 return True   # an unregistered name fails the handshake
 
         wait_for(shop_gone, 5, "the killed project's route to go")
-        assert env.get("api.blog.localhost", "/index.html")[0] == 200
+        assert router_env.get("api.blog.localhost", "/index.html")[0] == 200
     finally:
         for m in managers:
             m.cleanup()

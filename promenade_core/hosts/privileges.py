@@ -69,6 +69,17 @@ def hostsd_answers(socket_path: str, timeout: float = 1.0) -> bool:
             return False
 
 
+def sudo_user() -> pwd.struct_passwd | None:
+    """The user behind `sudo promenade …`, or None when not root because of sudo."""
+    user = os.environ.get("SUDO_USER")
+    if os.geteuid() != 0 or not user or user == "root":
+        return None
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        raise PromenadeError(f"SUDO_USER is {user!r}, which is not a user here") from None
+
+
 def drop_to_sudo_user(hostsd_socket: str, *, start_hostsd: bool = True,
                       private_dir: str = PRIVATE_DIR, hostsd_args: Sequence[str] = (),
                       warn: Callable[[str], None] = _warn) -> str:
