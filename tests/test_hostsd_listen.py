@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,12 +29,12 @@ from promenade_core.hosts.listeners import PortLease
 from tests.support import wait_for
 from tests.support.hostsd import (
     HOLDER,
-    NETNS,
     ORIGINAL,
     SQUATTER,
     TCP_CLIENT,
     Hostsd,
     in_netns,
+    netns_hostsd,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -47,18 +46,8 @@ O_CLOEXEC = 0o2000000  # as /proc/PID/fdinfo shows `flags` (octal)
 
 @pytest.fixture
 def hostsd(tmp_path: Path) -> Iterator[Hostsd]:
-    root = Path(tempfile.mkdtemp(prefix="hostsd-"))
-    hosts = tmp_path / "hosts"
-    hosts.write_bytes(ORIGINAL)
-    daemon = Hostsd(root, hosts, root / "hostsd.sock", tmp_path / "state",
-                    ["--group", "", "--timeout", "2"], wrap=NETNS)
-    daemon.start()
-    yield daemon
-    for client in daemon.clients:
-        client.close()
-    if daemon.proc and daemon.proc.poll() is None:
-        daemon.kill()
-    shutil.rmtree(root)
+    with netns_hostsd(tmp_path) as daemon:
+        yield daemon
 
 
 @pytest.fixture

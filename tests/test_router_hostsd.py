@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from promenade_core.hosts.listeners import PortLease
-from tests.support.hostsd import NETNS, ORIGINAL, Hostsd, in_netns
+from tests.support.hostsd import Hostsd, in_netns, netns_hostsd
 from tests.support.router import RouterEnv, alive, route
 from tests.support.waits import wait_for
 
@@ -48,16 +47,8 @@ print(json.dumps(out), flush=True)
 
 @pytest.fixture
 def hostsd(tmp_path: Path) -> Iterator[Hostsd]:
-    root = Path(tempfile.mkdtemp(prefix="hostsd-"))
-    hosts = tmp_path / "hosts"
-    hosts.write_bytes(ORIGINAL)
-    daemon = Hostsd(root, hosts, root / "hostsd.sock", tmp_path / "state",
-                    ["--group", "", "--timeout", "2"], wrap=NETNS)
-    daemon.start()
-    yield daemon
-    if daemon.proc and daemon.proc.poll() is None:
-        daemon.kill()
-    shutil.rmtree(root)
+    with netns_hostsd(tmp_path) as daemon:
+        yield daemon
 
 
 @pytest.fixture

@@ -4,12 +4,16 @@ namespace for the sockets hostsd binds on loopback 443/80 (`NETNS`, `in_netns`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,3 +227,23 @@ def in_netns(netns: int, code: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         ["nsenter", f"--net=/proc/self/fd/{netns}", sys.executable, "-c", code, *args],
         pass_fds=(netns,), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+@contextlib.contextmanager
+def netns_hostsd(tmp_path: Path) -> Iterator[Hostsd]:
+    """hostsd as root in a private network namespace (NETNS), on a temp hosts file and
+    a short socket path; its clients closed, it killed and its folder removed after."""
+    root = Path(tempfile.mkdtemp(prefix="hostsd-"))
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(ORIGINAL)
+    daemon = Hostsd(root, hosts, root / "hostsd.sock", tmp_path / "state",
+                    ["--group", "", "--timeout", "2"], wrap=NETNS)
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        for client in daemon.clients:
+            client.close()
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.kill()
+        shutil.rmtree(root)
