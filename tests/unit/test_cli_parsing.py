@@ -75,7 +75,7 @@ def test_help_lists_every_command(flag: str) -> None:
     assert result.stdout.startswith("Usage: promenade [OPTIONS] COMMAND [ARGS]...")
     listed = result.stdout.split("Commands:\n", 1)[1]
     names = [line.split()[0] for line in listed.splitlines() if line.strip()]
-    assert names == sorted(cli.commands) == sorted(
+    assert names == cli.list_commands(click.Context(cli)) == sorted(
         ["attach", "completion", "config", "hosts", "init", "logs", "reload", "restart", "run",
          "start", "status", "stop", "trust", "wait"])
 
@@ -155,10 +155,11 @@ NO_BOUNDS = {"since": None, "until": None, "grep": None, "ignore_case": False, "
     ("hosts remove", [], {"config": ()}),
 ])
 def test_parsing(path: str, args: list[str], expected: dict[str, Any]) -> None:
-    command: click.Command = cli
+    command: click.Command | None = cli
     for name in path.split():
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = command.get_command(click.Context(command), name)
+    assert command is not None
     with command.make_context(path, args) as ctx:
         assert ctx.params == expected
 
