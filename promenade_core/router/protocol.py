@@ -121,13 +121,18 @@ def decode(line: bytes) -> dict[str, Any]:
     """One request line as an object with a string `op`; ProtocolError otherwise."""
     if len(line) > MAX_LINE:
         raise ProtocolError("bad_request", f"line longer than {MAX_LINE} bytes")
-    try:
-        message = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError("bad_request", f"not JSON: {exc}") from None
+    message = _json(line, "bad_request", "not JSON")
     if not isinstance(message, dict) or not isinstance(message.get("op"), str):
         raise ProtocolError("bad_request", "expected a JSON object with a string 'op'")
     return message
+
+
+def _json(line: bytes, code: str, what: str) -> Any:
+    """`line` parsed; ProtocolError(code) saying `what` when it is not JSON."""
+    try:
+        return json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(code, f"{what}: {exc}") from None
 
 
 def _int(value: object) -> bool:
@@ -193,10 +198,7 @@ def parse_routes(message: dict[str, Any]) -> tuple[Route, ...]:
 
 def decode_reply(line: bytes) -> dict[str, Any]:
     """One reply line as an object with a boolean `ok`; ProtocolError otherwise."""
-    try:
-        reply = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError("bad_reply", f"the router's reply is not JSON: {exc}") from None
+    reply = _json(line, "bad_reply", "the router's reply is not JSON")
     if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
         raise ProtocolError("bad_reply", "the router's reply has no boolean 'ok'")
     return reply
