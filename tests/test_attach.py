@@ -190,7 +190,7 @@ def test_prompt_without_newline_reaches_the_logs_within_half_a_second(
     m = manager(f"""
         manager: {{hosts_management: disabled}}
         services:
-          ask: {{command: {sys.executable} prompt.py, autostart: false}}
+          ask: {{command: {sys.executable} prompt.py, autostart: false, tty: true}}
     """)
     info = m.info()
     assert info is not None

@@ -120,7 +120,8 @@ def test_log_edge_cases_end_to_end(manager, tmp_path: Path) -> None:
         out.write(b"bad \xff utf8\n")
         out.write(b"L" * 100000 + b"\n")
         out.write(b"0%\r50%\r100%\n")
-        colour = b"\x1b[32mgreen\x1b[0m" if os.isatty(1) else b"no tty"
+        # pipes by default, with FORCE_COLOR set so that tools colour anyway
+        colour = b"\x1b[32mgreen\x1b[0m" if os.environ.get("FORCE_COLOR") else b"no colour"
         out.write(colour + b"\n")
         out.flush()
         sys.stderr.write("to stderr\n")
@@ -140,7 +141,7 @@ def test_log_edge_cases_end_to_end(manager, tmp_path: Path) -> None:
     long_pieces = [x for x in lines if x.startswith("L")]
     assert "".join(long_pieces) == "L" * 100000 and len(long_pieces) == 2
     assert "100%" in lines and "0%\r50%\r100%" not in lines
-    assert "\x1b[32mgreen\x1b[0m" in lines  # a pty keeps colours; the buffer keeps codes
+    assert "\x1b[32mgreen\x1b[0m" in lines  # the buffer keeps colour codes
     assert [e["stream"] for e in entries if e["line"] == "to stderr"] == ["stderr"]
     out = m.output()
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[edges\] green\n", out)
@@ -149,14 +150,22 @@ def test_log_edge_cases_end_to_end(manager, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_tty_false_gives_pipes(manager, tmp_path: Path) -> None:
+def test_pipes_by_default_with_colour_forcing_and_a_pty_on_request(manager,
+                                                                      tmp_path: Path) -> None:
     write_script(tmp_path, "tty.py", """
         import os
-        print("tty" if os.isatty(1) else "pipe")
+        names = ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS", "PYTHONUNBUFFERED")
+        print("tty" if os.isatty(1) else "pipe", *(os.environ.get(n, "-") for n in names))
     """)
     m = manager(f"""
         services:
-          t: {{command: {PY} tty.py, tty: false}}
+          t: {{command: {PY} tty.py}}
+          p: {{command: {PY} tty.py, tty: true}}
+          n: {{command: {PY} tty.py, env: {{NO_COLOR: "1", FORCE_COLOR: "0"}}}}
     """)
-    m.wait_status("t", "stopped")
-    wait_for(lambda: m.lines("t") == ["pipe"], what="pipe")
+    for name in ("t", "p", "n"):
+        m.wait_status(name, "stopped")
+    wait_for(lambda: m.lines("t") == ["pipe 1 1 1 1"], what="pipes and the variables")
+    # a pty needs no forcing; what the service or the user set wins, NO_COLOR is heard
+    wait_for(lambda: m.lines("p") == ["tty - - - 1"], what="a pty")  # the harness sets PYTHONUNBUFFERED
+    wait_for(lambda: m.lines("n") == ["pipe 0 - - 1"], what="NO_COLOR")

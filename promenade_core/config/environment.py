@@ -15,6 +15,13 @@ A service with a name on the router (`SERVICE.DOMAIN`, router/names.py) also get
 Host it does not know, and this is the variable it reads for one more allowed host.
 As with PORT, the service's own `env:` wins.
 
+A service on pipes (`tty: false`, the default) also gets PIPE_VARIABLES: tools that
+colour only on a terminal honour FORCE_COLOR (Node's chalk/picocolors, Vite, rich),
+CLICOLOR_FORCE or PY_COLORS (pytest) instead, and Python flushes every line at once
+rather than 8 KiB blocks. They are set only where neither the service nor the user set
+them, and the colour ones not at all when NO_COLOR is set. `promenade run` does not add
+them: its command writes to the user's own terminal or pipe.
+
 The supervisor adds its instance markers on top (supervise/osproc.py); a one-off
 command does not get them, so a running manager never takes it for a leftover of its
 own services. Standard library only, no I/O.
@@ -28,6 +35,11 @@ from promenade_core.config.model import Config, ManagerConfig, ServiceConfig
 from promenade_core.router.names import VITE_ALLOWED_HOSTS, routed_name
 
 PORT = "PORT"
+NO_COLOR = "NO_COLOR"
+#: Colour on, for the tools that decide by these rather than by isatty().
+COLOUR_VARIABLES = {"FORCE_COLOR": "1", "CLICOLOR_FORCE": "1", "PY_COLORS": "1"}
+#: What a service whose output is a pipe gets (see the module).
+PIPE_VARIABLES = {**COLOUR_VARIABLES, "PYTHONUNBUFFERED": "1"}
 
 
 def service_environment(service: ServiceConfig, base: Mapping[str, str],
@@ -49,3 +61,13 @@ def service_environment(service: ServiceConfig, base: Mapping[str, str],
 def project_environment(config: Config, base: Mapping[str, str]) -> dict[str, str]:
     """What no particular service adds: `base` < `.env` < `defaults.env`."""
     return {**base, **config.dotenv_values, **config.defaults.env}
+
+
+def with_pipe_variables(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` plus PIPE_VARIABLES it does not set; no colour ones under NO_COLOR
+    (https://no-color.org: set and not empty)."""
+    added = {key: value for key, value in PIPE_VARIABLES.items() if key not in env}
+    if env.get(NO_COLOR):
+        added = {key: value for key, value in added.items()
+                 if key not in COLOUR_VARIABLES}
+    return {**env, **added}

@@ -333,7 +333,7 @@ def _service_fields(
         "cors_proxy": loaded.get("cors_proxy", False),
         "cors_proxy_port": loaded.get("cors_proxy_port"),
         "cors_allow_origins": loaded.get("cors_allow_origins", ()),
-        "tty": loaded.get("tty", True),
+        "tty": loaded.get("tty", False),
         "autostart": loaded.get("autostart", True),
         "stop_signal": loaded.get("stop_signal", ServiceConfig.stop_signal),
         "stop_timeout": loaded.get("stop_timeout", ServiceConfig.stop_timeout),

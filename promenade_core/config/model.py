@@ -94,8 +94,9 @@ class ServiceConfig:
     cors_proxy_port: int | None = None
     cors_allow_origins: tuple[str, ...] = ()
     line: int | None = None
-    #: a pseudo-terminal per stream (colours as on a terminal); False gives plain pipes
-    tty: bool = True
+    #: a pseudo-terminal per stream (for programs that need a terminal: a REPL, line
+    #: editing); False, the default, gives pipes and the colour-forcing variables
+    tty: bool = False
     #: the conditions of `depends_on`'s mapping form; a name listed in the list form is
     #: absent and waits as before: running, and healthy when it has a ready_check
     conditions: Mapping[str, Condition] = field(default_factory=FrozenMap)

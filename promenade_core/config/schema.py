@@ -167,8 +167,9 @@ class ServiceSchema(Section):
     cors_allow_origins = TextList(item=origin_problem, allow_none=True, metadata=about(
         "origins allowed besides local ones (* for any), like http://localhost:3000"))
     tty = Flag(metadata=about(
-        "a pseudo-terminal per stream, so tools that colour only on a terminal still do "
-        "(default true); false gives plain pipes"))
+        "a pseudo-terminal per stream, for programs that need a terminal (a REPL, "
+        "line editing, tools that ignore FORCE_COLOR); default false: pipes, with "
+        "FORCE_COLOR, CLICOLOR_FORCE, PY_COLORS and PYTHONUNBUFFERED set"))
     autostart = Flag(metadata=about(
         "false: promenade start leaves it stopped unless a started service depends on "
         "it (default true)"))

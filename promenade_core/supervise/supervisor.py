@@ -18,7 +18,7 @@ import gevent.event
 from promenade_core.bus import protocol
 from promenade_core.bus.server import Publisher
 from promenade_core.config import profiles
-from promenade_core.config.environment import service_environment
+from promenade_core.config.environment import service_environment, with_pipe_variables
 from promenade_core.config.model import Config, ServiceConfig, dependency_order
 from promenade_core.masking import mask_command
 from promenade_core.supervise import autoport
@@ -135,9 +135,12 @@ class Supervisor:
 
     def environment(self, service: Service) -> dict[str, str]:
         """What `promenade run SERVICE` gives too (config/environment.py), plus the
-        markers that tell this manager's processes from any other."""
+        colour-forcing variables on pipes and the markers that tell this manager's
+        processes from any other."""
         env = service_environment(service.config, os.environ, service.port,
                                   self.config.manager)
+        if not service.config.tty:
+            env = with_pipe_variables(env)
         env[ENV_INSTANCE] = self.instance
         env[ENV_SERVICE] = service.name
         return env

@@ -23,8 +23,12 @@ from __future__ import annotations
 
 from collections import deque
 
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
+#: A few milliseconds of a flood at full speed: a reader that keeps up on average but
+#: is off the CPU now and then (two cores, a flooding service, the manager and the
+#: reader) loses nothing, and a terminal that is really too slow still costs at most
+#: this much memory. 256 KiB lost lines to a benchmark's reader that kept up.
+HIGH_WATER = 4 * 1024 * 1024
+LOW_WATER = 1024 * 1024
 RESERVE = 64 * 1024
 
 

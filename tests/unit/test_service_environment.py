@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from promenade_core.config.environment import project_environment, service_environment
+from promenade_core.config.environment import (
+    COLOUR_VARIABLES,
+    project_environment,
+    service_environment,
+    with_pipe_variables,
+)
 from promenade_core.config.load import load_config
 from promenade_core.config.model import Config
 
@@ -81,3 +86,23 @@ def test_the_base_is_not_changed(config: Config) -> None:
     service_environment(config.services["api"], base)
     project_environment(config, base)
     assert base == BASE
+
+
+def test_pipes_get_colour_forcing_and_unbuffered_python() -> None:
+    env = with_pipe_variables({"HOME": "/h"})
+    assert env == {"HOME": "/h", "FORCE_COLOR": "1", "CLICOLOR_FORCE": "1",
+                   "PY_COLORS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_what_the_user_or_service_set_wins_over_pipe_variables() -> None:
+    env = with_pipe_variables({"FORCE_COLOR": "3", "PY_COLORS": "0"})
+    assert env["FORCE_COLOR"] == "3" and env["PY_COLORS"] == "0"
+    assert env["CLICOLOR_FORCE"] == "1"
+
+
+def test_no_color_keeps_colour_off_but_python_unbuffered() -> None:
+    env = with_pipe_variables({"NO_COLOR": "1"})
+    assert not set(COLOUR_VARIABLES) & set(env)
+    assert env["PYTHONUNBUFFERED"] == "1"
+    # an empty NO_COLOR does not count (no-color.org)
+    assert with_pipe_variables({"NO_COLOR": ""})["FORCE_COLOR"] == "1"
