@@ -39,7 +39,7 @@ from peers import MANAGERS, Manager, Tools, missing_reason  # noqa: E402
 from runner import Context, make_svcbin  # noqa: E402
 
 DEFAULT_MANAGERS = [
-    "promenade", "promenade-pipes", "honcho", "supervisor", "circus", "pm2", "concurrently",
+    "promenade", "promenade-tty", "honcho", "supervisor", "circus", "pm2", "concurrently",
     "cat>/dev/null", "python-lines",
 ]
 SCENARIOS = ["flood", "integrity", "stalled", "latency", "observed", "spawn", "http", "idle",
@@ -77,12 +77,12 @@ APPLIES: dict[str, Callable[[Manager], bool]] = {
     # not a manager's measurement: it runs once a round when Promenade takes part
     "router": lambda m: m.name == "promenade",
 }
-#: `tty: false` changes only how output is read: it takes part where output is measured.
-PIPES_ONLY_IN = {"flood", "integrity", "stalled", "latency", "observed", "bus"}
+#: `tty: true` changes only how output is read: it takes part where output is measured.
+TTY_ONLY_IN = {"flood", "integrity", "stalled", "latency", "observed", "bus"}
 
 
 def applies(scenario: str, manager: Manager) -> bool:
-    if manager.name == "promenade-pipes" and scenario not in PIPES_ONLY_IN:
+    if manager.name == "promenade-tty" and scenario not in TTY_ONLY_IN:
         return False
     rule = APPLIES.get(scenario, lambda m: m.kind == "manager")
     return rule(manager)

@@ -104,9 +104,9 @@ class Tools:
         return None
 
 
-def _promenade(ui: bool, tty: bool = True) -> Builder:
-    """Promenade as configured by default (a pty per stream, so colours survive), or with
-    `tty: false` (plain pipes, as every peer uses)."""
+def _promenade(ui: bool, tty: bool = False) -> Builder:
+    """Promenade as configured by default (plain pipes, as every peer uses), or with
+    `tty: true` (a pty per stream, for programs that need a terminal)."""
 
     def build(services: Sequence[Service], folder: Path, tools: Tools) -> Launch:
         port = free_port()
@@ -119,8 +119,8 @@ def _promenade(ui: bool, tty: bool = True) -> Builder:
         for svc in services:
             lines += [f"  {svc.name}:", f"    command: {json.dumps(svc.command)}"]
             lines.append("    restart_policy: never")
-            if not tty:
-                lines.append("    tty: false")
+            if tty:
+                lines.append("    tty: true")
             if svc.port is not None:
                 lines += [f"    port: {svc.port}", "    ready_check: {type: tcp}"]
         config = folder / "promenade.yaml"
@@ -245,7 +245,7 @@ MANAGERS: dict[str, Manager] = {
     for m in (
         Manager("promenade", "manager", _promenade(ui=True), PROMENADE_STAMP),
         Manager("promenade-noui", "manager", _promenade(ui=False), PROMENADE_STAMP),
-        Manager("promenade-pipes", "manager", _promenade(ui=True, tty=False), PROMENADE_STAMP),
+        Manager("promenade-tty", "manager", _promenade(ui=True, tty=True), PROMENADE_STAMP),
         Manager("honcho", "manager", _honcho),
         Manager("supervisor", "manager", _supervisor),
         Manager("circus", "manager", _circus),
