@@ -30,7 +30,7 @@ from gevent.socket import wait_write
 
 from promenade_core.logformat import Formatter, wants_colour
 from promenade_core.supervise.logs import iso_timestamp
-from promenade_core.supervise.termqueue import TerminalQueue, skip_marker
+from promenade_core.supervise.termqueue import MANAGER, TerminalQueue, skip_marker
 from promenade_core.supervise.visibility import Visibility
 
 #: What we ask a pipe on stdout to hold (`promenade start | less`, a benchmark's reader).
@@ -95,7 +95,7 @@ class Printer:
             return
         if queue.skipped:
             self._put_marker()
-        self._put(self.format.block(service, stream, timestamp, lines).encode())
+        self._put(self.format.block(service, stream, timestamp, lines).encode(), service)
 
     def message(self, text: str, level: str = "info") -> None:
         """A manager event (`api started (pid 123)`): admitted into a reserve past the
@@ -114,8 +114,8 @@ class Printer:
         count = self._queue.take_marker()
         self._put(self.format.message(iso_timestamp(), skip_marker(count), "warning").encode())
 
-    def _put(self, data: bytes) -> None:
-        self._queue.put(data)
+    def _put(self, data: bytes, source: str = MANAGER) -> None:
+        self._queue.put(data, source)
         self._wake.set()
 
     def _write_loop(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from promenade_core.supervise.termqueue import TerminalQueue, skip_marker
+from promenade_core.supervise.termqueue import MANAGER, TerminalQueue, skip_marker
 from promenade_core.supervise.visibility import Visibility, split_names, unknown_names
 
 
@@ -91,3 +91,26 @@ def test_toggle_moves_a_service_in_and_out() -> None:
     assert v.toggle("web") is True and v.shows("web")
     v.show_all()
     assert v.shows("anything") and not v.hidden
+
+
+def test_take_is_fair_between_sources_and_keeps_each_sources_order() -> None:
+    q = TerminalQueue(high_water=10_000)
+    for n in range(5):
+        q.put(b"F%d" % n, "flood")
+    q.put(b"q1", "quiet")
+    q.put(b"q2", "quiet")
+    q.put(b"m", MANAGER)
+    # one chunk from each source in turn, up to the limit: the quiet line goes out in
+    # the first write, not after the flood's backlog
+    assert q.take(limit=5) == b"F0q1m"
+    assert q.take(limit=5) == b"F1q2F2"
+    assert q.take(limit=5) == b"F3F4"
+    assert not q.has_chunks() and q.pending == 15  # until the writer says it is written
+
+
+def test_take_returns_one_chunk_even_when_it_is_larger_than_the_limit() -> None:
+    q = TerminalQueue()
+    q.put(b"x" * 100, "a")
+    q.put(b"y", "a")
+    assert q.take(limit=10) == b"x" * 100
+    assert q.take(limit=10) == b"y"
