@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -38,6 +38,9 @@ from promenade_cli.common import (
     watch_started,
 )
 from promenade_cli.completion import complete_profiles, complete_services
+
+if TYPE_CHECKING:
+    from promenade_core.config.model import Config
 from promenade_core.bus.protocol import DEFAULT_WAIT, MAX_WAIT
 from promenade_core.errors import PromenadeError, UnknownServiceError
 
@@ -88,6 +91,8 @@ class Plan:
     profiles: tuple[str, ...] = ()
     #: which services' lines the terminal shows
     shown: Shown = Shown()
+    #: the config as validated here (without sudo): the manager need not read it again
+    loaded: Config | None = None
 
 
 @click.command("start")
@@ -171,9 +176,15 @@ def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
     """
     from promenade_core.hosts.privileges import run_as_user
 
+    kept: list[Config] = []
+
     def task() -> tuple[dict[str, Any], list[int]]:
-        return _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon, services,
-                             profiles, shown)
+        answer, fds = _prepare_here(config, Path(owner.pw_dir) if owner else None, daemon,
+                                    services, profiles, shown)
+        loaded = answer.pop("loaded", None)
+        if loaded is not None and owner is None:   # in this process: keep it
+            kept.append(loaded)
+        return answer, fds
 
     answer, fds = run_as_user(owner, task) if owner else task()
     if answer.get("running"):
@@ -182,7 +193,7 @@ def _prepare(config: ConfigArg, owner: pwd.struct_passwd | None, daemon: bool,
                 Path(answer["log"]) if answer.get("log") else None, fds[0] if fds else None,
                 Path(answer["logs"]) if answer.get("logs") else None,
                 extras=tuple(Path(p) for p in answer["extras"]), profiles=profiles,
-                shown=shown)
+                shown=shown, loaded=kept[0] if kept else None)
 
 
 def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
@@ -205,7 +216,7 @@ def _prepare_here(config: ConfigArg, home: Path | None, daemon: bool,
     manager = loaded.manager
     answer: dict[str, Any] = {"path": str(path), "hosts_auto": manager.hosts_management == "auto",
                               "hostsd_socket": manager.hostsd_socket,
-                              "extras": [str(p) for p in extras]}
+                              "extras": [str(p) for p in extras], "loaded": loaded}
     if not daemon:
         return answer, []
     _refuse_if_running(path)
@@ -247,7 +258,7 @@ def _foreground(plan: Plan, port: int | None, no_ui: bool, verbose: bool,
     try:
         return Manager(plan.path, printer, port=port, no_ui=no_ui,
                        hostsd_socket=hostsd_socket, targets=services or None,
-                       extra_configs=plan.extras, profiles=plan.profiles).run()
+                       extra_configs=plan.extras, profiles=plan.profiles).run(plan.loaded)
     finally:
         printer.close()
 

@@ -36,7 +36,7 @@ from promenade_core.proxy.attach import Proxies
 from promenade_core.router import names
 from promenade_core.router.client import RouterLink, ca_problem
 from promenade_core.router.protocol import RouteWire
-from promenade_core.supervise import cgroups, loghistory, osproc
+from promenade_core.supervise import cgroups, loghistory, osproc, waiting
 from promenade_core.supervise.descendants import Descendants
 from promenade_core.supervise.keys import Keys
 from promenade_core.supervise.logfiles import LogFileWriter
@@ -46,6 +46,11 @@ from promenade_core.supervise.supervisor import Attachments, HostnamePolicy, Sup
 from promenade_core.supervise.terminal import Printer
 from promenade_core.supervise.watcher import Watchers
 from promenade_core.supervise.webproc import WebProcess
+
+#: The dashboard starts once the services being started are up, or after this long.
+WEB_AFTER_SERVICES = 1.0
+#: How often that is looked at meanwhile.
+WEB_POLL = 0.02
 
 
 class AlreadyRunning(PromenadeError):
@@ -161,8 +166,10 @@ class Manager:
     def _debug(self, message: str) -> None:
         self._emit(message, "debug")
 
-    def run(self) -> int:
-        config = load_config(self.config_path, self.extra_configs)
+    def run(self, loaded: Config | None = None) -> int:
+        """Run until stopped; `loaded` is the config when the caller has just loaded
+        and validated it (`promenade start` does, to fail before forking)."""
+        config = loaded or load_config(self.config_path, self.extra_configs)
         check_profiles(self.profiles, config.services)
         self._lock()
         try:
@@ -213,9 +220,7 @@ class Manager:
                                        self._restart_by_key)
             self.watchers.sync(self.supervisor.config)
             if self.web:
-                # After the services: they need not wait for Flask to import.
-                url = self.web.url
-                self.web.launch(lambda: self.printer.message(f"dashboard {url}"))
+                gevent.spawn(self._launch_web, self.web)
             self.reloader.start()
             self._stop.wait()
         finally:
@@ -226,6 +231,18 @@ class Manager:
             self._reaper_fd = None
             reaper.wait()
         return 0
+
+    def _launch_web(self, web: WebProcess) -> None:
+        """The dashboard, once the services being started are up (or after at most
+        WEB_AFTER_SERVICES): importing Flask takes a core for about 0.15 s, and on a
+        small machine it was that much CPU the services' own start-up did not get."""
+        deadline = time.monotonic() + WEB_AFTER_SERVICES
+        while time.monotonic() < deadline and not self.stopping and any(
+                waiting.judge(self.supervisor.describe(service)) is waiting.Verdict.PENDING
+                for service in self.supervisor.services.values()):
+            gevent.sleep(WEB_POLL)
+        url = web.url
+        web.launch(lambda: self.printer.message(f"dashboard {url}"))
 
     def _restart_by_key(self, name: str) -> None:
         service = self.supervisor.services.get(name)

@@ -71,7 +71,10 @@ class WebProcess:
                 "choose another with --port or manager.port")
 
     def launch(self, ready: Callable[[], None]) -> None:
-        """Spawn now; a greenlet waits until it accepts, calls `ready`, then watches it."""
+        """Spawn now; a greenlet waits until it accepts, calls `ready`, then watches it.
+        Nothing once `stop` was called: the manager is on its way out."""
+        if self._stopping:
+            return
         self._proc = self._spawn()
         self._watcher = gevent.spawn(self._first_start, ready)
 
