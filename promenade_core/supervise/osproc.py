@@ -127,6 +127,24 @@ def terminal_command(command: str) -> str:
     return TTY_PREFIX + shlex.quote(command)
 
 
+#: What a service's output pipe grows to once a read finds it full (see grow_pipe).
+BUSY_PIPE_SIZE = 1024 * 1024
+
+
+def grow_pipe(fd: int) -> None:
+    """Give a busy output pipe room for 1 MiB (tried once per stream by its reader).
+
+    With the default 64 KiB a flooding service blocks each time the manager has not
+    read for a moment, and the two take turns instead of working at once. Only a
+    stream that fills its pipe grows: Linux counts pipe memory per user
+    (fs/pipe-user-pages-soft, 64 MiB), and past it new pipes get a single page, so
+    growing every service's pipes up front would starve a project of 200 services.
+    A pty (or a refusal) leaves it as it is.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, BUSY_PIPE_SIZE)
+
+
 def _output_pair(tty: bool) -> tuple[int, int]:
     if tty:
         with contextlib.suppress(OSError):

@@ -23,7 +23,7 @@ from promenade_core.config.choices import StopSignal
 from promenade_core.config.model import ServiceConfig
 from promenade_core.errors import PromenadeError
 from promenade_core.masking import mask_command
-from promenade_core.supervise import policy, ports
+from promenade_core.supervise import osproc, policy, ports
 from promenade_core.supervise.clock import REAL_CLOCK, Clock
 from promenade_core.supervise.dependencies import (
     DependencyState,
@@ -601,6 +601,7 @@ class Service:
         own too. Fast output never waits that long between reads, so it is not cut.
         """
         splitter = LineSplitter()
+        grown = False
         while True:
             try:
                 wait_read(fd, PROMPT_IDLE if splitter.pending else None, _PromptIdle)
@@ -616,6 +617,9 @@ class Service:
                 break
             if len(data) < READ_SIZE:
                 data = _read_more(fd, data)
+            elif not grown:
+                osproc.grow_pipe(fd)
+                grown = True
             self.host.on_raw(self, stream, data)
             lines = splitter.feed(data)
             if lines:
