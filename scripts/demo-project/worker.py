@@ -29,11 +29,13 @@ def err(text: str) -> None:
 
 
 def announce_terminal() -> None:
-    """Colour only on a TTY, as `ls` or `git` would."""
-    if sys.stdout.isatty():
-        out(f"{BOLD}{CYAN}worker: stdout is a terminal, so this line is coloured{RESET}")
+    """Colour on a terminal, or where FORCE_COLOR asks for it, as chalk or rich decide
+    (Promenade sets FORCE_COLOR for services on pipes, its default)."""
+    if sys.stdout.isatty() or os.environ.get("FORCE_COLOR"):
+        out(f"{BOLD}{CYAN}worker: a terminal or FORCE_COLOR, so this line is coloured{RESET}")
     else:
-        out("worker: stdout is a pipe, so this line stays plain (the lines below force colour)")
+        out("worker: stdout is a pipe without FORCE_COLOR, so this line stays plain "
+            "(the lines below force colour)")
 
 
 def do_job(number: int) -> None:
