@@ -4,7 +4,8 @@ Every row is one metric; a cell is the median over the rounds of that manager's 
 A cell without a number says why: `timeout` (cut off), `hung` (did not exit when
 asked), `error` (see raw.json), `—` (not applicable). The ratio column is Promenade's
 median over the best peer's (baselines are shown, not ranked); the target column is
-issue 7's goal for Promenade and whether the median meets it.
+issue 16's goal for Promenade and whether the median meets it: a value, or a ratio
+to the best peer (`≤ 1.0x best`) or to one named peer (`≤ 1.0x honcho`).
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ class Metric:
     lower: bool = True
     target: float | None = None
     ratio: bool = True
+    #: a goal as a ratio of Promenade's median to the best peer's (or `versus`'s)
+    target_ratio: float | None = None
+    versus: str | None = None
 
 
 METRICS = [
-    Metric("flood", "wall_s", "Flood {lines:,} lines: launch → last line out (s)", target=1.0),
+    Metric("flood", "wall_s", "Flood {lines:,} lines: launch → last line out (s)",
+           target_ratio=1.0),
     Metric("flood", "first_to_last_s", "Flood: first → last line out (s)", target=0.5),
     Metric("flood", "cpu_s", "Flood: manager CPU (s)"),
     Metric("flood", "missing", "Flood: lines missing", "{:.0f}", target=0, ratio=False),
@@ -57,14 +62,14 @@ METRICS = [
     Metric("stalled", "service_s", "Flood {lines:,} lines, manager's stdout never read: "
            "service done (s)", target=2.0),
     Metric("latency", "stdout.p50_ms", "Line → manager output, p50 (ms), {rate:,} lines/s + flood"),
-    Metric("latency", "stdout.p99_ms", "Line → manager output, p99 (ms)"),
+    Metric("latency", "stdout.p99_ms", "Line → manager output, p99 (ms)", target=2.0),
     Metric("observed", "stdout.p99_ms", "Line → manager output, p99 (ms), with a bus "
            "subscriber and a WebSocket client attached", ratio=False),
     Metric("observed", "bus.p50_ms", "Line → bus subscriber, p50 (ms)", ratio=False),
-    Metric("observed", "bus.p99_ms", "Line → bus subscriber, p99 (ms)", target=4.0,
+    Metric("observed", "bus.p99_ms", "Line → bus subscriber, p99 (ms)", target=2.0,
            ratio=False),
     Metric("observed", "ws.p50_ms", "Line → WebSocket client, p50 (ms)", ratio=False),
-    Metric("observed", "ws.p99_ms", "Line → WebSocket client, p99 (ms)", target=20.0,
+    Metric("observed", "ws.p99_ms", "Line → WebSocket client, p99 (ms)", target=10.0,
            ratio=False),
     Metric("latency", "stdout.quiet_missing", "Quiet lines lost to the flood (output)",
            "{:.0f}", target=0, ratio=False),
@@ -78,10 +83,10 @@ METRICS = [
            "{:,.0f}", lower=False),
     Metric("spawn", "spawn_s", "{services} services: launch → all spawned (s)"),
     Metric("http", "http_ready_s", "{services} HTTP services: launch → all ports accepting (s)",
-           target=0.7),
+           target_ratio=1.0, versus="honcho"),
     Metric("idle", "cpu_pct", "Idle CPU, {services} services over {idle_s:g} s (%)", "{:.3f}",
            target=0.05),
-    Metric("idle", "pss_mb", "PSS of all manager processes (MB)", "{:.1f}", target=60.0),
+    Metric("idle", "pss_mb", "PSS of all manager processes (MB)", "{:.1f}", target=40.0),
     Metric("idle", "processes", "Manager processes", "{:.0f}", ratio=False),
     Metric("stop", "stop_s", "Stop {services} well-behaved services (s)", target=0.3),
     Metric("stop", "left_behind", "Service processes left after that stop", "{:.0f}",
@@ -162,6 +167,25 @@ def best_peer(raw: dict, metric: Metric, peers: list[str]) -> tuple[str, float] 
     return pick(scored, key=lambda item: item[1])
 
 
+def _ratio_target(metric: Metric, value: float | None, best: tuple[str, float] | None,
+                  raw: dict) -> str:
+    """`≤ 1.0x best` (or `x honcho`): judged on Promenade's median over the peer's."""
+    assert metric.target_ratio is not None
+    against = best
+    if metric.versus is not None:
+        theirs = median(raw.get(metric.scenario, {}).get(metric.versus, []), metric.key)
+        against = (metric.versus, theirs) if theirs is not None else None
+    sign = "≤" if metric.lower else "≥"
+    goal = f"{sign} {metric.target_ratio:g}x {metric.versus or 'best'}"
+    if value is None or against is None or against[1] <= 0:
+        return f"{goal} ?"
+    if lossy(raw, metric, PROMENADE):
+        return f"{goal} ❌ (lines lost)"
+    ratio = value / against[1]
+    met = ratio <= metric.target_ratio if metric.lower else ratio >= metric.target_ratio
+    return f"{goal} {'✅' if met else '❌'}"
+
+
 def _target(metric: Metric, value: float | None) -> str:
     if metric.target is None:
         return ""
@@ -201,7 +225,9 @@ def table(raw: dict, names: list[str], peers: list[str], sizes: dict[str, Any],
         if metric.ratio and ours is not None and best and best[1] > 0:
             ratio = f"{ours / best[1]:.2f} ({best[0]})"
         label = metric.label.format(**sizes)
-        verdict = [_target(metric, ours)] if targets else []
+        judged = (_ratio_target(metric, ours, best, raw) if metric.target_ratio is not None
+                  else _target(metric, ours))
+        verdict = [judged] if targets else []
         rows.append("| " + " | ".join([label, *cells, ratio, *verdict]) + " |")
     return "\n".join(rows) if len(rows) > 2 else ""  # a run of the router alone
 
