@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -47,6 +48,10 @@ from promenade_core.supervise.terminal import Printer
 from promenade_core.supervise.watcher import Watchers
 from promenade_core.supervise.webproc import WebProcess
 
+#: How long a thread holding the GIL keeps it when another asks (Python's default is
+#: 5 ms). The log-file writer thread and the hub share it: during a flood each waited
+#: up to 5 ms for the other, the hub with a quiet service's line in hand.
+SWITCH_INTERVAL = 0.001
 #: The dashboard starts once the services being started are up, or after this long.
 WEB_AFTER_SERVICES = 1.0
 #: How often that is looked at meanwhile.
@@ -182,6 +187,7 @@ class Manager:
 
     def _run(self, config: Config) -> int:
         instance = runtime.instance_id(self.config_path)
+        sys.setswitchinterval(SWITCH_INTERVAL)
         # First: what follows reaches promenade.log (with -d, the only place it shows).
         self.log_files = loghistory.start_writer(self.config_path, config.manager.log_files,
                                                  self._emit)
