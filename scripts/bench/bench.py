@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE))
 
 import report  # noqa: E402
 import scen_bus  # noqa: E402
+import scen_cli  # noqa: E402
 import scen_flood  # noqa: E402
 import scen_idle  # noqa: E402
 import scen_latency  # noqa: E402
@@ -43,7 +44,7 @@ DEFAULT_MANAGERS = [
     "cat>/dev/null", "python-lines",
 ]
 SCENARIOS = ["flood", "integrity", "stalled", "latency", "observed", "spawn", "http", "idle",
-             "stop", "stop-stubborn", "orphans", "bus", "memory", "router"]
+             "stop", "stop-stubborn", "orphans", "bus", "memory", "router", "cli"]
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,12 @@ class Sizes:
     router_s: float  # per route and load, in each round
     router_mb: int  # the download through the router
     router_peers: bool  # Caddy too
+    cli_runs: int = 20  # timed runs of each CLI command
 
 
 FULL = Sizes(1_000_000, 4.0, 1000, 20, 30.0, 10.0, 20.0, 5.0, 2.0, 64, True)
 QUICK = Sizes(200_000, 2.0, 1000, 20, 10.0, 5.0, 20.0, 3.0, 1.0, 32, True)
-SMOKE = Sizes(20_000, 1.0, 500, 5, 1.0, 1.0, 20.0, 0.5, 0.2, 4, False)
+SMOKE = Sizes(20_000, 1.0, 500, 5, 1.0, 1.0, 20.0, 0.5, 0.2, 4, False, cli_runs=3)
 
 #: Which managers take part: baselines only in the floods, Promenade alone in its own.
 APPLIES: dict[str, Callable[[Manager], bool]] = {
@@ -76,6 +78,8 @@ APPLIES: dict[str, Callable[[Manager], bool]] = {
     "memory": lambda m: m.name.startswith("promenade"),
     # not a manager's measurement: it runs once a round when Promenade takes part
     "router": lambda m: m.name == "promenade",
+    # managers with a command line that talks to a running instance
+    "cli": lambda m: m.name in scen_cli.SETUPS,
 }
 #: `tty: true` changes only how output is read: it takes part where output is measured.
 TTY_ONLY_IN = {"flood", "integrity", "stalled", "latency", "observed", "bus"}
@@ -117,6 +121,8 @@ def run_one(ctx: Context, scenario: str, manager: Manager, sizes: Sizes) -> dict
         return scen_bus.bus_throughput(ctx, manager, sizes.lines)
     if scenario == "memory":
         return scen_bus.memory_bound(ctx, manager, sizes.memory_s)
+    if scenario == "cli":
+        return scen_cli.cli(ctx, manager, sizes.services, sizes.cli_runs)
     raise ValueError(f"unknown scenario {scenario!r}")
 
 

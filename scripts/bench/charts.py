@@ -37,6 +37,11 @@ FIGURES = [
         ("stop", "stop_s", "20 well-behaved services (s)", False),
         ("stop-stubborn", "stop_s", "one ignores SIGTERM (s)", False),
     ]),
+    ("cli", "CLI commands against a manager with 20 services (median wall, ms)", [
+        ("cli", "status.median_ms", "status", False),
+        ("cli", "logs.median_ms", "logs -n 10 (pm2: --lines 10 --nostream)", False),
+        ("cli", "stop.median_ms", "stop SERVICE", False),
+    ]),
 ]
 SUMMARY = [
     ("flood", "wall_s", "Flood 1M lines: launch → last line (s)", True),

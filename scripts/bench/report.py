@@ -108,6 +108,15 @@ METRICS = [
     Metric("memory", "growth_mb",
            "PSS growth, {memory_s:g} s flood + stalled bus sub + stalled tab (MB)", "{:.1f}",
            target=20.0, ratio=False),
+    Metric("cli", "status.median_ms", "CLI `status`, {services} services running: median wall, "
+           "interpreter start included (ms)", target=80.0),
+    Metric("cli", "status.p90_ms", "CLI `status`: p90 (ms)", ratio=False),
+    Metric("cli", "logs.median_ms", "CLI `logs -n 10` (pm2: `logs --lines 10 --nostream`): "
+           "median (ms)", target=80.0),
+    Metric("cli", "logs.p90_ms", "CLI `logs -n 10`: p90 (ms)", ratio=False),
+    Metric("cli", "stop.median_ms", "CLI `stop SERVICE`, until it is stopped: median (ms)",
+           target=80.0),
+    Metric("cli", "stop.p90_ms", "CLI `stop SERVICE`: p90 (ms)", ratio=False),
 ]
 
 PROMENADE = "promenade"
@@ -201,7 +210,8 @@ HEADLINE = {
     ("integrity", "broken"), ("latency", "stdout.p99_ms"), ("observed", "bus.p99_ms"),
     ("observed", "ws.p99_ms"), ("http", "http_ready_s"), ("idle", "cpu_pct"),
     ("idle", "pss_mb"), ("stop", "stop_s"), ("orphans", "kill_survivors"),
-    ("memory", "growth_mb"),
+    ("memory", "growth_mb"), ("cli", "status.median_ms"), ("cli", "logs.median_ms"),
+    ("cli", "stop.median_ms"),
 }
 
 
