@@ -3,7 +3,7 @@
 The benchmark is not a test, but a suite nobody runs rots. The smoke run exercises
 every Promenade scenario at tiny sizes (floods, latency with the bus and WebSocket
 observers, start-up, idle, stop, orphans, bus throughput, memory, requests through the
-router) and exits non-zero when any of them errors.
+router, the CLI's commands timed) and exits non-zero when any of them errors.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "scripts" / "bench"
 sys.path.append(str(BENCH))  # appended: its module names never shadow others
 
+from scen_cli import Rotation, summarize  # noqa: E402
 from scen_flood import integrity  # noqa: E402
 from scen_router import table as router_table  # noqa: E402
 from workloads import flood_line  # noqa: E402
@@ -63,6 +64,28 @@ def test_router_table_divides_the_routers_numbers_by_each_other_route() -> None:
     assert "Caddy" not in text
 
 
+def test_cli_timings_are_summarized_hyperfine_style() -> None:
+    got = summarize([30.0, 10.0, 20.0, 50.0, 40.0], [9.0, 7.0, 8.0, 9.0, 9.0])
+    assert got == {"min_ms": 10.0, "median_ms": 30.0, "p90_ms": 50.0, "mean_ms": 30.0,
+                   "stddev_ms": pytest.approx(15.811, abs=1e-3), "cpu_median_ms": 9.0,
+                   "runs": 5}
+    assert summarize([7.0], [1.0])["stddev_ms"] == 0.0
+
+
+def test_cli_stops_take_running_services_in_turn_and_restart_them_when_all_stopped() -> None:
+    """A timed `stop` of a service that is already stopped measures nothing: each stop
+    takes the next running one, and only once all are stopped are they started again."""
+    restarts: list[int] = []
+    rotation = Rotation(["a", "b", "c"], lambda: restarts.append(rotation.position))
+    next_stop = rotation.argv(lambda name: ["stop", name])
+    stopped = []
+    for _ in range(7):
+        rotation.before()
+        stopped.append(next_stop()[1])
+    assert stopped == ["a", "b", "c", "a", "b", "c", "a"]
+    assert restarts == [3, 6]
+
+
 @pytest.mark.timeout(150)
 def test_bench_smoke_runs_every_promenade_scenario() -> None:
     env = {**os.environ, "PROMENADE_PYTHON": sys.executable}
@@ -93,6 +116,8 @@ def test_bench_smoke_runs_every_promenade_scenario() -> None:
             if line.startswith("| ")}
     flood = next(cells for label, cells in rows.items() if label.startswith("Flood 20,000"))
     assert re.fullmatch(r"[\d.]+", flood[1].strip()), f"no flood time for promenade: {flood}"
+    stop = next(cells for label, cells in rows.items() if label.startswith("CLI `stop SERVICE`"))
+    assert re.fullmatch(r"[\d.]+", stop[1].strip()), f"no CLI stop time for promenade: {stop}"
     for label in ("Line → bus subscriber, p99 (ms)", "Line → WebSocket client, p99 (ms)"):
         assert label in rows, f"{label!r} missing from the table:\n{out}"
     assert "| error |" not in out, out

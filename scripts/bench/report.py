@@ -111,12 +111,15 @@ METRICS = [
     Metric("cli", "status.median_ms", "CLI `status`, {services} services running: median wall, "
            "interpreter start included (ms)", target=80.0),
     Metric("cli", "status.p90_ms", "CLI `status`: p90 (ms)", ratio=False),
+    Metric("cli", "status.cpu_median_ms", "CLI `status`: CPU user+sys, median (ms)"),
     Metric("cli", "logs.median_ms", "CLI `logs -n 10` (pm2: `logs --lines 10 --nostream`): "
            "median (ms)", target=80.0),
     Metric("cli", "logs.p90_ms", "CLI `logs -n 10`: p90 (ms)", ratio=False),
+    Metric("cli", "logs.cpu_median_ms", "CLI `logs -n 10`: CPU user+sys, median (ms)"),
     Metric("cli", "stop.median_ms", "CLI `stop SERVICE`, until it is stopped: median (ms)",
            target=80.0),
     Metric("cli", "stop.p90_ms", "CLI `stop SERVICE`: p90 (ms)", ratio=False),
+    Metric("cli", "stop.cpu_median_ms", "CLI `stop SERVICE`: CPU user+sys, median (ms)"),
 ]
 
 PROMENADE = "promenade"

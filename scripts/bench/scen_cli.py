@@ -5,7 +5,9 @@ With N idle services up, each command runs a few untimed warm-up times (page cac
 the manager's first answer), then `runs` timed times; a run's wall time is
 `time.perf_counter()` around `subprocess.run`, interpreter start-up included, its
 stdout thrown away and its stderr read (and shown when it fails). A run that exits
-non-zero is an error, never a fast sample.
+non-zero is an error, never a fast sample. Each run's CPU time (user + sys of the
+command and whatever it waited for, from RUSAGE_CHILDREN) is kept too: on a shared
+machine it moves less with the load than the wall time does.
 
 - Promenade: `promenade status`, `promenade logs -n 10`, `promenade stop sNN`, run in
   the project's folder with no `-c` (the config lookup a user gets).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -45,8 +48,9 @@ class CommandFailed(Exception):
     """A run exited non-zero (or not at all): the measurement is void."""
 
 
-def summarize(samples_ms: Sequence[float]) -> dict[str, float]:
-    """min, median, p90 (nearest rank), mean and sample standard deviation, in ms."""
+def summarize(samples_ms: Sequence[float], cpu_ms: Sequence[float]) -> dict[str, float]:
+    """Wall: min, median, p90 (nearest rank), mean and sample standard deviation; CPU:
+    the median; all in ms."""
     ordered = sorted(samples_ms)
     rank = max(1, math.ceil(0.9 * len(ordered)))
     return {
@@ -55,12 +59,19 @@ def summarize(samples_ms: Sequence[float]) -> dict[str, float]:
         "p90_ms": ordered[rank - 1],
         "mean_ms": statistics.fmean(ordered),
         "stddev_ms": statistics.stdev(ordered) if len(ordered) > 1 else 0.0,
+        "cpu_median_ms": statistics.median(cpu_ms),
         "runs": len(ordered),
     }
 
 
-def run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> float:
-    """One run's wall time in ms; CommandFailed when it exits non-zero."""
+def _children_cpu_ms() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """One run's wall and CPU time in ms; CommandFailed when it exits non-zero."""
+    cpu = _children_cpu_ms()
     start = time.perf_counter()
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -69,10 +80,11 @@ def run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> float:
         raise CommandFailed(f"`{' '.join(argv)}` did not finish within {RUN_LIMIT_S:g} s"
                             ) from None
     elapsed = (time.perf_counter() - start) * 1000
+    cpu = _children_cpu_ms() - cpu
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace").strip()[-300:]
         raise CommandFailed(f"`{' '.join(argv)}` exited {done.returncode}: {tail}")
-    return elapsed
+    return elapsed, cpu
 
 
 def time_command(argv: Callable[[], Sequence[str]], env: dict[str, str], cwd: Path,
@@ -82,22 +94,22 @@ def time_command(argv: Callable[[], Sequence[str]], env: dict[str, str], cwd: Pa
     for _ in range(WARMUP):
         before()
         run_once(argv(), env, cwd)
-    samples = []
+    walls, cpus = [], []
     for _ in range(runs):
         before()
-        samples.append(run_once(argv(), env, cwd))
-    return summarize(samples)
+        wall, cpu = run_once(argv(), env, cwd)
+        walls.append(wall)
+        cpus.append(cpu)
+    return summarize(walls, cpus)
 
 
 @dataclass
 class Rotation:
     """Which service the next timed stop takes: each in turn, every one running when
-    its stop is timed; once all are stopped, `restart` starts them again (untimed)."""
+    its stop is timed; once all are stopped, `restart()` starts them again (untimed)."""
 
     names: list[str]
-    restart: Callable[[list[str]], Sequence[str]]
-    env: dict[str, str]
-    cwd: Path
+    restart: Callable[[], object]
     position: int = 0
 
     def current(self) -> str:
@@ -105,7 +117,7 @@ class Rotation:
 
     def before(self) -> None:
         if self.position and self.position % len(self.names) == 0:
-            run_once(self.restart(self.names), self.env, self.cwd)
+            self.restart()
 
     def argv(self, stop: Callable[[str], Sequence[str]]) -> Callable[[], Sequence[str]]:
         def next_stop() -> Sequence[str]:
@@ -133,7 +145,7 @@ def measure(cli: Cli, names: list[str], runs: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, argv in cli.reads.items():
         result[name] = time_command(lambda argv=argv: argv, cli.env, cli.cwd, runs)
-    rotation = Rotation(names, cli.start, cli.env, cli.cwd)
+    rotation = Rotation(names, lambda: run_once(cli.start(names), cli.env, cli.cwd))
     result["stop"] = time_command(rotation.argv(cli.stop), cli.env, cli.cwd, runs,
                                   rotation.before)
     return result
