@@ -142,6 +142,7 @@ class Cli:
 
 
 def measure(cli: Cli, names: list[str], runs: int) -> dict[str, Any]:
+    """The reads first (every service is still running for them), then the stops."""
     result: dict[str, Any] = {}
     for name, argv in cli.reads.items():
         result[name] = time_command(lambda argv=argv: argv, cli.env, cli.cwd, runs)
