@@ -10,15 +10,19 @@ simply empty: a completion must never print an error into the line being typed.
 
 from __future__ import annotations
 
+# click.shell_completion is imported where a completion runs: every command module
+# imports this one for its `shell_complete=` callbacks, and `promenade status` need not
+# load it.
 from typing import TYPE_CHECKING
 
 import click
-from click.shell_completion import CompletionItem, get_completion_class
 
 from promenade_cli.common import ExitCode, load
 from promenade_core.errors import PromenadeError
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from promenade_core.config.model import Config
 
 PROG = "promenade"
@@ -34,6 +38,8 @@ def completion(ctx: click.Context, shell: str) -> ExitCode:
     """Print the completion script for SHELL (bash, zsh or fish); see the README for
     where to put it. Service names complete after start, stop, restart, logs, status,
     wait and run, and profile names after --profile."""
+    from click.shell_completion import get_completion_class
+
     complete_class = get_completion_class(shell)
     if complete_class is None:   # click.Choice has already refused other shells
         raise click.BadParameter(f"unsupported shell {shell!r}")
@@ -46,6 +52,8 @@ def complete_services(ctx: click.Context, param: click.Parameter, incomplete: st
                       ) -> list[CompletionItem]:
     """Service names of the config starting with `incomplete`, in file order; for an
     argument taking several, those already typed are left out."""
+    from click.shell_completion import CompletionItem
+
     config = _quiet_config(ctx)
     if config is None:
         return []
@@ -59,6 +67,8 @@ def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: st
                       ) -> list[CompletionItem]:
     """Every profile named by a service of the config (`profiles: [debug]`), sorted;
     for `start --profile`."""
+    from click.shell_completion import CompletionItem
+
     config = _quiet_config(ctx)
     if config is None:
         return []

@@ -23,7 +23,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +127,8 @@ def runtime_base(create: bool = False) -> Path | None:
     xdg = _xdg_runtime()
     if xdg is not None:
         return _trusted(xdg / "promenade", create)
+    import tempfile  # only here: with shutil and random it costs a CLI command ~2 ms
+
     shared = Path(tempfile.gettempdir()) / f"promenade-{os.geteuid()}"
     if create:
         with contextlib.suppress(OSError):  # taken or not creatable: _problem says which
@@ -167,6 +168,8 @@ def _fallback_base(create: bool) -> Path | None:
             return folder
     if not create:
         return None
+    import tempfile
+
     try:
         folder = Path(tempfile.mkdtemp(prefix=f"promenade-{os.geteuid()}-"))
         _state_folder(record.parent)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from promenade_core import runtime
-from tests.support import PROMENADE, Manager, isolated_env, wait_for
+from tests.support import PROMENADE, Manager, cli_imports, isolated_env, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -86,6 +86,29 @@ def test_service_commands_and_unknown_service(manager) -> None:
     assert bad.returncode == 2 and "unknown service 'wrker' (known: api, worker)" in bad.stderr
     bad_logs = m.cli("logs", "wrker")
     assert bad_logs.returncode == 2 and "known: api, worker" in bad_logs.stderr
+
+
+#: Packages the commands people type most must not load: the config loader's YAML and
+#: marshmallow cost ~25 ms of a ~60 ms `promenade status`, and gevent and flask are the
+#: manager's and the dashboard's.
+DIET = ("gevent", "flask", "yaml", "marshmallow")
+
+
+def test_status_logs_and_stop_against_a_manager_import_no_heavy_package(manager) -> None:
+    """The import diet of issue 16, guarded where it matters: with a manager running,
+    `status`, `logs -n 10` and `stop SERVICE` do their whole work (bus requests, the
+    log files, the stop) without any of DIET. A module that imports one at its top,
+    anywhere on these paths, fails here with the command that loaded it."""
+    m = manager(CONFIG)
+    m.wait_status("worker", "running")
+    wait_for(lambda: len(m.lines("api")) == 2, what="api's lines")
+    commands = [[*args, "-c", str(m.path)]
+                for args in (["status"], ["logs", "-n", "10"], ["stop", "worker"])]
+    report, done = cli_imports(commands, DIET, m.tmp, m.env)
+    assert report["codes"] == [0, 0, 0], done.stdout + done.stderr
+    assert "[api] api says hi" in done.stdout and "worker: stopped" in done.stdout
+    assert m.status("worker")["status"] == "stopped"
+    assert report["loaded"] == {" ".join(c): [] for c in commands}, report["loaded"]
 
 
 def test_logs_tail_and_streams(manager) -> None:

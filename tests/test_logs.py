@@ -166,6 +166,7 @@ def test_pipes_by_default_with_colour_forcing_and_a_pty_on_request(manager,
     for name in ("t", "p", "n"):
         m.wait_status(name, "stopped")
     wait_for(lambda: m.lines("t") == ["pipe 1 1 1 1"], what="pipes and the variables")
-    # a pty needs no forcing; what the service or the user set wins, NO_COLOR is heard
-    wait_for(lambda: m.lines("p") == ["tty - - - 1"], what="a pty")  # the harness sets PYTHONUNBUFFERED
+    # a pty needs no forcing (PYTHONUNBUFFERED is the harness's); what the service or
+    # the user set wins, NO_COLOR is heard
+    wait_for(lambda: m.lines("p") == ["tty - - - 1"], what="a pty")
     wait_for(lambda: m.lines("n") == ["pipe 0 - - 1"], what="NO_COLOR")

@@ -44,8 +44,6 @@ Control (`control`, REQ clients): request {"cmd": NAME, ...}; reply
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol, TypedDict
@@ -429,12 +427,17 @@ def raw_topic(service: str) -> str:
 
 def raw_message(service: str, stream: str, data: bytes, seq: int) -> RawMessage:
     """One `raw/` message; `seq` is the feed's latest, not a new one."""
+    import base64  # here, not at the top: the CLI's every command imports this module
+
     return {"v": VERSION, "seq": seq, "service": service, "stream": stream,
             "data": base64.b64encode(data).decode("ascii")}
 
 
 def raw_bytes(message: Mapping[str, Any]) -> bytes:
     """The bytes of a `raw/` message (b"" when it holds none or is malformed)."""
+    import base64
+    import binascii
+
     data = message.get("data")
     if not isinstance(data, str):
         return b""

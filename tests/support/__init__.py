@@ -27,7 +27,14 @@ from tests.support.manager import (
     stubborn_manager,
 )
 from tests.support.net import free_port, free_port6
-from tests.support.scripts import PROMENADE, ROOT, STUBBORN, write_script, write_toggle_server
+from tests.support.scripts import (
+    PROMENADE,
+    ROOT,
+    STUBBORN,
+    cli_imports,
+    write_script,
+    write_toggle_server,
+)
 from tests.support.waits import wait_for
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "ROOT",
     "STUBBORN",
     "Manager",
+    "cli_imports",
     "free_port",
     "free_port6",
     "isolated_env",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROMENADE = [sys.executable, "-m", "promenade_cli"]
@@ -36,3 +40,32 @@ def write_toggle_server(folder: Path, port: int, sick: Path) -> Path:
             def log_message(self, *a): pass
         http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()
     """)
+
+
+#: Runs `promenade ARGS` for each ARGS given as JSON in argv[1], in one interpreter, and
+#: prints {"codes": [...], "loaded": {"ARGS": [packages of argv[2] loaded so far]}}.
+CLI_RUNNER = """
+import json, sys
+from promenade_cli.main import cli
+watched = tuple(sys.argv[2].split(","))
+codes, loaded = [], {}
+for args in json.loads(sys.argv[1]):
+    try:
+        cli.main(args, prog_name="promenade")
+    except SystemExit as exc:
+        codes.append(exc.code)
+    loaded[" ".join(args)] = sorted({m.split(".")[0] for m in sys.modules} & set(watched))
+print(json.dumps({"codes": codes, "loaded": loaded}))
+"""
+
+
+def cli_imports(commands: Sequence[Sequence[str]], watched: Sequence[str], cwd: Path,
+                env: dict[str, str]) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """Run the CLI `commands` one after the other in one fresh interpreter; which of
+    the `watched` packages each had loaded by its end (the run itself, for its output).
+    A fresh interpreter, since the test process has everything loaded already."""
+    done = subprocess.run([sys.executable, "-c", CLI_RUNNER, json.dumps(commands),
+                           ",".join(watched)], capture_output=True, text=True, timeout=60,
+                          cwd=cwd, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1]), done

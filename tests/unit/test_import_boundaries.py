@@ -20,25 +20,14 @@ import sys
 from pathlib import Path
 
 import promenade_hostsd
+from tests.support import cli_imports
 
 HEAVY = ("gevent", "flask")
+#: What the commands people type most must not load either (tests/test_cli.py checks
+#: them against a running manager): YAML with marshmallow cost ~25 ms of a ~60 ms
+#: `promenade status`.
+DIET = (*HEAVY, "yaml", "marshmallow")
 HOSTSD = Path(promenade_hostsd.__file__).parent
-
-#: Runs `promenade ARGS` for each ARGS given as JSON in argv[1], in one interpreter, and
-#: prints {"codes": [...], "loaded": {"ARGS": [heavy modules loaded so far]}}.
-CLI_RUNNER = """
-import json, sys
-from promenade_cli.main import cli
-heavy = tuple(sys.argv[2].split(","))
-codes, loaded = [], {}
-for args in json.loads(sys.argv[1]):
-    try:
-        cli.main(args, prog_name="promenade")
-    except SystemExit as exc:
-        codes.append(exc.code)
-    loaded[" ".join(args)] = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
-print(json.dumps({"codes": codes, "loaded": loaded}))
-"""
 
 #: Imports the modules named in argv[1:] and prints the top-level packages they loaded
 #: (those already loaded by the interpreter's start-up, site included, do not count).
@@ -69,9 +58,11 @@ def _hostsd_modules() -> list[str]:
 
 
 def test_cli_and_bus_client_import_neither_gevent_nor_flask() -> None:
+    """Nor the config loader's YAML and marshmallow (commands load them when they read
+    a config)."""
     loaded = _imported_by("promenade_cli.main", "promenade_core.bus.client")
-    assert "promenade_cli" in loaded and "zmq" in loaded  # the check sees real imports
-    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert {"promenade_cli", "click", "zmq"} <= loaded  # the check sees real imports
+    assert not loaded & set(DIET), sorted(loaded & set(DIET))
 
 
 def test_logformat_is_standard_library_only() -> None:
@@ -107,14 +98,13 @@ def test_hostsd_source_names_only_the_standard_library() -> None:
 
 def test_version_and_control_commands_load_neither_gevent_nor_flask(tmp_path: Path) -> None:
     """`--version`, then `status`, `logs` and `stop` against no running manager (exit 3),
-    one after the other in one interpreter: none of them pulls in gevent or flask."""
+    one after the other in one interpreter: none of them pulls in gevent, flask, YAML
+    or marshmallow."""
     (tmp_path / "promenade.yaml").write_text("services:\n  api: {command: sleep 1}\n")
     env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path / "run"), "HOME": str(tmp_path)}
     (tmp_path / "run").mkdir(mode=0o700)
     commands = [["--version"], ["status"], ["logs"], ["stop"]]
-    done = _python(CLI_RUNNER, json.dumps(commands), ",".join(HEAVY), cwd=tmp_path, env=env)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.splitlines()[-1])
+    report, done = cli_imports(commands, DIET, tmp_path, env)
     assert report["codes"] == [0, 3, 3, 3], done.stdout + done.stderr
     assert report["loaded"] == {" ".join(c): [] for c in commands}, report["loaded"]
     assert done.stderr.count("Error: no Promenade manager is running for") == 3, done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def test_group_writable_xdg_runtime_dir_is_not_used(
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(xdg))
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(runtime.tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "tempdir", None)
     base = runtime.runtime_base(create=True)
     assert base == tmp_path / "tmp" / f"promenade-{os.geteuid()}"
     assert f"XDG_RUNTIME_DIR {xdg} is writable by other users" in capsys.readouterr().err
@@ -99,7 +100,7 @@ def no_xdg_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    monkeypatch.setattr(runtime.tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "tempdir", None)
     return tmp_path / "tmp" / f"promenade-{os.geteuid()}"
 
 
