@@ -159,6 +159,26 @@ def open_log(path: Path) -> _File:
     return _File(fd, info.st_size)
 
 
+#: Buffers per writev call (Linux's IOV_MAX is 1024).
+WRITEV_BATCH = 512
+
+
+def _write_all(file: _File, pieces: list[memoryview]) -> None:
+    """Every byte of `pieces`, in order, at the end of `file` (writev; a short write
+    goes on from where it stopped)."""
+    at = 0
+    while at < len(pieces):
+        written = os.writev(file.fd, pieces[at:at + WRITEV_BATCH])
+        if written <= 0:
+            raise OSError(errno.EIO, "the file took no bytes")
+        file.size += written
+        while at < len(pieces) and written >= len(pieces[at]):
+            written -= len(pieces[at])
+            at += 1
+        if written:
+            pieces[at] = pieces[at][written:]
+
+
 @dataclass
 class _Group:
     """One service's lines of one pass, joined for one write."""
@@ -314,7 +334,7 @@ class LogFileWriter:
                 continue
             path = log_path(self.folder, service)
             try:
-                self._append(service, path, b"".join(group.chunks))
+                self._append(service, path, group.chunks)
             except OSError as exc:
                 self._forget(service)
                 warning = self._health.failed(now, group.lines, _why(exc, path))
@@ -325,19 +345,28 @@ class LogFileWriter:
             if notice:
                 self._say(notice, "info")
 
-    def _append(self, service: str, path: Path, data: bytes) -> None:
+    def _append(self, service: str, path: Path, chunks: list[bytes]) -> None:
+        """Write `chunks` (whole lines each) with writev, rotating where a file fills:
+        no joined copy of a pass's megabytes, which glibc kept as heap afterwards."""
         file = self._files.get(service)
         if file is None:
             file = self._files[service] = open_log(path)
-        start = 0
-        while start < len(data):
-            cut = rotation_cut(file.size, data, self.settings.max_bytes, start)
-            if cut == 0:
-                file = self._rotate(service, path)
-                continue
-            written = os.write(file.fd, memoryview(data)[start:start + cut])
-            file.size += written
-            start += written
+        pieces: list[memoryview] = []
+        size = file.size   # the file's size once `pieces` are written
+        for chunk in chunks:
+            start = 0
+            while start < len(chunk):
+                cut = rotation_cut(size, chunk, self.settings.max_bytes, start)
+                if cut == 0:
+                    _write_all(file, pieces)
+                    pieces = []
+                    file = self._rotate(service, path)
+                    size = file.size
+                    continue
+                pieces.append(memoryview(chunk)[start:start + cut])
+                size += cut
+                start += cut
+        _write_all(file, pieces)
 
     def _rotate(self, service: str, path: Path) -> _File:
         self._forget(service)

@@ -278,3 +278,21 @@ def test_drops_are_reported_at_most_every_few_seconds(tmp_path: Path,
     now[0] = logfiles.DROP_REPORT_EVERY
     w.drain()
     assert said.messages[-1][0].startswith("2 lines were not written")
+
+
+def test_short_writes_go_on_where_they_stopped(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk may take part of a writev; every line still lands once, in order, and
+    rotation still cuts between lines."""
+    def seven_bytes(fd: int, buffers: list[memoryview]) -> int:
+        return os.write(fd, b"".join(bytes(b) for b in buffers)[:7])
+
+    monkeypatch.setattr(logfiles.os, "writev", seven_bytes)
+    w, _ = writer(tmp_path)
+    lines = [f"line {n} " + "x" * n for n in range(40)]
+    for n in range(0, 40, 5):
+        w.write("api", "stdout", ts(n), lines[n:n + 5])
+    w.drain()
+    got = [logread.parse_line(raw, "api").text
+           for raw in (tmp_path / "api.log").read_bytes().splitlines()]
+    assert got == lines
