@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import procs
@@ -63,6 +64,19 @@ def _pss(run: ManagerRun) -> tuple[float, int]:
     return procs.total_pss_mb(pids), len(pids)
 
 
+def _role(pid: int) -> str:
+    """`web`, `reaper` or `manager`, from the command line (a gone process: its pid)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return str(pid)
+    return "web" if b"promenade_web" in argv else "reaper" if b"reaper" in argv else "manager"
+
+
+def _pss_each(run: ManagerRun) -> dict[str, float]:
+    return {_role(pid): procs.pss_kb(pid) / 1024 for pid in run.processes().manager}
+
+
 def memory_bound(ctx: Context, manager: Manager, seconds: float,
                  stalled: bool = True) -> dict[str, Any]:
     """`stalled=False` runs the same flood with no stalled readers (to tell causes apart)."""
@@ -84,11 +98,15 @@ def memory_bound(ctx: Context, manager: Manager, seconds: float,
                 return {"error": problem}
             time.sleep(1.0)  # the web process and the bus settle after the joins
             start_mb, count = _pss(run)
+            each_start = _pss_each(run)
             go.touch()
             peak_mb = start_mb
+            each_peak = dict(each_start)
             while not done.exists() and time.monotonic() - run.t0 < seconds + 60:
                 time.sleep(SAMPLE_S)
                 peak_mb = max(peak_mb, _pss(run)[0])
+                for role, mb in _pss_each(run).items():
+                    each_peak[role] = max(each_peak.get(role, 0.0), mb)
             end_mb = _pss(run)[0]
         finally:
             collector.halt.set()
@@ -102,6 +120,9 @@ def memory_bound(ctx: Context, manager: Manager, seconds: float,
         "pss_peak_mb": max(peak_mb, end_mb),
         "growth_mb": max(peak_mb, end_mb) - start_mb,
         "manager_processes": count,
+        # per process: where the growth went
+        "growth_each_mb": {role: round(each_peak[role] - each_start.get(role, 0.0), 1)
+                           for role in each_peak},
         "flood_lines": flood.get("lines"),
         "stdout_lines": collector.flood_lines,
     }
