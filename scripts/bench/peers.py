@@ -131,7 +131,13 @@ def _promenade(ui: bool, tty: bool = False) -> Builder:
             argv.append("--no-ui")
         # The run folder is too deep for ZeroMQ's 107-character ipc paths.
         runtime = Path(tempfile.mkdtemp(prefix="pmb-"))
-        env = {"XDG_RUNTIME_DIR": str(runtime), "NO_COLOR": "1"}
+        # The router is one per user, shared by every project and already up on a
+        # developer's machine; with a fresh runtime folder per run, each run would
+        # start a cold one (its imports competing with the services). It has a
+        # scenario of its own (`router`); here, as for the peers, there is none.
+        env = {"XDG_RUNTIME_DIR": str(runtime), "NO_COLOR": "1", "PROMENADE_ROUTER": "0",
+               # the log files go into the run's folder, removed with it
+               "XDG_STATE_HOME": str(folder / "state")}
         return Launch(argv, env, config=config, web_port=port if ui else None,
                       scratch=(runtime,))
 
