@@ -17,9 +17,10 @@ themselves on a FIFO, then sleep) and h tiny HTTP servers with an `http` ready_c
 
 A step that grows faster than N shows as a curve in `scale.png` (charts.py).
 
-The router is off (`manager.router: false`): it is the user's, shared by every project,
-and each run's fresh XDG_RUNTIME_DIR would otherwise launch one of its own (counted as a
-manager process) or, with another router holding its port, hold the stop for seconds.
+The router is off (PROMENADE_ROUTER=0, as `manager.router: false`): it is the user's,
+shared by every project, and each run's fresh XDG_RUNTIME_DIR would otherwise launch
+one of its own (counted as a manager process) or, with another router holding its
+port, hold the stop for seconds.
 """
 
 from __future__ import annotations
@@ -68,14 +69,11 @@ def _services(ctx: Context, watch: SpawnWatch, count: int) -> list[Service]:
 
 
 def without_router(manager: Manager) -> Manager:
-    """`manager` with `router: false` added to the config it writes."""
+    """`manager` launched with PROMENADE_ROUTER=0 (`manager.router: false`)."""
 
     def build(services: Sequence[Service], folder: Path, tools: Tools) -> Launch:
         launch = manager.build(services, folder, tools)
-        assert launch.config is not None
-        text = launch.config.read_text()
-        launch.config.write_text(text.replace("manager:\n", "manager:\n  router: false\n", 1))
-        return launch
+        return replace(launch, env={**launch.env, "PROMENADE_ROUTER": "0"})
 
     return replace(manager, build=build)
 
