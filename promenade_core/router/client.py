@@ -56,6 +56,16 @@ class Refused(Exception):
         self.code = code
 
 
+def held_names(routes: list[RouteWire]) -> dict[str, str]:
+    """service -> routed name, the first route of each service (as the router keeps
+    the first of a name): one lookup per `url_for` instead of a walk over every route,
+    which made each status of N routed services cost N x N."""
+    found: dict[str, str] = {}
+    for route in routes:
+        found.setdefault(route["service"], route["name"])
+    return found
+
+
 def launch_router() -> None:
     """Start the router unless one answers (router/launch.py; blocking, so the caller
     runs it in a thread)."""
@@ -121,6 +131,8 @@ class RouterLink:
         self._prepare_told: str | None = None
         #: the routes the router holds for us (None: none, or not connected)
         self._held: list[RouteWire] | None = None
+        #: service -> its routed name in `_held`: what URLs depend on (url_for's index)
+        self._names: dict[str, str] = {}
         #: the router's `info` while connected
         self._info: dict[str, Any] | None = None
         #: a set the router refused: not sent again until the wanted set changes
@@ -157,10 +169,10 @@ class RouterLink:
     def url_for(self, service: str) -> str | None:
         """`https://api.myapp.localhost[:port]` while the router holds the service's
         route; None otherwise (the caller falls back to today's URL)."""
-        info, held = self._info, self._held
-        if info is None or held is None:
+        info = self._info
+        if info is None or self._held is None:
             return None
-        name = next((r["name"] for r in held if r["service"] == service), None)
+        name = self._names.get(service)
         if name is None or not self.leads_here(service, name):
             return None
         return names.url(name, int(info["https_port"]))
@@ -280,8 +292,10 @@ class RouterLink:
             return
         self._refused = None
         first = self._held is None
-        self._held = wanted
-        self.changed()
+        names_before, self._held = self._names, wanted
+        self._names = held_names(wanted)
+        if first or self._names != names_before:
+            self.changed()   # a route's status alone changes no URL: no event for all
         if first:
             self._announce(wanted)
 
@@ -315,5 +329,6 @@ class RouterLink:
         """The connection is gone, and with it every route it held."""
         had = self._info is not None or self._held is not None
         self._info = self._held = self._refused = None
+        self._names = {}
         if had and not self._closed.is_set():
             self.changed()

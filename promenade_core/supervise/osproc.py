@@ -36,7 +36,12 @@ from promenade_core.errors import PromenadeError
 from promenade_core.supervise import cgroups, ports
 from promenade_core.supervise.cgroups import CgroupRoot
 from promenade_core.supervise.children import SideCommand, watch_exit
-from promenade_core.supervise.descendants import SCAN_INTERVAL, STRAYS, Descendants
+from promenade_core.supervise.descendants import (
+    SCAN_INTERVAL,
+    SIGNAL_SCAN_AGE,
+    STRAYS,
+    Descendants,
+)
 
 REAPER = Path(__file__).with_name("reaper.sh")
 ENV_INSTANCE = "PROMENADE_INSTANCE"
@@ -292,7 +297,8 @@ class ProcessOps:
                 return hit or cgroups.populated(spawned.cgroup)
             return cgroups.signal_all(spawned.cgroup, sig) or hit
         if self.tracker is not None:
-            self.tracker.refresh()   # what escaped since the last scan
+            # what escaped since the last scan; one scan serves a whole shutdown's signals
+            self.tracker.refresh(max_age=SIGNAL_SCAN_AGE)
             hit = self.tracker.kill(spawned.pid, sig) or hit
         return hit
 

@@ -36,6 +36,7 @@ import scen_idle  # noqa: E402
 import scen_latency  # noqa: E402
 import scen_lifecycle  # noqa: E402
 import scen_router  # noqa: E402
+import scen_scale  # noqa: E402
 from peers import MANAGERS, Manager, Tools, missing_reason  # noqa: E402
 from runner import Context, make_svcbin  # noqa: E402
 
@@ -44,7 +45,7 @@ DEFAULT_MANAGERS = [
     "cat>/dev/null", "python-lines",
 ]
 SCENARIOS = ["flood", "integrity", "stalled", "latency", "observed", "spawn", "http", "idle",
-             "stop", "stop-stubborn", "orphans", "bus", "memory", "router", "cli"]
+             "stop", "stop-stubborn", "orphans", "bus", "memory", "router", "cli", "scale"]
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,15 @@ class Sizes:
     router_s: float  # per route and load, in each round
     router_mb: int  # the download through the router
     router_peers: bool  # Caddy too
+    scale: tuple[int, ...]  # services in each run of the scale scenario
+    scale_idle_s: float  # its idle window, at each size
     cli_runs: int = 20  # timed runs of each CLI command
 
 
-FULL = Sizes(1_000_000, 4.0, 1000, 20, 30.0, 10.0, 20.0, 5.0, 2.0, 64, True)
-QUICK = Sizes(200_000, 2.0, 1000, 20, 10.0, 5.0, 20.0, 3.0, 1.0, 32, True)
-SMOKE = Sizes(20_000, 1.0, 500, 5, 1.0, 1.0, 20.0, 0.5, 0.2, 4, False, cli_runs=3)
+FULL = Sizes(1_000_000, 4.0, 1000, 20, 30.0, 10.0, 20.0, 5.0, 2.0, 64, True, (20, 100, 200), 10.0)
+QUICK = Sizes(200_000, 2.0, 1000, 20, 10.0, 5.0, 20.0, 3.0, 1.0, 32, True, (20, 100, 200), 5.0)
+SMOKE = Sizes(20_000, 1.0, 500, 5, 1.0, 1.0, 20.0, 0.5, 0.2, 4, False, (5, 10), 1.0,
+              cli_runs=3)
 
 #: Which managers take part: baselines only in the floods, Promenade alone in its own.
 APPLIES: dict[str, Callable[[Manager], bool]] = {
@@ -76,6 +80,7 @@ APPLIES: dict[str, Callable[[Manager], bool]] = {
     "observed": lambda m: m.name.startswith("promenade"),
     "bus": lambda m: m.name.startswith("promenade"),
     "memory": lambda m: m.name.startswith("promenade"),
+    "scale": lambda m: m.name == "promenade",
     # not a manager's measurement: it runs once a round when Promenade takes part
     "router": lambda m: m.name == "promenade",
     # managers with a command line that talks to a running instance
@@ -123,6 +128,8 @@ def run_one(ctx: Context, scenario: str, manager: Manager, sizes: Sizes) -> dict
         return scen_bus.memory_bound(ctx, manager, sizes.memory_s)
     if scenario == "cli":
         return scen_cli.cli(ctx, manager, sizes.services, sizes.cli_runs)
+    if scenario == "scale":
+        return scen_scale.scale(ctx, manager, sizes.scale, sizes.scale_idle_s, sizes.idle_settle)
     raise ValueError(f"unknown scenario {scenario!r}")
 
 
@@ -258,7 +265,8 @@ def rebuild(raw_json: Path, out: Path | None, charts: bool) -> int:
                                if scenario != "router"))  # its names are routes
     names.sort(key=lambda n: DEFAULT_MANAGERS.index(n) if n in DEFAULT_MANAGERS else 99)
     # runs saved before a size was added lack its key: judge the sizes they have
-    targets = all(vars(FULL).get(key) == value for key, value in env["sizes"].items())
+    full = json.loads(json.dumps(vars(FULL)))  # as saved: tuples become lists
+    targets = all(full.get(key) == value for key, value in env["sizes"].items())
     out = out or raw_json.parent
     out.mkdir(parents=True, exist_ok=True)
     print(report.write(out, raw, names, env, charts, targets))

@@ -108,6 +108,64 @@ def _median_missing(runs: list[dict[str, Any]]) -> bool:
     return bool(values) and statistics.median(values) > 0
 
 
+SCALE_PANELS = [
+    ("start_s", "start all: launch → every service up (s)"),
+    ("stop_s", "stop all: SIGTERM → manager exited (s)"),
+    ("idle_cpu_pct", "idle CPU of the manager processes (%)"),
+    ("pss_mb", "PSS of all manager processes (MB)"),
+]
+
+
+def _extend(n0: float, v0: float, n1: float, v1: float) -> Any:
+    """The straight line through (n0, v0) and (n1, v1)."""
+    slope = (v1 - v0) / (n1 - n0)
+    return lambda n: v0 + slope * (n - n0)
+
+
+def draw_scale(out: Path, raw: dict[str, Any], plt: Any) -> Path | None:
+    """`scale.png`: each step against the number of services (medians joined, rounds as
+    dots), with the slope between the two smallest sizes extended (dashed): a step
+    whose larger size lands well above it grows faster than linearly (fixed costs make
+    a line from zero useless as the reference)."""
+    import statistics
+
+    from report import scale_sizes
+
+    runs = raw.get("scale", {}).get("promenade", [])
+    sizes = scale_sizes(runs)
+    if len(sizes) < 2:
+        return None
+    fig, axes = plt.subplots(1, len(SCALE_PANELS), figsize=(4.2 * len(SCALE_PANELS), 3.8))
+    for ax, (key, label) in zip(axes, SCALE_PANELS, strict=True):
+        points = {n: [float(v) for r in runs
+                      if isinstance(v := r.get(str(n), {}).get(key), int | float)]
+                  for n in sizes}
+        shown = [n for n in sizes if points[n]]
+        medians = [statistics.median(points[n]) for n in shown]
+        for n in shown:
+            ax.plot([n] * len(points[n]), points[n], ".", color=PEER_COLOUR)
+        ax.plot(shown, medians, "o-", color=PROMENADE_COLOUR)
+        if len(shown) >= 3:
+            line = _extend(shown[0], medians[0], shown[1], medians[1])
+            ax.plot(shown[1:], [line(n) for n in shown[1:]], "--", color=PEER_COLOUR,
+                    linewidth=1, label=f"{shown[0]}→{shown[1]}'s slope, extended")
+            ax.legend(fontsize=7)
+        for n, med in zip(shown, medians, strict=True):
+            ax.annotate(f"{med:.3g}", (n, med), textcoords="offset points", xytext=(0, 6),
+                        ha="center", fontsize=7)
+        ax.set_xticks(sizes)
+        ax.set_xlabel("services", fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.set_ylim(bottom=0)
+    fig.suptitle("Promenade with 20, 100 and 200 services (medians; dots = rounds)",
+                 fontsize=11)
+    fig.tight_layout()
+    path = out / "scale.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def draw(out: Path, raw: dict[str, Any], names: list[str]) -> list[Path]:
     """Write the PNGs; returns them (none when matplotlib is not installed)."""
     try:
@@ -142,4 +200,7 @@ def draw(out: Path, raw: dict[str, Any], names: list[str]) -> list[Path]:
             fig.savefig(path, dpi=100)
             made.append(path)
         plt.close(fig)
+    scaled = draw_scale(out, raw, plt)
+    if scaled is not None:
+        made.append(scaled)
     return made

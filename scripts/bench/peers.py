@@ -45,6 +45,8 @@ class Service:
     name: str
     command: str
     port: int | None = None
+    #: Promenade's `ready_check` for a service with a port (YAML flow mapping)
+    ready: str = "{type: tcp}"
 
     @property
     def argv(self) -> list[str]:
@@ -122,7 +124,7 @@ def _promenade(ui: bool, tty: bool = False) -> Builder:
             if tty:
                 lines.append("    tty: true")
             if svc.port is not None:
-                lines += [f"    port: {svc.port}", "    ready_check: {type: tcp}"]
+                lines += [f"    port: {svc.port}", f"    ready_check: {svc.ready}"]
         config = folder / "promenade.yaml"
         config.write_text("\n".join(lines) + "\n")
         assert tools.promenade is not None

@@ -267,6 +267,61 @@ def router_table(raw: dict, sizes: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: The scale scenario's rows (its own table: the columns are the numbers of services).
+SCALE_ROWS = [
+    ("start_s", "Start all: launch → every service up, checks healthy (s)", "{:.3g}", True),
+    ("spawn_s", "Launch → every sleeper's own code ran (s)", "{:.3g}", True),
+    ("status_s", "`promenade status`, wall (s)", "{:.3g}", True),
+    ("status_running", "Services `promenade status` lists running", "{:.0f}", False),
+    ("idle_cpu_pct", "Idle CPU of the manager processes (%)", "{:.3f}", True),
+    ("pss_mb", "PSS of all manager processes (MB)", "{:.1f}", True),
+    ("stop_s", "Stop all: SIGTERM → manager exited (s)", "{:.3g}", True),
+    ("left_behind", "Service processes left after the stop", "{:.0f}", False),
+]
+
+
+def scale_sizes(runs: list[dict[str, Any]]) -> list[int]:
+    """The numbers of services the scale runs measured, smallest first."""
+    return sorted({int(k) for r in runs for k in r if k.isdigit()})
+
+
+def scale_growth(small: tuple[int, float], large: tuple[int, float]) -> float | None:
+    """How a step grew against the services: (large / small value) / (large / small N).
+    1 is linear; above 1 grows faster than the number of services."""
+    (n0, v0), (n1, v1) = small, large
+    return (v1 / v0) / (n1 / n0) if v0 > 0 and n0 > 0 and n1 > n0 else None
+
+
+def scale_table(raw: dict) -> str:
+    """Metric by number of services, medians over the rounds; empty without a run."""
+    runs = raw.get("scale", {}).get(PROMENADE, [])
+    sizes = scale_sizes(runs)
+    if not sizes:
+        return ""
+    first, last = sizes[0], sizes[-1]
+    header = ["Scale (Promenade)", *[f"{n} services" for n in sizes],
+              f"growth {first}→{last} over services growth (1 = linear)"]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, label, fmt, grows in SCALE_ROWS:
+        values = {n: median(runs, f"{n}.{key}") for n in sizes}
+        cells = [("—" if any(str(n) not in r for r in runs) else "error") if v is None
+                 else fmt.format(v) for n, v in values.items()]
+        a, b = values[first], values[last]
+        ratio = scale_growth((first, a), (last, b)) if grows and a and b else None
+        rows.append("| " + " | ".join([label, *cells, "" if ratio is None
+                                       else f"{ratio:.2f}"]) + " |")
+    return "\n".join(rows)
+
+
+SCALE_LEGEND = (
+    "Medians over the rounds; each size is one manager run (N - 10 sleepers and 10 HTTP "
+    "services with an `http` ready_check probing every 0.2 s; fewer HTTP ones below 100), "
+    "dashboard on, router off. Growth: the largest size's value over the smallest's, "
+    "divided by the ratio of their numbers of services: 1 is linear, below 1 grows "
+    "slower than the services (fixed costs), above 1 faster."
+)
+
+
 def errors(raw: dict) -> list[str]:
     return [f"{scenario} {name}: {r['error']}"
             for scenario, by_name in raw.items() for name, runs in by_name.items()
@@ -320,6 +375,10 @@ def write(out: Path, raw: dict, names: list[str], env: dict[str, Any], charts: b
     if routing:
         body += ["## Through the router", "", routing, ""]
         text = f"{text}\n\n{routing}" if text else routing
+    scaled = scale_table(raw)
+    if scaled:
+        body += ["## Scale", "", scaled, "", SCALE_LEGEND, ""]
+        text = f"{text}\n\n{scaled}" if text else scaled
     if problems:
         body += ["## Errors", "", *[f"- {p}" for p in problems], ""]
     headline = table(raw, names, peers, env["sizes"], targets, HEADLINE)
