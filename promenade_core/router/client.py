@@ -40,6 +40,8 @@ RETRY = 5.0
 RETRY_MAX = 60.0
 #: the pause before connecting again after a connection that worked broke
 RECONNECT = 0.5
+#: Seconds `close` gives the worker to let go of the router (twice at most).
+CLOSE_WAIT = 0.5
 TRUST_HINT = ("the local CA is not trusted yet: browsers will warn about the "
               "https:// URLs until you run `promenade trust`")
 
@@ -150,12 +152,16 @@ class RouterLink:
             self._worker = gevent.spawn(self._run)
 
     def close(self) -> None:
-        """At shutdown: the connection closes, and the router drops our routes with it."""
+        """At shutdown: the connection closes, and the router drops our routes with it.
+
+        A worker holding a lease leaves its loop at once; one waiting for a router that
+        is slow to start (or fails to) is not waited for: it is killed, which closes
+        whatever it has open, so a stop never waits out a launch's timeouts."""
         self._closed.set()
         self._dirty.set()
         if self._worker is not None:
-            self._worker.join(self.timeout + 1)
-            self._worker.kill(block=False)
+            self._worker.join(CLOSE_WAIT)
+            self._worker.kill(block=True, timeout=CLOSE_WAIT)
 
     def touch(self, *_: object) -> None:
         """Something a route depends on may have changed (a state, a port, a reload)."""
