@@ -63,6 +63,20 @@ def _pss(run: ManagerRun) -> tuple[float, int]:
     return procs.total_pss_mb(pids), len(pids)
 
 
+def _role(pid: int) -> str:
+    """`web` for the dashboard's process, else `manager` (the reaper is a few KB)."""
+    return "web" if "promenade_web" in procs.cmdline(pid) else "manager"
+
+
+def _pss_by_role(run: ManagerRun) -> dict[str, float]:
+    """Where a growth goes: the supervisor's queues or the web process's."""
+    by_role: dict[str, float] = {}
+    for pid in run.processes().manager:
+        role = _role(pid)
+        by_role[role] = by_role.get(role, 0.0) + procs.pss_kb(pid) / 1024
+    return by_role
+
+
 def memory_bound(ctx: Context, manager: Manager, seconds: float,
                  stalled: bool = True) -> dict[str, Any]:
     """`stalled=False` runs the same flood with no stalled readers (to tell causes apart)."""
@@ -72,10 +86,10 @@ def memory_bound(ctx: Context, manager: Manager, seconds: float,
     with ManagerRun(ctx, manager, services, "memory") as run:
         collector = StdoutCollector(run.fd)
         collector.start()
-        watchers = [Observer(ctx, run, "bus-stall", "--config", str(run.launch.config))]
-        if not stalled:
-            watchers = []
-        elif run.launch.web_port:
+        # An Observer starts its process at once: build none for `stalled=False`.
+        watchers = [Observer(ctx, run, "bus-stall", "--config", str(run.launch.config))
+                    ] if stalled else []
+        if stalled and run.launch.web_port:
             url = f"ws://127.0.0.1:{run.launch.web_port}/api/logs/stream"
             watchers.append(Observer(ctx, run, "ws-stall", "--url", url))
         try:
@@ -84,11 +98,15 @@ def memory_bound(ctx: Context, manager: Manager, seconds: float,
                 return {"error": problem}
             time.sleep(1.0)  # the web process and the bus settle after the joins
             start_mb, count = _pss(run)
+            start_roles = _pss_by_role(run)
+            peak_roles = dict(start_roles)
             go.touch()
             peak_mb = start_mb
             while not done.exists() and time.monotonic() - run.t0 < seconds + 60:
                 time.sleep(SAMPLE_S)
-                peak_mb = max(peak_mb, _pss(run)[0])
+                roles = _pss_by_role(run)
+                peak_mb = max(peak_mb, sum(roles.values()))
+                peak_roles = {r: max(v, roles.get(r, 0.0)) for r, v in peak_roles.items()}
             end_mb = _pss(run)[0]
         finally:
             collector.halt.set()
@@ -102,6 +120,7 @@ def memory_bound(ctx: Context, manager: Manager, seconds: float,
         "pss_peak_mb": max(peak_mb, end_mb),
         "growth_mb": max(peak_mb, end_mb) - start_mb,
         "manager_processes": count,
+        **{f"growth_{role}_mb": peak_roles[role] - mb for role, mb in start_roles.items()},
         "flood_lines": flood.get("lines"),
         "stdout_lines": collector.flood_lines,
     }
