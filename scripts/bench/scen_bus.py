@@ -64,8 +64,12 @@ def _pss(run: ManagerRun) -> tuple[float, int]:
 
 
 def _role(pid: int) -> str:
-    """`web` for the dashboard's process, else `manager` (the reaper is a few KB)."""
-    return "web" if "promenade_web" in procs.cmdline(pid) else "manager"
+    """`web` for the dashboard's process, `router` for the user's router (started by a
+    default config: `manager.router`), else `manager` (the reaper is a few KB)."""
+    cmd = procs.cmdline(pid)
+    if "promenade_web" in cmd:
+        return "web"
+    return "router" if "promenade_core.router" in cmd else "manager"
 
 
 def _pss_by_role(run: ManagerRun) -> dict[str, float]:
