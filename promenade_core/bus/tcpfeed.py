@@ -32,7 +32,6 @@ from gevent import socket
 
 from promenade_core.errors import PromenadeError
 from promenade_core.listener import CappedServer
-from promenade_core.proxy.upstream import copy_both_ways
 from promenade_core.supervise import ports
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
@@ -131,6 +130,10 @@ class TcpFeed:
         return sock
 
     def _relay(self, client: socket.socket, address: tuple) -> None:
+        # Imported with the first connection: the proxy's module brings h11, which a
+        # manager without `bus_tcp` (it imports this module) has no use for.
+        from promenade_core.proxy.upstream import copy_both_ways
+
         up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             up.connect(self._relay_path)

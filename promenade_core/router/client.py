@@ -83,11 +83,11 @@ def ca_problem(domain: str) -> str | None:
     yet, it is made here with that domain, before the router starts and would make one
     for `localhost` alone; an existing CA without it is never replaced behind the user's
     back, so the text returned says exactly what to run (tls/ca.py's error)."""
-    from promenade_core.tls.ca import ensure_ca
-
     wanted = names.ca_domain(domain)
     if wanted is None:
-        return None
+        return None   # `*.localhost`: the router's own CA; cryptography stays unimported
+    from promenade_core.tls.ca import ensure_ca
+
     try:
         ensure_ca([wanted])
     except (PromenadeError, OSError) as exc:   # OSError: an unreadable CA folder

@@ -12,7 +12,9 @@ and queues one restart on the service's command queue, so it never races a stop.
 
 `RustNotify` is watchfiles' documented low-level backend (`watch()` is a loop around
 it): used directly, the "watching" message is sent once the watches are in place (tests
-and users can rely on it) and the notify thread is closed before this thread ends.
+and users can rely on it) and the notify thread is closed before this thread ends. It is
+imported by the first watch only: watchfiles brings anyio and multiprocessing along,
+~3.8 MB of heap that a manager without `watch:` never uses (scripts/bench/memprofile.py).
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gevent
 import gevent.event
 import gevent.threadpool
-from watchfiles._rust_notify import RustNotify
 
 from promenade_core.bus.protocol import Level
 from promenade_core.config.model import Config, Watch
@@ -41,6 +43,9 @@ from promenade_core.supervise.watch_rules import (
     settle_at,
     watch_roots,
 )
+
+if TYPE_CHECKING:
+    from watchfiles._rust_notify import RustNotify
 
 #: How often the thread looks at its stop flag while no file changes (watchfiles checks
 #: it between steps of this many ms): the most a close waits for the thread.
@@ -85,6 +90,11 @@ class ServiceWatcher:
         self._on_settled = on_settled
         self._say = say
         self._hub = gevent.get_hub()
+        # here, in the hub's thread: an import in the watch thread could hold the
+        # import lock while a greenlet waits for it
+        from watchfiles._rust_notify import RustNotify
+
+        self._notify_class = RustNotify
         self._flag = _StopFlag()
         self._closed = False
         self._pending: list[str] = []
@@ -113,7 +123,7 @@ class ServiceWatcher:
                 return
             try:
                 # recursive; folders we may not read are skipped; inotify, never polling
-                with RustNotify(list(found.roots), False, False, 0, True, True) as notify:
+                with self._notify_class(list(found.roots), False, False, 0, True, True) as notify:
                     self._to_hub(self._say, f"{self.name}: watching "
                                  f"{', '.join(found.roots)} (recursively) for changes", "debug")
                     self._deliver(notify, found.roots)

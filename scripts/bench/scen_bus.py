@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import procs
@@ -65,16 +64,21 @@ def _pss(run: ManagerRun) -> tuple[float, int]:
 
 
 def _role(pid: int) -> str:
-    """`web`, `reaper` or `manager`, from the command line (a gone process: its pid)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return str(pid)
-    return "web" if b"promenade_web" in argv else "reaper" if b"reaper" in argv else "manager"
+    """`web` for the dashboard's process, `router` for the user's router (started by a
+    default config: `manager.router`), else `manager` (the reaper is a few KB)."""
+    cmd = procs.cmdline(pid)
+    if "promenade_web" in cmd:
+        return "web"
+    return "router" if "promenade_core.router" in cmd else "manager"
 
 
-def _pss_each(run: ManagerRun) -> dict[str, float]:
-    return {_role(pid): procs.pss_kb(pid) / 1024 for pid in run.processes().manager}
+def _pss_by_role(run: ManagerRun) -> dict[str, float]:
+    """Where a growth goes: the supervisor's queues or the web process's."""
+    by_role: dict[str, float] = {}
+    for pid in run.processes().manager:
+        role = _role(pid)
+        by_role[role] = by_role.get(role, 0.0) + procs.pss_kb(pid) / 1024
+    return by_role
 
 
 def memory_bound(ctx: Context, manager: Manager, seconds: float,
@@ -86,10 +90,10 @@ def memory_bound(ctx: Context, manager: Manager, seconds: float,
     with ManagerRun(ctx, manager, services, "memory") as run:
         collector = StdoutCollector(run.fd)
         collector.start()
-        watchers = [Observer(ctx, run, "bus-stall", "--config", str(run.launch.config))]
-        if not stalled:
-            watchers = []
-        elif run.launch.web_port:
+        # An Observer starts its process at once: build none for `stalled=False`.
+        watchers = [Observer(ctx, run, "bus-stall", "--config", str(run.launch.config))
+                    ] if stalled else []
+        if stalled and run.launch.web_port:
             url = f"ws://127.0.0.1:{run.launch.web_port}/api/logs/stream"
             watchers.append(Observer(ctx, run, "ws-stall", "--url", url))
         try:
@@ -98,15 +102,15 @@ def memory_bound(ctx: Context, manager: Manager, seconds: float,
                 return {"error": problem}
             time.sleep(1.0)  # the web process and the bus settle after the joins
             start_mb, count = _pss(run)
-            each_start = _pss_each(run)
+            start_roles = _pss_by_role(run)
+            peak_roles = dict(start_roles)
             go.touch()
             peak_mb = start_mb
-            each_peak = dict(each_start)
             while not done.exists() and time.monotonic() - run.t0 < seconds + 60:
                 time.sleep(SAMPLE_S)
-                peak_mb = max(peak_mb, _pss(run)[0])
-                for role, mb in _pss_each(run).items():
-                    each_peak[role] = max(each_peak.get(role, 0.0), mb)
+                roles = _pss_by_role(run)
+                peak_mb = max(peak_mb, sum(roles.values()))
+                peak_roles = {r: max(v, roles.get(r, 0.0)) for r, v in peak_roles.items()}
             end_mb = _pss(run)[0]
         finally:
             collector.halt.set()
@@ -120,9 +124,7 @@ def memory_bound(ctx: Context, manager: Manager, seconds: float,
         "pss_peak_mb": max(peak_mb, end_mb),
         "growth_mb": max(peak_mb, end_mb) - start_mb,
         "manager_processes": count,
-        # per process: where the growth went
-        "growth_each_mb": {role: round(each_peak[role] - each_start.get(role, 0.0), 1)
-                           for role in each_peak},
+        **{f"growth_{role}_mb": peak_roles[role] - mb for role, mb in start_roles.items()},
         "flood_lines": flood.get("lines"),
         "stdout_lines": collector.flood_lines,
     }
