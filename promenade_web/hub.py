@@ -33,13 +33,13 @@ CLIENT_QUEUE_LINES = 20_000
 TAKE_LINES = 1_000
 #: Non-log events (rare) a client may have queued on top; beyond that it is dropped.
 CLIENT_QUEUE_EVENTS = 5_000
-#: Messages the SUB socket may hold (log messages are at most 16 KiB: 16 MB at worst,
+#: Messages the SUB socket may hold (log messages are at most 16 KiB: 24 MB at worst,
 #: reached only when this process is starved of CPU during a flood): past that the
 #: manager's PUB drops, the clients get a gap marker and a fresh status document. At
 #: 2,000 a starved web process grew by 28-32 MB in two of three 10 s floods
-#: (memory_bound); 1,000 is still 0.15-0.25 s of a full flood, far past the 10 ms
-#: a WebSocket client is meant to wait.
-RCVHWM = 1000
+#: (memory_bound); at 1,000 (with the manager's 100) a client that kept up lost lines
+#: when the web process was starved (tests/test_web_stream.py).
+RCVHWM = 1500
 #: Always followed; `log/` only while a client wants lines.
 EVENT_TOPICS = (protocol.STATE_PREFIX, protocol.CONFIG_TOPIC, protocol.MANAGER_TOPIC)
 #: How long the hub handles messages before letting other greenlets run.

@@ -21,12 +21,12 @@ from promenade_core.supervise.logs import Batch
 
 #: ZeroMQ bounds a subscriber's queue by message count, so log messages are capped in
 #: size (a big read is published as several messages): a stalled subscriber costs this
-#: process at most about HWM x MAX_LOG_MESSAGE (1.6 MB). The slack of a subscriber that
-#: keeps up lives on its own side (RCVHWM: 100,000 for bus clients, 1,000 in the web
-#: process): this queue fills only while its I/O thread cannot read at all. At 500 a
-#: stalled script and a CPU-starved web process held 16 MB here during a 10 s flood
-#: (scripts/bench/scen_bus.py memory_bound: manager growth 20 MB -> 7-10 MB).
-EVENTS_HWM = 100
+#: process at most about HWM x MAX_LOG_MESSAGE (4 MB). The slack of a subscriber that
+#: keeps up lives mostly on its own side (RCVHWM: 100,000 for bus clients, 2,000 in the
+#: web process): this queue fills only while its I/O thread cannot read. At 500 a
+#: stalled script and a CPU-starved web process held 16 MB here during a 10 s flood;
+#: at 100 a dashboard client that kept up lost lines when the web process was starved.
+EVENTS_HWM = 250
 MAX_LOG_MESSAGE = 16 * 1024
 #: Requests larger than this never reach the handler; libzmq drops the peer.
 MAX_WIRE_BYTES = 1024 * 1024

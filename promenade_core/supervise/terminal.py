@@ -112,7 +112,9 @@ class Printer:
 
     def _put_marker(self) -> None:
         count = self._queue.take_marker()
-        self._put(self.format.message(iso_timestamp(), skip_marker(count), "warning").encode())
+        data = self.format.message(iso_timestamp(), skip_marker(count), "warning").encode()
+        self._queue.put(data, MANAGER, barrier=True)
+        self._wake.set()
 
     def _put(self, data: bytes, source: str = MANAGER) -> None:
         self._queue.put(data, source)

@@ -21,12 +21,16 @@ encoding and no syscall, and no line reaches the terminal broken in two.
 The queue is fair between its sources (each service, and the manager): the writer
 takes at most TAKE_LIMIT bytes at a time, one chunk from each source in turn, so a
 quiet service's line goes out with the next write instead of waiting behind megabytes
-of another service's flood. Each source's own lines keep their order.
+of another service's flood. Each source's own lines keep their order, and a skip
+marker is a barrier: it goes out after everything queued before it (the lines before
+the gap) and before everything queued after it (the lines after the gap).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from typing import NamedTuple
 
 #: A few milliseconds of a flood at full speed: a reader that keeps up on average but
 #: is off the CPU now and then (two cores, a flooding service, the manager and the
@@ -40,6 +44,12 @@ RESERVE = 64 * 1024
 TAKE_LIMIT = 256 * 1024
 #: The source of the manager's own messages and the skip markers.
 MANAGER = ""
+
+
+class _Chunk(NamedTuple):
+    order: int       # when it was queued, over all sources
+    data: bytes
+    barrier: bool    # a skip marker (see the module)
 
 
 def skip_marker(count: int) -> str:
@@ -57,7 +67,9 @@ class TerminalQueue:
         self.low_water = low_water
         self.reserve = reserve
         #: each source's chunks, in order; a source is removed when it empties
-        self._sources: dict[str, deque[bytes]] = {}
+        self._sources: dict[str, deque[_Chunk]] = {}
+        self._queued = 0                        # chunks ever queued: the next order
+        self._barriers: deque[int] = deque()    # orders of the markers not yet taken
         #: bytes queued and not yet written (a chunk being written counts until it is)
         self.pending = 0
         #: lines skipped since the last marker
@@ -89,26 +101,51 @@ class TerminalQueue:
         count, self.skipped = self.skipped, 0
         return count
 
-    def put(self, data: bytes, source: str = MANAGER) -> None:
+    def put(self, data: bytes, source: str = MANAGER, barrier: bool = False) -> None:
+        """Queue `data` from `source`; `barrier` for a skip marker."""
         chunks = self._sources.get(source)
         if chunks is None:
             chunks = self._sources[source] = deque()
-        chunks.append(data)
+        chunks.append(_Chunk(self._queued, data, barrier))
+        if barrier:
+            self._barriers.append(self._queued)
+        self._queued += 1
         self.pending += len(data)
 
     def take(self, limit: int = TAKE_LIMIT) -> bytes:
         """About `limit` bytes (at least one chunk) as one write, a chunk from each
-        source in turn (the pending count drops as it is written)."""
+        source in turn, no chunk across a marker (the pending count drops as it is
+        written)."""
         taken: list[bytes] = []
         size = 0
         while self._sources and size < limit:
-            for source, chunks in list(self._sources.items()):
-                data = chunks.popleft()
-                taken.append(data)
-                size += len(data)
-                if not chunks:
-                    del self._sources[source]
+            moved = False
+            for source in list(self._sources):
+                head = self._sources[source][0]
+                if not self._may_take(head):
+                    continue
+                self._pop(source)
+                taken.append(head.data)
+                size += len(head.data)
+                moved = True
+            if not moved:   # cannot happen (the oldest chunk may always go); never spin
+                break
         return b"".join(taken)
+
+    def _may_take(self, head: _Chunk) -> bool:
+        """A marker once everything older is out; anything else while it is older
+        than the first marker still queued."""
+        first_barrier = self._barriers[0] if self._barriers else math.inf
+        if head.barrier:
+            return all(chunks[0].order >= head.order for chunks in self._sources.values())
+        return head.order < first_barrier
+
+    def _pop(self, source: str) -> None:
+        chunks = self._sources[source]
+        if chunks.popleft().barrier:
+            self._barriers.popleft()
+        if not chunks:
+            del self._sources[source]
 
     def written(self, count: int) -> None:
         self.pending -= count
@@ -119,5 +156,6 @@ class TerminalQueue:
     def discard(self) -> None:
         """The terminal went away: nothing queued will ever be written."""
         self._sources.clear()
+        self._barriers.clear()
         self.pending = 0
         self.skipped = 0

@@ -114,3 +114,28 @@ def test_take_returns_one_chunk_even_when_it_is_larger_than_the_limit() -> None:
     q.put(b"y", "a")
     assert q.take(limit=10) == b"x" * 100
     assert q.take(limit=10) == b"y"
+
+
+def test_a_marker_goes_after_everything_older_and_before_everything_newer() -> None:
+    q = TerminalQueue(high_water=10_000)
+    for n in range(3):
+        q.put(b"F%d" % n, "flood")          # before the gap
+    q.put(b"<M>", MANAGER, barrier=True)    # the skip marker
+    q.put(b"F9", "flood")                   # after the gap
+    q.put(b"q", "quiet")                    # after the gap too
+    q.put(b"m", MANAGER)                    # a message after the marker
+    out = b"".join(q.take(limit=4) for _ in range(10))
+    assert out.index(b"F2") < out.index(b"<M>") < min(out.index(b"F9"), out.index(b"q"),
+                                                        out.index(b"m"))
+    assert not q.has_chunks()
+
+
+def test_fairness_still_applies_on_each_side_of_a_marker() -> None:
+    q = TerminalQueue(high_water=10_000)
+    for n in range(4):
+        q.put(b"F%d" % n, "flood")
+    q.put(b"q0", "quiet")
+    q.put(b"<M>", MANAGER, barrier=True)
+    q.put(b"q1", "quiet")
+    assert q.take(limit=4) == b"F0q0"      # the quiet line before the marker: at once
+    assert q.take(limit=100) == b"F1F2F3<M>q1"
