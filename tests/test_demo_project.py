@@ -71,9 +71,14 @@ class Program:
             ) from None
 
     def terminate(self, timeout: float = 5) -> int:
+        """SIGTERM, then its exit status once its readers have seen the pipes close
+        (the last lines it printed are read by then, even on a loaded machine)."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+        return code
 
     def kill(self) -> None:
         if self.proc.poll() is None:
