@@ -21,12 +21,11 @@ from promenade_core.supervise.logs import Batch
 
 #: ZeroMQ bounds a subscriber's queue by message count, so log messages are capped in
 #: size (a big read is published as several messages): a stalled subscriber costs this
-#: process at most about HWM x MAX_LOG_MESSAGE (4 MB). The slack of a subscriber that
-#: keeps up lives mostly on its own side (RCVHWM: 100,000 for bus clients, 2,000 in the
-#: web process): this queue fills only while its I/O thread cannot read. At 500 a
-#: stalled script and a CPU-starved web process held 16 MB here during a 10 s flood;
-#: at 100 a dashboard client that kept up lost lines when the web process was starved.
-EVENTS_HWM = 250
+#: process at most about HWM x MAX_LOG_MESSAGE (8 MB). A subscriber that keeps up on
+#: average still falls behind while it is off the CPU: at a million lines a second on
+#: two cores, 250 messages of slack lost a whole-feed subscriber 1-5 % of a flood's
+#: lines (scripts/bench `bus`), 500 none.
+EVENTS_HWM = 500
 MAX_LOG_MESSAGE = 16 * 1024
 #: Requests larger than this never reach the handler; libzmq drops the peer.
 MAX_WIRE_BYTES = 1024 * 1024
