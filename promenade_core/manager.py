@@ -55,7 +55,7 @@ SWITCH_INTERVAL = 0.001
 #: The dashboard starts once the services being started are up, or after this long.
 WEB_AFTER_SERVICES = 1.0
 #: How often that is looked at meanwhile.
-WEB_POLL = 0.02
+WEB_POLL = 0.05
 
 
 class AlreadyRunning(PromenadeError):

@@ -15,6 +15,33 @@ from gevent import socket
 LOOPBACK = ("127.0.0.1", "::1")
 
 
+def dial(host: str, port: int, timeout: float) -> socket.socket:
+    """A connected socket to `host:port`. An address is dialled as it is: gevent's
+    `create_connection` asks its resolver first, a thread-pool round trip per probe
+    (and the IDNA codec's import at the first), which at start-up, with a check per
+    service, was CPU the services' own start did not get."""
+    if not _is_address(host):
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                         socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _is_address(host: str) -> bool:
+    """An IPv4 or IPv6 literal (no name to resolve)."""
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 class LoopbackDialer:
     """Connects to a port on loopback, remembering per port which address answered."""
 
@@ -31,7 +58,7 @@ class LoopbackDialer:
         first_error: OSError | None = None
         for host in self.order(port):
             try:
-                sock = socket.create_connection((host, port), timeout=timeout)
+                sock = dial(host, port, timeout)
             except OSError as exc:
                 first_error = first_error or exc
                 continue

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 
 import gevent
-from gevent import socket, subprocess
+from gevent import subprocess
 
 from promenade_core.bus.protocol import Emit
 from promenade_core.errors import PromenadeError
 from promenade_core.supervise import ports
+from promenade_core.supervise.loopback import dial
 
 READY_TIMEOUT = 15.0
 RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -58,7 +59,7 @@ class WebProcess:
                     f"the dashboard process exited with code {proc.returncode} at start "
                     "(see its message above)")
             try:
-                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                dial(self.host, self.port, 0.5).close()
                 return
             except OSError:
                 gevent.sleep(0.02)
