@@ -59,7 +59,8 @@ def test_verbose_shows_probe_failures_spawns_hostsd_traffic_and_reload_plans(
     out = run(manager, tmp_path, ("--no-ui", "-v")).output()
     assert "api: health probe failed: tcp port" in out and "connection refused" in out
     assert "api spawned: argv ['/bin/sh', '-c', 'sleep 60'], cwd " in out
-    assert re.search(r"api spawned: .*, pid (\d+), pgid \1(, cgroup \S+)?, output on pipes", out), out
+    spawned = r"api spawned: .*, pid (\d+), pgid \1(, cgroup \S+)?, output on pipes"
+    assert re.search(spawned, out), out
     assert 'hostsd <- {"op": "add", "service": "api", "hostname": "api.verbose.test"}' in out
     assert 'hostsd -> {"ok": true' in out
     assert "reload plan: restart api (command changed)" in out
