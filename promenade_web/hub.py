@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +26,6 @@ import zmq.green as zmq
 from promenade_core.bus import protocol
 from promenade_core.bus.client import BusError, join_feed, wait_joined
 from promenade_core.origins import routed_names
-from promenade_web.feed import Following, Services
 
 #: Lines a client may have queued before it starts losing them.
 CLIENT_QUEUE_LINES = 20_000
@@ -41,7 +40,7 @@ CLIENT_QUEUE_EVENTS = 5_000
 #: (memory_bound); at 1,000 (with the manager's 100) a client that kept up lost lines
 #: when the web process was starved (tests/test_web_stream.py).
 RCVHWM = 1500
-#: Always followed; the log topics only while a client wants lines (feed.Following).
+#: Always followed; `log/` only while a client wants lines.
 EVENT_TOPICS = (protocol.STATE_PREFIX, protocol.CONFIG_TOPIC, protocol.MANAGER_TOPIC)
 #: How long the hub handles messages before letting other greenlets run.
 HUB_SLICE_SECONDS = 0.002
@@ -64,7 +63,7 @@ class Item:
     """
 
     __slots__ = ("_batch_text", "_line_texts", "_message", "_raw", "first_seq", "kind",
-                 "line_no", "seq", "service")
+                 "seq", "service")
 
     def __init__(
         self,
@@ -75,7 +74,6 @@ class Item:
         service: str | None = None,
         seq: int = 0,
         first_seq: int = 0,
-        line_no: int = 0,
     ) -> None:
         self.kind = kind  # "logs", "state", "config", "manager", "gap", "status"
         self._message = message
@@ -83,8 +81,6 @@ class Item:
         self.service = service
         self.seq = seq
         self.first_seq = first_seq
-        #: a log message's first line among its service's (0: not given)
-        self.line_no = line_no
         self._batch_text: str | None = None
         self._line_texts: list[str] | None = None
 
@@ -138,10 +134,9 @@ class Item:
 
 
 def log_item(message: dict[str, Any]) -> Item:
-    line_no = message.get("line_no", 0)
     return Item(
         "logs", message, service=message.get("service"), seq=int(message["seq"]),
-        first_seq=int(message["first_seq"]), line_no=line_no if type(line_no) is int else 0,
+        first_seq=int(message["first_seq"]),
     )
 
 
@@ -152,7 +147,7 @@ def raw_log_item(body: bytes) -> Item:
     if header is None:
         return log_item(protocol.decode(body))
     return Item("logs", raw=body, service=header["service"], seq=header["seq"],
-                first_seq=header["first_seq"], line_no=header.get("line_no", 0))
+                first_seq=header["first_seq"])
 
 
 def spec_lines(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -169,24 +164,9 @@ def event_item(kind: str, message: dict[str, Any]) -> Item:
     return Item(kind, message, service=message.get("service"), seq=int(message.get("seq", 0)))
 
 
-def gap_item(reason: str, dropped: int, from_seq: int | None, to_seq: int | None,
-             service: str | None = None) -> Item:
-    """`dropped` lines lost with seqs in from_seq..to_seq; a loss on the bus is on one
-    service's topic (`service`), only its clients hear of it."""
-    message: dict[str, Any] = {"reason": reason, "dropped": dropped, "from_seq": from_seq,
-                               "to_seq": to_seq}
-    if service is not None:
-        message["service"] = service
-    return Item("gap", message, service=service)
-
-
-def _event_body(body: bytes) -> Any:
-    """An event's JSON object, or None when the body is not one."""
-    try:
-        message = protocol.decode(body)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
+def gap_item(reason: str, dropped: int, from_seq: int | None, to_seq: int | None) -> Item:
+    message = {"reason": reason, "dropped": dropped, "from_seq": from_seq, "to_seq": to_seq}
+    return Item("gap", message)
 
 
 class Subscription:
@@ -224,7 +204,7 @@ class Subscription:
             if self.services is not None and item.service not in self.services:
                 return
             self._queued_lines += item.lines
-        elif not self._wants(item):
+        elif item.kind != "gap" and not self.events:
             return
         else:
             self._queued_events += 1
@@ -235,13 +215,6 @@ class Subscription:
         if self._queued_lines > self.max_lines:
             self._shed()
         self._ready.set()
-
-    def _wants(self, item: Item) -> bool:
-        """A gap about one service only where its lines go; other events on request."""
-        if item.kind == "gap":
-            return item.service is None or self.services is None or (
-                item.service in self.services)
-        return self.events
 
     def _shed(self) -> None:
         """Drop the oldest log lines until the queue fits again."""
@@ -299,16 +272,11 @@ class Hub:
         self._context = context
         self._socket: zmq.Socket | None = None
         self._subs: set[Subscription] = set()
-        #: the log topics followed and the gap accounting of each
-        self.following = Following()
-        #: per join under way: its sync token's event and the services it covers
-        self._sync_waiters: dict[str, tuple[gevent.event.Event, Services]] = {}
-        #: log topics whose join is under way, each with its join's event
-        self._joining: dict[str, gevent.event.Event] = {}
-        #: log messages received per service (GET /api/feed): what reached this process
-        self.received: Counter[str] = Counter()
-        #: lines lost on the bus per service (gap markers sent for them)
-        self.lost: Counter[str] = Counter()
+        #: gap accounting; positioned only while `log/` is followed (see _check_gap)
+        self._seqs = protocol.SeqTracker()
+        self._logs_on = False
+        self._logs_live = gevent.event.Event()
+        self._sync_waiters: dict[str, gevent.event.Event] = {}
         self.hostnames: dict[str, str] = {}
         #: per service, the routed names leading here (origins.routed_names)
         self.routed: dict[str, tuple[str, ...]] = {}
@@ -342,30 +310,29 @@ class Hub:
         self.run_id = join_feed(sock, self._request, "ping", timeout=timeout).run_id
         self.refresh_hostnames()
 
-    def _follow(self) -> tuple[str, ...]:
-        """Subscribe to the log topics the clients want now and drop the others (new
-        ones first: see feed.TopicChange); returns the topics added."""
-        assert self._socket is not None, "connect() first"
-        change = self.following.want(sub.services for sub in self._subs)
-        for topic in change.add:
-            self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        for topic in change.remove:
-            self._socket.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
-        return change.add
+    def _logs(self, on: bool, timeout: float = 5.0) -> None:
+        """Follow `log/` only while some client wants lines: a flood then costs this
+        process nothing while no dashboard is open.
 
-    def _join(self, topics: tuple[str, ...], timeout: float) -> None:
-        """Return once `topics` (just subscribed) are live: a fresh `sync/<token>`
-        subscription made after them is answered only after the publisher has taken
-        them all, so a replay fetched after this misses nothing. The marker also
-        places the gap accounting of the services followed (Following.joined)."""
+        Turning it on returns once the subscription is live: a fresh `sync/<token>`
+        subscription made after the `log/` one is answered only after the publisher has
+        taken both, so a replay fetched after this misses nothing.
+        """
         assert self._socket is not None, "connect() first"
+        if on == self._logs_on:
+            if on:  # another client is turning it on: its join counts for us too
+                self._logs_live.wait(timeout)
+            return
+        self._logs_on = on
+        self._seqs.reset()
+        self._logs_live.clear()
+        if not on:
+            self._socket.setsockopt(zmq.UNSUBSCRIBE, protocol.LOG_PREFIX.encode())
+            return
+        self._socket.setsockopt(zmq.SUBSCRIBE, protocol.LOG_PREFIX.encode())
+        # run() reads the socket: the marker reaches us through handle().
         token = os.urandom(6).hex()
-        joined = gevent.event.Event()
-        # No greenlet switch between the subscriptions and wait_joined's marker one:
-        # what is wanted now is exactly what the marker covers.
-        self._sync_waiters[token] = (joined, self.following.services)
-        for topic in topics:
-            self._joining[topic] = joined
+        joined = self._sync_waiters[token] = gevent.event.Event()
         try:
             wait_joined(self._socket, self._request, timeout,
                         seen=lambda _token, wait: joined.wait(wait), token=token)
@@ -373,24 +340,7 @@ class Hub:
             pass  # as before: lines flow anyway, a replay may just overlap less exactly
         finally:
             self._sync_waiters.pop(token, None)
-            for topic in topics:
-                if self._joining.get(topic) is joined:
-                    del self._joining[topic]
-            joined.set()
-
-    def _marker(self, token: str, body: bytes) -> None:
-        waiter = self._sync_waiters.get(token)
-        if waiter is None:
-            return
-        joined, covered = waiter
-        if not joined.is_set():
-            try:
-                marker = protocol.decode(body)
-            except ValueError:
-                marker = None
-            if isinstance(marker, dict):
-                self.following.joined(marker, covered)
-        joined.set()
+            self._logs_live.set()
 
     def refresh_hostnames(self) -> None:
         try:
@@ -407,26 +357,17 @@ class Hub:
 
     # --- clients -----------------------------------------------------------------
 
-    def subscribe(self, services: frozenset[str] | None, events: bool,
-                  timeout: float = 5.0) -> Subscription:
-        """Register a client; returns once its services' lines are live (its own join,
-        or the join under way that another client's topics started)."""
+    def subscribe(self, services: frozenset[str] | None, events: bool) -> Subscription:
         sub = Subscription(services, events)
         self._subs.add(sub)
-        added = self._follow()
-        if added:
-            self._join(added, timeout)
-        else:
-            for joining in list(self._joining.values()):
-                joining.wait(timeout)
+        self._logs(True)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        """Never waits: what the others want is a part of what was followed, so no
-        topic it adds needs a join (see feed.TopicChange for the order)."""
         sub.close()
         self._subs.discard(sub)
-        self._follow()
+        if not self._subs:
+            self._logs(False)
 
     def close_all(self) -> None:
         for sub in list(self._subs):
@@ -452,32 +393,29 @@ class Hub:
     def handle(self, topic: str, body: bytes) -> None:
         kind, service = protocol.parse_topic(topic)
         if kind == "sync":
-            self._marker(service or "", body)
+            joined = self._sync_waiters.get(service or "")
+            if joined is not None:
+                joined.set()
             return
         if kind == "log":
-            name = service or ""
-            self.received[name] += 1
-            if not self.following.wanted(name):
-                return  # `log/` followed for others: skip the decoding
+            if not self._wanted(service or ""):
+                # Nobody listens: skip the decoding, and with it the gap accounting.
+                self._seqs.reset()
+                return
             try:
                 item = raw_log_item(body)
             except ValueError:
                 print(f"promenade_web: undecodable event on {topic!r}", file=sys.stderr)
                 return
-            gap = self.following.log(name, item.line_no, item.lines, item.first_seq,
-                                     item.seq)
-            if gap is not None:
-                self._lost_lines(gap)
+            self._check_gap(item.seq, item.first_seq)
         else:
-            message = _event_body(body)
-            if message is None:
+            try:
+                message = protocol.decode(body)
+            except ValueError:
                 print(f"promenade_web: undecodable event on {topic!r}", file=sys.stderr)
                 return
-            lost = self.following.event(message)
-            if lost is not None:
-                # state events may be among them: the clients get a fresh status
-                gevent.spawn(self._report_gap, lost.lost)
-                gevent.spawn(self._resync)
+            seq = int(message.get("seq", 0))
+            self._check_gap(seq, seq)
             item = event_item(kind, message)
             if kind == "state":
                 self._note_hostname(message)
@@ -485,6 +423,9 @@ class Hub:
                 gevent.spawn(self.refresh_hostnames)
         for sub in list(self._subs):
             sub.offer(item)
+
+    def _wanted(self, service: str) -> bool:
+        return any(sub.services is None or service in sub.services for sub in self._subs)
 
     def _note_hostname(self, message: protocol.StateMessage) -> None:
         """Follow which hostnames are local origins: only those the manager reports as
@@ -500,14 +441,19 @@ class Hub:
         else:
             self.hostnames.pop(name, None)
 
-    def _lost_lines(self, gap: protocol.TopicGap) -> None:
-        """Lines of one followed service the bus dropped before reaching us: its
-        clients get a gap marker, the manager counts them (status `bus.dropped`)."""
-        self.lost[gap.key] += gap.lost
-        item = gap_item("bus", gap.lost, gap.from_seq, gap.to_seq, service=gap.key)
-        for sub in list(self._subs):
-            sub.offer(item)
-        gevent.spawn(self._report_gap, gap.lost)
+    def _check_gap(self, seq: int, first: int) -> None:
+        if not self._logs_on:
+            # without `log/` the seqs of log messages are missing from what we see
+            self._seqs.reset()
+            return
+        start = self._seqs.last
+        missed = self._seqs.advance(seq, first)
+        if missed and start is not None:
+            gap = gap_item("bus", missed, start + 1, first - 1)
+            for sub in list(self._subs):
+                sub.offer(gap)
+            gevent.spawn(self._report_gap, missed)
+            gevent.spawn(self._resync)
 
     def _resync(self) -> None:
         """After lost messages, state events may be among them: send the event clients

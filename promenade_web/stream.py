@@ -29,11 +29,6 @@ reconnects to a restarted manager sees a new one and starts afresh.
 
 The join is the Clone pattern: the client's queue is registered with the hub first,
 then the replay is fetched, then queued lines up to the replay's seq are dropped.
-
-`GET /api/logs/feed` says what this web process follows on the manager's feed, for
-when the dashboard lags: `{"topics": [...], "received": {service: log messages},
-"lost": {service: lines}}` (counts since the web process started; a service no client
-asks for stays at 0 received, even in a flood, while nobody wants every service).
 """
 
 from __future__ import annotations
@@ -45,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from wsproto.events import TextMessage
@@ -102,13 +97,6 @@ def check_handshake() -> Response | None:
     # Compression costs CPU on every frame to save bandwidth on the loopback: no.
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     return None
-
-
-@bp.get("/logs/feed")
-def feed() -> Response:
-    hub: Hub = current_app.extensions["promenade"].hub
-    return jsonify({"topics": sorted(hub.following.topics), "received": dict(hub.received),
-                    "lost": dict(hub.lost)})
 
 
 @sock.route("/logs/stream", bp=bp)

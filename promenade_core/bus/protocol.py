@@ -8,18 +8,13 @@ this manager run (also in `manager.json`, `ping`, `logs` and `snapshot`): seq st
 again at 0 when a manager restarts, and only the run id tells that from a gap.
 
 Topics (subscribe by prefix; `parse_topic` splits one into kind and service):
-- `log/<service>/`  {"v", "seq", "first_seq", "line_no", "service", "stream",
-  "timestamp", "lines": [...]} — the lines of one read of one stream (a large read is
-  split into messages of at most 16 KiB that share its timestamp); line i has seq
-  first_seq+i, `seq` is the last line's; all share the read's timestamp. `line_no` is
-  the ordinal of the first line among this service's lines in this manager run
-  (1-based; line i is line_no+i): seq counts every topic at once, so a subscriber to
-  some services only sees jumps in seq that lose nothing, while a jump in a service's
-  line_no is lines of that service lost (TopicTracker counts them). The `logs` and
-  `snapshot` replies carry the buffered lines as messages of this very shape (one per
-  buffered read, the oldest possibly trimmed at the `since`/`tail` boundary by raising
-  `first_seq` and dropping lines from the front), so replay and live take one path;
-  they may leave `line_no` out (continuity is the live feed's business).
+- `log/<service>/`  {"v", "seq", "first_seq", "service", "stream", "timestamp",
+  "lines": [...]} — the lines of one read of one stream (a large read is split into
+  messages of at most 16 KiB that share its timestamp); line i has seq first_seq+i,
+  `seq` is the last line's; all share the read's timestamp. The `logs` and `snapshot`
+  replies carry the buffered lines as messages of this very shape (one per buffered
+  read, the oldest possibly trimmed at the `since`/`tail` boundary by raising
+  `first_seq` and dropping lines from the front), so replay and live take one path.
 
   Byte-level contract: `encode(log_message(...))` writes the keys in the order above,
   `lines` last, and a log message's header fields are a service name, a stream name,
@@ -42,14 +37,6 @@ Topics (subscribe by prefix; `parse_topic` splits one into kind and service):
 - `manager/` {"v", "seq", "event": "started"|"stopping"|"message", "message": str,
   "level": "debug"|"info"|"warning"|"error", "service": name or null} — `service` names
   the service a message is about (null when about none), so clients never parse prose.
-- Every `state/`, `config/` and `manager/` message also carries `event_no`: its ordinal
-  among these (non-log) events in this run, 1-based, so a subscriber to the events
-  without the logs tells a lost event from the logs' share of seq.
-- `sync/<token>` {"v", "seq", "event_no", "line_nos": {service: n}} — the marker the
-  `sync` command publishes, with the publisher's positions as it sends it: the last
-  event_no given, and each service's last line_no (a service absent has no line yet).
-  Everything subscribed before the marker was asked for is live by then, so a
-  subscriber can place its TopicTracker there (no seq of its own).
 
 Control (`control`, REQ clients): request {"cmd": NAME, ...}; reply
 {"ok": true, "result": ...} or {"ok": false, "error": {"code", "message"}}.
@@ -58,8 +45,7 @@ Control (`control`, REQ clients): request {"cmd": NAME, ...}; reply
 from __future__ import annotations
 
 import json
-from collections.abc import Container, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal, Protocol, TypedDict
 
 # Re-exported: the masking rules were born here, and user scripts may import them.
@@ -237,29 +223,17 @@ class _Envelope(TypedDict):
 
 class _Event(_Envelope, total=False):
     run_id: str                 # on every event but log batches
-    event_no: int               # ordinal among state/config/manager events
 
 
-class _LogCore(_Envelope):
+class LogMessage(_Envelope):
+    """`log/<service>/`: the lines of one read of one stream; line i has seq
+    first_seq + i, `seq` is the last line's."""
+
     first_seq: int
     service: str
     stream: str                 # "stdout" | "stderr"
     timestamp: str
     lines: list[str]
-
-
-class LogMessage(_LogCore, total=False):
-    """`log/<service>/`: the lines of one read of one stream; line i has seq
-    first_seq + i, `seq` is the last line's."""
-
-    line_no: int                # live messages: the first line's ordinal in its service
-
-
-class SyncMarker(_Envelope):
-    """`sync/<token>`: the publisher's positions when the marker was sent."""
-
-    event_no: int
-    line_nos: dict[str, int]
 
 
 class RawMessage(_Envelope):
@@ -508,34 +482,17 @@ def parse_topic(topic: str) -> tuple[str, str | None]:
 
 
 def log_message(service: str, first_seq: int, timestamp: str, stream: str,
-                lines: list[str], line_no: int | None = None) -> dict[str, Any]:
-    """One `log/` message; its key order (`lines` last) is the contract of log_header.
-    The publisher gives `line_no`; buffered replays may not know it."""
-    if line_no is None:
-        return {
-            "v": VERSION,
-            "seq": first_seq + len(lines) - 1,
-            "first_seq": first_seq,
-            "service": service,
-            "stream": stream,
-            "timestamp": timestamp,
-            "lines": lines,
-        }
+                lines: list[str]) -> dict[str, Any]:
+    """One `log/` message; its key order (`lines` last) is the contract of log_header."""
     return {
         "v": VERSION,
         "seq": first_seq + len(lines) - 1,
         "first_seq": first_seq,
-        "line_no": line_no,
         "service": service,
         "stream": stream,
         "timestamp": timestamp,
         "lines": lines,
     }
-
-
-def sync_marker(seq: int, event_no: int, line_nos: Mapping[str, int]) -> SyncMarker:
-    """The `sync/<token>` marker: where the publisher stands as it sends it."""
-    return {"v": VERSION, "seq": seq, "event_no": event_no, "line_nos": dict(line_nos)}
 
 
 _LINES_KEY = b'"lines":['
@@ -553,18 +510,9 @@ def log_header(body: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(header, dict) or not all(
             type(header.get(key)) is int for key in ("seq", "first_seq")) or not isinstance(
-            header.get("service"), str) or type(header.get("line_no", 0)) is not int:
+            header.get("service"), str):
         return None
     return header
-
-
-def _skip_lines(message: dict[str, Any], skip: int) -> dict[str, Any]:
-    """`message` without its first `skip` lines (numbers moved along)."""
-    trimmed = {**message, "first_seq": message["first_seq"] + skip,
-               "lines": message["lines"][skip:]}
-    if "line_no" in message:
-        trimmed["line_no"] = message["line_no"] + skip
-    return trimmed
 
 
 def log_after(message: dict[str, Any], seq: int) -> dict[str, Any] | None:
@@ -574,7 +522,8 @@ def log_after(message: dict[str, Any], seq: int) -> dict[str, Any] | None:
         return None
     if message["first_seq"] > seq:
         return message
-    return _skip_lines(message, seq - message["first_seq"] + 1)
+    skip = seq - message["first_seq"] + 1
+    return {**message, "first_seq": seq + 1, "lines": message["lines"][skip:]}
 
 
 def log_tail(messages: list[dict[str, Any]], count: int | None) -> list[dict[str, Any]]:
@@ -589,7 +538,8 @@ def log_tail(messages: list[dict[str, Any]], count: int | None) -> list[dict[str
             break
         lines = message["lines"]
         if len(lines) > left:
-            message = _skip_lines(message, len(lines) - left)
+            message = {**message, "first_seq": message["seq"] - left + 1,
+                       "lines": lines[len(lines) - left:]}
         out.append(message)
         left -= len(message["lines"])
     out.reverse()
@@ -624,65 +574,3 @@ class SeqTracker:
         if seq:
             self.last = max(seq, self.last or 0)
         return max(missed, 0)
-
-
-@dataclass(frozen=True)
-class TopicGap:
-    """What a subscriber lost on one topic just before the message that showed it."""
-
-    key: str                    # the topic's key: a service, or TopicTracker's EVENTS
-    lost: int                   # lines (a log topic) or events
-    #: the seq range the loss lies in (seq counts every topic, so other topics' messages
-    #: share it); from_seq is None when the position came without a seq
-    from_seq: int | None
-    to_seq: int
-
-
-class TopicTracker:
-    """Gap accounting per topic, for a subscriber to some topics only.
-
-    seq counts every topic at once, so a subscriber to `log/api/` alone sees jumps in
-    seq that lose nothing; each log message's `line_no` (and each event's `event_no`)
-    counts its own topic's, so a jump there is exactly what was lost, and how much.
-    A key's position is unknown until a message or a sync marker (`place`) gives it;
-    nothing counts as lost before. Whole-feed followers keep SeqTracker.
-    """
-
-    #: The key of the events (state/config/manager share one count, `event_no`).
-    EVENTS = ""
-
-    def __init__(self) -> None:
-        #: key -> (the number of the last line or event had, its seq or None)
-        self._at: dict[str, tuple[int, int | None]] = {}
-
-    def known(self, key: str) -> bool:
-        return key in self._at
-
-    def place(self, key: str, number: int, seq: int | None = None) -> None:
-        """`key` stands at `number` (a sync marker's position) unless a message already
-        said where: a message seen after the subscription is at least as exact."""
-        self._at.setdefault(key, (number, seq))
-
-    def forget(self, key: str) -> None:
-        """No longer followed: its numbers will not all be seen."""
-        self._at.pop(key, None)
-
-    def keep(self, keys: Container[str]) -> None:
-        """Forget every key but `keys`."""
-        for key in [k for k in self._at if k not in keys]:
-            del self._at[key]
-
-    def advance(self, key: str, number: int, count: int, first_seq: int,
-                seq: int) -> TopicGap | None:
-        """Take a message holding `count` lines (or events) numbered from `number`, seqs
-        first_seq..seq; returns what was lost on `key` just before it, if anything. A
-        number below 1 (a message without one) moves nothing; a number going backwards
-        (a new manager run) starts the count over."""
-        if number < 1:
-            return None
-        last = self._at.get(key)
-        self._at[key] = (number + max(count, 1) - 1, seq)
-        if last is None or number <= last[0] + 1:
-            return None
-        from_seq = None if last[1] is None else last[1] + 1
-        return TopicGap(key, number - last[0] - 1, from_seq, first_seq - 1)

@@ -41,11 +41,6 @@ class Publisher:
     Events other than log batches also carry the manager's `run_id`: a subscriber that
     outlives its manager sees a restart (seq back at 0) on the first event of the next
     run. Log batches leave it out, to keep the flood path lean.
-
-    Each topic also gets a count of its own (protocol.TopicTracker): a log message's
-    `line_no` numbers its service's lines, an event's `event_no` the events. The web
-    process follows only the services its clients asked for, and seq alone cannot tell
-    it what it lost there. One dict lookup and one add per message.
     """
 
     def __init__(self, context: zmq.Context, endpoints: list[str], run_id: str = "") -> None:
@@ -57,9 +52,6 @@ class Publisher:
         for endpoint in endpoints:
             self._socket.bind(endpoint)
         self.seq = 0
-        #: the last event_no given, and per service the last line_no given
-        self.event_no = 0
-        self.line_nos: dict[str, int] = {}
         self.run_id = run_id
         self.dropped_reported = 0
 
@@ -83,9 +75,7 @@ class Publisher:
 
     def publish(self, topic: str, body: protocol.EventBody) -> int:
         seq = self.next_seqs(1)
-        self.event_no += 1
-        self._send(topic, {"v": protocol.VERSION, "seq": seq, "event_no": self.event_no,
-                           "run_id": self.run_id, **body})
+        self._send(topic, {"v": protocol.VERSION, "seq": seq, "run_id": self.run_id, **body})
         return seq
 
     def publish_batch(self, service: str, batch: Batch) -> None:
@@ -94,13 +84,11 @@ class Publisher:
         size = sum(map(len, lines))
         step = len(lines) if size <= MAX_LOG_MESSAGE else max(
             1, len(lines) * MAX_LOG_MESSAGE // size)
-        line_no = self.line_nos.get(service, 0) + 1
-        self.line_nos[service] = line_no + len(lines) - 1
         for start in range(0, len(lines), step):
             part = lines[start:start + step] if step < len(lines) else lines
             first = batch.first_seq + start
             self._send(topic, protocol.log_message(service, first, batch.timestamp,
-                                                   batch.stream, part, line_no + start))
+                                                   batch.stream, part))
 
     def publish_raw(self, service: str, stream: str, data: bytes) -> None:
         """One read's bytes on `raw/<service>/`; no new seq (see protocol.raw_message)."""
@@ -108,8 +96,7 @@ class Publisher:
                    protocol.raw_message(service, stream, data, self.seq))
 
     def sync(self, token: str) -> None:
-        self._send(f"{protocol.SYNC_PREFIX}{token}",
-                   protocol.sync_marker(self.seq, self.event_no, self.line_nos))
+        self._send(f"{protocol.SYNC_PREFIX}{token}", {"v": protocol.VERSION, "seq": self.seq})
 
     def close(self) -> None:
         self._socket.close(linger=0)
