@@ -127,6 +127,8 @@ def parse_yaml(text: str) -> tuple[Document | None, list[YamlProblem]]:
         return None, [YamlProblem(1, (), f"YAML syntax error: {exc}")]
     except RecursionError:
         return None, [YamlProblem(1, (), "YAML is nested too deeply")]
+    except UnicodeEncodeError as exc:   # libyaml's parser is handed UTF-8: a lone surrogate
+        return None, [YamlProblem(1, (), f"YAML syntax error: not UTF-8 text ({exc.reason})")]
     if root is None or (isinstance(root, ScalarNode) and root.tag == NULL_TAG):
         return None, [YamlProblem(1, (), "the file is empty; it needs a 'services:' mapping")]
     walker = _Walker()
