@@ -168,6 +168,7 @@ class Commands:
     def cmd_logs(self, request: dict[str, Any]) -> Any:
         tail = _arg(request, "tail", int)
         since = _arg(request, "since", int)
+        until = _arg(request, "until", int)
         names = _arg(request, "services", list)
         if request.get("service") is not None:
             names = [self._service(request).name]
@@ -175,7 +176,8 @@ class Commands:
         for name in names or []:
             if name not in services:
                 raise CommandError(protocol.UNKNOWN_SERVICE, f"unknown service {name!r}")
-        messages = self.supervisor.logs.messages(names or services, since=since, tail=tail)
+        messages = self.supervisor.logs.messages(names or services, since=since, tail=tail,
+                                                 until=until)
         return {"seq": self.publisher.seq, "run_id": self.run.run_id, "messages": messages}
 
     def cmd_log_mark(self, request: dict[str, Any]) -> Any:

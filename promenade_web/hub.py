@@ -1,5 +1,13 @@
 """One SUB socket on the manager's events, fanned out to every WebSocket client.
 
+Lines the manager's PUB socket dropped (this process fell behind in a flood) are
+fetched back from the manager's buffers (`logs` with `since`/`until`) where they are
+still there, before the message that revealed the gap is passed on; the PUB socket
+drops the newest messages, so when the feed goes quiet after lines the hub also asks
+for anything newer than the last seq it had, or the end of a burst (often the line
+that explains it) could be lost without a later message to reveal it. What the
+buffers no longer hold becomes a `gap` marker with the count.
+
 The hub greenlet never waits for a browser: each client has a bounded queue, and a
 client whose queue is full loses its oldest queued lines (counted), replaced by one
 `gap` marker, and goes on with the newest. A slow tab therefore costs
@@ -44,6 +52,12 @@ RCVHWM = 1500
 EVENT_TOPICS = (protocol.STATE_PREFIX, protocol.CONFIG_TOPIC, protocol.MANAGER_TOPIC)
 #: How long the hub handles messages before letting other greenlets run.
 HUB_SLICE_SECONDS = 0.002
+#: At most one fetch of lost lines per this many seconds: when a flood overruns the
+#: queue at every message, a request per gap would slow this process further.
+REPAIR_INTERVAL = 0.05
+#: How long the feed must be quiet after lines before the hub checks that it had the
+#: last of them (see the module's docstring).
+TAIL_CHECK_MS = 100
 
 
 def _dumps(message: dict[str, Any]) -> str:
@@ -274,6 +288,9 @@ class Hub:
         self._subs: set[Subscription] = set()
         #: gap accounting; positioned only while `log/` is followed (see _check_gap)
         self._seqs = protocol.SeqTracker()
+        #: lines were handled since the feed was last known to be complete
+        self._tail_unchecked = False
+        self._last_repair = -REPAIR_INTERVAL
         self._logs_on = False
         self._logs_live = gevent.event.Event()
         self._sync_waiters: dict[str, gevent.event.Event] = {}
@@ -380,15 +397,26 @@ class Hub:
         assert self._socket is not None, "connect() first"
         sock = self._socket
         while True:
-            sock.poll(None, zmq.POLLIN)  # no timeout: an idle dashboard never wakes up
-            slice_end = time.monotonic() + HUB_SLICE_SECONDS
-            while time.monotonic() < slice_end:
-                try:
-                    topic, body = sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                self.handle(topic.decode("utf-8", "replace"), body)
+            # No timeout once the feed is known complete: an idle dashboard never wakes.
+            wait = TAIL_CHECK_MS if self._tail_unchecked else None
+            if not sock.poll(wait, zmq.POLLIN):
+                self._check_tail()
+                continue
+            if self._drain(sock):
+                # Behind: the PUB socket may be dropping the newest messages.
+                self._tail_unchecked = True
             gevent.idle()  # let the rest run; not sleep(0), which starves timers and I/O
+
+    def _drain(self, sock: zmq.Socket) -> bool:
+        """Handle queued messages for one slice; True when some were left."""
+        slice_end = time.monotonic() + HUB_SLICE_SECONDS
+        while time.monotonic() < slice_end:
+            try:
+                topic, body = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return False
+            self.handle(topic.decode("utf-8", "replace"), body)
+        return True
 
     def handle(self, topic: str, body: bytes) -> None:
         kind, service = protocol.parse_topic(topic)
@@ -398,16 +426,21 @@ class Hub:
                 joined.set()
             return
         if kind == "log":
-            if not self._wanted(service or ""):
-                # Nobody listens: skip the decoding, and with it the gap accounting.
-                self._seqs.reset()
-                return
             try:
-                item = raw_log_item(body)
+                item = raw_log_item(body)  # the header only: cheap for unwanted lines too
             except ValueError:
                 print(f"promenade_web: undecodable event on {topic!r}", file=sys.stderr)
                 return
+            if self._seqs.old(item.first_seq):
+                # A repair fetched these lines already (they were in flight, not lost).
+                fresh = item.after(self._seqs.last or 0)
+                if fresh is None:
+                    return
+                item = fresh
+            # Every service's lines count, wanted or not: a seq not seen is a loss.
             self._check_gap(item.seq, item.first_seq)
+            if not self._wanted(service or ""):
+                return
         else:
             try:
                 message = protocol.decode(body)
@@ -421,8 +454,7 @@ class Hub:
                 self._note_hostname(message)
             elif kind == "config" and message.get("event") == "reloaded":
                 gevent.spawn(self.refresh_hostnames)
-        for sub in list(self._subs):
-            sub.offer(item)
+        self._offer(item)
 
     def _wanted(self, service: str) -> bool:
         return any(sub.services is None or service in sub.services for sub in self._subs)
@@ -449,11 +481,56 @@ class Hub:
         start = self._seqs.last
         missed = self._seqs.advance(seq, first)
         if missed and start is not None:
-            gap = gap_item("bus", missed, start + 1, first - 1)
-            for sub in list(self._subs):
-                sub.offer(gap)
-            gevent.spawn(self._report_gap, missed)
+            self._tail_unchecked = True  # the end of this burst may be lost too
+            recovered: list[Item] = []
+            now = time.monotonic()
+            if now - self._last_repair >= REPAIR_INTERVAL:
+                self._last_repair = now
+                recovered = self._fetch(since=start, until=first - 1)
+            self._fill(start, first - 1, missed, recovered)
+
+    def _fill(self, start: int, end: int, missed: int, recovered: list[Item]) -> None:
+        """Messages start+1..end never arrived: offer what the manager's buffers still
+        held of them (`recovered`, the newest), after a gap marker for the rest."""
+        lost = missed - sum(item.lines for item in recovered)
+        if lost > 0:
+            # Seqs no buffer accounts for: lines trimmed since, or events (hence the
+            # fresh status document).
+            self._offer(gap_item("bus", lost, start + 1, end))
+            gevent.spawn(self._report_gap, lost)
             gevent.spawn(self._resync)
+        for item in recovered:
+            self._offer(item)
+
+    def _check_tail(self) -> None:
+        """The feed went quiet after lines: fetch any the PUB socket dropped at the end
+        of the burst (lines still in flight are fetched too, and cut when they come)."""
+        self._tail_unchecked = False
+        start = self._seqs.last
+        if not self._logs_on or start is None:
+            return
+        recovered = self._fetch(since=start, until=None)
+        if not recovered:
+            return
+        end = recovered[-1].seq
+        self._seqs.advance(end, start + 1)  # every seq up to `end` is accounted for now
+        self._fill(start, end, end - start, recovered)
+
+    def _fetch(self, since: int, until: int | None) -> list[Item]:
+        """Every service's buffered lines after `since` up to `until` (every service's:
+        what no buffer holds is the loss), at most what a client may queue."""
+        args: dict[str, Any] = {"since": since, "tail": CLIENT_QUEUE_LINES}
+        if until is not None:
+            args["until"] = until
+        try:
+            result = self._request("logs", **args)
+        except BusError:
+            return []
+        return [log_item(message) for message in result.get("messages") or ()]
+
+    def _offer(self, item: Item) -> None:
+        for sub in list(self._subs):
+            sub.offer(item)
 
     def _resync(self) -> None:
         """After lost messages, state events may be among them: send the event clients

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support import Manager, free_port, wait_for, write_script
-from tests.support.web import Dashboard, start_dashboard
+from tests.support.web import Dashboard, children, is_web, start_dashboard, web_pid
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(90)
@@ -321,26 +321,6 @@ def test_manager_refuses_a_taken_dashboard_port(tmp_path: Path) -> None:
         m.cleanup()
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
-def _is_web(pid: int) -> bool:
-    try:
-        return b"promenade_web" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -356,9 +336,7 @@ def _dashboard_and_web(tmp_path: Path) -> tuple[Dashboard, subprocess.Popen[byte
                         args=("--port", str(port)))
     manager = d.manager.proc
     assert manager is not None
-    web = wait_for(lambda: [p for p in _children(manager.pid) if _is_web(p)], 10,
-                   "the web process among the manager's children")[0]
-    return d, manager, web
+    return d, manager, web_pid(d)
 
 
 def test_web_process_exits_when_the_supervisor_is_killed(tmp_path: Path) -> None:
@@ -375,8 +353,8 @@ def test_web_process_restarted_by_the_supervisor_after_a_crash(tmp_path: Path) -
     d, manager, web = _dashboard_and_web(tmp_path)
     try:
         os.kill(web, signal.SIGKILL)
-        wait_for(lambda: [p for p in _children(manager.pid)
-                          if _is_web(p) and p != web and _alive(p)], 15, "a new web process")
+        wait_for(lambda: [p for p in children(manager.pid)
+                          if is_web(p) and p != web and _alive(p)], 15, "a new web process")
         wait_for(lambda: d.get("/api/status", timeout=2).status == 200, 15,
                  "the new web process to answer")
     finally:

@@ -99,8 +99,9 @@ COMMANDS: dict[str, str] = {
     "stop": "{service, wait=true} -> status object once stopped",
     "restart": "{service, wait=true} -> status object once started again",
     "restart_all": "{} -> {services: [names]}",
-    "logs": "{service?|services?, tail?, since?} -> {seq, run_id, messages: [log message, "
-    "...]} (oldest first; the lines newer than since, at most the last tail of them)",
+    "logs": "{service?|services?, tail?, since?, until?} -> {seq, run_id, messages: [log "
+    "message, ...]} (oldest first; the lines newer than since and up to until, at most "
+    "the last tail of them)",
     "config": "{} -> {path, last_modified, error, config: {...}}",
     "reload": "{dry_run=false} -> {changed, actions: [...], summary, error}",
     "snapshot": "{} -> {seq, run_id, services: {name: status}, logs: [log message, ...]}",
@@ -391,6 +392,7 @@ class LogsRequest(Request, total=False):
     services: list[str]
     tail: int
     since: int
+    until: int
 
 
 class ReloadRequest(Request, total=False):
@@ -524,6 +526,28 @@ def log_after(message: dict[str, Any], seq: int) -> dict[str, Any] | None:
         return message
     skip = seq - message["first_seq"] + 1
     return {**message, "first_seq": seq + 1, "lines": message["lines"][skip:]}
+
+
+def log_until(message: dict[str, Any], seq: int) -> dict[str, Any] | None:
+    """`message` without its lines newer than `seq`: the message itself when none is,
+    None when every line is."""
+    if message["first_seq"] > seq:
+        return None
+    if message["seq"] <= seq:
+        return message
+    keep = seq - message["first_seq"] + 1
+    return {**message, "seq": seq, "lines": message["lines"][:keep]}
+
+
+def log_between(message: dict[str, Any], since: int | None,
+                until: int | None) -> dict[str, Any] | None:
+    """`message` cut to the lines after `since` and up to `until` (None: no bound)."""
+    cut: dict[str, Any] | None = message
+    if since is not None:
+        cut = log_after(message, since)
+    if cut is not None and until is not None:
+        cut = log_until(cut, until)
+    return cut
 
 
 def log_tail(messages: list[dict[str, Any]], count: int | None) -> list[dict[str, Any]]:

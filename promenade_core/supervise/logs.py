@@ -185,12 +185,17 @@ class LogBuffer:
                 self._count -= excess
                 excess = 0
 
-    def messages(self, service: str, since: int | None = None) -> list[dict[str, Any]]:
-        """Buffered reads as `log/` messages (oldest first), only lines newer than `since`."""
-        out = (batch.message(service) for batch in self._batches)
-        if since is None:
+    def messages(self, service: str, since: int | None = None,
+                 until: int | None = None) -> list[dict[str, Any]]:
+        """Buffered reads as `log/` messages (oldest first), only lines newer than
+        `since` and up to `until`."""
+        out = (batch.message(service) for batch in self._batches
+               if (since is None or batch.last_seq > since)
+               and (until is None or batch.first_seq <= until))
+        if since is None and until is None:
             return list(out)
-        return [trimmed for m in out if (trimmed := protocol.log_after(m, since)) is not None]
+        return [cut for m in out
+                if (cut := protocol.log_between(m, since, until)) is not None]
 
 
 class LogStore:
@@ -231,10 +236,11 @@ class LogStore:
         return len(buffer) if buffer is not None else 0
 
     def messages(self, services: Iterable[str], since: int | None = None,
-                 tail: int | None = None) -> list[dict[str, Any]]:
+                 tail: int | None = None, until: int | None = None) -> list[dict[str, Any]]:
         """The buffered `log/` messages of `services` in seq order: only lines newer
-        than `since`, at most the last `tail` lines (see protocol.log_tail)."""
+        than `since` and up to `until`, at most the last `tail` lines (see
+        protocol.log_tail)."""
         out = [m for name in services if name in self._buffers
-               for m in self._buffers[name].messages(name, since)]
+               for m in self._buffers[name].messages(name, since, until)]
         out.sort(key=lambda m: m["first_seq"])
         return protocol.log_tail(out, tail)

@@ -74,6 +74,36 @@ class Dashboard:
                         timeout, f"{name} to be {'/'.join(wanted)} (via /api/status)")
 
 
+def children(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (every thread's children, unlike
+    /proc/PID/task/PID/children)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def is_web(pid: int) -> bool:
+    try:
+        return b"promenade_web" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def web_pid(dash: Dashboard) -> int:
+    """The pid of the dashboard's web process (a child of the manager)."""
+    manager = dash.manager.proc
+    assert manager is not None
+    return wait_for(lambda: [p for p in children(manager.pid) if is_web(p)], 10,
+                    "the web process among the manager's children")[0]
+
+
 def start_dashboard(folder: Path, config: str, port: int | None = None,
                     args: tuple[str, ...] = ()) -> Dashboard:
     """`promenade start` with the UI; waits until `GET /api/status` answers."""
