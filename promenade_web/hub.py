@@ -52,9 +52,6 @@ RCVHWM = 1500
 EVENT_TOPICS = (protocol.STATE_PREFIX, protocol.CONFIG_TOPIC, protocol.MANAGER_TOPIC)
 #: How long the hub handles messages before letting other greenlets run.
 HUB_SLICE_SECONDS = 0.002
-#: At most one fetch of lost lines per this many seconds: when a flood overruns the
-#: queue at every message, a request per gap would slow this process further.
-REPAIR_INTERVAL = 0.05
 #: How long the feed must be quiet after lines before the hub checks that it had the
 #: last of them (see the module's docstring).
 TAIL_CHECK_MS = 100
@@ -290,7 +287,7 @@ class Hub:
         self._seqs = protocol.SeqTracker()
         #: lines were handled since the feed was last known to be complete
         self._tail_unchecked = False
-        self._last_repair = -REPAIR_INTERVAL
+        self._last_repair = -protocol.REPAIR_INTERVAL
         self._logs_on = False
         self._logs_live = gevent.event.Event()
         self._sync_waiters: dict[str, gevent.event.Event] = {}
@@ -484,7 +481,7 @@ class Hub:
             self._tail_unchecked = True  # the end of this burst may be lost too
             recovered: list[Item] = []
             now = time.monotonic()
-            if now - self._last_repair >= REPAIR_INTERVAL:
+            if now - self._last_repair >= protocol.REPAIR_INTERVAL:
                 self._last_repair = now
                 recovered = self._fetch(since=start, until=first - 1)
             self._fill(start, first - 1, missed, recovered)
@@ -518,8 +515,8 @@ class Hub:
 
     def _fetch(self, since: int, until: int | None) -> list[Item]:
         """Every service's buffered lines after `since` up to `until` (every service's:
-        what no buffer holds is the loss), at most what a client may queue."""
-        args: dict[str, Any] = {"since": since, "tail": CLIENT_QUEUE_LINES}
+        what no buffer holds is the loss), the newest REPAIR_LINES at most."""
+        args: dict[str, Any] = {"since": since, "tail": protocol.REPAIR_LINES}
         if until is not None:
             args["until"] = until
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import threading
@@ -336,3 +337,45 @@ def test_a_stalled_subscriber_loses_messages_not_the_supervisor(manager, tmp_pat
     assert "gap" in kinds
     assert m.request("status")["bus"]["dropped"] > 0
     assert m.request("ping")["pid"] == m.proc.pid
+
+
+def test_a_subscriber_that_fell_behind_still_gets_the_end_of_a_burst(
+        manager, tmp_path: Path) -> None:
+    """The PUB socket drops a lagging subscriber's newest messages: follow() fetches what
+    the manager's buffer still holds, so it ends on the burst's last line although
+    nothing comes after it, and counts every other line in a gap."""
+    write_script(tmp_path, "burst.py", """
+        import os, sys, time
+        while not os.path.exists("go"):
+            time.sleep(0.02)
+        for i in range(8000):  # one message each: more than the queues between us hold
+            sys.stdout.write(f"line {i} " + "x" * 200 + "\\n")
+            sys.stdout.flush()
+            time.sleep(0.0001)
+        print("burst done", flush=True)
+        time.sleep(600)  # quiet: no later line reveals a lost end
+    """)
+    m = manager(f"services:\n  burst: {{command: {PY} burst.py}}\n")
+    m.wait_status("burst", "running")
+    feed = follow(m.info(), services=["burst"], rcvhwm=1, idle=10)
+    # The feed joins at the first next(), which waits for a line: start the burst after.
+    go = threading.Timer(0.5, (tmp_path / "go").write_text, ("",))
+    go.start()
+    kind, first = next(feed)
+    got, missed, seqs = len(first["lines"]), 0, [(first["first_seq"], first["seq"])]
+    wait_for(lambda: "burst done" in m.lines("burst"), 20, "the burst's end in the buffer")
+    last = first["lines"]
+    for kind, item in feed:
+        if kind == "gap":
+            missed += item["missed"]
+        elif kind == "log":
+            got += len(item["lines"])
+            seqs.append((item["first_seq"], item["seq"]))
+            last = item["lines"]
+            if last[-1] == "burst done":
+                break
+    feed.close()
+    assert last[-1] == "burst done", (got, missed)
+    assert missed > 0, "nothing was dropped: the test did not overrun the queues"
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(seqs)), "a line came twice"
+    assert got + missed == 8001, (got, missed)

@@ -33,6 +33,11 @@ SIGNAL_CHECK_MS = 200
 #: How often `follow` checks that its manager still runs: its `stopping` event can be
 #: lost (PUB drops), and a dead manager's feed is just silent.
 LIVENESS_EVERY = 1.0
+#: After a burst of this many messages, a quiet feed is checked for a lost end: the
+#: PUB socket drops only for a subscriber hundreds of messages behind.
+BURST_MESSAGES = 64
+#: How quiet the feed must be before that check.
+TAIL_CHECK_SECONDS = 0.1
 #: The PLAIN user name on the TCP events feed (only the password, the token, matters).
 TCP_USERNAME = b"promenade"
 
@@ -464,14 +469,35 @@ def follow(
                    if wanted is None or m["service"] in wanted]
         for message in protocol.log_tail(backlog, tail):
             yield "log", message
-        for kind, item in _live(sub, joined.tracker, tuple(topics), wanted, idle,
-                                lambda: _still_running(info, run_id), run_id):
+        prefixes = tuple(topics)
+
+        def select(topic: str, service: str | None) -> bool:
+            return topic.startswith(prefixes) and (
+                wanted is None or service is None or service in wanted)
+
+        def fetch(since: int, until: int | None) -> list[dict[str, Any]]:
+            return _fetch_lines(bus, since, until)
+
+        for kind, item in _live(sub, joined.tracker, select, idle,
+                                lambda: _still_running(info, run_id), run_id, fetch):
             if kind == "gap":
                 _report_gap(bus, item["missed"])
             yield kind, item
     finally:
         sub.close()
         bus.close()
+
+
+def _fetch_lines(bus: ControlClient, since: int, until: int | None) -> list[dict[str, Any]]:
+    """Every service's buffered lines after `since` (up to `until`): what a subscriber
+    missed, where the manager's buffers still hold it."""
+    args: dict[str, Any] = {"since": since, "tail": protocol.REPAIR_LINES}
+    if until is not None:
+        args["until"] = until
+    try:
+        return list(bus.request("logs", timeout=2.0, **args).get("messages") or ())
+    except BusError:
+        return []
 
 
 def _report_gap(bus: ControlClient, missed: int) -> None:
@@ -486,14 +512,21 @@ def _report_gap(bus: ControlClient, missed: int) -> None:
 def _live(
     sub: EventSubscriber,
     tracker: protocol.SeqTracker,
-    topics: tuple[str, ...],
-    wanted: set[str] | None,
+    select: Callable[[str, str | None], bool],
     idle: float | None,
     ended: Callable[[], str | None],
     run_id: str,
+    fetch: Callable[[int, int | None], list[dict[str, Any]]],
 ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The live events `select`ed by topic and service, with what the PUB socket
+    dropped fetched back (`fetch(since, until)` from the manager's buffers): a stretch
+    revealed by a seq jump, and the end of a burst, checked once the feed is quiet
+    (the PUB socket drops the newest messages, so nothing later may reveal it)."""
     quiet_since = time.monotonic()
     next_check = quiet_since + LIVENESS_EVERY
+    burst = 0
+    last_repair = -protocol.REPAIR_INTERVAL
+    joined_at = tracker.last  # the snapshot covers events up to here
     while True:
         now = time.monotonic()
         if now >= next_check:
@@ -507,23 +540,56 @@ def _live(
             if now - quiet_since >= idle:
                 return
             wait = min(wait, idle - (now - quiet_since))
+        if burst >= BURST_MESSAGES:
+            wait = min(wait, TAIL_CHECK_SECONDS)
         got = sub.recv(timeout=max(wait, 0.001))
         if got is None:
+            if burst >= BURST_MESSAGES and time.monotonic() - quiet_since >= TAIL_CHECK_SECONDS:
+                burst = 0
+                start = tracker.last
+                if start is not None:
+                    recovered = fetch(start, None)
+                    if recovered:
+                        end = recovered[-1]["seq"]
+                        tracker.advance(end, start + 1)
+                        yield from _filled(end - start, recovered, select)
             continue
         quiet_since = time.monotonic()
+        burst += 1
         topic, msg = got
         if other_run(run_id, msg):
             yield "end", {"reason": "the manager was restarted (a new run started)"}
             return
         kind, service = protocol.parse_topic(topic)
         seq = int(msg.get("seq", 0))
-        if kind == "sync" or tracker.old(seq):
+        first = int(msg.get("first_seq", seq))
+        if kind == "sync" or (kind != "log" and joined_at is not None and seq <= joined_at):
             continue
-        missed = tracker.advance(seq, int(msg.get("first_seq", seq)))
-        if missed:
-            yield "gap", {"missed": missed}
-        if not topic.startswith(topics):
-            continue
-        if wanted is not None and service is not None and service not in wanted:
-            continue
-        yield kind, msg
+        if kind == "log" and tracker.old(first):
+            # The snapshot or a repair had these lines (in flight, not lost): the rest.
+            cut = protocol.log_after(msg, tracker.last or 0)
+            if cut is None:
+                continue
+            msg, first = cut, int(cut["first_seq"])
+        start = tracker.last
+        missed = tracker.advance(seq, first)
+        if missed and start is not None:
+            recovered = []
+            if quiet_since - last_repair >= protocol.REPAIR_INTERVAL:
+                last_repair = quiet_since
+                recovered = fetch(start, first - 1)
+            yield from _filled(missed, recovered, select)
+        if select(topic, service):
+            yield kind, msg
+
+
+def _filled(missed: int, recovered: list[dict[str, Any]],
+            select: Callable[[str, str | None], bool]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`missed` seqs were not received: a gap for those no buffer held any more (lines
+    trimmed since, or events), then the recovered (newest) lines."""
+    lost = missed - sum(len(m["lines"]) for m in recovered)
+    if lost > 0:
+        yield "gap", {"missed": lost}
+    for message in recovered:
+        if select(protocol.log_topic(message["service"]), message["service"]):
+            yield "log", message

@@ -528,6 +528,14 @@ def log_after(message: dict[str, Any], seq: int) -> dict[str, Any] | None:
     return {**message, "first_seq": seq + 1, "lines": message["lines"][skip:]}
 
 
+#: A subscriber fetches what the PUB socket dropped (`logs` with since/until) at most
+#: this often: when a flood overruns its queue at every message, a request per gap
+#: would slow it further.
+REPAIR_INTERVAL = 0.05
+#: ...and at most this many lines at a time (the newest).
+REPAIR_LINES = 20_000
+
+
 def log_until(message: dict[str, Any], seq: int) -> dict[str, Any] | None:
     """`message` without its lines newer than `seq`: the message itself when none is,
     None when every line is."""

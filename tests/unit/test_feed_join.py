@@ -119,3 +119,102 @@ def test_seq_tracker_counts_nothing_until_it_knows_where_it_is() -> None:
     assert tracker.advance(50, 40) == 0 and tracker.last == 50
     tracker.reset()
     assert tracker.advance(90) == 0 and tracker.advance(92) == 1
+
+
+class Exhausted(Exception):
+    """The scripted feed has nothing more."""
+
+
+class ScriptedFeed:
+    """What `_live` uses of an EventSubscriber: the scripted (topic, message) pairs, a
+    None for a quiet interval, then Exhausted."""
+
+    def __init__(self, script: list[tuple[str, dict[str, Any]] | None]) -> None:
+        self.script = deque(script)
+
+    def recv(self, timeout: float | None = None) -> tuple[str, dict[str, Any]] | None:
+        if not self.script:
+            raise Exhausted
+        return self.script.popleft()
+
+
+def log(service: str, first: int, count: int) -> tuple[str, dict[str, Any]]:
+    lines = [f"{service} {first + i}" for i in range(count)]
+    return protocol.log_topic(service), protocol.log_message(service, first, "T", "stdout",
+                                                              lines)
+
+
+def state(seq: int) -> tuple[str, dict[str, Any]]:
+    return protocol.state_topic("api"), {"v": 1, "seq": seq, "service": "api", "status": {}}
+
+
+def run_live(script: list[tuple[str, dict[str, Any]] | None], buffered: list[dict[str, Any]],
+             joined_at: int = 0, services: set[str] | None = None,
+             ) -> tuple[list[tuple[str, Any]], list[tuple[int, int | None]]]:
+    """What `_live` yields for the script, with a manager whose buffers hold `buffered`;
+    (kind, first..seq or the gap's count) per event, and the fetches it made."""
+    from promenade_core.bus.client import _live
+
+    fetches: list[tuple[int, int | None]] = []
+
+    def fetch(since: int, until: int | None) -> list[dict[str, Any]]:
+        fetches.append((since, until))
+        return [m for b in buffered
+                if (m := protocol.log_between(b, since, until)) is not None]
+
+    def select(topic: str, service: str | None) -> bool:
+        return services is None or service in services
+
+    out: list[tuple[str, Any]] = []
+    feed = _live(ScriptedFeed(script), protocol.SeqTracker(joined_at), select,  # type: ignore[arg-type]
+                 None, lambda: None, "", fetch)
+    with pytest.raises(Exhausted):
+        for kind, item in feed:
+            if kind == "gap":
+                out.append(("gap", item["missed"]))
+            elif kind == "log":
+                out.append((item["service"], (item["first_seq"], item["seq"])))
+            else:
+                out.append((kind, item["seq"]))
+    return out, fetches
+
+
+def test_follow_fetches_a_dropped_stretch_back_before_what_revealed_it() -> None:
+    dropped = log("api", 4, 3)[1]
+    out, fetches = run_live([log("api", 1, 3), log("api", 7, 1)], [dropped])
+    assert out == [("api", (1, 3)), ("api", (4, 6)), ("api", (7, 7))]
+    assert fetches == [(3, 6)]
+
+
+def test_follow_counts_what_the_buffers_no_longer_hold() -> None:
+    kept = log("api", 6, 1)[1]  # 4 and 5 trimmed from the buffer since
+    out, _ = run_live([log("api", 1, 3), log("api", 7, 1)], [kept])
+    assert out == [("api", (1, 3)), ("gap", 2), ("api", (6, 6)), ("api", (7, 7))]
+
+
+def test_follow_checks_a_quiet_feed_after_a_burst_for_a_lost_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from promenade_core.bus import client
+
+    monkeypatch.setattr(client, "TAIL_CHECK_SECONDS", 0.0)
+    burst: list[tuple[str, dict[str, Any]] | None] = [
+        log("api", i, 1) for i in range(1, client.BURST_MESSAGES + 1)]
+    n = client.BURST_MESSAGES
+    end = log("api", n + 1, 2)
+    # quiet: the end is fetched; then it arrives after all (it was in flight, not
+    # lost) and is not yielded twice; the events around it still come.
+    out, fetches = run_live([*burst, None, state(n + 3), end, log("web", n + 4, 1)],
+                            [end[1]])
+    assert out[n:] == [("api", (n + 1, n + 2)), ("state", n + 3), ("web", (n + 4, n + 4))]
+    assert fetches == [(n, None)]
+
+
+def test_follow_after_a_short_burst_does_not_ask_the_manager() -> None:
+    out, fetches = run_live([log("api", 1, 2), None, log("api", 3, 1)], [])
+    assert out == [("api", (1, 2)), ("api", (3, 3))] and fetches == []
+
+
+def test_follow_yields_only_the_selected_services_of_a_repair() -> None:
+    out, _ = run_live([log("api", 1, 1), log("api", 4, 1)],
+                      [log("web", 2, 1)[1], log("api", 3, 1)[1]], services={"api"})
+    assert out == [("api", (1, 1)), ("api", (3, 3)), ("api", (4, 4))]

@@ -10,7 +10,7 @@ import gevent
 
 from promenade_core.bus import protocol
 from promenade_core.supervise.logs import Batch, LogStore
-from promenade_web.hub import CLIENT_QUEUE_LINES, Hub, Item, Subscription
+from promenade_web.hub import Hub, Item, Subscription
 
 
 class Manager:
@@ -73,7 +73,7 @@ def test_a_dropped_stretch_still_buffered_comes_back_in_order_without_a_gap() ->
     manager.write("api", 20)  # dropped by the PUB socket
     hub.handle("log/api/", manager.write("api", 10))
     assert received(sub) == [("api", 1, 10), ("api", 11, 30), ("api", 31, 40)]
-    assert ("logs", {"since": 10, "until": 30, "tail": CLIENT_QUEUE_LINES}) in manager.requests
+    assert ("logs", {"since": 10, "until": 30, "tail": protocol.REPAIR_LINES}) in manager.requests
     gevent.sleep(0)
     assert not any(cmd == "gap" for cmd, _ in manager.requests)
 
@@ -140,7 +140,7 @@ def test_a_client_of_some_services_gets_only_theirs_and_no_false_gap() -> None:
     manager.write("api", 2)  # dropped
     hub._check_tail()
     assert received(sub) == [("api", 1, 2), ("api", 8, 9)]
-    assert ("logs", {"since": 6, "tail": CLIENT_QUEUE_LINES}) in manager.requests
+    assert ("logs", {"since": 6, "tail": protocol.REPAIR_LINES}) in manager.requests
     hub.handle("log/web/", manager.write("web", 1))
     manager.write("web", 3)  # dropped, and gone from the buffer below
     manager.logs.resize("web", 0)
