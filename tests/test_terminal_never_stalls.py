@@ -52,8 +52,16 @@ FLOOD = """
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 FLOOD_LINE = re.compile(TS + r" \[flood\] n (\d+) x{40}")
 DONE_LINE = re.compile(TS + r" \[flood\] flood done in [\d.]+ s")
-MARKER = re.compile(TS + r" \[promenade\] … ([\d,]+) lines? not shown here "
-                    r"\(terminal too slow\); see promenade logs")
+MARKER = re.compile(TS + r" \[promenade\] … ([\d,]+) lines? of flood not shown here "
+                    r"\(terminal too slow\); see promenade logs flood")
+QUIET = """
+    import sys, time
+    for i in range(40):
+        print(f"quiet {i}", flush=True)
+        time.sleep(0.05)
+    time.sleep(600)
+"""
+QUIET_LINE = re.compile(TS + r" \[quiet\] quiet (\d+)")
 MESSAGE = re.compile(TS + r" \[promenade\] \S.*")
 
 
@@ -94,6 +102,8 @@ def check_terminal_text(text: str) -> tuple[int, int]:
             count = int(m.group(1).replace(",", ""))
             since_last += count
             skipped += count
+        elif QUIET_LINE.fullmatch(line):
+            continue
         else:
             assert MESSAGE.fullmatch(line), f"a broken or unknown line: {line!r}"
     assert LINES + 1 - expected == since_last, "the skipped tail has no marker"
@@ -104,13 +114,16 @@ def finished(status: dict[str, Any]) -> dict[str, Any] | None:
     return status if status["completed"] or status["status"] == "failed" else None
 
 
-def test_a_flood_finishes_at_full_speed_while_the_terminal_is_not_read(
-        tmp_path: Path) -> None:
+def run_unread(tmp_path: Path, quiet: bool) -> tuple[Manager, str]:
+    """The flood (and a quiet service) while the manager's stdout is a pipe nobody
+    reads; then the pipe is read to the manager's exit. Returns the terminal's text."""
     write_script(tmp_path, "flood.py", FLOOD)
+    write_script(tmp_path, "quiet.py", QUIET)
+    extra = f"\n          quiet: {{command: {PY} quiet.py}}" if quiet else ""
     m = Manager(tmp_path, f"""
         manager: {{hosts_management: disabled}}
         services:
-          flood: {{command: {PY} flood.py {LINES}, tty: false, restart_policy: never}}
+          flood: {{command: {PY} flood.py {LINES}, tty: false, restart_policy: never}}{extra}
     """)
     read_end, write_end = os.pipe()
     m.proc = subprocess.Popen([*PROMENADE, "start", "--no-ui", "-c", str(m.path)],
@@ -130,19 +143,38 @@ def test_a_flood_finishes_at_full_speed_while_the_terminal_is_not_read(
         buffered = m.lines("flood")
         assert buffered[-1].startswith("flood done in"), buffered[-3:]
         assert buffered[-2] == f"n {LINES - 1} {'x' * 40}"
+        if quiet:
+            wait_for(lambda: "quiet 39" in m.lines("quiet"), 20, "the quiet service's lines")
 
         reader.start()      # the terminal reads again: what it had, the marker, the rest
         m.signal(signal.SIGTERM)
         assert m.wait_exit(30) == 0
         reader.thread.join(10)
-        text = reader.data.decode()
-        shown, skipped = check_terminal_text(text)
-        assert skipped > 0, "nothing was skipped: was the pipe read after all?"
-        assert shown + skipped == LINES + 1
-        assert "all services stopped" in text, text[-500:]
+        return m, reader.data.decode()
     finally:
         m.cleanup()
         if reader.thread.is_alive():
             reader.thread.join(5)
         with contextlib.suppress(OSError):
             os.close(read_end)
+
+
+def test_a_flood_finishes_at_full_speed_while_the_terminal_is_not_read(
+        tmp_path: Path) -> None:
+    _m, text = run_unread(tmp_path, quiet=False)
+    shown, skipped = check_terminal_text(text)
+    assert skipped > 0, "nothing was skipped: was the pipe read after all?"
+    assert shown + skipped == LINES + 1
+    assert "all services stopped" in text, text[-500:]
+
+
+def test_a_quiet_service_s_lines_are_not_skipped_for_another_s_flood(
+        tmp_path: Path) -> None:
+    """Only the service that fills the queue is skipped: the quiet one's few lines are
+    all shown, in order, while the flood's skipped runs are counted exactly."""
+    _m, text = run_unread(tmp_path, quiet=True)
+    shown, skipped = check_terminal_text(text)
+    assert skipped > 0 and shown + skipped == LINES + 1
+    quiet = [int(m.group(1)) for line in text.splitlines()
+             if (m := QUIET_LINE.fullmatch(line))]
+    assert quiet == list(range(40)), quiet

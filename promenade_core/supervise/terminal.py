@@ -90,11 +90,11 @@ class Printer:
         if self._broken or not self.visibility.shows(service):
             return
         queue = self._queue
-        if not queue.admits_lines():
-            queue.skip(len(lines))
+        if not queue.admits_lines(service):
+            queue.skip(len(lines), service)
             return
-        if queue.skipped:
-            self._put_marker()
+        if queue.needs_marker(service):
+            self._put_marker(service)
         self._put(self.format.block(service, stream, timestamp, lines).encode(), service)
 
     def message(self, text: str, level: str = "info") -> None:
@@ -104,17 +104,17 @@ class Printer:
             return
         data = self.format.message(iso_timestamp(), text, level).encode()
         if not self._queue.admits_message(len(data)):
-            self._queue.skip(1)
+            self._queue.skip(1, MANAGER)
             return
-        if self._queue.needs_marker():
-            self._put_marker()
+        if self._queue.needs_marker(MANAGER):
+            self._put_marker(MANAGER)
         self._put(data)
 
-    def _put_marker(self) -> None:
-        count = self._queue.take_marker()
-        data = self.format.message(iso_timestamp(), skip_marker(count), "warning").encode()
-        self._queue.put(data, MANAGER, barrier=True)
-        self._wake.set()
+    def _put_marker(self, source: str) -> None:
+        """The marker of `source`'s skipped run, in `source`'s own order."""
+        count = self._queue.take_marker(source)
+        text = skip_marker(count, source)
+        self._put(self.format.message(iso_timestamp(), text, "warning").encode(), source)
 
     def _put(self, data: bytes, source: str = MANAGER) -> None:
         self._queue.put(data, source)
@@ -127,8 +127,10 @@ class Printer:
             self._wake.clear()
             while queue.has_chunks() and not self._broken:
                 self._write(queue.take())
-                if not queue.has_chunks() and queue.needs_marker():
-                    self._put_marker()   # the terminal caught up after a skipped run
+                if not queue.has_chunks():
+                    # the terminal caught up after skipped runs
+                    for source in queue.marker_sources():
+                        self._put_marker(source)
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -154,8 +156,9 @@ class Printer:
         """At exit: a skipped run still open gets its marker, and what is queued gets a
         few seconds to reach a terminal that reads again (never longer: one nobody
         reads must not hold the exit)."""
-        if self._queue.skipped and not self._broken:
-            self._put_marker()
+        if not self._broken:
+            for source in self._queue.skipped_sources():
+                self._put_marker(source)
         self.flush(CLOSE_FLUSH)
         self._writer.kill(block=False)
         if self._nonblocking:
