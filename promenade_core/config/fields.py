@@ -20,10 +20,9 @@ from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import ValidationError, fields
-
 from promenade_core.config.choices import AUTO_PORT, Condition, StopSignal, words
 from promenade_core.config.interpolate import Interpolated
+from promenade_core.config.marshmallow_lazy import ValidationError, fields
 from promenade_core.config.model import LogFiles
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

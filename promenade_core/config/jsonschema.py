@@ -26,8 +26,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from marshmallow import Schema, fields
-
 from promenade_core.config.choices import AUTO_PORT, Condition, ReadyType, StopSignal, words
 from promenade_core.config.fields import (
     ENV_NAME,
@@ -51,6 +49,7 @@ from promenade_core.config.fields import (
     profile_problem,
     url_path_problem,
 )
+from promenade_core.config.marshmallow_lazy import Schema, fields
 from promenade_core.config.schema import (
     LOG_REFUSES,
     READY_NEEDS,

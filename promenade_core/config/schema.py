@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from marshmallow import Schema, ValidationError, fields, validates_schema
-
 from promenade_core.config.choices import (
     HostsMode,
     ReadyType,
@@ -38,6 +36,12 @@ from promenade_core.config.fields import (
     profile_problem,
     suggest,
     url_path_problem,
+)
+from promenade_core.config.marshmallow_lazy import (
+    Schema,
+    ValidationError,
+    fields,
+    validates_schema,
 )
 from promenade_core.config.source import Path_
 from promenade_core.router.names import domain_problem

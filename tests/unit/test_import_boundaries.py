@@ -108,3 +108,48 @@ def test_version_and_control_commands_load_neither_gevent_nor_flask(tmp_path: Pa
     assert report["codes"] == [0, 3, 3, 3], done.stdout + done.stderr
     assert report["loaded"] == {" ".join(c): [] for c in commands}, report["loaded"]
     assert done.stderr.count("Error: no Promenade manager is running for") == 3, done.stderr
+
+
+#: In a fresh interpreter: the config loader, then what marshmallow's e-mail validator
+#: does with the pattern the import left unbuilt.
+DEFERRED = """
+import json, re
+compile_before = re.compile
+import promenade_core.config.load
+import marshmallow.validate as v
+from marshmallow import ValidationError
+deferred = type(v.Email.DOMAIN_REGEX).__name__
+built_before_use = v.Email.DOMAIN_REGEX._compiled is not None
+email = v.Email()
+email("someone@example.org")
+try:
+    email("someone@")
+    refused = False
+except ValidationError:
+    refused = True
+print(json.dumps([deferred, built_before_use, refused, re.compile is compile_before]))
+"""
+
+
+def test_marshmallow_is_imported_without_building_its_e_mail_domain_pattern() -> None:
+    """That pattern cost ~50 ms of `promenade start` (config/marshmallow_lazy.py): it is
+    built on first use, works as before, and re.compile is left as it was."""
+    done = _python(DEFERRED)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["DeferredPattern", False, True, True]
+
+
+def test_marshmallow_is_imported_only_through_marshmallow_lazy() -> None:
+    """A direct import that ran first would build the pattern after all."""
+    root = Path(__file__).resolve().parents[2]
+    direct = []
+    for package in ("promenade_core", "promenade_cli", "promenade_web"):
+        for path in sorted((root / package).rglob("*.py")):
+            if path.name == "marshmallow_lazy.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if any(n.split(".")[0] == "marshmallow" for n in names):
+                    direct.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert direct == []
