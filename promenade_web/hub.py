@@ -514,13 +514,9 @@ class Hub:
         self._fill(start, end, end - start, recovered)
 
     def _fetch(self, since: int, until: int | None) -> list[Item]:
-        """Every service's buffered lines after `since` up to `until` (every service's:
-        what no buffer holds is the loss), the newest REPAIR_LINES at most."""
-        args: dict[str, Any] = {"since": since, "tail": protocol.REPAIR_LINES}
-        if until is not None:
-            args["until"] = until
+        """The buffered lines after `since` up to `until` (protocol.repair_request)."""
         try:
-            result = self._request("logs", **args)
+            result = self._request("logs", **protocol.repair_request(since, until))
         except BusError:
             return []
         return [log_item(message) for message in result.get("messages") or ()]

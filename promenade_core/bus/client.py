@@ -13,6 +13,7 @@ passes a `zmq.green` context to make it cooperative.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -474,12 +475,9 @@ def follow(
         def select(topic: str, service: str | None) -> bool:
             return topic.startswith(prefixes) and (
                 wanted is None or service is None or service in wanted)
-
-        def fetch(since: int, until: int | None) -> list[dict[str, Any]]:
-            return _fetch_lines(bus, since, until)
-
         for kind, item in _live(sub, joined.tracker, select, idle,
-                                lambda: _still_running(info, run_id), run_id, fetch):
+                                lambda: _still_running(info, run_id), run_id,
+                                functools.partial(_fetch_lines, bus)):
             if kind == "gap":
                 _report_gap(bus, item["missed"])
             yield kind, item
@@ -489,13 +487,11 @@ def follow(
 
 
 def _fetch_lines(bus: ControlClient, since: int, until: int | None) -> list[dict[str, Any]]:
-    """Every service's buffered lines after `since` (up to `until`): what a subscriber
-    missed, where the manager's buffers still hold it."""
-    args: dict[str, Any] = {"since": since, "tail": protocol.REPAIR_LINES}
-    if until is not None:
-        args["until"] = until
+    """The buffered lines after `since` up to `until` (protocol.repair_request): what a
+    subscriber missed, where the manager's buffers still hold it."""
     try:
-        return list(bus.request("logs", timeout=2.0, **args).get("messages") or ())
+        reply = bus.request("logs", timeout=2.0, **protocol.repair_request(since, until))
+        return list(reply.get("messages") or ())
     except BusError:
         return []
 

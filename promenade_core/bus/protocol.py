@@ -536,6 +536,16 @@ REPAIR_INTERVAL = 0.05
 REPAIR_LINES = 20_000
 
 
+def repair_request(since: int, until: int | None) -> dict[str, Any]:
+    """The `logs` arguments that fetch back what a subscriber missed after seq `since`
+    (up to `until`): every service's lines (what no buffer holds is the loss), the
+    newest REPAIR_LINES at most."""
+    args: dict[str, Any] = {"since": since, "tail": REPAIR_LINES}
+    if until is not None:
+        args["until"] = until
+    return args
+
+
 def log_until(message: dict[str, Any], seq: int) -> dict[str, Any] | None:
     """`message` without its lines newer than `seq`: the message itself when none is,
     None when every line is."""
