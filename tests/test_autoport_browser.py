@@ -47,7 +47,7 @@ def test_the_card_shows_the_auto_port_and_the_fixed_one(tmp_path: Path) -> None:
             card = page.locator('.card[data-service="auto"] .port')
             page.wait_for_function(
                 "() => document.querySelector('.card[data-service=\"auto\"] .port')"
-                f".textContent === '{picked} auto'")
+                f"?.textContent === '{picked} auto'")  # no card yet: wait, do not throw
             assert "port: auto" in (card.get_attribute("title") or "")
             fixed_card = page.locator('.card[data-service="fixed"] .port')
             assert fixed_card.text_content() == str(fixed)
